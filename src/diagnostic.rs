@@ -1,0 +1,517 @@
+//! Every problem `runbook` can find in a file, each with a stable code, a label on the exact
+//! span and help. The wording of a message lives only here.
+
+use miette::{Diagnostic, LabeledSpan, SourceSpan};
+use thiserror::Error;
+
+/// A problem found while loading or validating a runbook.
+#[derive(Clone, Debug, Error, Diagnostic)]
+pub enum Problem {
+    // ---- reading the file ----
+    #[error("cannot read `{path}`: {reason}")]
+    #[diagnostic(code(runbook::io), help("check that the path exists and is readable"))]
+    Io { path: String, reason: String },
+
+    #[error("the file is {size} bytes; runbooks are limited to {limit} bytes")]
+    #[diagnostic(
+        code(runbook::too_large),
+        help("a runbook this large is almost certainly not a runbook; split it or check the path")
+    )]
+    TooLarge { size: u64, limit: u64 },
+
+    #[error("the file is not valid UTF-8")]
+    #[diagnostic(code(runbook::invalid_utf8), help("save the file as UTF-8"))]
+    InvalidUtf8 {
+        #[label("invalid byte here")]
+        span: SourceSpan,
+    },
+
+    #[error("YAML syntax error: {message}")]
+    #[diagnostic(code(runbook::yaml_syntax), help("fix the YAML syntax at this point"))]
+    Syntax {
+        message: String,
+        #[label("here")]
+        span: SourceSpan,
+    },
+
+    #[error("the file exceeds a resource limit: {message}")]
+    #[diagnostic(
+        code(runbook::resource_limit),
+        help(
+            "runbooks are refused when they nest too deeply, expand too many aliases or are too large; simplify the file"
+        )
+    )]
+    ResourceLimit {
+        message: String,
+        #[label("limit reached here")]
+        span: SourceSpan,
+    },
+
+    #[error("the file holds more than one YAML document")]
+    #[diagnostic(
+        code(runbook::multiple_documents),
+        help("put each runbook in a file of its own")
+    )]
+    MultipleDocuments {
+        #[label("a second document starts here")]
+        span: SourceSpan,
+    },
+
+    #[error("the file is empty")]
+    #[diagnostic(
+        code(runbook::empty),
+        help("a runbook starts with `runbook: 1`, a `name` and a list of `steps`")
+    )]
+    Empty {
+        #[label("nothing here")]
+        span: SourceSpan,
+    },
+
+    #[error("a runbook must be a mapping, found {found}")]
+    #[diagnostic(
+        code(runbook::not_a_mapping),
+        help("a runbook starts with `runbook: 1`, a `name` and a list of `steps`")
+    )]
+    NotAMapping {
+        found: &'static str,
+        #[label("expected a mapping")]
+        span: SourceSpan,
+    },
+
+    // ---- the shape of the document ----
+    #[error("unknown key `{key}` in {context}")]
+    #[diagnostic(code(runbook::unknown_key))]
+    UnknownKey {
+        key: String,
+        context: String,
+        #[label("unknown key")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    #[error("`{field}` must be {expected}, found {found}")]
+    #[diagnostic(code(runbook::wrong_type))]
+    WrongType {
+        field: String,
+        expected: &'static str,
+        found: &'static str,
+        #[label("expected {expected}")]
+        span: SourceSpan,
+        #[help]
+        help: Option<String>,
+    },
+
+    #[error("{context} has no `{field}`")]
+    #[diagnostic(code(runbook::missing_field))]
+    MissingField {
+        field: &'static str,
+        context: String,
+        #[label("`{field}` missing here")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    #[error("unsupported runbook format version {found}")]
+    #[diagnostic(
+        code(runbook::unsupported_version),
+        help("this version of runbook reads format version 1: write `runbook: 1`")
+    )]
+    UnsupportedVersion {
+        found: String,
+        #[label("expected 1")]
+        span: SourceSpan,
+    },
+
+    #[error("`{found}` is not a valid {field}")]
+    #[diagnostic(code(runbook::invalid_value))]
+    InvalidChoice {
+        field: &'static str,
+        found: String,
+        #[label("not one of the allowed values")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    #[error("invalid duration `{text}`: {reason}")]
+    #[diagnostic(
+        code(runbook::invalid_duration),
+        help("write a number and a unit: `500ms`, `30s`, `5m`, `1h30m`")
+    )]
+    InvalidDuration {
+        text: String,
+        reason: String,
+        #[label("invalid duration")]
+        span: SourceSpan,
+    },
+
+    // ---- steps and the graph ----
+    #[error("duplicate step id `{id}`")]
+    #[diagnostic(code(runbook::duplicate_step), help("give each step a unique id"))]
+    DuplicateStep {
+        id: String,
+        #[label("used again here")]
+        span: SourceSpan,
+        #[label("first used here")]
+        first: SourceSpan,
+    },
+
+    #[error("invalid {what} `{name}`")]
+    #[diagnostic(code(runbook::invalid_id))]
+    InvalidId {
+        what: &'static str,
+        name: String,
+        #[label("invalid {what}")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    #[error("step `{step}` needs unknown step `{id}`")]
+    #[diagnostic(code(runbook::unknown_step))]
+    UnknownStep {
+        step: String,
+        id: String,
+        #[label("no step has this id")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    #[error("step `{id}` needs itself")]
+    #[diagnostic(
+        code(runbook::self_dependency),
+        help("remove `{id}` from its own `needs`")
+    )]
+    SelfDependency {
+        id: String,
+        #[label("a step cannot need itself")]
+        span: SourceSpan,
+    },
+
+    #[error("dependency cycle: {path}")]
+    #[diagnostic(
+        code(runbook::cycle),
+        help("steps form a DAG: remove one of these `needs` to break the cycle")
+    )]
+    Cycle {
+        path: String,
+        #[label(collection)]
+        edges: Vec<LabeledSpan>,
+    },
+
+    #[error("step `{id}` has no kind")]
+    #[diagnostic(
+        code(runbook::no_step_kind),
+        help("give the step exactly one of `run`, `sql`, `wait`, `assert`, `approval`")
+    )]
+    NoStepKind {
+        id: String,
+        #[label("this step does nothing")]
+        span: SourceSpan,
+    },
+
+    #[error("step `{id}` has more than one kind: {kinds}")]
+    #[diagnostic(
+        code(runbook::multiple_step_kinds),
+        help("split it into one step per kind, joined with `needs`")
+    )]
+    MultipleStepKinds {
+        id: String,
+        kinds: String,
+        #[label("second kind")]
+        span: SourceSpan,
+    },
+
+    #[error("a rollback must have exactly one of `run`, `sql`, `approval`; it has {count}")]
+    #[diagnostic(
+        code(runbook::invalid_rollback),
+        help("write the action that undoes the step, e.g. `rollback: {{ run: {{ shell: sh, script: … }} }}`")
+    )]
+    InvalidRollback {
+        count: usize,
+        #[label("here")]
+        span: SourceSpan,
+    },
+
+    #[error("unknown connection `{name}`")]
+    #[diagnostic(code(runbook::unknown_connection))]
+    UnknownConnection {
+        name: String,
+        #[label("not declared under `connections`")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    #[error("invalid retry policy: {reason}")]
+    #[diagnostic(code(runbook::invalid_retry))]
+    InvalidRetry {
+        reason: String,
+        #[label("here")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    #[error("invalid `run`: {reason}")]
+    #[diagnostic(
+        code(runbook::invalid_run),
+        help(
+            "write either `program` with `args` (no shell), or `shell` (sh, bash, pwsh, powershell, cmd) with `script`"
+        )
+    )]
+    InvalidRun {
+        reason: &'static str,
+        #[label("here")]
+        span: SourceSpan,
+    },
+
+    #[error("secret `{name}` must have exactly one of `env` and `file`")]
+    #[diagnostic(
+        code(runbook::invalid_secret),
+        help("write `{{ env: VARIABLE }}` or `{{ file: /path/to/secret }}`")
+    )]
+    InvalidSecret {
+        name: String,
+        #[label("here")]
+        span: SourceSpan,
+    },
+
+    // ---- templates and expressions ----
+    #[error("template syntax error: {message}")]
+    #[diagnostic(code(runbook::template_syntax))]
+    TemplateSyntax {
+        message: String,
+        #[label("here")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    #[error("expression syntax error: {message}")]
+    #[diagnostic(code(runbook::expression_syntax))]
+    ExpressionSyntax {
+        message: String,
+        #[label("here")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    #[error("unknown variable `{name}`")]
+    #[diagnostic(code(runbook::unknown_variable))]
+    UnknownVariable {
+        name: String,
+        #[label("not defined")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    #[error("`{name}` has no attribute `{attribute}`")]
+    #[diagnostic(code(runbook::unknown_attribute))]
+    UnknownAttribute {
+        name: String,
+        attribute: String,
+        #[label("unknown attribute")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    #[error("template reads unknown step `{id}`")]
+    #[diagnostic(code(runbook::unknown_step_reference))]
+    UnknownStepReference {
+        id: String,
+        #[label("no step has this id")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    #[error("step `{step}` reads `steps.{id}`, but `{id}` does not run before it")]
+    #[diagnostic(
+        code(runbook::not_an_ancestor),
+        help("add `{id}` to the `needs` of `{step}` (directly or through another step)")
+    )]
+    NotAnAncestor {
+        step: String,
+        id: String,
+        #[label("`{id}` is not an ancestor of `{step}`")]
+        span: SourceSpan,
+    },
+
+    #[error("`steps.{written}` is read as a subtraction")]
+    #[diagnostic(
+        code(runbook::hyphenated_step_reference),
+        help("step ids with hyphens are read with a subscript: `steps['{id}']`")
+    )]
+    HyphenatedStepReference {
+        written: String,
+        id: String,
+        #[label("this is `steps.{first} - …`")]
+        span: SourceSpan,
+        first: String,
+    },
+
+    #[error("`result` is only available in `until` and `outputs`")]
+    #[diagnostic(
+        code(runbook::result_not_available),
+        help("read an earlier step's result with `steps.<id>` instead")
+    )]
+    ResultNotAvailable {
+        #[label("`result` is not defined here")]
+        span: SourceSpan,
+    },
+
+    // ---- params ----
+    #[error("{what} of param `{param}` is invalid: {reason}")]
+    #[diagnostic(code(runbook::invalid_param_value))]
+    InvalidParamValue {
+        param: String,
+        what: &'static str,
+        reason: String,
+        #[label("does not fit the param")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    #[error("invalid pattern: {reason}")]
+    #[diagnostic(
+        code(runbook::invalid_pattern),
+        help("`pattern` is a regular expression (Rust regex syntax) that the whole value must match")
+    )]
+    InvalidPattern {
+        reason: String,
+        #[label("invalid regular expression")]
+        span: SourceSpan,
+    },
+
+    // ---- warnings ----
+    #[error("param `{name}` is never used")]
+    #[diagnostic(
+        code(runbook::unused_param),
+        severity(Warning),
+        help("remove it, or use it as `{{{{ params.{name} }}}}`")
+    )]
+    UnusedParam {
+        name: String,
+        #[label("declared here")]
+        span: SourceSpan,
+    },
+
+    #[error("secret `{name}` is never used")]
+    #[diagnostic(
+        code(runbook::unused_secret),
+        severity(Warning),
+        help("remove it, or use it as `{{{{ secrets.{name} }}}}`")
+    )]
+    UnusedSecret {
+        name: String,
+        #[label("declared here")]
+        span: SourceSpan,
+    },
+
+    #[error("step `{id}` polls with `until` but has a single attempt")]
+    #[diagnostic(
+        code(runbook::until_single_attempt),
+        severity(Warning),
+        help("give it `retry: {{ attempts: N, delay: … }}` so the condition is polled")
+    )]
+    UntilSingleAttempt {
+        id: String,
+        #[label("checked only once")]
+        span: SourceSpan,
+    },
+
+    #[error("irreversible step `{id}` has a rollback that will never run")]
+    #[diagnostic(
+        code(runbook::irreversible_rollback),
+        severity(Warning),
+        help("a completed irreversible step is never rolled back: remove `rollback` or `irreversible`")
+    )]
+    IrreversibleRollback {
+        id: String,
+        #[label("never runs")]
+        span: SourceSpan,
+    },
+
+    #[error("secret `{name}` is passed as a command-line argument")]
+    #[diagnostic(
+        code(runbook::secret_in_args),
+        severity(Warning),
+        help("arguments are visible to every user in the process list; pass it through `env` instead")
+    )]
+    SecretInArgs {
+        name: String,
+        #[label("visible in the process list")]
+        span: SourceSpan,
+    },
+
+    #[error("a template is interpolated into SQL without `sql_ident` or `sql_literal`")]
+    #[diagnostic(
+        code(runbook::unfiltered_sql_template),
+        severity(Warning),
+        help("pass values as `args` (`@P1`), or quote with `| sql_literal` (values) or `| sql_ident` (names)")
+    )]
+    UnfilteredSqlTemplate {
+        #[label("not quoted for SQL")]
+        span: SourceSpan,
+    },
+}
+
+impl Problem {
+    pub fn is_error(&self) -> bool {
+        !matches!(self.severity(), Some(miette::Severity::Warning))
+    }
+
+    /// The stable code, e.g. `runbook::unknown_step`.
+    pub fn code_str(&self) -> String {
+        self.code().map(|c| c.to_string()).unwrap_or_default()
+    }
+
+    /// The span the problem is about: its first label.
+    pub fn primary_span(&self) -> Option<SourceSpan> {
+        self.labels()
+            .and_then(|mut labels| labels.next())
+            .map(|label| *label.inner())
+    }
+}
+
+/// Best match for a mistyped name among candidates, if one is close enough.
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut best: Option<(f64, &str)> = None;
+    for candidate in candidates {
+        let score = strsim::jaro_winkler(name, candidate);
+        if score >= 0.8 && best.is_none_or(|(s, _)| score > s) {
+            best = Some((score, candidate));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+/// "did you mean `x`?" or a fallback listing what is allowed.
+pub fn suggestion<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str> + Clone,
+    fallback: impl FnOnce() -> String,
+) -> String {
+    match did_you_mean(name, candidates) {
+        Some(best) => format!("did you mean `{best}`?"),
+        None => fallback(),
+    }
+}
+
+/// A list of names for help texts: "`a`, `b`, `c`".
+pub fn list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let names: Vec<String> = names.into_iter().map(|n| format!("`{n}`")).collect();
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}

@@ -1,0 +1,16 @@
+//! `runbook`: validate, rehearse and execute declarative operational runbooks.
+//!
+//! The pipeline: [`load`] reads a file into the typed [`model`], [`validate`] reports every
+//! problem at once as [`diagnostic::Problem`]s, and [`report`] renders them.
+
+pub mod cli;
+pub mod dag;
+pub mod diagnostic;
+pub mod graph;
+pub mod line_index;
+pub mod load;
+pub mod model;
+pub mod report;
+pub mod schema;
+pub mod validate;
+pub mod yaml;

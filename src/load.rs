@@ -1,0 +1,203 @@
+//! Reads a runbook file: size limit, UTF-8, YAML with a resource budget, then the typed model.
+//!
+//! Nothing here panics on bad input: every failure becomes a [`Problem`] with a location.
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::diagnostic::Problem;
+use crate::model::{Runbook, build};
+use crate::yaml::{Node, Span, Value};
+
+/// Runbooks are small; anything larger than this is refused before it is parsed.
+pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// A file as read: its text and, when its shape could be read, the model.
+#[derive(Debug)]
+pub struct Loaded {
+    pub path: String,
+    pub source: String,
+    pub runbook: Option<Runbook>,
+    pub problems: Vec<Problem>,
+}
+
+/// Reads and parses `path`. Problems in the file are in [`Loaded::problems`].
+pub fn load(path: &Path) -> Loaded {
+    let display = path.display().to_string();
+    match read(path) {
+        Ok(source) => {
+            let (runbook, problems) = parse(&source);
+            Loaded {
+                path: display,
+                source,
+                runbook,
+                problems,
+            }
+        }
+        Err((problem, source)) => Loaded {
+            path: display,
+            source,
+            runbook: None,
+            problems: vec![problem],
+        },
+    }
+}
+
+fn read(path: &Path) -> Result<String, (Problem, String)> {
+    let io = |err: std::io::Error| {
+        (
+            Problem::Io {
+                path: path.display().to_string(),
+                reason: err.to_string(),
+            },
+            String::new(),
+        )
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if meta.is_dir() {
+        return Err((
+            Problem::Io {
+                path: path.display().to_string(),
+                reason: "it is a directory".to_owned(),
+            },
+            String::new(),
+        ));
+    }
+    // Read one byte past the limit, so a file that grows while read is still caught.
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err((
+            Problem::TooLarge {
+                size: meta.len().max(bytes.len() as u64),
+                limit: MAX_FILE_BYTES,
+            },
+            String::new(),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|err| {
+        let at = err.utf8_error().valid_up_to();
+        // Keep the valid prefix so the label can be shown in context.
+        let source = String::from_utf8_lossy(err.as_bytes()).into_owned();
+        let offset = source
+            .char_indices()
+            .nth(String::from_utf8_lossy(&err.as_bytes()[..at]).chars().count())
+            .map_or(source.len(), |(i, _)| i);
+        (
+            Problem::InvalidUtf8 {
+                span: Span::new(offset, 1).into(),
+            },
+            source,
+        )
+    })
+}
+
+/// Parses runbook text into the model, collecting every problem of shape.
+pub fn parse(source: &str) -> (Option<Runbook>, Vec<Problem>) {
+    let mut problems = Vec::new();
+    let root = match parse_yaml(source) {
+        Ok(root) => root,
+        Err(problem) => return (None, vec![problem]),
+    };
+    match &root.value {
+        Value::Null => {
+            problems.push(Problem::Empty {
+                span: Span::new(0, 0).into(),
+            });
+            return (None, problems);
+        }
+        Value::Map(_) => {}
+        other => {
+            problems.push(Problem::NotAMapping {
+                found: other.kind(),
+                span: root.span.into(),
+            });
+            return (None, problems);
+        }
+    }
+    let runbook = build::build(&root, &mut problems);
+    (runbook, problems)
+}
+
+fn options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_reader_input_bytes: Some(MAX_FILE_BYTES as usize),
+            max_depth: 48,
+            max_nodes: 8_000_000,
+            max_events: 16_000_000,
+            max_aliases: 10_000,
+            max_anchors: 10_000,
+            max_documents: 1,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: 100_000,
+            max_replay_stack_depth: 16,
+            max_alias_expansions_per_anchor: 1_000,
+        },
+    }
+}
+
+/// Parses the YAML text into a spanned tree under the resource budget.
+pub fn parse_yaml(source: &str) -> Result<Node, Problem> {
+    serde_saphyr::from_str_with_options::<Node>(source, options()).map_err(|err| yaml_problem(source, &err))
+}
+
+fn yaml_problem(source: &str, err: &serde_saphyr::Error) -> Problem {
+    let inner = err.without_snippet();
+    let text = inner.to_string();
+    // The message carries its own " at line …" suffix; the label shows the place instead.
+    let message = text
+        .find(" at line ")
+        .map_or(text.as_str(), |i| &text[..i])
+        .to_owned();
+    let span = err
+        .location()
+        .map(|loc| {
+            let offset = loc.span().byte_offset().map_or_else(
+                || offset_of(source, loc.line(), loc.column()),
+                |o| usize::try_from(o).unwrap_or(source.len()),
+            );
+            let offset = offset.min(source.len());
+            let len = loc
+                .span()
+                .byte_len()
+                .and_then(|l| usize::try_from(l).ok())
+                .unwrap_or(0)
+                .min(source.len() - offset);
+            Span::new(offset, len)
+        })
+        .unwrap_or_default();
+    let span = span.into();
+    if matches!(inner, serde_saphyr::Error::MultipleDocuments { .. })
+        || message.contains("documents")
+    {
+        Problem::MultipleDocuments { span }
+    } else if message.contains("budget")
+        || message.contains("recursion limit")
+        || message.contains("alias")
+        || message.contains("limit")
+    {
+        Problem::ResourceLimit { message, span }
+    } else {
+        Problem::Syntax { message, span }
+    }
+}
+
+/// Byte offset of a 1-based line and character column.
+fn offset_of(source: &str, line: u64, column: u64) -> usize {
+    let mut offset = 0;
+    for (i, l) in source.split_inclusive('\n').enumerate() {
+        if i as u64 + 1 == line {
+            return offset
+                + l.char_indices()
+                    .nth(usize::try_from(column.saturating_sub(1)).unwrap_or(0))
+                    .map_or(l.len(), |(i, _)| i);
+        }
+        offset += l.len();
+    }
+    source.len()
+}

@@ -1,0 +1,679 @@
+//! Builds the typed [`Runbook`] from the YAML tree, reporting every unknown key, wrong type,
+//! missing field and invalid value it meets rather than stopping at the first.
+//!
+//! A field that cannot be read is left out of the model (its problem is reported), so that
+//! validation can still run over the rest of the file and report its problems in the same pass.
+
+use indexmap::IndexMap;
+
+use super::*;
+use crate::diagnostic::{Problem, list, suggestion};
+use crate::yaml::{Key, Node, Span, Value};
+
+/// Keys of each mapping in the format. The schema test checks these against the schema.
+pub const RUNBOOK_KEYS: &[&str] = &[
+    "runbook",
+    "name",
+    "description",
+    "timeout",
+    "params",
+    "secrets",
+    "connections",
+    "defaults",
+    "steps",
+];
+pub const STEP_KEYS: &[&str] = &[
+    "id",
+    "title",
+    "needs",
+    "when",
+    "timeout",
+    "retry",
+    "until",
+    "outputs",
+    "rollback",
+    "irreversible",
+    "probe",
+    "idempotent",
+    "continue_on_failure",
+    "env",
+    "run",
+    "sql",
+    "wait",
+    "assert",
+    "approval",
+];
+pub const PARAM_KEYS: &[&str] = &[
+    "type",
+    "default",
+    "description",
+    "example",
+    "enum",
+    "pattern",
+    "required",
+];
+pub const SECRET_KEYS: &[&str] = &["env", "file"];
+pub const CONNECTION_KEYS: &[&str] = &["mssql"];
+pub const DEFAULTS_KEYS: &[&str] = &["timeout", "retry"];
+pub const RETRY_KEYS: &[&str] = &["attempts", "delay", "backoff", "max_delay", "jitter", "on"];
+pub const RETRY_ON_KEYS: &[&str] = &["exit_codes", "sql_errors", "timeout", "connect"];
+pub const RUN_KEYS: &[&str] = &["program", "args", "shell", "script", "cwd"];
+pub const SQL_KEYS: &[&str] = &["connection", "query", "args", "database"];
+pub const ASSERT_KEYS: &[&str] = &["that", "message"];
+pub const APPROVAL_KEYS: &[&str] = &["prompt", "instructions"];
+pub const ACTION_KEYS: &[&str] = &["run", "sql", "approval", "timeout", "retry", "env"];
+
+/// Reads the whole document. Returns `None` only when there is no runbook to speak of
+/// (the top level is not a mapping, or it has no usable `steps`).
+pub fn build(root: &Node, problems: &mut Vec<Problem>) -> Option<Runbook> {
+    let mut b = Builder { problems };
+    b.runbook(root)
+}
+
+struct Builder<'p> {
+    problems: &'p mut Vec<Problem>,
+}
+
+/// The entries of one mapping, checked against its known keys.
+struct Fields<'a> {
+    entries: &'a [(Key, Node)],
+    span: Span,
+    context: String,
+}
+
+impl<'a> Fields<'a> {
+    fn get(&self, key: &str) -> Option<&'a Node> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.name == key)
+            .map(|(_, v)| v)
+    }
+
+    fn key_span(&self, key: &str) -> Option<Span> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.name == key)
+            .map(|(k, _)| k.span)
+    }
+}
+
+fn coerce_string(node: &Node) -> Option<String> {
+    match &node.value {
+        Value::String(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::Float(f) => Some(f.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Null | Value::Seq(_) | Value::Map(_) => None,
+    }
+}
+
+impl Builder<'_> {
+    fn push(&mut self, problem: Problem) {
+        self.problems.push(problem);
+    }
+
+    fn wrong_type(&mut self, field: &str, expected: &'static str, node: &Node) {
+        self.push(Problem::WrongType {
+            field: field.to_owned(),
+            expected,
+            found: node.value.kind(),
+            span: node.span.into(),
+            help: None,
+        });
+    }
+
+    /// Opens a mapping and reports its unknown keys.
+    fn fields<'a>(
+        &mut self,
+        node: &'a Node,
+        field: &str,
+        context: String,
+        known: &[&str],
+    ) -> Option<Fields<'a>> {
+        let Some(entries) = node.as_map() else {
+            self.wrong_type(field, "a mapping", node);
+            return None;
+        };
+        for (key, _) in entries {
+            if !known.contains(&key.name.as_str()) {
+                let help = suggestion(&key.name, known.iter().copied(), || {
+                    format!("allowed keys: {}", list(known.iter().copied()))
+                });
+                self.push(Problem::UnknownKey {
+                    key: key.name.clone(),
+                    context: context.clone(),
+                    span: key.span.into(),
+                    help,
+                });
+            }
+        }
+        Some(Fields {
+            entries,
+            span: node.span,
+            context,
+        })
+    }
+
+    fn missing(&mut self, fields: &Fields, field: &'static str, help: String) {
+        self.push(Problem::MissingField {
+            field,
+            context: fields.context.clone(),
+            span: Span::new(fields.span.offset, 0).into(),
+            help,
+        });
+    }
+
+    fn string(&mut self, fields: &Fields, key: &str) -> Option<Sp<String>> {
+        let node = fields.get(key)?;
+        self.string_node(key, node)
+    }
+
+    fn string_node(&mut self, field: &str, node: &Node) -> Option<Sp<String>> {
+        match coerce_string(node) {
+            Some(s) => Some(Sp::new(s, node.span)),
+            None => {
+                self.wrong_type(field, "a string", node);
+                None
+            }
+        }
+    }
+
+    fn bool(&mut self, fields: &Fields, key: &str) -> Option<Sp<bool>> {
+        let node = fields.get(key)?;
+        match node.value {
+            Value::Bool(b) => Some(Sp::new(b, node.span)),
+            _ => {
+                self.wrong_type(key, "true or false", node);
+                None
+            }
+        }
+    }
+
+    fn int(&mut self, field: &str, node: &Node) -> Option<Sp<i64>> {
+        match node.value {
+            Value::Int(i) => Some(Sp::new(i, node.span)),
+            _ => {
+                self.wrong_type(field, "an integer", node);
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, fields: &Fields, key: &str) -> Option<Sp<Duration>> {
+        let node = fields.get(key)?;
+        self.duration_node(key, node)
+    }
+
+    fn duration_node(&mut self, field: &str, node: &Node) -> Option<Sp<Duration>> {
+        let text = match &node.value {
+            Value::String(s) => s.clone(),
+            Value::Int(_) | Value::Float(_) => coerce_string(node).unwrap_or_default(),
+            _ => {
+                self.wrong_type(field, "a duration such as `30s`", node);
+                return None;
+            }
+        };
+        match Duration::parse(&text) {
+            Ok(d) => Some(Sp::new(d, node.span)),
+            Err(reason) => {
+                self.push(Problem::InvalidDuration {
+                    text,
+                    reason,
+                    span: node.span.into(),
+                });
+                None
+            }
+        }
+    }
+
+    fn choice<T>(
+        &mut self,
+        fields: &Fields,
+        key: &'static str,
+        names: &[&str],
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Option<Sp<T>> {
+        let node = fields.get(key)?;
+        let text = self.string_node(key, node)?;
+        match parse(&text) {
+            Some(v) => Some(Sp::new(v, node.span)),
+            None => {
+                let help = suggestion(&text, names.iter().copied(), || {
+                    format!("expected one of {}", list(names.iter().copied()))
+                });
+                self.push(Problem::InvalidChoice {
+                    field: key,
+                    found: text.value,
+                    span: node.span.into(),
+                    help,
+                });
+                None
+            }
+        }
+    }
+
+    fn seq<'a>(&mut self, field: &str, node: &'a Node) -> &'a [Node] {
+        match &node.value {
+            Value::Seq(items) => items,
+            Value::Null => &[],
+            _ => {
+                self.wrong_type(field, "a list", node);
+                &[]
+            }
+        }
+    }
+
+    fn string_list(&mut self, fields: &Fields, key: &str) -> Vec<Sp<String>> {
+        let Some(node) = fields.get(key) else {
+            return Vec::new();
+        };
+        let items = self.seq(key, node);
+        items
+            .iter()
+            .filter_map(|item| self.string_node(key, item))
+            .collect()
+    }
+
+    fn int_list(&mut self, fields: &Fields, key: &str) -> Vec<Sp<i64>> {
+        let Some(node) = fields.get(key) else {
+            return Vec::new();
+        };
+        let items = self.seq(key, node);
+        items.iter().filter_map(|item| self.int(key, item)).collect()
+    }
+
+    fn string_map(&mut self, fields: &Fields, key: &str) -> IndexMap<String, Sp<String>> {
+        let mut out = IndexMap::new();
+        let Some(node) = fields.get(key) else {
+            return out;
+        };
+        if matches!(node.value, Value::Null) {
+            return out;
+        }
+        let Some(entries) = node.as_map() else {
+            self.wrong_type(key, "a mapping of names to strings", node);
+            return out;
+        };
+        for (k, v) in entries {
+            if let Some(s) = self.string_node(&format!("{key}.{}", k.name), v) {
+                out.insert(k.name.clone(), s);
+            }
+        }
+        out
+    }
+
+    /// A mapping of named entries (`params`, `secrets`, `connections`).
+    fn named<'a>(&mut self, fields: &Fields<'a>, key: &str) -> &'a [(Key, Node)] {
+        let Some(node) = fields.get(key) else {
+            return &[];
+        };
+        match &node.value {
+            Value::Map(entries) => entries,
+            Value::Null => &[],
+            _ => {
+                self.wrong_type(key, "a mapping of names", node);
+                &[]
+            }
+        }
+    }
+
+    fn runbook(&mut self, root: &Node) -> Option<Runbook> {
+        let fields = self.fields(root, "runbook", "the runbook".to_owned(), RUNBOOK_KEYS)?;
+
+        let version = match fields.get("runbook") {
+            Some(node) => match node.value {
+                Value::Int(1) => Some(Sp::new(1, node.span)),
+                _ => {
+                    self.push(Problem::UnsupportedVersion {
+                        found: coerce_string(node).unwrap_or_else(|| node.value.kind().to_owned()),
+                        span: node.span.into(),
+                    });
+                    None
+                }
+            },
+            None => {
+                self.missing(
+                    &fields,
+                    "runbook",
+                    "start the file with `runbook: 1` (the format version)".to_owned(),
+                );
+                None
+            }
+        };
+        let name = self.string(&fields, "name");
+        if name.is_none() && fields.get("name").is_none() {
+            self.missing(
+                &fields,
+                "name",
+                "add `name: my-runbook` (letters, digits, `_` and `-`)".to_owned(),
+            );
+        }
+        let description = self.string(&fields, "description");
+        let timeout = self.duration(&fields, "timeout");
+
+        let mut params = IndexMap::new();
+        for (key, node) in self.named(&fields, "params") {
+            if let Some(param) = self.param(key, node) {
+                params.insert(key.name.clone(), param);
+            }
+        }
+        let mut secrets = IndexMap::new();
+        for (key, node) in self.named(&fields, "secrets") {
+            if let Some(secret) = self.secret(key, node) {
+                secrets.insert(key.name.clone(), secret);
+            }
+        }
+        let mut connections = IndexMap::new();
+        for (key, node) in self.named(&fields, "connections") {
+            if let Some(connection) = self.connection(key, node) {
+                connections.insert(key.name.clone(), connection);
+            }
+        }
+        let defaults = match fields.get("defaults") {
+            Some(node) => self.defaults(node).unwrap_or_default(),
+            None => Defaults::default(),
+        };
+
+        let steps = match fields.get("steps") {
+            Some(node) => {
+                let items = self.seq("steps", node);
+                items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, item)| self.step(i, item))
+                    .collect()
+            }
+            None => {
+                self.missing(
+                    &fields,
+                    "steps",
+                    "add `steps:`, a list of steps each with an `id` and a kind".to_owned(),
+                );
+                Vec::new()
+            }
+        };
+
+        Some(Runbook {
+            version: version.unwrap_or(Sp::new(1, Span::default())),
+            name: name.unwrap_or_else(|| Sp::new(String::new(), Span::default())),
+            description,
+            timeout,
+            params,
+            secrets,
+            connections,
+            defaults,
+            steps,
+        })
+    }
+
+    fn param(&mut self, key: &Key, node: &Node) -> Option<Param> {
+        let name = Sp::new(key.name.clone(), key.span);
+        if matches!(node.value, Value::Null) {
+            return Some(Param {
+                name,
+                ty: None,
+                default: None,
+                description: None,
+                example: None,
+                allowed: None,
+                pattern: None,
+                required: None,
+            });
+        }
+        let fields = self.fields(
+            node,
+            &format!("params.{}", key.name),
+            format!("param `{}`", key.name),
+            PARAM_KEYS,
+        )?;
+        let ty = self.choice(&fields, "type", ParamType::NAMES, ParamType::from_name);
+        let allowed = match fields.get("enum") {
+            Some(node) => match &node.value {
+                Value::Seq(items) => Some(Sp::new(items.clone(), node.span)),
+                _ => {
+                    self.wrong_type("enum", "a list", node);
+                    None
+                }
+            },
+            None => None,
+        };
+        Some(Param {
+            name,
+            ty,
+            default: fields.get("default").cloned(),
+            description: self.string(&fields, "description"),
+            example: fields.get("example").cloned(),
+            allowed,
+            pattern: self.string(&fields, "pattern"),
+            required: self.bool(&fields, "required"),
+        })
+    }
+
+    fn secret(&mut self, key: &Key, node: &Node) -> Option<Secret> {
+        let fields = self.fields(
+            node,
+            &format!("secrets.{}", key.name),
+            format!("secret `{}`", key.name),
+            SECRET_KEYS,
+        )?;
+        Some(Secret {
+            name: Sp::new(key.name.clone(), key.span),
+            env: self.string(&fields, "env"),
+            file: self.string(&fields, "file"),
+            span: node.span,
+        })
+    }
+
+    fn connection(&mut self, key: &Key, node: &Node) -> Option<Connection> {
+        let fields = self.fields(
+            node,
+            &format!("connections.{}", key.name),
+            format!("connection `{}`", key.name),
+            CONNECTION_KEYS,
+        )?;
+        let mssql = self.string(&fields, "mssql");
+        if mssql.is_none() && fields.get("mssql").is_none() {
+            self.missing(
+                &fields,
+                "mssql",
+                "add `mssql: \"server=tcp:host,1433;…\"` (an ADO.NET connection string)"
+                    .to_owned(),
+            );
+        }
+        Some(Connection {
+            name: Sp::new(key.name.clone(), key.span),
+            mssql: mssql?,
+        })
+    }
+
+    fn defaults(&mut self, node: &Node) -> Option<Defaults> {
+        let fields = self.fields(node, "defaults", "`defaults`".to_owned(), DEFAULTS_KEYS)?;
+        Some(Defaults {
+            timeout: self.duration(&fields, "timeout"),
+            retry: fields.get("retry").and_then(|n| self.retry(n)),
+            span: node.span,
+        })
+    }
+
+    fn retry(&mut self, node: &Node) -> Option<Retry> {
+        let fields = self.fields(node, "retry", "`retry`".to_owned(), RETRY_KEYS)?;
+        let attempts = fields.get("attempts").and_then(|n| match n.value {
+            Value::Int(i) if i >= 0 => Some(Sp::new(u32::try_from(i).unwrap_or(u32::MAX), n.span)),
+            _ => {
+                self.wrong_type("attempts", "a whole number", n);
+                None
+            }
+        });
+        let on = match fields.get("on") {
+            Some(node) => self
+                .fields(node, "on", "`retry.on`".to_owned(), RETRY_ON_KEYS)
+                .map(|on| RetryOn {
+                    exit_codes: self.int_list(&on, "exit_codes"),
+                    sql_errors: self.int_list(&on, "sql_errors"),
+                    timeout: self.bool(&on, "timeout"),
+                    connect: self.bool(&on, "connect"),
+                }),
+            None => None,
+        };
+        Some(Retry {
+            attempts,
+            delay: self.duration(&fields, "delay"),
+            backoff: self.choice(&fields, "backoff", Backoff::NAMES, Backoff::from_name),
+            max_delay: self.duration(&fields, "max_delay"),
+            jitter: self.bool(&fields, "jitter"),
+            on,
+        })
+    }
+
+    fn step(&mut self, index: usize, node: &Node) -> Option<Step> {
+        let context = match node
+            .as_map()
+            .and_then(|m| m.iter().find(|(k, _)| k.name == "id"))
+            .and_then(|(_, v)| v.as_str())
+        {
+            Some(id) => format!("step `{id}`"),
+            None => format!("step #{}", index + 1),
+        };
+        let fields = self.fields(node, "steps[]", context, STEP_KEYS)?;
+        let id = self.string(&fields, "id");
+        if id.is_none() && fields.get("id").is_none() {
+            self.missing(
+                &fields,
+                "id",
+                "give every step an `id`, e.g. `id: bring-online`".to_owned(),
+            );
+        }
+        let run = fields.get("run").and_then(|n| self.run(n));
+        let sql = fields.get("sql").and_then(|n| self.sql(n));
+        let wait = self.duration(&fields, "wait");
+        let assert = fields.get("assert").and_then(|n| self.assert(n));
+        let approval = fields.get("approval").and_then(|n| self.approval(n));
+        let kind_spans = STEP_KINDS
+            .iter()
+            .filter_map(|k| fields.key_span(k).map(|s| ((*k).to_owned(), s)))
+            .collect();
+        Some(Step {
+            id: id?,
+            title: self.string(&fields, "title"),
+            needs: self.string_list(&fields, "needs"),
+            when: self.string(&fields, "when"),
+            timeout: self.duration(&fields, "timeout"),
+            retry: fields.get("retry").and_then(|n| self.retry(n)),
+            until: self.string(&fields, "until"),
+            outputs: self.string_map(&fields, "outputs"),
+            rollback: fields.get("rollback").and_then(|n| self.action(n)),
+            irreversible: self.bool(&fields, "irreversible"),
+            probe: self.bool(&fields, "probe"),
+            idempotent: self.bool(&fields, "idempotent"),
+            continue_on_failure: self.bool(&fields, "continue_on_failure"),
+            env: self.string_map(&fields, "env"),
+            run,
+            sql,
+            wait,
+            assert,
+            approval,
+            kind_spans,
+            span: node.span,
+        })
+    }
+
+    fn run(&mut self, node: &Node) -> Option<Run> {
+        let fields = self.fields(node, "run", "`run`".to_owned(), RUN_KEYS)?;
+        Some(Run {
+            program: self.string(&fields, "program"),
+            args: self.string_list(&fields, "args"),
+            shell: self.choice(&fields, "shell", Shell::NAMES, Shell::from_name),
+            script: self.string(&fields, "script"),
+            cwd: self.string(&fields, "cwd"),
+            span: node.span,
+        })
+    }
+
+    fn sql(&mut self, node: &Node) -> Option<Sql> {
+        let fields = self.fields(node, "sql", "`sql`".to_owned(), SQL_KEYS)?;
+        let connection = self.string(&fields, "connection");
+        if fields.get("connection").is_none() {
+            self.missing(
+                &fields,
+                "connection",
+                "name a connection declared under `connections`".to_owned(),
+            );
+        }
+        let query = self.string(&fields, "query");
+        if fields.get("query").is_none() {
+            self.missing(&fields, "query", "add the T-SQL to run as `query`".to_owned());
+        }
+        let args = match fields.get("args") {
+            Some(n) => {
+                let items = self.seq("args", n);
+                items
+                    .iter()
+                    .filter_map(|item| {
+                        let scalar = match &item.value {
+                            Value::Null => Scalar::Null,
+                            Value::Bool(b) => Scalar::Bool(*b),
+                            Value::Int(i) => Scalar::Int(*i),
+                            Value::Float(f) => Scalar::Float(*f),
+                            Value::String(s) => Scalar::String(s.clone()),
+                            Value::Seq(_) | Value::Map(_) => {
+                                self.wrong_type("args", "a scalar (string, number, bool or null)", item);
+                                return None;
+                            }
+                        };
+                        Some(Sp::new(scalar, item.span))
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        Some(Sql {
+            connection: connection?,
+            query: query?,
+            args,
+            database: self.string(&fields, "database"),
+        })
+    }
+
+    fn assert(&mut self, node: &Node) -> Option<Assert> {
+        if matches!(node.value, Value::Map(_)) {
+            let fields = self.fields(node, "assert", "`assert`".to_owned(), ASSERT_KEYS)?;
+            let that = self.string(&fields, "that");
+            if fields.get("that").is_none() {
+                self.missing(&fields, "that", "add the expression that must hold as `that`".to_owned());
+            }
+            return Some(Assert {
+                that: that?,
+                message: self.string(&fields, "message"),
+            });
+        }
+        Some(Assert {
+            that: self.string_node("assert", node)?,
+            message: None,
+        })
+    }
+
+    fn approval(&mut self, node: &Node) -> Option<Approval> {
+        let fields = self.fields(node, "approval", "`approval`".to_owned(), APPROVAL_KEYS)?;
+        let prompt = self.string(&fields, "prompt");
+        if fields.get("prompt").is_none() {
+            self.missing(&fields, "prompt", "add the question to ask as `prompt`".to_owned());
+        }
+        Some(Approval {
+            prompt: prompt?,
+            instructions: self.string(&fields, "instructions"),
+        })
+    }
+
+    fn action(&mut self, node: &Node) -> Option<Action> {
+        let fields = self.fields(node, "rollback", "`rollback`".to_owned(), ACTION_KEYS)?;
+        Some(Action {
+            run: fields.get("run").and_then(|n| self.run(n)),
+            sql: fields.get("sql").and_then(|n| self.sql(n)),
+            approval: fields.get("approval").and_then(|n| self.approval(n)),
+            timeout: self.duration(&fields, "timeout"),
+            retry: fields.get("retry").and_then(|n| self.retry(n)),
+            env: self.string_map(&fields, "env"),
+            span: node.span,
+        })
+    }
+}

@@ -1,0 +1,19 @@
+//! The typed runbook, version 1: what a runbook file means once it has been read.
+//!
+//! Every value a user wrote keeps the span it came from, so that later stages can point at it.
+//! The JSON Schema in `schema/runbook.schema.json` is generated from these types.
+
+pub mod build;
+mod duration;
+mod param;
+mod retry;
+mod runbook;
+mod spanned;
+mod step;
+
+pub use duration::Duration;
+pub use param::{Param, ParamType, Secret, SecretSource};
+pub use retry::{Backoff, Retry, RetryOn};
+pub use runbook::{Connection, Defaults, Runbook};
+pub use spanned::Sp;
+pub use step::{Action, Approval, Assert, Run, Scalar, STEP_KINDS, Shell, Sql, Step, StepKind};

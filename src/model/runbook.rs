@@ -1,0 +1,56 @@
+//! The runbook as a whole: header, params, secrets, connections, defaults and steps.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+
+use super::{Duration, Param, Retry, Secret, Sp, Step};
+use crate::yaml::Span;
+
+/// A runbook file, format version 1.
+#[derive(Clone, Debug, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields, title = "runbook")]
+pub struct Runbook {
+    /// The format version: always `1`.
+    #[serde(rename = "runbook")]
+    pub version: Sp<i64>,
+    /// A short name: letters, digits, `_` and `-`.
+    pub name: Sp<String>,
+    pub description: Option<Sp<String>>,
+    /// A limit on the whole run.
+    pub timeout: Option<Sp<Duration>>,
+    #[serde(default)]
+    pub params: IndexMap<String, Param>,
+    #[serde(default)]
+    pub secrets: IndexMap<String, Secret>,
+    #[serde(default)]
+    pub connections: IndexMap<String, Connection>,
+    #[serde(default)]
+    pub defaults: Defaults,
+    pub steps: Vec<Step>,
+}
+
+/// A named database connection.
+#[derive(Clone, Debug, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Connection {
+    #[schemars(skip)]
+    pub name: Sp<String>,
+    /// An ADO.NET connection string for SQL Server (a template: params and secrets allowed).
+    pub mssql: Sp<String>,
+}
+
+/// Values every step inherits unless it sets its own.
+#[derive(Clone, Debug, Default, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Defaults {
+    pub timeout: Option<Sp<Duration>>,
+    pub retry: Option<Retry>,
+    #[schemars(skip)]
+    pub span: Span,
+}
+
+impl Runbook {
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| *s.id == id)
+    }
+}

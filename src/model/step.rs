@@ -1,0 +1,243 @@
+//! Steps and the five step kinds: `run`, `sql`, `wait`, `assert`, `approval`.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+
+use super::{Duration, Retry, Sp};
+use crate::yaml::Span;
+
+/// One step of the DAG. Exactly one of the kind fields (`run`, `sql`, `wait`, `assert`,
+/// `approval`) is set in a valid runbook; see [`Step::kind`].
+#[derive(Clone, Debug, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Step {
+    /// Unique id: a letter or `_`, then letters, digits, `_` or `-`.
+    pub id: Sp<String>,
+    pub title: Option<Sp<String>>,
+    /// Steps that must complete before this one starts.
+    #[serde(default)]
+    pub needs: Vec<Sp<String>>,
+    /// Expression; the step is skipped when it is false.
+    pub when: Option<Sp<String>>,
+    pub timeout: Option<Sp<Duration>>,
+    pub retry: Option<Retry>,
+    /// Expression over `result`; an attempt for which it is false has failed (a poll).
+    pub until: Option<Sp<String>>,
+    /// Named values computed from `result` after the step succeeds.
+    #[serde(default)]
+    pub outputs: IndexMap<String, Sp<String>>,
+    /// What undoes this step when a later step fails.
+    pub rollback: Option<Action>,
+    /// A point of no return: once it completes, neither it nor its ancestors are rolled back.
+    pub irreversible: Option<Sp<bool>>,
+    /// Read-only: safe to run during a rehearsal.
+    pub probe: Option<Sp<bool>>,
+    /// Safe to run again if a crash leaves it in doubt.
+    pub idempotent: Option<Sp<bool>>,
+    /// A failure marks the step failed but lets its dependents run.
+    pub continue_on_failure: Option<Sp<bool>>,
+    /// Environment variables for commands (templates).
+    #[serde(default)]
+    pub env: IndexMap<String, Sp<String>>,
+    pub run: Option<Run>,
+    pub sql: Option<Sql>,
+    pub wait: Option<Sp<Duration>>,
+    #[serde(rename = "assert")]
+    pub assert: Option<Assert>,
+    pub approval: Option<Approval>,
+    /// The span of each kind key present, for "more than one kind".
+    #[schemars(skip)]
+    pub kind_spans: Vec<(String, Span)>,
+    /// The whole step mapping.
+    #[schemars(skip)]
+    pub span: Span,
+}
+
+/// The kind of a step, borrowed from whichever field is set.
+#[derive(Clone, Copy, Debug)]
+pub enum StepKind<'a> {
+    Run(&'a Run),
+    Sql(&'a Sql),
+    Wait(&'a Sp<Duration>),
+    Assert(&'a Assert),
+    Approval(&'a Approval),
+}
+
+impl StepKind<'_> {
+    pub const fn name(&self) -> &'static str {
+        match self {
+            StepKind::Run(_) => "run",
+            StepKind::Sql(_) => "sql",
+            StepKind::Wait(_) => "wait",
+            StepKind::Assert(_) => "assert",
+            StepKind::Approval(_) => "approval",
+        }
+    }
+}
+
+pub const STEP_KINDS: &[&str] = &["run", "sql", "wait", "assert", "approval"];
+
+fn flag(value: Option<&Sp<bool>>) -> bool {
+    value.is_some_and(|v| v.value)
+}
+
+impl Step {
+    /// Every kind field that is set, in declaration order of the format.
+    pub fn kinds(&self) -> Vec<StepKind<'_>> {
+        let mut kinds = Vec::with_capacity(1);
+        if let Some(run) = &self.run {
+            kinds.push(StepKind::Run(run));
+        }
+        if let Some(sql) = &self.sql {
+            kinds.push(StepKind::Sql(sql));
+        }
+        if let Some(wait) = &self.wait {
+            kinds.push(StepKind::Wait(wait));
+        }
+        if let Some(assert) = &self.assert {
+            kinds.push(StepKind::Assert(assert));
+        }
+        if let Some(approval) = &self.approval {
+            kinds.push(StepKind::Approval(approval));
+        }
+        kinds
+    }
+
+    /// The step's kind. A validated runbook has exactly one per step.
+    pub fn kind(&self) -> Option<StepKind<'_>> {
+        self.kinds().into_iter().next()
+    }
+
+    pub fn is_irreversible(&self) -> bool {
+        flag(self.irreversible.as_ref())
+    }
+
+    pub fn is_probe(&self) -> bool {
+        flag(self.probe.as_ref())
+    }
+
+    pub fn is_idempotent(&self) -> bool {
+        flag(self.idempotent.as_ref())
+    }
+
+    pub fn continues_on_failure(&self) -> bool {
+        flag(self.continue_on_failure.as_ref())
+    }
+
+    pub fn is_approval(&self) -> bool {
+        self.approval.is_some()
+    }
+}
+
+/// The shell that runs a `script`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Shell {
+    Sh,
+    Bash,
+    Pwsh,
+    Powershell,
+    Cmd,
+}
+
+impl Shell {
+    pub const NAMES: &'static [&'static str] = &["sh", "bash", "pwsh", "powershell", "cmd"];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "sh" => Some(Self::Sh),
+            "bash" => Some(Self::Bash),
+            "pwsh" => Some(Self::Pwsh),
+            "powershell" => Some(Self::Powershell),
+            "cmd" => Some(Self::Cmd),
+            _ => None,
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Sh => "sh",
+            Self::Bash => "bash",
+            Self::Pwsh => "pwsh",
+            Self::Powershell => "powershell",
+            Self::Cmd => "cmd",
+        }
+    }
+}
+
+/// `run:` a program with arguments (no shell), or a script in a shell.
+#[derive(Clone, Debug, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Run {
+    /// The program to start, found on `PATH`.
+    pub program: Option<Sp<String>>,
+    /// Arguments for `program`, each a template.
+    #[serde(default)]
+    pub args: Vec<Sp<String>>,
+    /// The shell for `script`.
+    pub shell: Option<Sp<Shell>>,
+    /// A script run by `shell` (a template).
+    pub script: Option<Sp<String>>,
+    /// Working directory (a template).
+    pub cwd: Option<Sp<String>>,
+    #[schemars(skip)]
+    pub span: Span,
+}
+
+/// A scalar argument of a SQL query, sent as a typed parameter.
+#[derive(Clone, Debug, PartialEq, JsonSchema)]
+#[serde(untagged)]
+pub enum Scalar {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    /// A template, rendered to a string.
+    String(String),
+}
+
+/// `sql:` T-SQL on a named connection.
+#[derive(Clone, Debug, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Sql {
+    /// A name under `connections:`.
+    pub connection: Sp<String>,
+    /// The T-SQL batch (a template); values belong in `args`, read as `@P1`, `@P2`, …
+    pub query: Sp<String>,
+    /// Values bound to `@P1…` in order.
+    #[serde(default)]
+    pub args: Vec<Sp<Scalar>>,
+    /// The database to use instead of the connection's default.
+    pub database: Option<Sp<String>>,
+}
+
+/// `assert:` an expression that must be true, with an optional message.
+#[derive(Clone, Debug, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Assert {
+    pub that: Sp<String>,
+    pub message: Option<Sp<String>>,
+}
+
+/// `approval:` a person confirms before the run goes on.
+#[derive(Clone, Debug, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Approval {
+    pub prompt: Sp<String>,
+    pub instructions: Option<Sp<String>>,
+}
+
+/// `rollback:` the action that undoes a step: one of `run`, `sql`, `approval`.
+#[derive(Clone, Debug, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Action {
+    pub run: Option<Run>,
+    pub sql: Option<Sql>,
+    pub approval: Option<Approval>,
+    pub timeout: Option<Sp<Duration>>,
+    pub retry: Option<Retry>,
+    #[serde(default)]
+    pub env: IndexMap<String, Sp<String>>,
+    #[schemars(skip)]
+    pub span: Span,
+}

@@ -1,0 +1,30 @@
+//! Validation: every problem of a runbook in one pass, after the shape has been read.
+//!
+//! Each check lives in its own file and appends to one list of problems.
+
+mod graph;
+mod params;
+mod steps;
+mod templates;
+
+use crate::dag::Dag;
+use crate::diagnostic::Problem;
+use crate::model::Runbook;
+
+/// Checks `runbook` (read from `source`) and appends what is wrong to `problems`.
+/// Returns the dependency graph, which is acyclic when no error was found.
+pub fn validate(runbook: &Runbook, source: &str, problems: &mut Vec<Problem>) -> Dag {
+    let dag = graph::check(runbook, problems);
+    steps::check(runbook, problems);
+    params::check(runbook, problems);
+    templates::check(runbook, &dag, source, problems);
+    dag
+}
+
+/// Ids of steps, params, secrets, outputs and connections: a letter or `_` first, then
+/// letters, digits, `_` or `-` (step ids only).
+pub(crate) fn is_valid_id(id: &str, allow_hyphen: bool) -> bool {
+    let mut chars = id.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || (allow_hyphen && c == '-'))
+}

@@ -1,0 +1,166 @@
+//! The shape of each step: its kind, `run` and rollback actions, connections, retry
+//! policies, secrets, and the lints that concern a single step.
+
+use crate::diagnostic::{Problem, list, suggestion};
+use crate::model::{Action, Retry, Run, Runbook, Sql};
+
+pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
+    for secret in runbook.secrets.values() {
+        if secret.source().is_none() {
+            problems.push(Problem::InvalidSecret {
+                name: secret.name.value.clone(),
+                span: secret.span.into(),
+            });
+        }
+    }
+    if let Some(retry) = &runbook.defaults.retry {
+        check_retry(retry, problems);
+    }
+    let default_attempts = runbook
+        .defaults
+        .retry
+        .as_ref()
+        .and_then(|r| r.attempts.as_ref())
+        .map_or(1, |a| a.value);
+
+    for step in &runbook.steps {
+        match step.kind_spans.as_slice() {
+            [] => problems.push(Problem::NoStepKind {
+                id: step.id.value.clone(),
+                span: step.id.span.into(),
+            }),
+            [_] => {}
+            [_, (_, second), ..] => problems.push(Problem::MultipleStepKinds {
+                id: step.id.value.clone(),
+                kinds: list(step.kind_spans.iter().map(|(k, _)| k.as_str())),
+                span: (*second).into(),
+            }),
+        }
+        if let Some(run) = &step.run {
+            check_run(run, problems);
+        }
+        if let Some(sql) = &step.sql {
+            check_connection(runbook, sql, problems);
+        }
+        if let Some(retry) = &step.retry {
+            check_retry(retry, problems);
+        }
+        if let Some(action) = &step.rollback {
+            check_action(runbook, action, problems);
+            if step.is_irreversible() {
+                problems.push(Problem::IrreversibleRollback {
+                    id: step.id.value.clone(),
+                    span: action.span.into(),
+                });
+            }
+        }
+        if let Some(until) = &step.until {
+            let attempts = step
+                .retry
+                .as_ref()
+                .and_then(|r| r.attempts.as_ref())
+                .map_or(default_attempts, |a| a.value);
+            if attempts == 1 {
+                problems.push(Problem::UntilSingleAttempt {
+                    id: step.id.value.clone(),
+                    span: until.span.into(),
+                });
+            }
+        }
+    }
+}
+
+fn check_action(runbook: &Runbook, action: &Action, problems: &mut Vec<Problem>) {
+    let kinds = [
+        action.run.as_ref().map(|r| r.span),
+        action.sql.as_ref().map(|s| s.connection.span),
+        action.approval.as_ref().map(|a| a.prompt.span),
+    ];
+    let count = kinds.iter().flatten().count();
+    if count != 1 {
+        problems.push(Problem::InvalidRollback {
+            count,
+            span: action.span.into(),
+        });
+    }
+    if let Some(run) = &action.run {
+        check_run(run, problems);
+    }
+    if let Some(sql) = &action.sql {
+        check_connection(runbook, sql, problems);
+    }
+    if let Some(retry) = &action.retry {
+        check_retry(retry, problems);
+    }
+}
+
+fn check_run(run: &Run, problems: &mut Vec<Problem>) {
+    let reason = match (&run.program, &run.shell, &run.script) {
+        (Some(_), None, None) => None,
+        (None, Some(_), Some(_)) => {
+            if run.args.is_empty() {
+                None
+            } else {
+                Some("`args` go with `program`; a script takes its values from templates")
+            }
+        }
+        (None, None, None) => Some("it has neither `program` nor `script`"),
+        (Some(_), _, Some(_)) | (Some(_), Some(_), None) => {
+            Some("`program` and `shell`/`script` cannot be combined")
+        }
+        (None, None, Some(_)) => Some("`script` needs a `shell`"),
+        (None, Some(_), None) => Some("`shell` needs a `script`"),
+    };
+    if let Some(reason) = reason {
+        problems.push(Problem::InvalidRun {
+            reason,
+            span: run.span.into(),
+        });
+    }
+}
+
+fn check_connection(runbook: &Runbook, sql: &Sql, problems: &mut Vec<Problem>) {
+    if runbook.connections.contains_key(sql.connection.as_str()) {
+        return;
+    }
+    let names = runbook.connections.keys().map(String::as_str);
+    let help = suggestion(&sql.connection, names, || {
+        if runbook.connections.is_empty() {
+            "declare it under `connections:` with an `mssql` connection string".to_owned()
+        } else {
+            format!(
+                "connections are {}",
+                list(runbook.connections.keys().map(String::as_str))
+            )
+        }
+    });
+    problems.push(Problem::UnknownConnection {
+        name: sql.connection.value.clone(),
+        span: sql.connection.span.into(),
+        help,
+    });
+}
+
+fn check_retry(retry: &Retry, problems: &mut Vec<Problem>) {
+    if let Some(attempts) = &retry.attempts {
+        if attempts.value == 0 {
+            problems.push(Problem::InvalidRetry {
+                reason: "`attempts` is 0".to_owned(),
+                span: attempts.span.into(),
+                help: "`attempts` counts the first try: 1 means no retry".to_owned(),
+            });
+        }
+    }
+    if let (Some(delay), Some(max)) = (&retry.delay, &retry.max_delay) {
+        if max.value < delay.value {
+            problems.push(Problem::InvalidRetry {
+                reason: format!(
+                    "`max_delay` ({}) is shorter than `delay` ({})",
+                    max.value, delay.value
+                ),
+                span: max.span.into(),
+                help: "`max_delay` caps the growing delay: make it at least `delay`".to_owned(),
+            });
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! A YAML document as a tree of nodes that each remember where they came from.
+//!
+//! The model is built from this tree by hand rather than by serde derive, so that one pass can
+//! report every unknown key, wrong type and missing field at once, each at its own location.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+
+/// A byte range in the source file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Span {
+    pub offset: usize,
+    pub len: usize,
+}
+
+impl Span {
+    pub const fn new(offset: usize, len: usize) -> Self {
+        Self { offset, len }
+    }
+
+    pub const fn end(self) -> usize {
+        self.offset + self.len
+    }
+}
+
+impl From<Span> for miette::SourceSpan {
+    fn from(span: Span) -> Self {
+        (span.offset, span.len).into()
+    }
+}
+
+/// One YAML node with its span.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub value: Value,
+    pub span: Span,
+}
+
+/// The value of a node. Mappings keep their key order and the span of every key.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    String(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Key, Node)>),
+}
+
+/// A mapping key: the text and where it stands.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Key {
+    pub name: String,
+    pub span: Span,
+}
+
+impl Value {
+    /// What a value is called in messages ("expected a mapping, found a list").
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        }
+    }
+}
+
+impl Node {
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_map(&self) -> Option<&[(Key, Node)]> {
+        match &self.value {
+            Value::Map(entries) => Some(entries),
+            _ => None,
+        }
+    }
+
+    /// The node as plain JSON, for default values and parameter files.
+    pub fn to_json(&self) -> serde_json::Value {
+        match &self.value {
+            Value::Null => serde_json::Value::Null,
+            Value::Bool(b) => serde_json::Value::Bool(*b),
+            Value::Int(i) => serde_json::Value::from(*i),
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
+            Value::String(s) => serde_json::Value::String(s.clone()),
+            Value::Seq(items) => items.iter().map(Node::to_json).collect(),
+            Value::Map(entries) => entries
+                .iter()
+                .map(|(k, v)| (k.name.clone(), v.to_json()))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+        }
+    }
+}
+
+fn span_of(location: &serde_saphyr::Location) -> Span {
+    let span = location.span();
+    match (span.byte_offset(), span.byte_len()) {
+        (Some(offset), Some(len)) => Span::new(
+            usize::try_from(offset).unwrap_or(usize::MAX),
+            usize::try_from(len).unwrap_or(0),
+        ),
+        _ => Span::default(),
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = Spanned::<Value>::deserialize(deserializer)?;
+        Ok(Node {
+            span: span_of(&spanned.referenced),
+            value: spanned.value,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let node = Node::deserialize(deserializer)?;
+        let name = match node.value {
+            Value::String(s) => s,
+            Value::Null => String::new(),
+            Value::Bool(b) => b.to_string(),
+            Value::Int(i) => i.to_string(),
+            Value::Float(f) => f.to_string(),
+            Value::Seq(_) | Value::Map(_) => {
+                return Err(de::Error::custom("a mapping key must be a plain scalar"));
+            }
+        };
+        Ok(Key {
+            name,
+            span: node.span,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        Value::deserialize(deserializer)
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        i64::try_from(v)
+            .map(Value::Int)
+            .map_err(|_| E::custom(format!("integer {v} is too large")))
+    }
+
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Value, E> {
+        i64::try_from(v)
+            .map(Value::Int)
+            .map_err(|_| E::custom(format!("integer {v} is too large")))
+    }
+
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value, E> {
+        i64::try_from(v)
+            .map(Value::Int)
+            .map_err(|_| E::custom(format!("integer {v} is too large")))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Node>()? {
+            items.push(item);
+        }
+        Ok(Value::Seq(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<Key>()? {
+            let value = map.next_value::<Node>()?;
+            entries.push((key, value));
+        }
+        Ok(Value::Map(entries))
+    }
+}
+
+impl schemars::JsonSchema for Node {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "AnyValue".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!(true)
+    }
+}
+
+/// Where, in the file, the byte `at` of a scalar's value stands.
+///
+/// Exact for plain and quoted scalars on one line and for literal block scalars; for folded,
+/// escaped or multi-line flow scalars it walks the source and stays within the right line.
+pub fn scalar_offset(source: &str, span: Span, value: &str, at: usize) -> usize {
+    let Some(raw) = source.get(span.offset..span.end().min(source.len())) else {
+        return span.offset.min(source.len());
+    };
+    let at = at.min(value.len());
+    if raw == value {
+        return span.offset + at;
+    }
+    let (quote, body_start) = match raw.as_bytes().first() {
+        Some(b'"') => (Some('"'), 1),
+        Some(b'\'') => (Some('\''), 1),
+        _ => (None, 0),
+    };
+    if quote.is_some() && raw.len() >= 2 && raw.get(1..raw.len() - 1) == Some(value) {
+        return span.offset + 1 + at;
+    }
+    // A block scalar's span starts at its first content character: its indentation is the
+    // run of spaces before that on the same line.
+    let line_start = source[..span.offset].rfind('\n').map_or(0, |i| i + 1);
+    let indent = span.offset - line_start;
+    // Walk value and source together, one value character at a time.
+    let src = &source[span.offset + body_start..];
+    let mut s = src.char_indices().peekable();
+    for (v_index, v_char) in value.char_indices() {
+        if v_index >= at {
+            break;
+        }
+        let Some(&(_, c)) = s.peek() else {
+            break;
+        };
+        match (quote, c) {
+            (Some('"'), '\\') => {
+                s.next();
+                // \xNN, \uNNNN, \UNNNNNNNN take their digits with them.
+                let digits = match s.next().map(|(_, e)| e) {
+                    Some('x') => 2,
+                    Some('u') => 4,
+                    Some('U') => 8,
+                    _ => 0,
+                };
+                for _ in 0..digits {
+                    s.next();
+                }
+            }
+            (Some('\''), '\'') => {
+                s.next();
+                s.next();
+            }
+            (_, '\n' | '\r') if quote.is_some() || v_char != '\n' => {
+                // A folded line break and the next line's indentation are one character.
+                while s.next_if(|&(_, c)| matches!(c, '\n' | '\r' | ' ' | '\t')).is_some() {}
+            }
+            (None, '\n') => {
+                // Literal block scalar: skip the next line's indentation.
+                s.next();
+                for _ in 0..indent {
+                    if s.next_if(|&(_, c)| c == ' ').is_none() {
+                        break;
+                    }
+                }
+            }
+            _ => {
+                s.next();
+            }
+        }
+    }
+    let inner = s.peek().map_or(src.len(), |&(i, _)| i);
+    (span.offset + body_start + inner).min(source.len())
+}
