@@ -123,7 +123,9 @@ pub fn parse(source: &str) -> (Option<Runbook>, Vec<Problem>) {
 }
 
 fn options() -> serde_saphyr::Options {
+    // YAML 1.2 booleans only: `on`, `yes` and `no` stay strings (`retry.on` is a key).
     serde_saphyr::options! {
+        strict_booleans: true,
         budget: serde_saphyr::budget! {
             max_reader_input_bytes: Some(MAX_FILE_BYTES as usize),
             max_depth: 48,
@@ -134,7 +136,7 @@ fn options() -> serde_saphyr::Options {
             max_documents: 1,
         },
         alias_limits: serde_saphyr::alias_limits! {
-            max_total_replayed_events: 100_000,
+            max_total_replayed_events: 20_000,
             max_replay_stack_depth: 16,
             max_alias_expansions_per_anchor: 1_000,
         },
@@ -150,10 +152,15 @@ fn yaml_problem(source: &str, err: &serde_saphyr::Error) -> Problem {
     let inner = err.without_snippet();
     let text = inner.to_string();
     // The message carries its own " at line …" suffix; the label shows the place instead.
-    let message = text
+    let mut message = text
         .find(" at line ")
         .map_or(text.as_str(), |i| &text[..i])
         .to_owned();
+    // The parser's advice on duplicate keys is addressed to programmers, not to authors.
+    if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(", set DuplicateKeyPolicy").next().unwrap_or(rest);
+        message = format!("duplicate key `{key}`");
+    }
     let span = err
         .location()
         .map(|loc| {

@@ -1,11 +1,47 @@
 //! The JSON Schema of the runbook format, generated from the model.
 
+use serde_json::Value;
+
 use crate::model::Runbook;
 
 /// The schema as pretty JSON, as committed in `schema/runbook.schema.json`.
 pub fn json() -> String {
     let schema = schemars::schema_for!(Runbook);
-    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    let mut value = schema.to_value();
+    forbid_null(&mut value);
+    let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// Optional fields come out as "T or null", but the loader treats an explicit `null` as a
+/// wrong type: only leaving the key out is allowed. Remove the null alternatives.
+fn forbid_null(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Array(types)) = map.get_mut("type") {
+                if types.len() > 1 {
+                    types.retain(|t| t != "null");
+                    if types.len() == 1 {
+                        let only = types.remove(0);
+                        map.insert("type".to_owned(), only);
+                    }
+                }
+            }
+            if let Some(Value::Array(any_of)) = map.get_mut("anyOf") {
+                any_of.retain(|s| s.get("type").and_then(Value::as_str) != Some("null"));
+                if any_of.len() == 1 {
+                    if let Some(Value::Object(only)) = any_of.pop() {
+                        map.remove("anyOf");
+                        for (k, v) in only {
+                            map.entry(k).or_insert(v);
+                        }
+                    }
+                }
+            }
+            map.values_mut().for_each(forbid_null);
+        }
+        Value::Array(items) => items.iter_mut().for_each(forbid_null),
+        _ => {}
+    }
 }

@@ -12,6 +12,7 @@ use crate::yaml::Span;
 pub struct Runbook {
     /// The format version: always `1`.
     #[serde(rename = "runbook")]
+    #[schemars(range(min = 1, max = 1))]
     pub version: Sp<i64>,
     /// A short name: letters, digits, `_` and `-`.
     pub name: Sp<String>,

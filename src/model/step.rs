@@ -42,7 +42,7 @@ pub struct Step {
     pub run: Option<Run>,
     pub sql: Option<Sql>,
     pub wait: Option<Sp<Duration>>,
-    #[serde(rename = "assert")]
+    #[schemars(schema_with = "assert_schema")]
     pub assert: Option<Assert>,
     pub approval: Option<Approval>,
     /// The span of each kind key present, for "more than one kind".
@@ -209,6 +209,14 @@ pub struct Sql {
     pub args: Vec<Sp<Scalar>>,
     /// The database to use instead of the connection's default.
     pub database: Option<Sp<String>>,
+}
+
+fn assert_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let full = generator.subschema_for::<Assert>();
+    schemars::json_schema!({
+        "description": "An expression that must be true, or `{ that, message }`.",
+        "anyOf": [{ "type": "string" }, full]
+    })
 }
 
 /// `assert:` an expression that must be true, with an optional message.
