@@ -88,9 +88,7 @@ impl Dag {
     /// can run in parallel. Steps keep their declaration order within a wave.
     /// Assumes the graph is acyclic; steps on a cycle are left out.
     pub fn waves(&self) -> Vec<Vec<usize>> {
-        let mut pending: Vec<usize> = (0..self.len())
-            .map(|i| self.parents(i).count())
-            .collect();
+        let mut pending: Vec<usize> = (0..self.len()).map(|i| self.parents(i).count()).collect();
         let mut current: Vec<usize> = (0..self.len()).filter(|&i| pending[i] == 0).collect();
         let mut waves = Vec::new();
         while !current.is_empty() {

@@ -228,7 +228,9 @@ pub enum Problem {
     #[error("a rollback must have exactly one of `run`, `sql`, `approval`; it has {count}")]
     #[diagnostic(
         code(runbook::invalid_rollback),
-        help("write the action that undoes the step, e.g. `rollback: {{ run: {{ shell: sh, script: … }} }}`")
+        help(
+            "write the action that undoes the step, e.g. `rollback: {{ run: {{ shell: sh, script: … }} }}`"
+        )
     )]
     InvalidRollback {
         count: usize,
@@ -383,7 +385,9 @@ pub enum Problem {
     #[error("invalid pattern: {reason}")]
     #[diagnostic(
         code(runbook::invalid_pattern),
-        help("`pattern` is a regular expression (Rust regex syntax) that the whole value must match")
+        help(
+            "`pattern` is a regular expression (Rust regex syntax) that the whole value must match"
+        )
     )]
     InvalidPattern {
         reason: String,
@@ -432,7 +436,9 @@ pub enum Problem {
     #[diagnostic(
         code(runbook::irreversible_rollback),
         severity(Warning),
-        help("a completed irreversible step is never rolled back: remove `rollback` or `irreversible`")
+        help(
+            "a completed irreversible step is never rolled back: remove `rollback` or `irreversible`"
+        )
     )]
     IrreversibleRollback {
         id: String,
@@ -444,7 +450,9 @@ pub enum Problem {
     #[diagnostic(
         code(runbook::secret_in_args),
         severity(Warning),
-        help("arguments are visible to every user in the process list; pass it through `env` instead")
+        help(
+            "arguments are visible to every user in the process list; pass it through `env` instead"
+        )
     )]
     SecretInArgs {
         name: String,
@@ -456,7 +464,9 @@ pub enum Problem {
     #[diagnostic(
         code(runbook::unfiltered_sql_template),
         severity(Warning),
-        help("pass values as `args` (`@P1`), or quote with `| sql_literal` (values) or `| sql_ident` (names)")
+        help(
+            "pass values as `args` (`@P1`), or quote with `| sql_literal` (values) or `| sql_ident` (names)"
+        )
     )]
     UnfilteredSqlTemplate {
         #[label("not quoted for SQL")]
@@ -483,7 +493,10 @@ impl Problem {
 }
 
 /// Best match for a mistyped name among candidates, if one is close enough.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let mut best: Option<(f64, &str)> = None;
     for candidate in candidates {
         let score = strsim::jaro_winkler(name, candidate);

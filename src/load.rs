@@ -84,7 +84,11 @@ fn read(path: &Path) -> Result<String, (Problem, String)> {
         let source = String::from_utf8_lossy(err.as_bytes()).into_owned();
         let offset = source
             .char_indices()
-            .nth(String::from_utf8_lossy(&err.as_bytes()[..at]).chars().count())
+            .nth(
+                String::from_utf8_lossy(&err.as_bytes()[..at])
+                    .chars()
+                    .count(),
+            )
             .map_or(source.len(), |(i, _)| i);
         (
             Problem::InvalidUtf8 {
@@ -145,7 +149,8 @@ fn options() -> serde_saphyr::Options {
 
 /// Parses the YAML text into a spanned tree under the resource budget.
 pub fn parse_yaml(source: &str) -> Result<Node, Problem> {
-    serde_saphyr::from_str_with_options::<Node>(source, options()).map_err(|err| yaml_problem(source, &err))
+    serde_saphyr::from_str_with_options::<Node>(source, options())
+        .map_err(|err| yaml_problem(source, &err))
 }
 
 fn yaml_problem(source: &str, err: &serde_saphyr::Error) -> Problem {
@@ -158,7 +163,10 @@ fn yaml_problem(source: &str, err: &serde_saphyr::Error) -> Problem {
         .to_owned();
     // The parser's advice on duplicate keys is addressed to programmers, not to authors.
     if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
-        let key = rest.split(", set DuplicateKeyPolicy").next().unwrap_or(rest);
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
         message = format!("duplicate key `{key}`");
     }
     let span = err

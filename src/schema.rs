@@ -28,7 +28,11 @@ fn forbid_null(value: &mut Value) {
                     }
                 }
             }
-            if let Some(Value::Array(any_of)) = map.get_mut("anyOf") {
+            // `T or null` only: a longer list (SQL argument scalars) means null on purpose.
+            if let Some(Value::Array(any_of)) = map
+                .get_mut("anyOf")
+                .filter(|a| a.as_array().is_some_and(|a| a.len() == 2))
+            {
                 any_of.retain(|s| s.get("type").and_then(Value::as_str) != Some("null"));
                 if any_of.len() == 1 {
                     if let Some(Value::Object(only)) = any_of.pop() {

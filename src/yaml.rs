@@ -295,7 +295,10 @@ pub fn scalar_offset(source: &str, span: Span, value: &str, at: usize) -> usize 
             }
             (_, '\n' | '\r') if quote.is_some() || v_char != '\n' => {
                 // A folded line break and the next line's indentation are one character.
-                while s.next_if(|&(_, c)| matches!(c, '\n' | '\r' | ' ' | '\t')).is_some() {}
+                while s
+                    .next_if(|&(_, c)| matches!(c, '\n' | '\r' | ' ' | '\t'))
+                    .is_some()
+                {}
             }
             (None, '\n') => {
                 // Literal block scalar: skip the next line's indentation.

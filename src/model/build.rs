@@ -279,7 +279,10 @@ impl Builder<'_> {
             return Vec::new();
         };
         let items = self.seq(key, node);
-        items.iter().filter_map(|item| self.int(key, item)).collect()
+        items
+            .iter()
+            .filter_map(|item| self.int(key, item))
+            .collect()
     }
 
     fn string_map(&mut self, fields: &Fields, key: &str) -> IndexMap<String, Sp<String>> {
@@ -476,8 +479,7 @@ impl Builder<'_> {
             self.missing(
                 &fields,
                 "mssql",
-                "add `mssql: \"server=tcp:host,1433;…\"` (an ADO.NET connection string)"
-                    .to_owned(),
+                "add `mssql: \"server=tcp:host,1433;…\"` (an ADO.NET connection string)".to_owned(),
             );
         }
         Some(Connection {
@@ -601,7 +603,11 @@ impl Builder<'_> {
         }
         let query = self.string(&fields, "query");
         if fields.get("query").is_none() {
-            self.missing(&fields, "query", "add the T-SQL to run as `query`".to_owned());
+            self.missing(
+                &fields,
+                "query",
+                "add the T-SQL to run as `query`".to_owned(),
+            );
         }
         let args = match fields.get("args") {
             Some(n) => {
@@ -616,7 +622,11 @@ impl Builder<'_> {
                             Value::Float(f) => Scalar::Float(*f),
                             Value::String(s) => Scalar::String(s.clone()),
                             Value::Seq(_) | Value::Map(_) => {
-                                self.wrong_type("args", "a scalar (string, number, bool or null)", item);
+                                self.wrong_type(
+                                    "args",
+                                    "a scalar (string, number, bool or null)",
+                                    item,
+                                );
                                 return None;
                             }
                         };
@@ -639,7 +649,11 @@ impl Builder<'_> {
             let fields = self.fields(node, "assert", "`assert`".to_owned(), ASSERT_KEYS)?;
             let that = self.string(&fields, "that");
             if fields.get("that").is_none() {
-                self.missing(&fields, "that", "add the expression that must hold as `that`".to_owned());
+                self.missing(
+                    &fields,
+                    "that",
+                    "add the expression that must hold as `that`".to_owned(),
+                );
             }
             return Some(Assert {
                 that: that?,
@@ -656,7 +670,11 @@ impl Builder<'_> {
         let fields = self.fields(node, "approval", "`approval`".to_owned(), APPROVAL_KEYS)?;
         let prompt = self.string(&fields, "prompt");
         if fields.get("prompt").is_none() {
-            self.missing(&fields, "prompt", "add the question to ask as `prompt`".to_owned());
+            self.missing(
+                &fields,
+                "prompt",
+                "add the question to ask as `prompt`".to_owned(),
+            );
         }
         Some(Approval {
             prompt: prompt?,

@@ -17,7 +17,9 @@ impl Duration {
             return Err("the duration is empty".to_owned());
         }
         if trimmed.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("`{trimmed}` has no unit; write `{trimmed}s` for seconds"));
+            return Err(format!(
+                "`{trimmed}` has no unit; write `{trimmed}s` for seconds"
+            ));
         }
         humantime::parse_duration(trimmed)
             .map(Duration)

@@ -16,4 +16,4 @@ pub use param::{Param, ParamType, Secret, SecretSource};
 pub use retry::{Backoff, Retry, RetryOn};
 pub use runbook::{Connection, Defaults, Runbook};
 pub use spanned::Sp;
-pub use step::{Action, Approval, Assert, Run, Scalar, STEP_KINDS, Shell, Sql, Step, StepKind};
+pub use step::{Action, Approval, Assert, Run, STEP_KINDS, Scalar, Shell, Sql, Step, StepKind};

@@ -10,7 +10,11 @@ pub fn github(reports: &[FileReport]) -> String {
     for report in reports {
         let index = LineIndex::new(&report.source);
         for problem in &report.problems {
-            let level = if problem.is_error() { "error" } else { "warning" };
+            let level = if problem.is_error() {
+                "error"
+            } else {
+                "warning"
+            };
             let mut properties = format!("file={}", escape_property(&report.path));
             if let Some(at) = position(&index, problem) {
                 let _ = write!(
@@ -19,7 +23,11 @@ pub fn github(reports: &[FileReport]) -> String {
                     at.line, at.column, at.end_line, at.end_column
                 );
             }
-            let _ = write!(properties, ",title={}", escape_property(&problem.code_str()));
+            let _ = write!(
+                properties,
+                ",title={}",
+                escape_property(&problem.code_str())
+            );
             let mut message = problem.to_string();
             if let Some(help) = miette::Diagnostic::help(problem) {
                 let _ = write!(message, "\nhelp: {help}");

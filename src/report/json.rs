@@ -39,7 +39,11 @@ pub fn json(reports: &[FileReport]) -> String {
             let at = position(&index, problem);
             diagnostics.push(Entry {
                 file: &report.path,
-                severity: if problem.is_error() { "error" } else { "warning" },
+                severity: if problem.is_error() {
+                    "error"
+                } else {
+                    "warning"
+                },
                 code: problem.code_str(),
                 message: problem.to_string(),
                 line: at.as_ref().map(|p| p.line),

@@ -11,18 +11,20 @@ use crate::yaml::{Node, Value};
 pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
     for param in runbook.params.values() {
         check_name("param name", &param.name.value, param.name.span, problems);
-        let pattern = param.pattern.as_ref().and_then(|p| {
-            match Regex::new(&format!("^(?:{})$", p.value)) {
-                Ok(re) => Some(re),
-                Err(err) => {
-                    problems.push(Problem::InvalidPattern {
-                        reason: first_line(&err.to_string()),
-                        span: p.span.into(),
-                    });
-                    None
-                }
-            }
-        });
+        let pattern =
+            param
+                .pattern
+                .as_ref()
+                .and_then(|p| match Regex::new(&format!("^(?:{})$", p.value)) {
+                    Ok(re) => Some(re),
+                    Err(err) => {
+                        problems.push(Problem::InvalidPattern {
+                            reason: first_line(&err.to_string()),
+                            span: p.span.into(),
+                        });
+                        None
+                    }
+                });
         if let Some(allowed) = &param.allowed {
             for value in allowed.iter() {
                 if let Some(reason) = type_mismatch(param.param_type(), value) {
@@ -30,7 +32,10 @@ pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
                 }
             }
         }
-        for (what, value) in [("the default", &param.default), ("the example", &param.example)] {
+        for (what, value) in [
+            ("the default", &param.default),
+            ("the example", &param.example),
+        ] {
             let Some(value) = value else { continue };
             if let Some(reason) = fits(param, pattern.as_ref(), value) {
                 push(problems, param, what, reason, value);
@@ -38,7 +43,12 @@ pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
         }
     }
     for secret in runbook.secrets.values() {
-        check_name("secret name", &secret.name.value, secret.name.span, problems);
+        check_name(
+            "secret name",
+            &secret.name.value,
+            secret.name.span,
+            problems,
+        );
     }
     for step in &runbook.steps {
         for name in step.outputs.keys() {
@@ -80,8 +90,10 @@ fn push(problems: &mut Vec<Problem>, param: &Param, what: &'static str, reason: 
         reason,
         span: at.span.into(),
         help: match &param.allowed {
-            Some(_) => "the value must be of the declared `type`, match `pattern` and be one of `enum`"
-                .to_owned(),
+            Some(_) => {
+                "the value must be of the declared `type`, match `pattern` and be one of `enum`"
+                    .to_owned()
+            }
             None => "the value must be of the declared `type` and match `pattern`".to_owned(),
         },
     });

@@ -277,10 +277,13 @@ impl<'a> Checker<'a> {
             Err(err) => {
                 let at = self.locate(text, span, err.range());
                 let message = err.detail().unwrap_or("invalid template").to_owned();
-                let help = if message.contains("unexpected end of input") || message.contains("unclosed") {
+                let help = if message.contains("unexpected end of input")
+                    || message.contains("unclosed")
+                {
                     "close every `{{` with `}}` and every `{%` with `%}`".to_owned()
                 } else {
-                    "templates use `{{ expression }}`; a literal `{{` is written `{{ '{{' }}`".to_owned()
+                    "templates use `{{ expression }}`; a literal `{{` is written `{{ '{{' }}`"
+                        .to_owned()
                 };
                 self.problems.push(Problem::TemplateSyntax {
                     message,
@@ -437,7 +440,10 @@ impl<'a> Checker<'a> {
             }
             other => {
                 let at = self.at(text, span, r.root_span);
-                let roots = ROOTS.iter().copied().filter(|&n| n != "result" || place.result);
+                let roots = ROOTS
+                    .iter()
+                    .copied()
+                    .filter(|&n| n != "result" || place.result);
                 let help = suggestion(other, roots.clone(), || {
                     format!(
                         "templates read {}; a literal text needs no braces",
@@ -466,7 +472,9 @@ impl<'a> Checker<'a> {
         let Some(target) = self.dag.index_of(id) else {
             let at = self.at(text, span, id_span);
             let ids = runbook.steps.iter().map(|s| s.id.as_str());
-            let help = suggestion(id, ids, || "check the spelling against the step ids".to_owned());
+            let help = suggestion(id, ids, || {
+                "check the spelling against the step ids".to_owned()
+            });
             self.problems.push(Problem::UnknownStepReference {
                 id: id.to_owned(),
                 span: at.into(),
