@@ -34,35 +34,48 @@ pub fn load(path: &Path) -> Loaded {
                 problems,
             }
         }
-        Err((problem, source)) => Loaded {
-            path: display,
-            source,
-            runbook: None,
-            problems: vec![problem],
-        },
+        Err(failure) => {
+            let (problem, source) = *failure;
+            Loaded {
+                path: display,
+                source,
+                runbook: None,
+                problems: vec![problem],
+            }
+        }
     }
 }
 
-fn read(path: &Path) -> Result<String, (Problem, String)> {
+/// The text of the file, or the problem and whatever text could be read for context.
+fn read(path: &Path) -> Result<String, Box<(Problem, String)>> {
     let io = |err: std::io::Error| {
-        (
+        Box::new((
             Problem::Io {
                 path: path.display().to_string(),
                 reason: err.to_string(),
             },
             String::new(),
-        )
+        ))
     };
     let file = std::fs::File::open(path).map_err(io)?;
     let meta = file.metadata().map_err(io)?;
     if meta.is_dir() {
-        return Err((
+        return Err(Box::new((
             Problem::Io {
                 path: path.display().to_string(),
                 reason: "it is a directory".to_owned(),
             },
             String::new(),
-        ));
+        )));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(Box::new((
+            Problem::TooLarge {
+                size: meta.len(),
+                limit: MAX_FILE_BYTES,
+            },
+            String::new(),
+        )));
     }
     // Read one byte past the limit, so a file that grows while read is still caught.
     let mut bytes = Vec::new();
@@ -70,13 +83,13 @@ fn read(path: &Path) -> Result<String, (Problem, String)> {
         .read_to_end(&mut bytes)
         .map_err(io)?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err((
+        return Err(Box::new((
             Problem::TooLarge {
                 size: meta.len().max(bytes.len() as u64),
                 limit: MAX_FILE_BYTES,
             },
             String::new(),
-        ));
+        )));
     }
     String::from_utf8(bytes).map_err(|err| {
         let at = err.utf8_error().valid_up_to();
@@ -90,12 +103,12 @@ fn read(path: &Path) -> Result<String, (Problem, String)> {
                     .count(),
             )
             .map_or(source.len(), |(i, _)| i);
-        (
+        Box::new((
             Problem::InvalidUtf8 {
                 span: Span::new(offset, 1).into(),
             },
             source,
-        )
+        ))
     })
 }
 

@@ -19,13 +19,13 @@ pub fn json() -> String {
 fn forbid_null(value: &mut Value) {
     match value {
         Value::Object(map) => {
-            if let Some(Value::Array(types)) = map.get_mut("type") {
-                if types.len() > 1 {
-                    types.retain(|t| t != "null");
-                    if types.len() == 1 {
-                        let only = types.remove(0);
-                        map.insert("type".to_owned(), only);
-                    }
+            if let Some(Value::Array(types)) = map.get_mut("type")
+                && types.len() > 1
+            {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let only = types.remove(0);
+                    map.insert("type".to_owned(), only);
                 }
             }
             // `T or null` only: a longer list (SQL argument scalars) means null on purpose.
@@ -34,12 +34,12 @@ fn forbid_null(value: &mut Value) {
                 .filter(|a| a.as_array().is_some_and(|a| a.len() == 2))
             {
                 any_of.retain(|s| s.get("type").and_then(Value::as_str) != Some("null"));
-                if any_of.len() == 1 {
-                    if let Some(Value::Object(only)) = any_of.pop() {
-                        map.remove("anyOf");
-                        for (k, v) in only {
-                            map.entry(k).or_insert(v);
-                        }
+                if any_of.len() == 1
+                    && let Some(Value::Object(only)) = any_of.pop()
+                {
+                    map.remove("anyOf");
+                    for (k, v) in only {
+                        map.entry(k).or_insert(v);
                     }
                 }
             }

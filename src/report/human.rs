@@ -69,7 +69,7 @@ pub fn human(reports: &[FileReport], color: bool) -> String {
             if handler.render_report(&mut out, &diagnostic).is_err() {
                 let _ = writeln!(out, "{}: {problem}", report.path);
             }
-            if !problem.labels().is_some_and(|mut l| l.next().is_some()) {
+            if problem.labels().is_none_or(|mut l| l.next().is_none()) {
                 let _ = writeln!(out, "  in {}", report.path);
             }
             out.push('\n');

@@ -97,7 +97,7 @@ fn report_cycles(runbook: &Runbook, dag: &Dag, problems: &mut Vec<Problem>) {
             .map(|&i| runbook.steps[i].id.as_str())
             .collect();
         // cycle[k] is needed by cycle[k+1]: label the `needs` entry in cycle[k+1].
-        let edges = (0..cycle.len())
+        let mut edges: Vec<LabeledSpan> = (0..cycle.len())
             .filter_map(|k| {
                 let from = cycle[k];
                 let to = cycle[(k + 1) % cycle.len()];
@@ -114,6 +114,8 @@ fn report_cycles(runbook: &Runbook, dag: &Dag, problems: &mut Vec<Problem>) {
                 ))
             })
             .collect();
+        // The first label in the file is where the problem is reported.
+        edges.sort_by_key(LabeledSpan::offset);
         problems.push(Problem::Cycle {
             path: names.join(" → "),
             edges,

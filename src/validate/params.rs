@@ -104,11 +104,11 @@ pub fn fits(param: &Param, pattern: Option<&Regex>, value: &Node) -> Option<Stri
     if let Some(reason) = type_mismatch(param.param_type(), value) {
         return Some(reason);
     }
-    if let (Some(re), Value::String(s)) = (pattern, &value.value) {
-        if !re.is_match(s) {
-            let shown = param.pattern.as_ref().map_or("", |p| p.as_str());
-            return Some(format!("`{s}` does not match the pattern `{shown}`"));
-        }
+    if let (Some(re), Value::String(s)) = (pattern, &value.value)
+        && !re.is_match(s)
+    {
+        let shown = param.pattern.as_ref().map_or("", |p| p.as_str());
+        return Some(format!("`{s}` does not match the pattern `{shown}`"));
     }
     if let Some(allowed) = &param.allowed {
         let json = value.to_json();
@@ -134,8 +134,7 @@ fn type_mismatch(ty: ParamType, value: &Node) -> Option<String> {
 
 fn first_line(text: &str) -> String {
     text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .last()
+        .rfind(|l| !l.trim().is_empty())
         .unwrap_or(text)
         .trim()
         .to_owned()

@@ -142,25 +142,25 @@ fn check_connection(runbook: &Runbook, sql: &Sql, problems: &mut Vec<Problem>) {
 }
 
 fn check_retry(retry: &Retry, problems: &mut Vec<Problem>) {
-    if let Some(attempts) = &retry.attempts {
-        if attempts.value == 0 {
-            problems.push(Problem::InvalidRetry {
-                reason: "`attempts` is 0".to_owned(),
-                span: attempts.span.into(),
-                help: "`attempts` counts the first try: 1 means no retry".to_owned(),
-            });
-        }
+    if let Some(attempts) = &retry.attempts
+        && attempts.value == 0
+    {
+        problems.push(Problem::InvalidRetry {
+            reason: "`attempts` is 0".to_owned(),
+            span: attempts.span.into(),
+            help: "`attempts` counts the first try: 1 means no retry".to_owned(),
+        });
     }
-    if let (Some(delay), Some(max)) = (&retry.delay, &retry.max_delay) {
-        if max.value < delay.value {
-            problems.push(Problem::InvalidRetry {
-                reason: format!(
-                    "`max_delay` ({}) is shorter than `delay` ({})",
-                    max.value, delay.value
-                ),
-                span: max.span.into(),
-                help: "`max_delay` caps the growing delay: make it at least `delay`".to_owned(),
-            });
-        }
+    if let (Some(delay), Some(max)) = (&retry.delay, &retry.max_delay)
+        && max.value < delay.value
+    {
+        problems.push(Problem::InvalidRetry {
+            reason: format!(
+                "`max_delay` ({}) is shorter than `delay` ({})",
+                max.value, delay.value
+            ),
+            span: max.span.into(),
+            help: "`max_delay` caps the growing delay: make it at least `delay`".to_owned(),
+        });
     }
 }

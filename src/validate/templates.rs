@@ -266,7 +266,7 @@ impl<'a> Checker<'a> {
         match machinery::parse(
             text,
             "<template>",
-            SyntaxConfig::default(),
+            SyntaxConfig,
             WhitespaceConfig::default(),
         ) {
             Ok(tree) => {
@@ -502,22 +502,22 @@ impl<'a> Checker<'a> {
         if !self.attribute(&name, attr, STEP_ATTRS, *attr_span, text, span) {
             return;
         }
-        if attr == "outputs" {
-            if let Some((output, output_span)) = r.segments.get(2) {
-                let outputs = &runbook.steps[target].outputs;
-                if !outputs.contains_key(output.as_str()) {
-                    let at = self.at(text, span, *output_span);
-                    let names = outputs.keys().map(String::as_str);
-                    let help = suggestion(output, names.clone(), || {
-                        format!("`{id}` declares outputs: {}", list(names))
-                    });
-                    self.problems.push(Problem::UnknownAttribute {
-                        name: format!("{name}.outputs"),
-                        attribute: output.clone(),
-                        span: at.into(),
-                        help,
-                    });
-                }
+        if attr == "outputs"
+            && let Some((output, output_span)) = r.segments.get(2)
+        {
+            let outputs = &runbook.steps[target].outputs;
+            if !outputs.contains_key(output.as_str()) {
+                let at = self.at(text, span, *output_span);
+                let names = outputs.keys().map(String::as_str);
+                let help = suggestion(output, names.clone(), || {
+                    format!("`{id}` declares outputs: {}", list(names))
+                });
+                self.problems.push(Problem::UnknownAttribute {
+                    name: format!("{name}.outputs"),
+                    attribute: output.clone(),
+                    span: at.into(),
+                    help,
+                });
             }
         }
     }
@@ -586,7 +586,7 @@ impl<'t> Walk<'t> {
                 if self.sql
                     && !matches!(&e.expr, Expr::Filter(f) if f.name == "sql_ident" || f.name == "sql_literal")
                 {
-                    self.findings.push(Finding::UnquotedSql(e.expr.span()));
+                    self.findings.push(Finding::UnquotedSql(e.span()));
                 }
                 self.expr(&e.expr);
             }
@@ -684,16 +684,16 @@ impl<'t> Walk<'t> {
             }
             Expr::UnaryOp(u) => self.expr(&u.expr),
             Expr::BinOp(b) => {
-                if matches!(b.op, ast::BinOpKind::Sub) {
-                    if let Some((first, id, rest)) = hyphenated(b) {
-                        self.findings.push(Finding::Hyphenated {
-                            written: format!("{id}{rest}"),
-                            first,
-                            id,
-                            span: expr.span(),
-                        });
-                        return;
-                    }
+                if matches!(b.op, ast::BinOpKind::Sub)
+                    && let Some((first, id, rest)) = hyphenated(b)
+                {
+                    self.findings.push(Finding::Hyphenated {
+                        written: format!("{id}{rest}"),
+                        first,
+                        id,
+                        span: expr.span(),
+                    });
+                    return;
                 }
                 self.expr(&b.left);
                 self.expr(&b.right);
@@ -742,13 +742,21 @@ fn chain<'e, 't>(mut expr: &'e Expr<'t>) -> Result<Reference<'t>, &'e Expr<'t>> 
             }
             Expr::GetItem(i) => match &i.subscript_expr {
                 Expr::Const(c) if c.value.as_str().is_some() => {
-                    segments.push((c.value.as_str().unwrap_or_default().to_owned(), i.span()));
+                    let end = i.subscript_expr.span();
+                    segments.push((c.value.as_str().unwrap_or_default().to_owned(), end));
                     expr = &i.expr;
                 }
                 _ => return Err(expr),
             },
             Expr::Var(v) => {
                 segments.reverse();
+                // Each segment's span runs from the root: `steps.a.stdot` as a whole.
+                let root = v.span();
+                for (_, span) in &mut segments {
+                    span.start_line = root.start_line;
+                    span.start_col = root.start_col;
+                    span.start_offset = root.start_offset;
+                }
                 return Ok(Reference {
                     root: v.id,
                     root_span: v.span(),

@@ -1,0 +1,9 @@
+//! Integration tests: each drives the real `runbook` binary and checks what a user sees.
+
+mod bad_input;
+mod diagnostics;
+mod formats;
+mod graph;
+mod schema;
+mod shipped;
+mod support;

@@ -1,0 +1,116 @@
+//! A small builder to run the `runbook` binary in a scratch directory.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct Test {
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// One diagnostic as `--format json` reports it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Diag {
+    pub code: String,
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+impl Test {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+            args: Vec::new(),
+        }
+    }
+
+    /// Writes a file (parents created) into the scratch directory.
+    pub fn file(self, name: &str, content: impl AsRef<[u8]>) -> Self {
+        let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create dir");
+        }
+        std::fs::write(path, content).expect("write file");
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn run(&self) -> Output {
+        let output = Command::new(env!("CARGO_BIN_EXE_runbook"))
+            .args(&self.args)
+            .current_dir(self.dir.path())
+            .env_remove("NO_COLOR")
+            .output()
+            .expect("run runbook");
+        Output {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Output {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+
+    /// The diagnostics of a `--format json` run.
+    pub fn diags(&self) -> Vec<Diag> {
+        self.json()["diagnostics"]
+            .as_array()
+            .expect("diagnostics array")
+            .iter()
+            .map(|d| Diag {
+                code: d["code"].as_str().unwrap_or_default().to_owned(),
+                line: d["line"].as_u64().unwrap_or(0),
+                column: d["column"].as_u64().unwrap_or(0),
+                message: d["message"].as_str().unwrap_or_default().to_owned(),
+            })
+            .collect()
+    }
+}
+
+/// Validates one runbook text and returns its diagnostics and the exit code.
+pub fn validate(yaml: &str) -> (Vec<Diag>, i32) {
+    let out = Test::new()
+        .file("runbook.yaml", yaml)
+        .args(["validate", "--format", "json", "runbook.yaml"])
+        .run();
+    (out.diags(), out.code)
+}
+
+/// Shorthand for an expected diagnostic.
+pub fn diag(code: &str, line: u64, column: u64, message: &str) -> Diag {
+    Diag {
+        code: format!("runbook::{code}"),
+        line,
+        column,
+        message: message.to_owned(),
+    }
+}
+
+/// The repository root, for tests over shipped files.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
