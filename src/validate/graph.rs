@@ -42,6 +42,9 @@ pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) -> Dag {
         }
     }
 
+    // Suggestions compare against every id: bound their number so that a file with
+    // thousands of broken `needs` stays linear.
+    let mut suggestions_left = MAX_SUGGESTIONS;
     for step in &runbook.steps {
         for need in &step.needs {
             if need.value == step.id.value {
@@ -51,6 +54,8 @@ pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) -> Dag {
                 });
             } else if !first.contains_key(need.as_str()) {
                 let ids = runbook.steps.iter().map(|s| s.id.as_str());
+                let ids = ids.take(if suggestions_left > 0 { usize::MAX } else { 0 });
+                suggestions_left = suggestions_left.saturating_sub(1);
                 let help = suggestion(need, ids, || {
                     if runbook.steps.len() <= 12 {
                         format!(
@@ -76,10 +81,20 @@ pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) -> Dag {
     dag
 }
 
+/// How many unknown `needs` get a "did you mean" (each compares against every step id).
+pub(crate) const MAX_SUGGESTIONS: usize = 100;
+
+/// How many steps and edges of one cycle a report shows.
+const MAX_SHOWN: usize = 12;
+
 /// One problem per strongly connected component with more than one step, showing one cycle
 /// through it and a label on each `needs` entry that forms an edge of that cycle.
 fn report_cycles(runbook: &Runbook, dag: &Dag, problems: &mut Vec<Problem>) {
-    let mut components: Vec<Vec<NodeIndex>> = petgraph::algo::tarjan_scc(dag.graph())
+    if petgraph::algo::toposort(dag.graph(), None).is_ok() {
+        return;
+    }
+    // Kosaraju's walk is iterative: a 100k-step chain must not overflow the stack.
+    let mut components: Vec<Vec<NodeIndex>> = petgraph::algo::kosaraju_scc(dag.graph())
         .into_iter()
         .filter(|c| c.len() > 1)
         .collect();
@@ -90,12 +105,24 @@ fn report_cycles(runbook: &Runbook, dag: &Dag, problems: &mut Vec<Problem>) {
     for component in components {
         let cycle = find_cycle(dag, &component);
         // Shown in the direction of `needs`: `a → b` reads "a needs b".
-        let names: Vec<&str> = cycle[..1]
+        let mut names: Vec<&str> = cycle[..1]
             .iter()
             .chain(cycle[1..].iter().rev())
             .chain(&cycle[..1])
             .map(|&i| runbook.steps[i].id.as_str())
             .collect();
+        // A long cycle is shown by its ends; every step of it is still labelled up to a cap.
+        if names.len() > MAX_SHOWN + 1 {
+            let hidden = names.len() - MAX_SHOWN;
+            let last = names.split_off(names.len() - MAX_SHOWN / 2);
+            names.truncate(MAX_SHOWN / 2);
+            names.push(if hidden == 1 {
+                "…"
+            } else {
+                "… (more steps) …"
+            });
+            names.extend(last);
+        }
         // cycle[k] is needed by cycle[k+1]: label the `needs` entry in cycle[k+1].
         let mut edges: Vec<LabeledSpan> = (0..cycle.len())
             .filter_map(|k| {
@@ -116,6 +143,7 @@ fn report_cycles(runbook: &Runbook, dag: &Dag, problems: &mut Vec<Problem>) {
             .collect();
         // The first label in the file is where the problem is reported.
         edges.sort_by_key(LabeledSpan::offset);
+        edges.truncate(MAX_SHOWN);
         problems.push(Problem::Cycle {
             path: names.join(" → "),
             edges,

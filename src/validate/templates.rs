@@ -97,6 +97,7 @@ pub fn check(runbook: &Runbook, dag: &Dag, source: &str, problems: &mut Vec<Prob
         used_params: HashSet::new(),
         used_secrets: HashSet::new(),
         scratch: Scratch::default(),
+        suggestions_left: super::graph::MAX_SUGGESTIONS,
     };
     checker.runbook_templates();
     let Checker {
@@ -131,6 +132,8 @@ struct Checker<'a> {
     used_params: HashSet<&'a str>,
     used_secrets: HashSet<&'a str>,
     scratch: Scratch,
+    /// Step-id suggestions compare against every step: bounded, as in `needs`.
+    suggestions_left: usize,
 }
 
 /// A variable reference found in a template: `root.seg1.seg2…` with spans in the template.
@@ -471,7 +474,13 @@ impl<'a> Checker<'a> {
         let id_span = r.segments[0].1;
         let Some(target) = self.dag.index_of(id) else {
             let at = self.at(text, span, id_span);
-            let ids = runbook.steps.iter().map(|s| s.id.as_str());
+            let budget = if self.suggestions_left > 0 {
+                usize::MAX
+            } else {
+                0
+            };
+            self.suggestions_left = self.suggestions_left.saturating_sub(1);
+            let ids = runbook.steps.iter().map(|s| s.id.as_str()).take(budget);
             let help = suggestion(id, ids, || {
                 "check the spelling against the step ids".to_owned()
             });
