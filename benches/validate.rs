@@ -41,10 +41,16 @@ impl Lcg {
     }
 }
 
-fn generate(shape: Shape, steps: usize) -> String {
+/// `templated`: each step runs a program whose arguments read a param and a parent's output;
+/// otherwise each step is a bare `wait` on one line (the size of a `just` recipe).
+fn generate(shape: Shape, steps: usize, templated: bool) -> String {
     let mut rng = Lcg(42);
     let mut out = String::with_capacity(steps * 120);
-    out.push_str("runbook: 1\nname: bench\nparams:\n  target: { default: x }\nsteps:\n");
+    out.push_str("runbook: 1\nname: bench\n");
+    if templated {
+        out.push_str("params:\n  target: { default: x }\n");
+    }
+    out.push_str("steps:\n");
     for i in 0..steps {
         let needs: Vec<usize> = match shape {
             _ if i == 0 => vec![],
@@ -61,9 +67,17 @@ fn generate(shape: Shape, steps: usize) -> String {
                 needs
             }
         };
+        let list: Vec<String> = needs.iter().map(|n| format!("s{n}")).collect();
+        if !templated {
+            let _ = writeln!(
+                out,
+                "  - {{ id: s{i}, needs: [{}], wait: 1s }}",
+                list.join(", ")
+            );
+            continue;
+        }
         let _ = writeln!(out, "  - id: s{i}");
         if !needs.is_empty() {
-            let list: Vec<String> = needs.iter().map(|n| format!("s{n}")).collect();
             let _ = writeln!(out, "    needs: [{}]", list.join(", "));
         }
         match needs.first() {
@@ -111,11 +125,29 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     println!("| shape | steps | file | whole process (median) | per step |");
     println!("|---|---:|---:|---:|---:|");
-    for shape in [Shape::Chain, Shape::FanOut, Shape::RandomDag] {
+    for (shape, templated) in [
+        (Shape::Chain, false),
+        (Shape::Chain, true),
+        (Shape::FanOut, true),
+        (Shape::RandomDag, false),
+        (Shape::RandomDag, true),
+    ] {
         let mut per_step = Vec::new();
+        let label = format!(
+            "{}, {}",
+            shape.name(),
+            if templated {
+                "templated steps"
+            } else {
+                "one-line steps"
+            }
+        );
         for steps in [1_000, 10_000, 100_000] {
-            let file = dir.join(format!("{}-{steps}.yaml", shape.name().replace(' ', "_")));
-            let text = generate(shape, steps);
+            let file = dir.join(format!(
+                "{}-{templated}-{steps}.yaml",
+                shape.name().replace(' ', "_")
+            ));
+            let text = generate(shape, steps, templated);
             std::fs::write(&file, &text).expect("write runbook");
             let runs = if steps >= 100_000 { 3 } else { 11 };
             let _ = time_validate(&file); // warm the page cache
@@ -123,15 +155,13 @@ fn main() {
             let us = m.as_secs_f64() * 1e6 / steps as f64;
             per_step.push(us);
             println!(
-                "| {} | {steps} | {:.1} MB | {:.1} ms | {us:.2} µs |",
-                shape.name(),
+                "| {label} | {steps} | {:.2} MB | {:.1} ms | {us:.2} µs |",
                 text.len() as f64 / 1e6,
                 m.as_secs_f64() * 1e3,
             );
         }
         println!(
-            "| {} | growth 1k→100k | | | {:.2}× per step |",
-            shape.name(),
+            "| {label} | growth 1k→100k | | | {:.2}× per step |",
             per_step[2] / per_step[0]
         );
     }

@@ -25,9 +25,11 @@ impl Dag {
             index.entry(step.id.value.clone()).or_insert(i);
         }
         for (i, step) in runbook.steps.iter().enumerate() {
-            for need in &step.needs {
-                if let Some(&from) = index.get(need.as_str()) {
-                    graph.update_edge(NodeIndex::new(from), NodeIndex::new(i), ());
+            for (k, need) in step.needs.iter().enumerate() {
+                // `update_edge` would scan the parent's edges: quadratic on a wide fan-out.
+                let repeated = step.needs[..k].iter().any(|n| n.value == need.value);
+                if let (Some(&from), false) = (index.get(need.as_str()), repeated) {
+                    graph.add_edge(NodeIndex::new(from), NodeIndex::new(i), ());
                 }
             }
         }
