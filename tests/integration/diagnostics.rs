@@ -531,3 +531,28 @@ fn every_problem_of_a_file_in_one_run_in_file_order() {
     );
     assert_eq!(code, 1);
 }
+
+#[test]
+fn template_error_after_an_escape_in_a_double_quoted_scalar() {
+    // `\t` is two characters in the file and one in the value: the column is the file's.
+    let line = "    approval: { prompt: \"a\\tb {{ params.x }\" }";
+    let column = line.find("}\"").unwrap() as u64 + 1;
+    check(
+        &steps(&format!("  - id: a\n{line}\n")),
+        &[diag(
+            "template_syntax",
+            5,
+            column,
+            "template syntax error: unexpected `}`, expected end of variable block",
+        )],
+    );
+}
+
+#[test]
+fn template_error_in_a_folded_plain_scalar_stays_on_its_line() {
+    let yaml =
+        steps("  - id: a\n    approval:\n      prompt: first line\n        then {{ oops }\n");
+    let (diags, _) = validate(&yaml);
+    assert_eq!(diags.len(), 1);
+    assert_eq!((diags[0].line, diags[0].column), (7, 22));
+}
