@@ -4,13 +4,21 @@
 //! problem at once as [`diagnostic::Problem`]s, and [`report`] renders them.
 
 pub mod cli;
+pub mod context;
 pub mod dag;
 pub mod diagnostic;
 pub mod graph;
 pub mod line_index;
 pub mod load;
+pub mod mask;
 pub mod model;
+pub mod params;
+pub mod plan;
+pub mod render;
 pub mod report;
+pub mod retry;
+pub mod rollback;
 pub mod schema;
+pub mod template;
 pub mod validate;
 pub mod yaml;

@@ -3,6 +3,7 @@
 mod github;
 mod human;
 mod json;
+pub mod plan;
 
 pub use github::github;
 pub use human::human;

@@ -1,12 +1,11 @@
 //! Params: names, patterns, and defaults, examples and `enum` values that must fit the
 //! declared type, pattern and `enum`.
 
-use regex::Regex;
-
 use super::is_valid_id;
 use crate::diagnostic::Problem;
-use crate::model::{Param, ParamType, Runbook};
-use crate::yaml::{Node, Value};
+use crate::model::{Param, Runbook};
+use crate::params::{check_value, type_mismatch};
+use crate::yaml::Node;
 
 pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
     for param in runbook.params.values() {
@@ -15,7 +14,7 @@ pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
             param
                 .pattern
                 .as_ref()
-                .and_then(|p| match Regex::new(&format!("^(?:{})$", p.value)) {
+                .and_then(|p| match crate::params::anchored(&p.value) {
                     Ok(re) => Some(re),
                     Err(err) => {
                         problems.push(Problem::InvalidPattern {
@@ -27,7 +26,7 @@ pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
                 });
         if let Some(allowed) = &param.allowed {
             for value in allowed.iter() {
-                if let Some(reason) = type_mismatch(param.param_type(), value) {
+                if let Some(reason) = type_mismatch(param.param_type(), &value.to_json()) {
                     push(problems, param, "an `enum` value", reason, value);
                 }
             }
@@ -37,7 +36,7 @@ pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
             ("the example", &param.example),
         ] {
             let Some(value) = value else { continue };
-            if let Some(reason) = fits(param, pattern.as_ref(), value) {
+            if let Some(reason) = check_value(param, pattern.as_ref(), &value.to_json()) {
                 push(problems, param, what, reason, value);
             }
         }
@@ -97,39 +96,6 @@ fn push(problems: &mut Vec<Problem>, param: &Param, what: &'static str, reason: 
             None => "the value must be of the declared `type` and match `pattern`".to_owned(),
         },
     });
-}
-
-/// Why `value` is not a valid value of `param`, if it is not.
-pub fn fits(param: &Param, pattern: Option<&Regex>, value: &Node) -> Option<String> {
-    if let Some(reason) = type_mismatch(param.param_type(), value) {
-        return Some(reason);
-    }
-    if let (Some(re), Value::String(s)) = (pattern, &value.value)
-        && !re.is_match(s)
-    {
-        let shown = param.pattern.as_ref().map_or("", |p| p.as_str());
-        return Some(format!("`{s}` does not match the pattern `{shown}`"));
-    }
-    if let Some(allowed) = &param.allowed {
-        let json = value.to_json();
-        if !allowed.iter().any(|a| a.to_json() == json) {
-            let choices: Vec<String> = allowed.iter().map(|a| a.to_json().to_string()).collect();
-            return Some(format!("{json} is not one of {}", choices.join(", ")));
-        }
-    }
-    None
-}
-
-fn type_mismatch(ty: ParamType, value: &Node) -> Option<String> {
-    let ok = matches!(
-        (ty, &value.value),
-        (ParamType::String, Value::String(_))
-            | (ParamType::Int, Value::Int(_))
-            | (ParamType::Bool, Value::Bool(_))
-            | (ParamType::List, Value::Seq(_))
-            | (ParamType::Map, Value::Map(_))
-    );
-    (!ok).then(|| format!("expected {}, found {}", ty.name(), value.value.kind()))
 }
 
 fn first_line(text: &str) -> String {

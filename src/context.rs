@@ -1,0 +1,108 @@
+//! The values templates read: `params`, `secrets`, `steps`, `run` and, in `until` and
+//! `outputs`, `result`. A dry-run fills `steps` with placeholders and `secrets` with `***`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use minijinja::Value;
+use minijinja::value::{Object, ObjectRepr};
+
+use crate::mask::MASK;
+
+/// What `run` holds in templates.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RunInfo {
+    pub id: String,
+    pub dry_run: bool,
+    pub started_at: String,
+}
+
+/// The template context of a run, extended as steps complete.
+#[derive(Clone, Debug)]
+pub struct Context {
+    params: Value,
+    secrets: Value,
+    steps: BTreeMap<String, Value>,
+    run: Value,
+}
+
+impl Context {
+    pub fn new(
+        params: &serde_json::Map<String, serde_json::Value>,
+        secrets: &[(String, String)],
+        run: &RunInfo,
+    ) -> Self {
+        let secrets: BTreeMap<&str, &str> = secrets
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        Self {
+            params: Value::from_serialize(params),
+            secrets: Value::from_serialize(&secrets),
+            steps: BTreeMap::new(),
+            run: Value::from_serialize(run),
+        }
+    }
+
+    /// A dry-run context: secrets are `***`, every step is a placeholder.
+    pub fn dry_run(
+        params: &serde_json::Map<String, serde_json::Value>,
+        secret_names: impl IntoIterator<Item = String>,
+        step_ids: impl IntoIterator<Item = String>,
+        run: &RunInfo,
+    ) -> Self {
+        let secrets: Vec<(String, String)> = secret_names
+            .into_iter()
+            .map(|n| (n, MASK.to_owned()))
+            .collect();
+        let mut context = Self::new(params, &secrets, run);
+        for id in step_ids {
+            let placeholder = Value::from_object(Placeholder(format!("steps.{id}")));
+            context.steps.insert(id, placeholder);
+        }
+        context
+    }
+
+    /// Records what a step left for later templates.
+    pub fn set_step(&mut self, id: &str, value: Value) {
+        self.steps.insert(id.to_owned(), value);
+    }
+
+    /// The context as a template value.
+    pub fn value(&self) -> Value {
+        self.with_result(None)
+    }
+
+    /// The context with `result` (for `until` and `outputs`).
+    pub fn with_result(&self, result: Option<&Value>) -> Value {
+        let mut map = BTreeMap::new();
+        map.insert("params", self.params.clone());
+        map.insert("secrets", self.secrets.clone());
+        map.insert("steps", Value::from_serialize(&self.steps));
+        map.insert("run", self.run.clone());
+        if let Some(result) = result {
+            map.insert("result", result.clone());
+        }
+        Value::from_serialize(&map)
+    }
+}
+
+/// A value not known before the run: renders as `<steps.copy.stdout>`.
+#[derive(Debug)]
+pub struct Placeholder(pub String);
+
+impl Object for Placeholder {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str().map_or_else(|| key.to_string(), str::to_owned);
+        Some(Value::from_object(Placeholder(format!("{}.{key}", self.0))))
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{}>", self.0)
+    }
+}

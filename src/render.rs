@@ -1,0 +1,258 @@
+//! Renders what a step (or a rollback) will do, with every template filled in: the command
+//! line or script, SQL text and arguments, wait, assertion or prompt. Plans show it; runs
+//! execute it.
+
+use minijinja::Value;
+use serde::Serialize;
+
+use crate::model::{Approval, Run, Scalar, Sql, Step};
+use crate::template::{Templates, error_text};
+
+/// A fully rendered action.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    Command {
+        program: String,
+        args: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cwd: Option<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        env: Vec<(String, String)>,
+    },
+    Script {
+        shell: String,
+        script: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cwd: Option<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        env: Vec<(String, String)>,
+    },
+    Sql {
+        connection: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        database: Option<String>,
+        query: String,
+        args: Vec<serde_json::Value>,
+    },
+    Wait {
+        duration: String,
+        #[serde(skip)]
+        time: std::time::Duration,
+    },
+    Assert {
+        that: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    Approval {
+        prompt: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        instructions: Option<String>,
+    },
+}
+
+/// A template that could not be rendered.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("cannot render {field}: {message}")]
+pub struct RenderError {
+    pub field: String,
+    pub message: String,
+}
+
+/// Renders templates; in a dry-run a template that needs run-time values is shown as written.
+pub struct Renderer<'t> {
+    pub templates: &'t Templates,
+    pub dry_run: bool,
+}
+
+impl Renderer<'_> {
+    pub fn text(&self, field: &str, text: &str, context: &Value) -> Result<String, RenderError> {
+        match self.templates.render(text, context) {
+            Ok(s) => Ok(s),
+            Err(_) if self.dry_run => Ok(text.to_owned()),
+            Err(e) => Err(RenderError {
+                field: field.to_owned(),
+                message: error_text(&e),
+            }),
+        }
+    }
+
+    fn env(
+        &self,
+        env: &indexmap::IndexMap<String, crate::model::Sp<String>>,
+        context: &Value,
+    ) -> Result<Vec<(String, String)>, RenderError> {
+        env.iter()
+            .map(|(k, v)| Ok((k.clone(), self.text(&format!("env.{k}"), v, context)?)))
+            .collect()
+    }
+
+    /// What a step does.
+    pub fn step(&self, step: &Step, context: &Value) -> Result<Action, RenderError> {
+        let env = self.env(&step.env, context)?;
+        if let Some(run) = &step.run {
+            return self.run(run, env, context);
+        }
+        if let Some(sql) = &step.sql {
+            return self.sql(sql, context);
+        }
+        if let Some(wait) = &step.wait {
+            return Ok(Action::Wait {
+                duration: wait.value.to_string(),
+                time: wait.value.get(),
+            });
+        }
+        if let Some(assert) = &step.assert {
+            return Ok(Action::Assert {
+                that: assert.that.value.clone(),
+                message: match &assert.message {
+                    Some(m) => Some(self.text("assert.message", m, context)?),
+                    None => None,
+                },
+            });
+        }
+        if let Some(approval) = &step.approval {
+            return self.approval(approval, context);
+        }
+        Err(RenderError {
+            field: "step".to_owned(),
+            message: "the step has no kind".to_owned(),
+        })
+    }
+
+    /// What a step's rollback does, if it has one.
+    pub fn rollback(&self, step: &Step, context: &Value) -> Option<Result<Action, RenderError>> {
+        let action = step.rollback.as_ref()?;
+        let env = match self.env(&action.env, context) {
+            Ok(env) => env,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(if let Some(run) = &action.run {
+            self.run(run, env, context)
+        } else if let Some(sql) = &action.sql {
+            self.sql(sql, context)
+        } else if let Some(approval) = &action.approval {
+            self.approval(approval, context)
+        } else {
+            Err(RenderError {
+                field: "rollback".to_owned(),
+                message: "the rollback has no action".to_owned(),
+            })
+        })
+    }
+
+    fn run(
+        &self,
+        run: &Run,
+        env: Vec<(String, String)>,
+        context: &Value,
+    ) -> Result<Action, RenderError> {
+        let cwd = match &run.cwd {
+            Some(c) => Some(self.text("run.cwd", c, context)?),
+            None => None,
+        };
+        if let Some(program) = &run.program {
+            let args = run
+                .args
+                .iter()
+                .enumerate()
+                .map(|(i, a)| self.text(&format!("run.args[{i}]"), a, context))
+                .collect::<Result<_, _>>()?;
+            return Ok(Action::Command {
+                program: self.text("run.program", program, context)?,
+                args,
+                cwd,
+                env,
+            });
+        }
+        Ok(Action::Script {
+            shell: run
+                .shell
+                .as_ref()
+                .map_or("sh", |s| s.value.name())
+                .to_owned(),
+            script: self.text(
+                "run.script",
+                run.script.as_ref().map_or("", |s| s.as_str()),
+                context,
+            )?,
+            cwd,
+            env,
+        })
+    }
+
+    fn sql(&self, sql: &Sql, context: &Value) -> Result<Action, RenderError> {
+        let args = sql
+            .args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                Ok(match &a.value {
+                    Scalar::Null => serde_json::Value::Null,
+                    Scalar::Bool(b) => serde_json::Value::Bool(*b),
+                    Scalar::Int(n) => serde_json::Value::from(*n),
+                    Scalar::Float(f) => serde_json::Value::from(*f),
+                    Scalar::String(s) => serde_json::Value::String(self.text(
+                        &format!("sql.args[{i}]"),
+                        s,
+                        context,
+                    )?),
+                })
+            })
+            .collect::<Result<_, RenderError>>()?;
+        Ok(Action::Sql {
+            connection: sql.connection.value.clone(),
+            database: match &sql.database {
+                Some(d) => Some(self.text("sql.database", d, context)?),
+                None => None,
+            },
+            query: self.text("sql.query", &sql.query, context)?,
+            args,
+        })
+    }
+
+    fn approval(&self, approval: &Approval, context: &Value) -> Result<Action, RenderError> {
+        Ok(Action::Approval {
+            prompt: self.text("approval.prompt", &approval.prompt, context)?,
+            instructions: match &approval.instructions {
+                Some(i) => Some(self.text("approval.instructions", i, context)?),
+                None => None,
+            },
+        })
+    }
+}
+
+impl Action {
+    /// A one-line summary for progress output.
+    pub fn summary(&self) -> String {
+        match self {
+            Action::Command { program, args, .. } => {
+                let mut line = crate::template::shell_quote(program.clone());
+                for arg in args {
+                    line.push(' ');
+                    line.push_str(&crate::template::shell_quote(arg.clone()));
+                }
+                line
+            }
+            Action::Script { shell, script, .. } => {
+                let first = script.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+                let more = if script.trim().lines().count() > 1 {
+                    " …"
+                } else {
+                    ""
+                };
+                format!("{shell}: {}{more}", first.trim())
+            }
+            Action::Sql {
+                connection, query, ..
+            } => {
+                let first = query.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+                format!("sql on {connection}: {}", first.trim())
+            }
+            Action::Wait { duration, .. } => format!("wait {duration}"),
+            Action::Assert { that, .. } => format!("assert {that}"),
+            Action::Approval { prompt, .. } => format!("approval: {prompt}"),
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! Renders a dry-run plan: human (terminal), json, and markdown (for a change ticket).
+//! Secrets are already `***` in a plan; the masker is applied anyway as the last line of defence.
+
+use std::fmt::Write;
+
+use crate::plan::{Plan, PlannedStep, Scenario};
+use crate::render::Action;
+
+pub fn json(plan: &Plan) -> String {
+    let mut text = serde_json::to_string_pretty(plan).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+fn params_line(plan: &Plan) -> String {
+    plan.params
+        .iter()
+        .map(|(k, v)| {
+            let shown = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let example = if plan.params_from_example.contains(k) {
+                " (example)"
+            } else {
+                ""
+            };
+            format!("{k}={shown}{example}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn action_lines(action: &Action, indent: &str, out: &mut String) {
+    match action {
+        Action::Command {
+            program,
+            args,
+            cwd,
+            env,
+        } => {
+            let mut line = crate::template::shell_quote(program.clone());
+            for a in args {
+                line.push(' ');
+                line.push_str(&crate::template::shell_quote(a.clone()));
+            }
+            let _ = writeln!(out, "{indent}$ {line}");
+            if let Some(cwd) = cwd {
+                let _ = writeln!(out, "{indent}  in {cwd}");
+            }
+            for (k, v) in env {
+                let _ = writeln!(out, "{indent}  env {k}={v}");
+            }
+        }
+        Action::Script {
+            shell,
+            script,
+            cwd,
+            env,
+        } => {
+            let _ = writeln!(out, "{indent}{shell} script:");
+            for line in script.trim_end().lines() {
+                let _ = writeln!(out, "{indent}  | {line}");
+            }
+            if let Some(cwd) = cwd {
+                let _ = writeln!(out, "{indent}  in {cwd}");
+            }
+            for (k, v) in env {
+                let _ = writeln!(out, "{indent}  env {k}={v}");
+            }
+        }
+        Action::Sql {
+            connection,
+            database,
+            query,
+            args,
+        } => {
+            let db = database
+                .as_ref()
+                .map(|d| format!(", database {d}"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "{indent}sql on `{connection}`{db}:");
+            for line in query.trim_end().lines() {
+                let _ = writeln!(out, "{indent}  | {line}");
+            }
+            for (i, a) in args.iter().enumerate() {
+                let _ = writeln!(out, "{indent}  @P{} = {a}", i + 1);
+            }
+        }
+        Action::Wait { duration, .. } => {
+            let _ = writeln!(out, "{indent}wait {duration}");
+        }
+        Action::Assert { that, message } => {
+            let _ = writeln!(out, "{indent}assert {that}");
+            if let Some(m) = message {
+                let _ = writeln!(out, "{indent}  otherwise: {m}");
+            }
+        }
+        Action::Approval {
+            prompt,
+            instructions,
+        } => {
+            let _ = writeln!(out, "{indent}approval: {prompt}");
+            if let Some(text) = instructions {
+                for line in text.trim_end().lines() {
+                    let _ = writeln!(out, "{indent}  > {line}");
+                }
+            }
+        }
+    }
+}
+
+fn retry_text(step: &PlannedStep) -> Option<String> {
+    let r = &step.retry;
+    if r.attempts <= 1 {
+        return None;
+    }
+    let mut text = format!(
+        "{} attempts, {} {}",
+        r.attempts,
+        humantime::format_duration(r.delay),
+        r.backoff
+    );
+    if let Some(max) = r.max_delay {
+        let _ = write!(text, " up to {}", humantime::format_duration(max));
+    }
+    if r.jitter {
+        text.push_str(", jitter");
+    }
+    if let Some(on) = &r.on {
+        let mut what = Vec::new();
+        if !on.exit_codes.is_empty() {
+            what.push(format!("exit codes {:?}", on.exit_codes));
+        }
+        if !on.sql_errors.is_empty() {
+            what.push(format!("SQL errors {:?}", on.sql_errors));
+        }
+        if on.timeout {
+            what.push("timeout".to_owned());
+        }
+        if on.connect {
+            what.push("connect".to_owned());
+        }
+        let _ = write!(text, ", on {}", what.join(", "));
+    }
+    Some(text)
+}
+
+fn flags(step: &PlannedStep) -> String {
+    let mut flags = Vec::new();
+    if step.irreversible {
+        flags.push("IRREVERSIBLE");
+    }
+    if step.probe {
+        flags.push("probe");
+    }
+    if step.idempotent {
+        flags.push("idempotent");
+    }
+    if step.continue_on_failure {
+        flags.push("continue on failure");
+    }
+    if flags.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", flags.join(", "))
+    }
+}
+
+pub fn human(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Plan for `{}`: {} steps in {} waves (dry-run: nothing is executed)",
+        plan.runbook,
+        plan.steps.len(),
+        plan.waves.len()
+    );
+    if !plan.params.is_empty() {
+        let _ = writeln!(out, "params: {}", params_line(plan));
+    }
+    for (w, wave) in plan.waves.iter().enumerate() {
+        let parallel = if wave.len() > 1 { " (in parallel)" } else { "" };
+        let _ = writeln!(out, "\nWave {}{parallel}", w + 1);
+        for id in wave {
+            let Some(step) = plan.steps.iter().find(|s| &s.id == id) else {
+                continue;
+            };
+            let title = step
+                .title
+                .as_ref()
+                .map(|t| format!(" — {t}"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  ▸ {}{title}{}", step.id, flags(step));
+            if !step.needs.is_empty() {
+                let _ = writeln!(out, "      needs: {}", step.needs.join(", "));
+            }
+            if let Some(when) = &step.when {
+                let value = match when.value {
+                    Some(true) => " (true: runs)",
+                    Some(false) => " (false: skipped)",
+                    None => " (decided at run time)",
+                };
+                let _ = writeln!(out, "      when: {}{value}", when.expression);
+            }
+            action_lines(&step.action, "      ", &mut out);
+            if let Some(until) = &step.until {
+                let _ = writeln!(out, "      until: {until}");
+            }
+            if let Some(retry) = retry_text(step) {
+                let _ = writeln!(out, "      retry: {retry}");
+            }
+            if let Some(timeout) = &step.timeout {
+                let _ = writeln!(out, "      timeout: {timeout}");
+            }
+            match &step.rollback {
+                Some(action) => {
+                    let _ = writeln!(out, "      rollback:");
+                    action_lines(action, "        ", &mut out);
+                }
+                None if step.irreversible => {
+                    let _ = writeln!(out, "      rollback: none — point of no return");
+                }
+                None => {
+                    let _ = writeln!(out, "      rollback: none");
+                }
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nApprovals: {}",
+        if plan.approvals.is_empty() {
+            "none".to_owned()
+        } else {
+            plan.approvals.join(", ")
+        }
+    );
+    let _ = writeln!(
+        out,
+        "Points of no return: {}",
+        if plan.points_of_no_return.is_empty() {
+            "none".to_owned()
+        } else {
+            plan.points_of_no_return.join(", ")
+        }
+    );
+    if let Some(scenario) = &plan.scenario {
+        scenario_human(plan, scenario, &mut out);
+    }
+    out
+}
+
+fn scenario_human(plan: &Plan, scenario: &Scenario, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "\nIf `{}` fails (run with --concurrency 1):",
+        scenario.failed
+    );
+    if scenario.completed.is_empty() {
+        let _ = writeln!(out, "  1. nothing has completed before it");
+    } else {
+        let _ = writeln!(
+            out,
+            "  1. completed before it: {}",
+            scenario.completed.join(", ")
+        );
+    }
+    if !scenario.skipped.is_empty() {
+        let _ = writeln!(
+            out,
+            "     skipped by `when`: {}",
+            scenario.skipped.join(", ")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  2. `{}` fails after its last attempt",
+        scenario.failed
+    );
+    if scenario.rollback.is_empty() {
+        let _ = writeln!(out, "  3. rollback: nothing to run");
+    } else {
+        let _ = writeln!(out, "  3. rollback, one at a time in this order:");
+        for (k, id) in scenario.rollback.iter().enumerate() {
+            let _ = writeln!(out, "     {}. {id}", k + 1);
+            if let Some(action) = plan
+                .steps
+                .iter()
+                .find(|s| &s.id == id)
+                .and_then(|s| s.rollback.as_ref())
+            {
+                action_lines(action, "          ", out);
+            }
+        }
+    }
+    if !scenario.not_rolled_back.is_empty() {
+        let _ = writeln!(out, "  not rolled back:");
+        for k in &scenario.not_rolled_back {
+            let _ = writeln!(out, "     {} — {}", k.id, k.reason);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  outcome: {} (exit {})",
+        scenario.outcome, scenario.exit_code
+    );
+}
+
+pub fn markdown(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# Plan: `{}`\n", plan.runbook);
+    if let Some(d) = &plan.description {
+        let _ = writeln!(out, "{}\n", d.trim());
+    }
+    if !plan.params.is_empty() {
+        let _ = writeln!(out, "**Parameters:** {}\n", params_line(plan));
+    }
+    let _ = writeln!(out, "| wave | step | title | rollback | notes |");
+    let _ = writeln!(out, "|---:|---|---|---|---|");
+    for (w, wave) in plan.waves.iter().enumerate() {
+        for id in wave {
+            let Some(step) = plan.steps.iter().find(|s| &s.id == id) else {
+                continue;
+            };
+            let rollback = if step.rollback.is_some() {
+                "yes"
+            } else if step.irreversible {
+                "**point of no return**"
+            } else {
+                "—"
+            };
+            let mut notes = flags(step).trim().trim_matches(['[', ']']).to_owned();
+            if matches!(step.action, Action::Approval { .. }) {
+                notes = format!("approval {notes}").trim().to_owned();
+            }
+            let _ = writeln!(
+                out,
+                "| {} | `{}` | {} | {rollback} | {notes} |",
+                w + 1,
+                step.id,
+                step.title.as_deref().unwrap_or("").replace('|', "\\|"),
+            );
+        }
+    }
+    let _ = writeln!(out, "\n## Steps\n");
+    for step in &plan.steps {
+        let _ = writeln!(out, "### `{}`{}\n", step.id, flags(step));
+        if let Some(t) = &step.title {
+            let _ = writeln!(out, "{t}\n");
+        }
+        if let Some(when) = &step.when {
+            let _ = writeln!(out, "- when: `{}`", when.expression);
+        }
+        if let Some(retry) = retry_text(step) {
+            let _ = writeln!(out, "- retry: {retry}");
+        }
+        if let Some(timeout) = &step.timeout {
+            let _ = writeln!(out, "- timeout: {timeout}");
+        }
+        if let Some(until) = &step.until {
+            let _ = writeln!(out, "- until: `{until}`");
+        }
+        let mut body = String::new();
+        action_lines(&step.action, "", &mut body);
+        let _ = writeln!(out, "\n```text\n{}```\n", body);
+        if let Some(action) = &step.rollback {
+            let mut body = String::new();
+            action_lines(action, "", &mut body);
+            let _ = writeln!(out, "Rollback:\n\n```text\n{}```\n", body);
+        }
+    }
+    if let Some(s) = &plan.scenario {
+        let _ = writeln!(out, "## If `{}` fails\n", s.failed);
+        let _ = writeln!(
+            out,
+            "1. Completed before it: {}",
+            list_or_none(&s.completed)
+        );
+        let _ = writeln!(out, "2. `{}` fails after its last attempt.", s.failed);
+        let _ = writeln!(out, "3. Rollback, in order: {}", list_or_none(&s.rollback));
+        for k in &s.not_rolled_back {
+            let _ = writeln!(out, "   - `{}` is not rolled back: {}", k.id, k.reason);
+        }
+        let _ = writeln!(out, "\n**Outcome:** {} (exit {}).", s.outcome, s.exit_code);
+    }
+    out
+}
+
+fn list_or_none(ids: &[String]) -> String {
+    if ids.is_empty() {
+        "none".to_owned()
+    } else {
+        ids.iter()
+            .map(|i| format!("`{i}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}

@@ -1,0 +1,142 @@
+//! The effective retry policy of a step (its own `retry` over `defaults.retry`), which
+//! failures it retries, and the delay before each attempt.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::model::{Backoff, Retry};
+
+/// Why an attempt failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Failure {
+    /// A command exited with a non-zero code (or was killed by a signal: `code` is None).
+    Exit { code: Option<i32> },
+    /// The attempt ran out of time.
+    Timeout,
+    /// `until` was false.
+    Until,
+    /// An assertion was false.
+    Assert,
+    /// A SQL error with its number.
+    Sql { number: i64 },
+    /// A SQL connection could not be opened.
+    Connect,
+    /// The approval was refused.
+    Refused,
+    /// Anything else: a template that cannot be rendered, a program that cannot start.
+    Error,
+}
+
+/// The retry policy in force for one step.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Policy {
+    pub attempts: u32,
+    #[serde(serialize_with = "human")]
+    pub delay: Duration,
+    pub backoff: &'static str,
+    #[serde(serialize_with = "human_opt", skip_serializing_if = "Option::is_none")]
+    pub max_delay: Option<Duration>,
+    pub jitter: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on: Option<On>,
+}
+
+/// `retry.on`: which failures are retried.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct On {
+    pub exit_codes: Vec<i64>,
+    pub sql_errors: Vec<i64>,
+    pub timeout: bool,
+    pub connect: bool,
+}
+
+fn human<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+fn human_opt<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => human(d, s),
+        None => s.serialize_none(),
+    }
+}
+
+impl Policy {
+    /// The step's own fields win over the defaults' fields; one attempt when neither says.
+    pub fn resolve(step: Option<&Retry>, defaults: Option<&Retry>) -> Self {
+        let pick = |f: &dyn Fn(&Retry) -> bool| step.filter(|r| f(r)).or(defaults.filter(|r| f(r)));
+        let attempts = pick(&|r| r.attempts.is_some())
+            .and_then(|r| r.attempts.as_ref())
+            .map_or(1, |a| a.value.max(1));
+        let delay = pick(&|r| r.delay.is_some())
+            .and_then(|r| r.delay.as_ref())
+            .map_or(Duration::ZERO, |d| d.value.get());
+        let backoff = match pick(&|r| r.backoff.is_some()).and_then(|r| r.backoff.as_ref()) {
+            Some(b) if b.value == Backoff::Exponential => "exponential",
+            _ => "fixed",
+        };
+        let max_delay = pick(&|r| r.max_delay.is_some())
+            .and_then(|r| r.max_delay.as_ref())
+            .map(|d| d.value.get());
+        let jitter = pick(&|r| r.jitter.is_some())
+            .and_then(|r| r.jitter.as_ref())
+            .is_some_and(|j| j.value);
+        let on = pick(&|r| r.on.is_some())
+            .and_then(|r| r.on.as_ref())
+            .map(|on| On {
+                exit_codes: on.exit_codes.iter().map(|c| c.value).collect(),
+                sql_errors: on.sql_errors.iter().map(|c| c.value).collect(),
+                timeout: on.timeout.as_ref().is_some_and(|t| t.value),
+                connect: on.connect.as_ref().is_some_and(|t| t.value),
+            });
+        Self {
+            attempts,
+            delay,
+            backoff,
+            max_delay,
+            jitter,
+            on,
+        }
+    }
+
+    /// Whether a failure is worth another attempt under `on` (every failure is without it;
+    /// a false `until` always is: that is what polling means).
+    pub fn retries(&self, failure: &Failure) -> bool {
+        let Some(on) = &self.on else {
+            return !matches!(failure, Failure::Refused);
+        };
+        match failure {
+            Failure::Until => true,
+            Failure::Exit { code: Some(code) } => on.exit_codes.contains(&i64::from(*code)),
+            Failure::Timeout => on.timeout,
+            Failure::Sql { number } => on.sql_errors.contains(number),
+            Failure::Connect => on.connect,
+            _ => false,
+        }
+    }
+
+    /// The delay before attempt `next` (2 for the first retry), before jitter.
+    pub fn base_delay(&self, next: u32) -> Duration {
+        let mut delay = self.delay;
+        if self.backoff == "exponential" {
+            let doublings = next.saturating_sub(2).min(30);
+            delay = delay.saturating_mul(1u32 << doublings);
+        }
+        match self.max_delay {
+            Some(max) => delay.min(max),
+            None => delay,
+        }
+    }
+
+    /// The delay before attempt `next`, with full jitter when enabled.
+    pub fn delay_before(&self, next: u32) -> Duration {
+        let base = self.base_delay(next);
+        if self.jitter && !base.is_zero() {
+            base.mul_f64(fastrand::f64())
+        } else {
+            base
+        }
+    }
+}

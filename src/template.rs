@@ -1,0 +1,104 @@
+//! The one template environment: strict undefined, no HTML escaping, and the quoting filters
+//! runbooks need (`sql_ident`, `sql_literal`, `shell_quote`, `ps_quote`, `from_json`,
+//! `to_json`). Expressions (`when`, `until`, `assert`) are bare minijinja expressions.
+
+use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value};
+
+/// Renders templates and evaluates expressions against a context.
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Templates {
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        env.set_keep_trailing_newline(true);
+        env.add_filter("sql_ident", sql_ident);
+        env.add_filter("sql_literal", sql_literal);
+        env.add_filter("shell_quote", shell_quote);
+        env.add_filter("ps_quote", ps_quote);
+        env.add_filter("from_json", from_json);
+        env.add_filter("to_json", to_json);
+        Self { env }
+    }
+
+    /// Renders a template string. Text without template syntax is returned as it is.
+    pub fn render(&self, text: &str, context: &Value) -> Result<String, Error> {
+        if !(text.contains("{{") || text.contains("{%") || text.contains("{#")) {
+            return Ok(text.to_owned());
+        }
+        self.env.render_str(text, context)
+    }
+
+    /// Evaluates a bare expression.
+    pub fn eval(&self, expression: &str, context: &Value) -> Result<Value, Error> {
+        self.env.compile_expression(expression)?.eval(context)
+    }
+}
+
+/// A one-line description of a template error, without minijinja's source listing.
+pub fn error_text(err: &Error) -> String {
+    let mut text = err
+        .detail()
+        .map_or_else(|| err.kind().to_string(), str::to_owned);
+    if err.kind() == ErrorKind::UndefinedError && err.detail().is_none() {
+        text = "undefined value".to_owned();
+    }
+    text
+}
+
+/// `[name]` with `]` doubled: a SQL Server identifier.
+pub fn sql_ident(value: String) -> String {
+    format!("[{}]", value.replace(']', "]]"))
+}
+
+/// `N'text'` with `'` doubled: a SQL Server Unicode string literal.
+pub fn sql_literal(value: String) -> String {
+    format!("N'{}'", value.replace('\'', "''"))
+}
+
+/// A POSIX shell word: single-quoted, `'` written as `'\''`.
+pub fn shell_quote(value: String) -> String {
+    if !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+    {
+        return value;
+    }
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// A PowerShell single-quoted string: `'` doubled (so are the typographic quotes PowerShell
+/// also accepts as delimiters).
+pub fn ps_quote(value: String) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        if matches!(c, '\'' | '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}') {
+            out.push(c);
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    out
+}
+
+fn from_json(value: String) -> Result<Value, Error> {
+    serde_json::from_str::<serde_json::Value>(&value)
+        .map(|v| Value::from_serialize(&v))
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("from_json: {e}")))
+}
+
+fn to_json(value: Value) -> Result<String, Error> {
+    serde_json::to_string(&value)
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("to_json: {e}")))
+}
