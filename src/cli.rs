@@ -43,8 +43,76 @@ enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
     },
+    /// Rehearse a runbook: every step rendered, nothing executed.
+    ///
+    /// Exit status: 0 plan shown, 2 invalid runbook or parameters.
+    Plan {
+        /// The runbook file.
+        file: PathBuf,
+        #[command(flatten)]
+        params: ParamArgs,
+        /// Show what happens when this step fails: completions, then rollbacks, in order.
+        #[arg(long, value_name = "STEP")]
+        fail_at: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
+        format: PlanFormat,
+    },
+    /// Execute a runbook.
+    ///
+    /// Exit status: 0 success; 1 failed (rolled back, or nothing to roll back); 2 invalid
+    /// runbook or arguments; 3 needs a person (rollback incomplete, or stopped past a point of
+    /// no return); 130 interrupted.
+    Run {
+        /// The runbook file.
+        file: PathBuf,
+        #[command(flatten)]
+        params: ParamArgs,
+        /// Steps that may run at the same time.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+        concurrency: u16,
+        /// Approve this approval step up front (repeatable); needed without a terminal.
+        #[arg(long, value_name = "STEP")]
+        approve: Vec<String>,
+        /// Approve every approval step up front.
+        #[arg(long)]
+        approve_all: bool,
+        /// On failure, stop and leave everything as it is for inspection.
+        #[arg(long)]
+        no_rollback: bool,
+        /// Show the plan instead of running (same as `runbook plan`).
+        #[arg(long)]
+        dry_run: bool,
+        /// Progress output: timestamped lines, or one JSON event per line.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+        output: OutputFormat,
+    },
     /// Print the JSON Schema of the runbook format.
     Schema,
+}
+
+/// Parameters of a run or a plan.
+#[derive(Debug, clap::Args)]
+struct ParamArgs {
+    /// A parameter value, read as its declared type (repeatable).
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+    pairs: Vec<String>,
+    /// A YAML file of parameter values (`-p` wins over it).
+    #[arg(long = "params", value_name = "FILE")]
+    params_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PlanFormat {
+    Human,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum OutputFormat {
+    Human,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -84,6 +152,40 @@ fn run(cli: Cli) -> u8 {
             deny_warnings,
         } => validate_command(&paths, format, deny_warnings),
         Command::Graph { file, format } => graph_command(&file, format),
+        Command::Plan {
+            file,
+            params,
+            fail_at,
+            format,
+        } => plan_command(&file, &params, fail_at.as_deref(), format),
+        Command::Run {
+            file,
+            params,
+            concurrency,
+            approve,
+            approve_all,
+            no_rollback,
+            dry_run,
+            output,
+        } => {
+            if dry_run {
+                let format = match output {
+                    OutputFormat::Human => PlanFormat::Human,
+                    OutputFormat::Json => PlanFormat::Json,
+                };
+                return plan_command(&file, &params, None, format);
+            }
+            let options = crate::exec::Options {
+                concurrency: usize::from(concurrency),
+                approvals: crate::steps::approval::Approvals {
+                    given: approve,
+                    all: approve_all,
+                    interactive: crate::steps::approval::interactive(),
+                },
+                no_rollback,
+            };
+            run_command(&file, &params, options, output)
+        }
         Command::Schema => {
             print(&crate::schema::json());
             exit::OK
@@ -126,6 +228,169 @@ fn graph_command(file: &Path, format: GraphFormat) -> u8 {
     };
     print(&text);
     exit::OK
+}
+
+/// Loads and validates a runbook for `plan` and `run`; on errors prints them and returns None.
+fn checked(file: &Path) -> Option<(crate::model::Runbook, crate::dag::Dag)> {
+    let (report, checked) = check(file);
+    if report.errors() > 0 || checked.is_none() {
+        eprint!("{}", report::human(&[report], use_color_on_stderr()));
+        return None;
+    }
+    checked
+}
+
+fn bind(
+    runbook: &crate::model::Runbook,
+    params: &ParamArgs,
+    examples: bool,
+) -> Option<crate::params::Bound> {
+    match crate::params::bind(
+        runbook,
+        &params.pairs,
+        params.params_file.as_deref(),
+        examples,
+    ) {
+        Ok(bound) => Some(bound),
+        Err(errors) => {
+            eprintln!("error: invalid parameters:");
+            for e in errors {
+                eprintln!("  - {e}");
+            }
+            None
+        }
+    }
+}
+
+fn plan_command(file: &Path, params: &ParamArgs, fail_at: Option<&str>, format: PlanFormat) -> u8 {
+    let Some((runbook, dag)) = checked(file) else {
+        return exit::USAGE;
+    };
+    let Some(bound) = bind(&runbook, params, true) else {
+        return exit::USAGE;
+    };
+    let failing = match fail_at {
+        None => None,
+        Some(id) => match dag.index_of(id) {
+            Some(i) => Some(i),
+            None => {
+                let help = crate::diagnostic::suggestion(
+                    id,
+                    runbook.steps.iter().map(|s| s.id.as_str()),
+                    || "see `runbook graph` for the step ids".to_owned(),
+                );
+                eprintln!("error: --fail-at: no step `{id}`; {help}");
+                return exit::USAGE;
+            }
+        },
+    };
+    let plan = match crate::plan::build(&runbook, &dag, &bound, failing) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let text = match format {
+        PlanFormat::Human => report::plan::human(&plan),
+        PlanFormat::Json => report::plan::json(&plan),
+        PlanFormat::Markdown => report::plan::markdown(&plan),
+    };
+    print(&text);
+    exit::OK
+}
+
+fn run_command(
+    file: &Path,
+    params: &ParamArgs,
+    options: crate::exec::Options,
+    output: OutputFormat,
+) -> u8 {
+    let Some((runbook, dag)) = checked(file) else {
+        return exit::USAGE;
+    };
+    let Some(bound) = bind(&runbook, params, false) else {
+        return exit::USAGE;
+    };
+    let sql_steps: Vec<&str> = runbook
+        .steps
+        .iter()
+        .filter(|s| s.sql.is_some() || s.rollback.as_ref().is_some_and(|r| r.sql.is_some()))
+        .map(|s| s.id.as_str())
+        .collect();
+    if !sql_steps.is_empty() {
+        eprintln!(
+            "error: this version of runbook cannot execute sql steps yet ({}); use `runbook plan` to rehearse them",
+            sql_steps.join(", ")
+        );
+        return exit::USAGE;
+    }
+    let missing = crate::exec::missing_approvals(&runbook, &options.approvals);
+    if !missing.is_empty() {
+        eprintln!(
+            "error: approvals needed and no terminal to ask on: {}\n  approve them up front with --approve STEP (repeatable) or --approve-all; nothing was run",
+            missing.join(", ")
+        );
+        return exit::USAGE;
+    }
+    let secrets = match crate::params::read_secrets(&runbook) {
+        Ok(secrets) => secrets,
+        Err(errors) => {
+            eprintln!("error: secrets could not be read; nothing was run:");
+            for e in errors {
+                eprintln!("  - {e}");
+            }
+            return exit::USAGE;
+        }
+    };
+    let masker = crate::mask::Masker::new(secrets.iter().map(|(_, v)| v.as_str()));
+    let mode = match output {
+        OutputFormat::Human => report::progress::Mode::Lines,
+        OutputFormat::Json => report::progress::Mode::Json,
+    };
+    let progress = std::sync::Arc::new(report::progress::Progress::new(mode, masker));
+    let run = crate::context::RunInfo {
+        id: run_id(),
+        dry_run: false,
+        started_at: crate::exec::event::now(),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return exit::FAILED;
+        }
+    };
+    let summary = runtime.block_on(async {
+        let sink: std::sync::Arc<dyn crate::exec::event::Sink> = progress.clone();
+        let interrupts = crate::exec::Interrupts::listen(sink.clone());
+        crate::exec::run(
+            std::sync::Arc::new(runbook),
+            std::sync::Arc::new(dag),
+            &bound.values,
+            &secrets,
+            &run,
+            options,
+            sink,
+            interrupts,
+        )
+        .await
+    });
+    progress.summary(&run.id, &summary);
+    summary.exit_code
+}
+
+/// A run id that sorts by time: `20261126T094427-3fa2`.
+fn run_id() -> String {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let compact: String = now
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
+    format!("{compact}-{:04x}", fastrand::u16(..))
 }
 
 /// Loads and validates one file.

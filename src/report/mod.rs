@@ -4,6 +4,7 @@ mod github;
 mod human;
 mod json;
 pub mod plan;
+pub mod progress;
 
 pub use github::github;
 pub use human::human;

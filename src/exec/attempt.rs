@@ -1,0 +1,261 @@
+//! Runs one step (or one rollback action) to its end: attempts, `until`, outputs, and the
+//! delays between attempts. Every attempt is an event.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use minijinja::Value;
+
+use super::Shared;
+use super::event::{EventKind, Status};
+use crate::context::Context;
+use crate::model::Sp;
+use crate::render::{Action, RenderError, Renderer};
+use crate::retry::{Failure, Policy};
+use crate::steps::{Attempt, command};
+
+/// What a step or rollback action is, for the attempt loop.
+pub struct Spec<'a> {
+    pub id: &'a str,
+    pub policy: Policy,
+    pub timeout: Option<Duration>,
+    pub until: Option<&'a str>,
+    pub outputs: Option<&'a indexmap::IndexMap<String, Sp<String>>>,
+    pub rollback: bool,
+    pub render: &'a (dyn Fn(&Renderer, &Value) -> Result<Action, RenderError> + Sync),
+}
+
+/// How a step ended, and what it leaves for later templates.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub status: Status,
+    pub attempts: u32,
+    pub duration: Duration,
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub outputs: BTreeMap<String, String>,
+    pub message: Option<String>,
+}
+
+impl Outcome {
+    /// What `steps.<id>` holds for later templates.
+    pub fn value(&self) -> Value {
+        Value::from_serialize(serde_json::json!({
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "exit_code": self.exit_code,
+            "outputs": self.outputs,
+            "status": self.status.name(),
+            "attempts": self.attempts,
+            "duration": self.duration.as_secs_f64(),
+        }))
+    }
+}
+
+fn result_value(attempt: &Attempt, number: u32) -> Value {
+    Value::from_serialize(serde_json::json!({
+        "stdout": attempt.stdout,
+        "stderr": attempt.stderr,
+        "exit_code": attempt.exit_code,
+        "attempt": number,
+    }))
+}
+
+pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome {
+    let started = Instant::now();
+    let renderer = Renderer {
+        templates: &shared.templates,
+        dry_run: false,
+    };
+    let value = context.value();
+    let mut last = Attempt::default();
+    let mut attempt = 0;
+    while attempt < spec.policy.attempts {
+        attempt += 1;
+        let action = match (spec.render)(&renderer, &value) {
+            Ok(action) => action,
+            Err(e) => {
+                last = Attempt::failed(Failure::Error, e.to_string());
+                // A template that cannot render will not render on the next attempt either.
+                emit_failure(shared, spec, attempt, &last, None);
+                break;
+            }
+        };
+        if spec.rollback {
+            if attempt == 1 {
+                shared.emit(EventKind::RollbackStepStarted {
+                    step: spec.id.to_owned(),
+                    action: action.summary(),
+                });
+            }
+        } else {
+            shared.emit(EventKind::StepStarted {
+                step: spec.id.to_owned(),
+                attempt,
+                attempts: spec.policy.attempts,
+                action: action.summary(),
+            });
+        }
+        last = execute(shared, spec, &action, &value).await;
+        let mut outputs = BTreeMap::new();
+        if last.failure.is_none() {
+            let with_result = context.with_result(Some(&result_value(&last, attempt)));
+            if let Some(until) = spec.until {
+                match shared.templates.eval(until, &with_result) {
+                    Ok(v) if v.is_true() => {}
+                    Ok(_) => {
+                        last.failure = Some((Failure::Until, format!("until `{until}` is false")))
+                    }
+                    Err(e) => {
+                        last.failure = Some((
+                            Failure::Error,
+                            format!("cannot evaluate until: {}", crate::template::error_text(&e)),
+                        ));
+                    }
+                }
+            }
+            if last.failure.is_none()
+                && let Some(declared) = spec.outputs
+            {
+                for (name, template) in declared {
+                    match renderer.text(&format!("outputs.{name}"), template, &with_result) {
+                        Ok(v) => {
+                            outputs.insert(name.clone(), v);
+                        }
+                        Err(e) => {
+                            last.failure = Some((Failure::Error, e.to_string()));
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let Some((failure, _)) = &last.failure else {
+            return Outcome {
+                status: Status::Succeeded,
+                attempts: attempt,
+                duration: started.elapsed(),
+                exit_code: last.exit_code,
+                stdout: last.stdout,
+                stderr: last.stderr,
+                outputs,
+                message: None,
+            };
+        };
+        if shared.cancel.is_cancelled() {
+            return finish(last, Status::Cancelled, attempt, started);
+        }
+        let retry = attempt < spec.policy.attempts && spec.policy.retries(failure);
+        let delay = retry.then(|| spec.policy.delay_before(attempt + 1));
+        emit_failure(shared, spec, attempt, &last, delay);
+        let Some(delay) = delay else {
+            break;
+        };
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shared.cancel.cancelled() => return finish(last, Status::Cancelled, attempt, started),
+        }
+    }
+    finish(last, Status::Failed, attempt, started)
+}
+
+fn finish(last: Attempt, status: Status, attempts: u32, started: Instant) -> Outcome {
+    Outcome {
+        status,
+        attempts,
+        duration: started.elapsed(),
+        exit_code: last.exit_code,
+        message: last.failure.map(|(_, m)| m),
+        stdout: last.stdout,
+        stderr: last.stderr,
+        outputs: BTreeMap::new(),
+    }
+}
+
+fn emit_failure(
+    shared: &Shared,
+    spec: &Spec<'_>,
+    attempt: u32,
+    last: &Attempt,
+    delay: Option<Duration>,
+) {
+    if let Some((failure, message)) = &last.failure {
+        shared.emit(EventKind::AttemptFailed {
+            step: spec.id.to_owned(),
+            attempt,
+            reason: failure.clone(),
+            message: message.clone(),
+            retry_in_ms: delay.map(|d| d.as_millis() as u64),
+        });
+    }
+}
+
+async fn execute(shared: &Shared, spec: &Spec<'_>, action: &Action, value: &Value) -> Attempt {
+    match action {
+        Action::Command { .. } | Action::Script { .. } => {
+            command::run(action, spec.timeout, &shared.cancel, &shared.groups).await
+        }
+        Action::Wait { time, .. } => {
+            let limit = spec.timeout.filter(|t| t < time);
+            tokio::select! {
+                () = tokio::time::sleep(limit.unwrap_or(*time)) => match limit {
+                    Some(t) => Attempt::failed(Failure::Timeout, format!("timed out after {}", humantime::format_duration(t))),
+                    None => Attempt::default(),
+                },
+                () = shared.cancel.cancelled() => Attempt::failed(Failure::Error, "cancelled"),
+            }
+        }
+        Action::Assert { that, message } => match shared.templates.eval(that, value) {
+            Ok(v) if v.is_true() => Attempt::default(),
+            Ok(_) => Attempt::failed(
+                Failure::Assert,
+                message
+                    .clone()
+                    .unwrap_or_else(|| format!("assertion `{that}` is false")),
+            ),
+            Err(e) => Attempt::failed(
+                Failure::Error,
+                format!(
+                    "cannot evaluate `{that}`: {}",
+                    crate::template::error_text(&e)
+                ),
+            ),
+        },
+        Action::Approval {
+            prompt,
+            instructions,
+        } => {
+            let asked = shared.approvals.ask(
+                spec.id,
+                prompt,
+                instructions.as_deref(),
+                &shared.prompt_lock,
+            );
+            let answer = match spec.timeout {
+                Some(t) => tokio::time::timeout(t, asked).await.unwrap_or_else(|_| {
+                    Err(format!(
+                        "no answer within {}",
+                        humantime::format_duration(t)
+                    ))
+                }),
+                None => asked.await,
+            };
+            match answer {
+                Ok(granted) => {
+                    shared.emit(EventKind::Approved {
+                        step: spec.id.to_owned(),
+                        by: granted.by,
+                        how: granted.how.to_owned(),
+                    });
+                    Attempt::default()
+                }
+                Err(why) => Attempt::failed(Failure::Refused, why),
+            }
+        }
+        Action::Sql { .. } => Attempt::failed(
+            Failure::Error,
+            "sql steps cannot be executed by this version of runbook yet",
+        ),
+    }
+}

@@ -1,0 +1,119 @@
+//! What a run reports: one event per thing that happens. The engine emits events; printing
+//! happens in the report layer, and (later) the journal records them.
+
+use serde::Serialize;
+
+use crate::retry::Failure;
+
+/// One event, stamped with the time it happened.
+#[derive(Clone, Debug, Serialize)]
+pub struct Event {
+    pub at: String,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// How a step ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Succeeded,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl Status {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    RunStarted {
+        run_id: String,
+        runbook: String,
+        steps: usize,
+        concurrency: usize,
+    },
+    StepStarted {
+        step: String,
+        attempt: u32,
+        attempts: u32,
+        action: String,
+    },
+    AttemptFailed {
+        step: String,
+        attempt: u32,
+        reason: Failure,
+        message: String,
+        /// The delay before the next attempt; absent when there is none.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_in_ms: Option<u64>,
+    },
+    StepFinished {
+        step: String,
+        status: Status,
+        attempts: u32,
+        duration_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        stdout: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        stderr: String,
+    },
+    StepSkipped {
+        step: String,
+        reason: String,
+    },
+    Approved {
+        step: String,
+        by: String,
+        how: String,
+    },
+    RollbackStarted {
+        steps: Vec<String>,
+    },
+    RollbackStepStarted {
+        step: String,
+        action: String,
+    },
+    RollbackStepFinished {
+        step: String,
+        status: Status,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    NotRolledBack {
+        step: String,
+        reason: String,
+    },
+    RunFinished {
+        status: String,
+        exit_code: u8,
+        duration_ms: u64,
+    },
+}
+
+/// Where events go.
+pub trait Sink: Send + Sync {
+    fn emit(&self, event: &Event);
+}
+
+pub fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+pub fn event(kind: EventKind) -> Event {
+    Event { at: now(), kind }
+}

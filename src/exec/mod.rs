@@ -1,0 +1,490 @@
+//! Executes a runbook: a ready-queue scheduler over the DAG on tokio, retries, timeouts,
+//! approvals, and rollback of completed steps on failure. The engine only emits events.
+
+mod attempt;
+pub mod event;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::{Context, RunInfo};
+use crate::dag::Dag;
+use crate::model::Runbook;
+use crate::render::Renderer;
+use crate::retry::Policy;
+use crate::steps::approval::Approvals;
+use crate::steps::command::Groups;
+use crate::template::Templates;
+use attempt::{Outcome, Spec};
+use event::{EventKind, Sink, Status, event};
+
+/// Exit codes of a run.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const INVALID: u8 = 2;
+    pub const NEEDS_PERSON: u8 = 3;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub concurrency: usize,
+    pub approvals: Approvals,
+    pub no_rollback: bool,
+}
+
+/// Everything the tasks of one run share.
+pub struct Shared {
+    pub runbook: Arc<Runbook>,
+    pub templates: Templates,
+    pub sink: Arc<dyn Sink>,
+    pub cancel: CancellationToken,
+    pub groups: Groups,
+    pub approvals: Approvals,
+    pub prompt_lock: tokio::sync::Mutex<()>,
+}
+
+impl Shared {
+    pub fn emit(&self, kind: EventKind) {
+        self.sink.emit(&event(kind));
+    }
+}
+
+/// The end of a run.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub exit_code: u8,
+    pub status: String,
+    pub steps: Vec<StepSummary>,
+    pub rollback: Vec<(String, Status)>,
+    pub not_rolled_back: Vec<(String, String)>,
+    pub duration: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct StepSummary {
+    pub id: String,
+    pub status: Option<Status>,
+    pub attempts: u32,
+    pub duration: Duration,
+}
+
+/// Steps with an approval (their own, or in their rollback) that is not given up front.
+pub fn missing_approvals(runbook: &Runbook, approvals: &Approvals) -> Vec<String> {
+    if approvals.interactive || approvals.all {
+        return Vec::new();
+    }
+    runbook
+        .steps
+        .iter()
+        .filter(|s| s.is_approval() || s.rollback.as_ref().is_some_and(|r| r.approval.is_some()))
+        .filter(|s| !approvals.preapproved(&s.id))
+        .map(|s| s.id.value.clone())
+        .collect()
+}
+
+/// Runs the runbook to its end (rollback included) and returns the summary.
+pub async fn run(
+    runbook: Arc<Runbook>,
+    dag: Arc<Dag>,
+    params: &serde_json::Map<String, serde_json::Value>,
+    secrets: &[(String, String)],
+    run: &RunInfo,
+    options: Options,
+    sink: Arc<dyn Sink>,
+    interrupts: Interrupts,
+) -> Summary {
+    let started = Instant::now();
+    let shared = Arc::new(Shared {
+        runbook: runbook.clone(),
+        templates: Templates::new(),
+        sink,
+        cancel: CancellationToken::new(),
+        groups: Groups::default(),
+        approvals: options.approvals.clone(),
+        prompt_lock: tokio::sync::Mutex::new(()),
+    });
+    let concurrency = options.concurrency.max(1);
+    shared.emit(EventKind::RunStarted {
+        run_id: run.id.clone(),
+        runbook: runbook.name.value.clone(),
+        steps: runbook.steps.len(),
+        concurrency,
+    });
+
+    let n = runbook.steps.len();
+    let mut context = Context::new(params, secrets, run);
+    let mut pending: Vec<usize> = (0..n).map(|i| dag.parents(i).count()).collect();
+    let mut ready: BTreeSet<usize> = (0..n).filter(|&i| pending[i] == 0).collect();
+    let mut results: Vec<Option<Outcome>> = vec![None; n];
+    let mut completed: Vec<usize> = Vec::new();
+    let mut running: JoinSet<(usize, Outcome)> = JoinSet::new();
+    let mut stopping: Option<String> = None;
+    let mut interrupted = false;
+    let deadline = runbook
+        .timeout
+        .as_ref()
+        .map(|t| tokio::time::Instant::now() + t.value.get());
+    let mut interrupts = interrupts;
+
+    loop {
+        while stopping.is_none() && running.len() < concurrency {
+            let Some(i) = ready.pop_first() else { break };
+            let step = &runbook.steps[i];
+            if let Some(when) = &step.when {
+                match shared.templates.eval(when, &context.value()) {
+                    Ok(v) if v.is_true() => {}
+                    Ok(_) => {
+                        shared.emit(EventKind::StepSkipped {
+                            step: step.id.value.clone(),
+                            reason: format!("when `{}` is false", when.value),
+                        });
+                        let outcome = skipped();
+                        context.set_step(&step.id, outcome.value());
+                        results[i] = Some(outcome);
+                        release(&dag, i, &mut pending, &mut ready);
+                        continue;
+                    }
+                    Err(e) => {
+                        let outcome = Outcome {
+                            status: Status::Failed,
+                            message: Some(format!(
+                                "cannot evaluate when: {}",
+                                crate::template::error_text(&e)
+                            )),
+                            ..skipped()
+                        };
+                        finished(&shared, &step.id, &outcome);
+                        results[i] = Some(outcome);
+                        stopping = Some(format!("step `{}` failed", step.id.value));
+                        break;
+                    }
+                }
+            }
+            let shared = shared.clone();
+            let snapshot = context.clone();
+            running.spawn(async move {
+                let step = &shared.runbook.steps[i];
+                let render = |r: &Renderer, v: &minijinja::Value| r.step(step, v);
+                let spec = Spec {
+                    id: &step.id,
+                    policy: Policy::resolve(
+                        step.retry.as_ref(),
+                        shared.runbook.defaults.retry.as_ref(),
+                    ),
+                    timeout: step_timeout(&shared.runbook, i),
+                    until: step.until.as_ref().map(|u| u.as_str()),
+                    outputs: Some(&step.outputs),
+                    rollback: false,
+                    render: &render,
+                };
+                let outcome = attempt::run(&shared, &spec, &snapshot).await;
+                (i, outcome)
+            });
+        }
+        if running.is_empty() {
+            break;
+        }
+        let run_deadline = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            joined = running.join_next() => {
+                let Some(Ok((i, outcome))) = joined else { continue };
+                let step = &runbook.steps[i];
+                finished(&shared, &step.id, &outcome);
+                context.set_step(&step.id, outcome.value());
+                match outcome.status {
+                    Status::Succeeded => {
+                        completed.push(i);
+                        release(&dag, i, &mut pending, &mut ready);
+                    }
+                    Status::Failed if step.continues_on_failure() => {
+                        release(&dag, i, &mut pending, &mut ready);
+                    }
+                    _ => {
+                        if stopping.is_none() {
+                            stopping = Some(format!("step `{}` failed", step.id.value));
+                        }
+                    }
+                }
+                results[i] = Some(outcome);
+            }
+            () = run_deadline, if stopping.is_none() => {
+                stopping = Some(format!(
+                    "the run timed out after {}",
+                    runbook.timeout.as_ref().map(|t| t.value.to_string()).unwrap_or_default()
+                ));
+                shared.cancel.cancel();
+            }
+            () = interrupts.next(), if !interrupted => {
+                interrupted = true;
+                stopping = Some("interrupted".to_owned());
+                shared.cancel.cancel();
+                let groups = shared.groups.clone();
+                let running_ids: Vec<String> = Vec::new();
+                interrupts.arm_hard_exit(groups, running_ids);
+            }
+        }
+    }
+
+    let mut rollback_results = Vec::new();
+    let mut not_rolled_back = Vec::new();
+    let mut past_no_return = false;
+    let mut rollback_failed = false;
+    if stopping.is_some() {
+        let plan = crate::rollback::plan(&runbook, &dag, &completed);
+        past_no_return = !plan.past_no_return.is_empty();
+        if options.no_rollback {
+            for &i in &plan.actions {
+                let id = runbook.steps[i].id.value.clone();
+                shared.emit(EventKind::NotRolledBack {
+                    step: id.clone(),
+                    reason: "--no-rollback: left for inspection".to_owned(),
+                });
+                not_rolled_back.push((id, "--no-rollback".to_owned()));
+            }
+        } else if !plan.actions.is_empty() {
+            shared.emit(EventKind::RollbackStarted {
+                steps: plan
+                    .actions
+                    .iter()
+                    .map(|&i| runbook.steps[i].id.value.clone())
+                    .collect(),
+            });
+            // Rollback runs even after an interrupt: a fresh token, so only a hard exit stops it.
+            let rollback_shared = Arc::new(Shared {
+                runbook: runbook.clone(),
+                templates: Templates::new(),
+                sink: shared.sink.clone(),
+                cancel: CancellationToken::new(),
+                groups: shared.groups.clone(),
+                approvals: shared.approvals.clone(),
+                prompt_lock: tokio::sync::Mutex::new(()),
+            });
+            for &i in &plan.actions {
+                let step = &runbook.steps[i];
+                let Some(action) = &step.rollback else {
+                    continue;
+                };
+                let render = |r: &Renderer, v: &minijinja::Value| {
+                    r.rollback(step, v).unwrap_or_else(|| {
+                        Err(crate::render::RenderError {
+                            field: "rollback".to_owned(),
+                            message: "no rollback".to_owned(),
+                        })
+                    })
+                };
+                let spec = Spec {
+                    id: &step.id,
+                    policy: Policy::resolve(action.retry.as_ref(), None),
+                    timeout: action
+                        .timeout
+                        .as_ref()
+                        .or(runbook.defaults.timeout.as_ref())
+                        .map(|t| t.value.get()),
+                    until: None,
+                    outputs: None,
+                    rollback: true,
+                    render: &render,
+                };
+                let outcome = attempt::run(&rollback_shared, &spec, &context).await;
+                if outcome.status != Status::Succeeded {
+                    rollback_failed = true;
+                }
+                rollback_shared.emit(EventKind::RollbackStepFinished {
+                    step: step.id.value.clone(),
+                    status: outcome.status,
+                    message: outcome.message.clone(),
+                });
+                rollback_results.push((step.id.value.clone(), outcome.status));
+            }
+        }
+        for (i, reason) in &plan.kept {
+            let id = runbook.steps[*i].id.value.clone();
+            shared.emit(EventKind::NotRolledBack {
+                step: id.clone(),
+                reason: reason.to_string(),
+            });
+            not_rolled_back.push((id, reason.to_string()));
+        }
+    }
+
+    let (exit_code, status) = match &stopping {
+        None => {
+            let tolerated = results
+                .iter()
+                .filter(|r| r.as_ref().is_some_and(|o| o.status == Status::Failed))
+                .count();
+            if tolerated == 0 {
+                (exit::OK, "succeeded".to_owned())
+            } else {
+                (
+                    exit::OK,
+                    format!("succeeded with {tolerated} tolerated failure(s)"),
+                )
+            }
+        }
+        Some(why) if past_no_return => (
+            exit::NEEDS_PERSON,
+            format!("{why}; stopped past a point of no return: a forward fix is needed"),
+        ),
+        Some(why) if rollback_failed => (
+            exit::NEEDS_PERSON,
+            format!("{why}; rollback incomplete: a person must finish it"),
+        ),
+        Some(why) if interrupted => (exit::INTERRUPTED, format!("{why}; rolled back")),
+        Some(why) if options.no_rollback => (
+            exit::FAILED,
+            format!("{why}; not rolled back (--no-rollback)"),
+        ),
+        Some(why) if rollback_results.is_empty() => {
+            (exit::FAILED, format!("{why}; nothing to roll back"))
+        }
+        Some(why) => (exit::FAILED, format!("{why}; rolled back")),
+    };
+    let duration = started.elapsed();
+    shared.emit(EventKind::RunFinished {
+        status: status.clone(),
+        exit_code,
+        duration_ms: duration.as_millis() as u64,
+    });
+    Summary {
+        exit_code,
+        status,
+        steps: runbook
+            .steps
+            .iter()
+            .zip(&results)
+            .map(|(s, r)| StepSummary {
+                id: s.id.value.clone(),
+                status: r.as_ref().map(|o| o.status),
+                attempts: r.as_ref().map_or(0, |o| o.attempts),
+                duration: r.as_ref().map_or(Duration::ZERO, |o| o.duration),
+            })
+            .collect(),
+        rollback: rollback_results,
+        not_rolled_back,
+        duration,
+    }
+}
+
+fn skipped() -> Outcome {
+    Outcome {
+        status: Status::Skipped,
+        attempts: 0,
+        duration: Duration::ZERO,
+        exit_code: None,
+        stdout: String::new(),
+        stderr: String::new(),
+        outputs: Default::default(),
+        message: None,
+    }
+}
+
+fn finished(shared: &Shared, id: &str, outcome: &Outcome) {
+    shared.emit(EventKind::StepFinished {
+        step: id.to_owned(),
+        status: outcome.status,
+        attempts: outcome.attempts,
+        duration_ms: outcome.duration.as_millis() as u64,
+        exit_code: outcome.exit_code,
+        message: outcome.message.clone(),
+        stdout: outcome.stdout.clone(),
+        stderr: outcome.stderr.clone(),
+    });
+}
+
+fn release(dag: &Dag, step: usize, pending: &mut [usize], ready: &mut BTreeSet<usize>) {
+    for child in dag.children(step) {
+        pending[child] -= 1;
+        if pending[child] == 0 {
+            ready.insert(child);
+        }
+    }
+}
+
+fn step_timeout(runbook: &Runbook, i: usize) -> Option<Duration> {
+    let step = &runbook.steps[i];
+    if step.is_approval() {
+        // A person may take longer than a command: only the step's own timeout applies.
+        return step.timeout.as_ref().map(|t| t.value.get());
+    }
+    step.timeout
+        .as_ref()
+        .or(runbook.defaults.timeout.as_ref())
+        .map(|t| t.value.get())
+}
+
+/// Ctrl-C and SIGTERM: the first stops the run and rolls back; the second exits at once.
+pub struct Interrupts {
+    rx: tokio::sync::mpsc::UnboundedReceiver<()>,
+    hard: Arc<std::sync::Mutex<Option<Groups>>>,
+}
+
+impl Interrupts {
+    /// Listens for SIGINT and SIGTERM. After the first, a second one kills every running
+    /// command's process group and exits with 130.
+    pub fn listen(sink: Arc<dyn Sink>) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let hard: Arc<std::sync::Mutex<Option<Groups>>> = Arc::default();
+        let armed = hard.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                let groups = armed.lock().ok().and_then(|g| g.clone());
+                if let Some(groups) = groups {
+                    groups.kill_all();
+                    sink.emit(&event(EventKind::RunFinished {
+                        status: "interrupted twice: exited at once; rollback was not finished, check the state by hand".to_owned(),
+                        exit_code: exit::INTERRUPTED,
+                        duration_ms: 0,
+                    }));
+                    std::process::exit(i32::from(exit::INTERRUPTED));
+                }
+                let _ = tx.send(());
+            }
+        });
+        Self { rx, hard }
+    }
+
+    /// No signal handling (tests of the library).
+    pub fn none() -> Self {
+        let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        Self {
+            rx,
+            hard: Arc::default(),
+        }
+    }
+
+    async fn next(&mut self) {
+        if self.rx.recv().await.is_none() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    fn arm_hard_exit(&self, groups: Groups, _running: Vec<String>) {
+        if let Ok(mut h) = self.hard.lock() {
+            *h = Some(groups);
+        }
+    }
+}

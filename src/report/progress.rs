@@ -1,0 +1,223 @@
+//! Run output: timestamped lines for people, or one JSON event per line (`--output json`),
+//! then a summary of every step. Every line passes through the secret masker.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::sync::Mutex;
+
+use crate::exec::event::{Event, EventKind, Sink, Status};
+use crate::exec::{Summary, exit};
+use crate::mask::Masker;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Lines,
+    Json,
+}
+
+/// Prints events as they happen.
+pub struct Progress {
+    mode: Mode,
+    masker: Masker,
+    out: Mutex<()>,
+}
+
+impl Progress {
+    pub fn new(mode: Mode, masker: Masker) -> Self {
+        Self {
+            mode,
+            masker,
+            out: Mutex::new(()),
+        }
+    }
+
+    fn print(&self, text: &str) {
+        let _guard = self.out.lock();
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(self.masker.mask(text).as_bytes());
+        let _ = out.flush();
+    }
+
+    /// The closing summary (human mode only; JSON ends with `run_finished`).
+    pub fn summary(&self, run_id: &str, summary: &Summary) {
+        if self.mode == Mode::Json {
+            return;
+        }
+        let mut text = format!(
+            "\nSummary of run {run_id} ({:.1}s):\n",
+            summary.duration.as_secs_f64()
+        );
+        let width = summary.steps.iter().map(|s| s.id.len()).max().unwrap_or(0);
+        for step in &summary.steps {
+            let (mark, status) = match step.status {
+                Some(Status::Succeeded) => ("✓", "succeeded"),
+                Some(Status::Failed) => ("✗", "failed"),
+                Some(Status::Skipped) => ("–", "skipped"),
+                Some(Status::Cancelled) => ("■", "cancelled"),
+                None => ("·", "not run"),
+            };
+            let _ = write!(text, "  {mark} {:width$}  {status:9}", step.id);
+            if step.attempts > 0 {
+                let plural = if step.attempts == 1 {
+                    "attempt"
+                } else {
+                    "attempts"
+                };
+                let _ = write!(
+                    text,
+                    "  {} {plural:8}  {:.2}s",
+                    step.attempts,
+                    step.duration.as_secs_f64()
+                );
+            }
+            text.push('\n');
+        }
+        if !summary.rollback.is_empty() {
+            let parts: Vec<String> = summary
+                .rollback
+                .iter()
+                .map(|(id, status)| {
+                    format!(
+                        "{id} {}",
+                        if *status == Status::Succeeded {
+                            "✓"
+                        } else {
+                            "✗"
+                        }
+                    )
+                })
+                .collect();
+            let _ = writeln!(text, "Rolled back: {}", parts.join(", "));
+        }
+        for (id, reason) in &summary.not_rolled_back {
+            let _ = writeln!(text, "Not rolled back: {id} ({reason})");
+        }
+        let _ = writeln!(
+            text,
+            "Outcome: {} (exit {})",
+            summary.status, summary.exit_code
+        );
+        if summary.exit_code == exit::NEEDS_PERSON {
+            text.push_str("ACTION NEEDED: a person must check the state of the system.\n");
+        }
+        self.print(&text);
+    }
+}
+
+fn clock(at: &str) -> &str {
+    at.get(11..19).unwrap_or(at)
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.trim_end().lines().collect();
+    let start = all.len().saturating_sub(lines);
+    all[start..]
+        .iter()
+        .map(|l| format!("      │ {l}\n"))
+        .collect()
+}
+
+impl Sink for Progress {
+    fn emit(&self, event: &Event) {
+        if self.mode == Mode::Json {
+            let mut line = serde_json::to_string(event).unwrap_or_default();
+            line.push('\n');
+            self.print(&line);
+            return;
+        }
+        let t = clock(&event.at);
+        let line = match &event.kind {
+            EventKind::RunStarted {
+                run_id,
+                runbook,
+                steps,
+                concurrency,
+            } => format!(
+                "{t} run {run_id} of `{runbook}`: {steps} steps, concurrency {concurrency}\n"
+            ),
+            EventKind::StepStarted {
+                step,
+                attempt,
+                attempts,
+                action,
+            } => {
+                let n = if *attempts > 1 {
+                    format!(" (attempt {attempt}/{attempts})")
+                } else {
+                    String::new()
+                };
+                format!("{t} ▶ {step}{n}: {action}\n")
+            }
+            EventKind::AttemptFailed {
+                step,
+                attempt,
+                message,
+                retry_in_ms,
+                ..
+            } => match retry_in_ms {
+                Some(ms) => format!(
+                    "{t} ✗ {step} attempt {attempt} failed: {message}; next attempt in {}\n",
+                    humantime::format_duration(std::time::Duration::from_millis(*ms))
+                ),
+                None => format!("{t} ✗ {step} attempt {attempt} failed: {message}\n"),
+            },
+            EventKind::StepFinished {
+                step,
+                status,
+                attempts,
+                duration_ms,
+                message,
+                stdout,
+                stderr,
+                ..
+            } => {
+                let secs = *duration_ms as f64 / 1000.0;
+                match status {
+                    Status::Succeeded => format!("{t} ✓ {step} ({secs:.2}s)\n"),
+                    Status::Failed => {
+                        let mut text = format!(
+                            "{t} ✗ {step} failed after {attempts} attempt{}: {}\n",
+                            if *attempts == 1 { "" } else { "s" },
+                            message.as_deref().unwrap_or("failed")
+                        );
+                        text.push_str(&tail(stderr, 10));
+                        if stderr.trim().is_empty() {
+                            text.push_str(&tail(stdout, 10));
+                        }
+                        text
+                    }
+                    Status::Cancelled => format!("{t} ■ {step} cancelled\n"),
+                    Status::Skipped => format!("{t} – {step} skipped\n"),
+                }
+            }
+            EventKind::StepSkipped { step, reason } => format!("{t} – {step} skipped: {reason}\n"),
+            EventKind::Approved { step, by, how } => {
+                format!("{t} ✔ {step} approved by {by} ({how})\n")
+            }
+            EventKind::RollbackStarted { steps } => {
+                format!("{t} ↺ rolling back, in order: {}\n", steps.join(", "))
+            }
+            EventKind::RollbackStepStarted { step, action } => {
+                format!("{t} ↺ {step}: {action}\n")
+            }
+            EventKind::RollbackStepFinished {
+                step,
+                status,
+                message,
+            } => match status {
+                Status::Succeeded => format!("{t} ↺ {step} rolled back\n"),
+                _ => format!(
+                    "{t} ✗ rollback of {step} failed: {}\n",
+                    message.as_deref().unwrap_or("failed")
+                ),
+            },
+            EventKind::NotRolledBack { step, reason } => {
+                format!("{t} · {step} not rolled back: {reason}\n")
+            }
+            EventKind::RunFinished {
+                status, exit_code, ..
+            } => format!("{t} run {status} (exit {exit_code})\n"),
+        };
+        self.print(&line);
+    }
+}

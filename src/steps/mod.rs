@@ -1,0 +1,26 @@
+//! One executor per step kind. Each runs one attempt of a rendered action and says how it
+//! went; retries, `until` and outputs are the engine's business.
+
+pub mod approval;
+pub mod command;
+
+use crate::retry::Failure;
+
+/// What one attempt produced.
+#[derive(Clone, Debug, Default)]
+pub struct Attempt {
+    pub stdout: String,
+    pub stderr: String,
+    pub exit_code: Option<i32>,
+    /// Why it failed, with a message for people.
+    pub failure: Option<(Failure, String)>,
+}
+
+impl Attempt {
+    pub fn failed(failure: Failure, message: impl Into<String>) -> Self {
+        Self {
+            failure: Some((failure, message.into())),
+            ..Self::default()
+        }
+    }
+}
