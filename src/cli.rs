@@ -367,17 +367,14 @@ fn run_command(
     let summary = runtime.block_on(async {
         let sink: std::sync::Arc<dyn crate::exec::event::Sink> = progress.clone();
         let interrupts = crate::exec::Interrupts::listen(sink.clone());
-        crate::exec::run(
-            std::sync::Arc::new(runbook),
-            std::sync::Arc::new(dag),
-            &bound.values,
-            &secrets,
-            &run,
-            options,
-            sink,
-            interrupts,
-        )
-        .await
+        let job = crate::exec::Job {
+            runbook: std::sync::Arc::new(runbook),
+            dag: std::sync::Arc::new(dag),
+            params: bound.values,
+            secrets,
+            run: run.clone(),
+        };
+        crate::exec::run(job, options, sink, interrupts).await
     });
     progress.summary(&run.id, &summary);
     summary.exit_code

@@ -21,6 +21,15 @@ impl Templates {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.set_keep_trailing_newline(true);
+        // `true`, not Python's `True`: rendered values go into shells and SQL.
+        env.set_formatter(|out, state, value| {
+            if value.kind() == minijinja::value::ValueKind::Bool {
+                out.write_str(if value.is_true() { "true" } else { "false" })?;
+                Ok(())
+            } else {
+                minijinja::escape_formatter(out, state, value)
+            }
+        });
         env.add_filter("sql_ident", sql_ident);
         env.add_filter("sql_literal", sql_literal);
         env.add_filter("shell_quote", shell_quote);

@@ -89,17 +89,30 @@ pub fn missing_approvals(runbook: &Runbook, approvals: &Approvals) -> Vec<String
         .collect()
 }
 
+/// What to run: a checked runbook with its values bound.
+pub struct Job {
+    pub runbook: Arc<Runbook>,
+    pub dag: Arc<Dag>,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub secrets: Vec<(String, String)>,
+    pub run: RunInfo,
+}
+
 /// Runs the runbook to its end (rollback included) and returns the summary.
 pub async fn run(
-    runbook: Arc<Runbook>,
-    dag: Arc<Dag>,
-    params: &serde_json::Map<String, serde_json::Value>,
-    secrets: &[(String, String)],
-    run: &RunInfo,
+    job: Job,
     options: Options,
     sink: Arc<dyn Sink>,
     interrupts: Interrupts,
 ) -> Summary {
+    let Job {
+        runbook,
+        dag,
+        params,
+        secrets,
+        run,
+    } = job;
+    let (params, secrets, run) = (&params, &secrets[..], &run);
     let started = Instant::now();
     let shared = Arc::new(Shared {
         runbook: runbook.clone(),

@@ -4,6 +4,7 @@ mod bad_input;
 mod diagnostics;
 mod formats;
 mod graph;
+mod run;
 mod schema;
 mod shipped;
 mod support;

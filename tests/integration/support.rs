@@ -6,6 +6,7 @@ use std::process::Command;
 pub struct Test {
     dir: tempfile::TempDir,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 pub struct Output {
@@ -28,6 +29,7 @@ impl Test {
         Self {
             dir: tempfile::tempdir().expect("temp dir"),
             args: Vec::new(),
+            env: Vec::new(),
         }
     }
 
@@ -50,17 +52,33 @@ impl Test {
         self
     }
 
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The command, ready to spawn (for tests that signal the process).
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_runbook"));
+        command
+            .args(&self.args)
+            .current_dir(self.dir.path())
+            .env_remove("NO_COLOR")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        command
+    }
+
+    /// Reads a file the run wrote in the scratch directory ("" when absent).
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
 
     pub fn run(&self) -> Output {
-        let output = Command::new(env!("CARGO_BIN_EXE_runbook"))
-            .args(&self.args)
-            .current_dir(self.dir.path())
-            .env_remove("NO_COLOR")
-            .output()
-            .expect("run runbook");
+        let output = self.command().output().expect("run runbook");
         Output {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -73,6 +91,14 @@ impl Output {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+
+    /// The events of a `--output json` run.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
     }
 
     /// The diagnostics of a `--format json` run.

@@ -1,0 +1,501 @@
+//! `runbook run`: order, parallelism, retries, polling, timeouts, rollback, approvals,
+//! secrets and exit codes, each checked through what the real binary does.
+
+use std::time::Duration;
+
+use crate::support::Test;
+
+fn book(steps: &str) -> String {
+    format!("runbook: 1\nname: t\nsteps:\n{steps}")
+}
+
+fn events_of<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["event"] == kind).collect()
+}
+
+fn at(event: &serde_json::Value) -> Duration {
+    // "2026-11-26T09:48:06.564Z": seconds of the day are enough within one test.
+    let t = event["at"].as_str().unwrap();
+    let h: f64 = t[11..13].parse().unwrap();
+    let m: f64 = t[14..16].parse().unwrap();
+    let s: f64 = t[17..23].parse().unwrap();
+    Duration::from_secs_f64(h * 3600.0 + m * 60.0 + s)
+}
+
+#[test]
+fn ready_steps_start_in_declaration_order() {
+    let t = Test::new().file(
+        "r.yaml",
+        book(
+            "  - id: e\n    run: { shell: sh, script: echo e >> log }\n  - id: b\n    run: { shell: sh, script: echo b >> log }\n  - id: d\n    needs: [e]\n    run: { shell: sh, script: echo d >> log }\n  - id: a\n    run: { shell: sh, script: echo a >> log }\n  - id: c\n    needs: [b]\n    run: { shell: sh, script: echo c >> log }\n",
+        ),
+    );
+    let t = t.args(["run", "r.yaml", "--concurrency", "1"]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    // e, b, a are ready first (declaration order); d and c become ready as e and b finish,
+    // and d is declared before a but is not ready before e completes.
+    assert_eq!(t.read("log"), "e\nb\nd\na\nc\n");
+}
+
+#[test]
+fn independent_steps_overlap() {
+    let steps: String = (0..4)
+        .map(|i| format!("  - id: s{i}\n    run: {{ program: sleep, args: ['1'] }}\n"))
+        .collect();
+    let out = Test::new()
+        .file("p.yaml", book(&steps))
+        .args(["run", "p.yaml", "--output", "json"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let events = out.events();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .filter(|k| k.starts_with("step_"))
+        .collect();
+    // All four start before any finishes.
+    assert_eq!(
+        kinds,
+        [
+            "step_started",
+            "step_started",
+            "step_started",
+            "step_started",
+            "step_finished",
+            "step_finished",
+            "step_finished",
+            "step_finished"
+        ]
+    );
+    let run = events_of(&events, "run_finished")[0]["duration_ms"]
+        .as_u64()
+        .unwrap();
+    assert!(run < 2_500, "four 1s sleeps in parallel took {run} ms");
+}
+
+#[test]
+fn retries_with_exponential_backoff() {
+    let out = Test::new()
+        .file(
+            "r.yaml",
+            book("  - id: flaky\n    run: { shell: sh, script: exit 7 }\n    retry: { attempts: 3, delay: 200ms, backoff: exponential }\n"),
+        )
+        .args(["run", "r.yaml", "--output", "json"])
+        .run();
+    assert_eq!(out.code, 1);
+    let events = out.events();
+    let starts = events_of(&events, "step_started");
+    assert_eq!(starts.len(), 3);
+    let failed = events_of(&events, "attempt_failed");
+    let delays: Vec<Option<u64>> = failed.iter().map(|e| e["retry_in_ms"].as_u64()).collect();
+    assert_eq!(delays, [Some(200), Some(400), None]);
+    assert_eq!(
+        failed[0]["reason"],
+        serde_json::json!({ "kind": "exit", "code": 7 })
+    );
+    let gap1 = at(starts[1]) - at(starts[0]);
+    let gap2 = at(starts[2]) - at(starts[1]);
+    assert!(
+        gap1 >= Duration::from_millis(195) && gap1 < Duration::from_millis(1500),
+        "{gap1:?}"
+    );
+    assert!(
+        gap2 >= Duration::from_millis(395) && gap2 < Duration::from_millis(2000),
+        "{gap2:?}"
+    );
+    let finished = events_of(&events, "step_finished")[0];
+    assert_eq!(finished["attempts"], 3);
+    assert_eq!(finished["status"], "failed");
+}
+
+#[test]
+fn retry_on_exit_codes_only() {
+    let out = Test::new()
+        .file(
+            "r.yaml",
+            book("  - id: s\n    run: { shell: sh, script: exit 2 }\n    retry: { attempts: 5, on: { exit_codes: [75] } }\n"),
+        )
+        .args(["run", "r.yaml", "--output", "json"])
+        .run();
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        events_of(&out.events(), "step_started").len(),
+        1,
+        "exit 2 is not retried"
+    );
+}
+
+#[test]
+fn until_polls_until_true() {
+    let t = Test::new().file(
+        "u.yaml",
+        book("  - id: poll\n    run: { shell: sh, script: 'echo x >> n; wc -l < n' }\n    until: result.stdout | trim == '3'\n    retry: { attempts: 5, delay: 10ms }\n    outputs: { count: '{{ result.stdout | trim }}' }\n  - id: after\n    needs: [poll]\n    run: { shell: sh, script: 'echo {{ steps.poll.outputs.count }} > out' }\n"),
+    );
+    let t = t.args(["run", "u.yaml", "--output", "json"]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let events = out.events();
+    assert_eq!(events_of(&events, "step_finished")[0]["attempts"], 3);
+    assert_eq!(t.read("out"), "3\n");
+}
+
+/// Whether a process is still running (a zombie waiting to be reaped is not).
+fn alive(pid: &str) -> bool {
+    let pid: i32 = pid.trim().parse().expect("pid");
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn step_timeout_kills_the_whole_process_group() {
+    let t = Test::new().file(
+        "t.yaml",
+        book("  - id: hang\n    timeout: 500ms\n    run: { shell: sh, script: 'sleep 30 & echo $! > grandchild; wait' }\n"),
+    );
+    let t = t.args(["run", "t.yaml", "--output", "json"]);
+    let out = t.run();
+    assert_eq!(out.code, 1);
+    let events = out.events();
+    assert_eq!(
+        events_of(&events, "attempt_failed")[0]["reason"],
+        serde_json::json!({ "kind": "timeout" })
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        !alive(&t.read("grandchild")),
+        "the grandchild outlived the timeout"
+    );
+}
+
+#[test]
+fn timeout_is_retried_when_declared() {
+    let out = Test::new()
+        .file(
+            "t.yaml",
+            book("  - id: slow\n    timeout: 200ms\n    run: { program: sleep, args: ['5'] }\n    retry: { attempts: 2, on: { timeout: true } }\n"),
+        )
+        .args(["run", "t.yaml", "--output", "json"])
+        .run();
+    assert_eq!(out.code, 1);
+    assert_eq!(events_of(&out.events(), "step_started").len(), 2);
+}
+
+#[test]
+fn run_timeout_stops_the_run_and_kills_grandchildren() {
+    let t = Test::new().file(
+        "t.yaml",
+        "runbook: 1\nname: t\ntimeout: 700ms\nsteps:\n  - id: first\n    run: { shell: sh, script: echo ok }\n    rollback: { run: { shell: sh, script: echo undone > undone } }\n  - id: hang\n    needs: [first]\n    run: { shell: sh, script: 'sleep 30 & echo $! > grandchild; wait' }\n",
+    );
+    let t = t.args(["run", "t.yaml"]);
+    let out = t.run();
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("the run timed out after 700ms"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(t.read("undone"), "undone\n");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!alive(&t.read("grandchild")));
+}
+
+const ROLLBACKS: &str = "  - id: a\n    run: { shell: sh, script: echo a >> log }\n    rollback: { run: { shell: sh, script: echo undo-a >> log } }\n  - id: b\n    needs: [a]\n    run: { shell: sh, script: echo b >> log }\n    rollback: { run: { shell: sh, script: echo undo-b >> log } }\n  - id: c\n    needs: [a]\n    run: { shell: sh, script: echo c >> log }\n  - id: d\n    needs: [b, c]\n    run: { shell: sh, script: echo d >> log }\n    rollback: { run: { shell: sh, script: echo undo-d >> log } }\n  - id: e\n    needs: [d]\n    run: { shell: sh, script: exit 1 }\n";
+
+#[test]
+fn rollback_runs_in_reverse_completion_order() {
+    let t = Test::new().file("r.yaml", book(ROLLBACKS));
+    let t = t.args(["run", "r.yaml", "--concurrency", "1"]);
+    let out = t.run();
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert_eq!(t.read("log"), "a\nb\nc\nd\nundo-d\nundo-b\nundo-a\n");
+    assert!(
+        out.stdout
+            .contains("Not rolled back: c (no rollback declared)")
+    );
+    assert!(
+        out.stdout
+            .contains("Outcome: step `e` failed; rolled back (exit 1)")
+    );
+}
+
+#[test]
+fn no_rollback_leaves_everything_for_inspection() {
+    let t = Test::new().file("r.yaml", book(ROLLBACKS));
+    let t = t.args(["run", "r.yaml", "--concurrency", "1", "--no-rollback"]);
+    let out = t.run();
+    assert_eq!(out.code, 1);
+    assert_eq!(t.read("log"), "a\nb\nc\nd\n");
+}
+
+#[test]
+fn irreversible_step_stops_rollback_of_itself_and_its_ancestors() {
+    let steps = ROLLBACKS.replace(
+        "  - id: c\n    needs: [a]\n",
+        "  - id: c\n    needs: [a]\n    irreversible: true\n",
+    );
+    let t = Test::new().file("r.yaml", book(&steps));
+    let t = t.args(["run", "r.yaml", "--concurrency", "1"]);
+    let out = t.run();
+    assert_eq!(out.code, 3, "{}", out.stdout);
+    // d is not behind c's ancestors... d needs c, so d is rolled back; a is c's ancestor.
+    assert_eq!(t.read("log"), "a\nb\nc\nd\nundo-d\nundo-b\n");
+    assert!(
+        out.stdout.contains("a (behind irreversible step `c`)"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("ACTION NEEDED"));
+}
+
+#[test]
+fn failing_rollback_does_not_stop_the_others_and_needs_a_person() {
+    let steps = ROLLBACKS.replace("echo undo-b >> log", "echo undo-b >> log; exit 1");
+    let t = Test::new().file("r.yaml", book(&steps));
+    let t = t.args(["run", "r.yaml", "--concurrency", "1"]);
+    let out = t.run();
+    assert_eq!(out.code, 3);
+    assert_eq!(t.read("log"), "a\nb\nc\nd\nundo-d\nundo-b\nundo-a\n");
+    assert!(out.stdout.contains("rollback incomplete"), "{}", out.stdout);
+}
+
+#[test]
+fn continue_on_failure_lets_dependents_run() {
+    let t = Test::new().file(
+        "c.yaml",
+        book("  - id: optional\n    continue_on_failure: true\n    run: { shell: sh, script: exit 4 }\n  - id: next\n    needs: [optional]\n    run: { shell: sh, script: 'echo {{ steps.optional.status }} {{ steps.optional.exit_code }} > seen' }\n"),
+    );
+    let t = t.args(["run", "c.yaml"]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert_eq!(t.read("seen"), "failed 4\n");
+    assert!(out.stdout.contains("succeeded with 1 tolerated failure(s)"));
+}
+
+#[test]
+fn when_false_skips_without_failing_dependents() {
+    let t = Test::new().file(
+        "w.yaml",
+        "runbook: 1\nname: t\nparams:\n  reachable: { type: bool, default: false }\nsteps:\n  - id: tail-log\n    when: params.reachable\n    run: { shell: sh, script: echo tail >> log }\n  - id: restore\n    needs: [tail-log]\n    run: { shell: sh, script: echo restore >> log }\n",
+    );
+    let t = t.args(["run", "w.yaml"]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert_eq!(t.read("log"), "restore\n");
+    assert!(
+        out.stdout
+            .contains("tail-log skipped: when `params.reachable` is false")
+    );
+}
+
+const APPROVAL: &str = "  - id: first\n    run: { shell: sh, script: echo ran >> log }\n  - id: confirm\n    needs: [first]\n    approval: { prompt: Go on? }\n  - id: last\n    needs: [confirm]\n    run: { shell: sh, script: echo last >> log }\n";
+
+#[test]
+fn missing_approval_fails_before_the_first_step() {
+    let t = Test::new().file("a.yaml", book(APPROVAL));
+    let t = t.args(["run", "a.yaml"]);
+    let out = t.run();
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("approvals needed and no terminal to ask on: confirm"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(t.read("log"), "", "nothing may run");
+}
+
+#[test]
+fn approval_given_up_front_is_recorded() {
+    let t = Test::new().file("a.yaml", book(APPROVAL));
+    let t = t
+        .args(["run", "a.yaml", "--approve", "confirm", "--output", "json"])
+        .env("USER", "alice");
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let events = out.events();
+    let approved = events_of(&events, "approved")[0];
+    assert_eq!(approved["by"], "alice");
+    assert_eq!(approved["how"], "--approve");
+    assert_eq!(t.read("log"), "ran\nlast\n");
+}
+
+const SECRET: &str = "hunter2-Zq9";
+
+#[test]
+fn secrets_are_masked_on_every_channel() {
+    let yaml = "runbook: 1\nname: t\nsecrets:\n  pw: { env: T_PW }\nsteps:\n  - id: use\n    env: { PW: '{{ secrets.pw }}' }\n    run: { shell: sh, script: 'echo \"pw is {{ secrets.pw }}\"; echo \"err $PW\" >&2; exit 1' }\n";
+    for args in [
+        vec!["run", "s.yaml"],
+        vec!["run", "s.yaml", "--output", "json"],
+        vec!["plan", "s.yaml"],
+        vec!["plan", "s.yaml", "--format", "json"],
+        vec!["plan", "s.yaml", "--format", "markdown"],
+    ] {
+        let out = Test::new()
+            .file("s.yaml", yaml)
+            .env("T_PW", SECRET)
+            .args(args.clone())
+            .run();
+        assert!(
+            !out.stdout.contains(SECRET),
+            "{args:?} leaks on stdout:\n{}",
+            out.stdout
+        );
+        assert!(
+            !out.stderr.contains(SECRET),
+            "{args:?} leaks on stderr:\n{}",
+            out.stderr
+        );
+        assert!(out.stdout.contains("***"), "{args:?}: {}", out.stdout);
+    }
+}
+
+#[test]
+fn secret_in_an_error_message_is_masked() {
+    // The template error quotes the value it could not use.
+    let yaml = "runbook: 1\nname: t\nsecrets:\n  pw: { env: T_PW }\nsteps:\n  - id: use\n    assert:\n      that: secrets.pw == 'nope'\n      message: \"wrong password {{ secrets.pw }}\"\n";
+    let out = Test::new()
+        .file("s.yaml", yaml)
+        .env("T_PW", SECRET)
+        .args(["run", "s.yaml"])
+        .run();
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.contains("wrong password ***"), "{}", out.stdout);
+    assert!(!out.stdout.contains(SECRET));
+}
+
+#[test]
+fn missing_secret_fails_before_anything_runs() {
+    let t = Test::new().file(
+        "s.yaml",
+        "runbook: 1\nname: t\nsecrets:\n  pw: { env: T_UNSET_PW }\nsteps:\n  - id: use\n    run: { shell: sh, script: 'echo {{ secrets.pw }} > log' }\n",
+    );
+    let t = t.args(["run", "s.yaml"]);
+    let out = t.run();
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("secret `pw`: environment variable `T_UNSET_PW` is not set")
+    );
+    assert_eq!(t.read("log"), "");
+}
+
+#[test]
+fn params_are_typed_and_all_problems_are_listed() {
+    let yaml = "runbook: 1\nname: t\nparams:\n  count: { type: int }\n  flag: { type: bool, default: false }\n  names: { type: list, default: [] }\n  db: { default: mgc, pattern: '[a-z]+' }\nsteps:\n  - id: s\n    run: { shell: sh, script: 'echo {{ params.count + 1 }} {{ params.flag }} {{ params.names | join(\",\") }} {{ params.db }} > out' }\n";
+    let t = Test::new()
+        .file("p.yaml", yaml)
+        .file("values.yaml", "db: other\nnames: [x, y]\n");
+    let t = t.args([
+        "run",
+        "p.yaml",
+        "-p",
+        "count=41",
+        "-p",
+        "flag=true",
+        "--params",
+        "values.yaml",
+    ]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(t.read("out"), "42 true x,y other\n");
+
+    let out = Test::new()
+        .file("p.yaml", yaml)
+        .args([
+            "run",
+            "p.yaml",
+            "-p",
+            "flag=maybe",
+            "-p",
+            "db=UPPER",
+            "-p",
+            "cuont=1",
+        ])
+        .run();
+    assert_eq!(out.code, 2);
+    for expected in [
+        "param `flag`: expected true or false, found `maybe`",
+        "unknown param `cuont`; did you mean `count`?",
+        "missing required param `count`",
+        "param `db`: `UPPER` does not match the pattern `[a-z]+`",
+    ] {
+        assert!(
+            out.stderr.contains(expected),
+            "missing {expected:?} in:\n{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn invalid_runbook_exits_2_without_running() {
+    let t = Test::new().file(
+        "bad.yaml",
+        book("  - id: a\n    needs: [nope]\n    run: { shell: sh, script: echo x > log }\n"),
+    );
+    let t = t.args(["run", "bad.yaml"]);
+    let out = t.run();
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("step `a` needs unknown step `nope`"));
+    assert_eq!(t.read("log"), "");
+}
+
+#[test]
+fn interrupt_cancels_in_flight_steps_then_rolls_back() {
+    use std::io::{BufRead, BufReader};
+    let t = Test::new().file(
+        "i.yaml",
+        book("  - id: first\n    run: { shell: sh, script: echo first >> log }\n    rollback: { run: { shell: sh, script: echo undo-first >> log } }\n  - id: long\n    needs: [first]\n    run: { shell: sh, script: 'sleep 30 & echo $! > grandchild; wait' }\n"),
+    );
+    let t = t.args(["run", "i.yaml", "--output", "json"]);
+    let mut child = t
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.contains("\"step_started\"") && line.contains("\"long\"") {
+            break;
+        }
+    }
+    // Give the script time to record its grandchild.
+    for _ in 0..50 {
+        if !t.read("grandchild").is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: sends SIGINT to the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    assert_eq!(t.read("log"), "first\nundo-first\n");
+    assert!(!alive(&t.read("grandchild")));
+    assert!(rest.iter().any(|l| l.contains("\"cancelled\"")), "{rest:?}");
+}
+
+#[test]
+fn output_is_capped_with_a_visible_marker() {
+    let t = Test::new().file(
+        "o.yaml",
+        book("  - id: loud\n    run: { shell: sh, script: 'head -c 3000000 /dev/zero | tr \"\\\\0\" x' }\n  - id: size\n    needs: [loud]\n    run: { shell: sh, script: 'echo \"{{ steps.loud.stdout | length }}\" > n' }\n"),
+    );
+    let t = t.args(["run", "o.yaml"]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let n: usize = t.read("n").trim().parse().unwrap();
+    assert!(n > 1_048_576 && n < 1_048_700, "kept {n} characters");
+}
