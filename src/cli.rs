@@ -348,6 +348,9 @@ fn run_command(
         OutputFormat::Human => report::progress::Mode::Lines,
         OutputFormat::Json => report::progress::Mode::Json,
     };
+    // On a terminal, human output is the live view; elsewhere timestamped lines.
+    let live = (mode == report::progress::Mode::Lines && std::io::stdout().is_terminal())
+        .then(|| std::sync::Arc::new(report::Live::new(masker.clone())));
     let progress = std::sync::Arc::new(report::progress::Progress::new(mode, masker));
     let run = crate::context::RunInfo {
         id: run_id(),
@@ -365,7 +368,10 @@ fn run_command(
         }
     };
     let summary = runtime.block_on(async {
-        let sink: std::sync::Arc<dyn crate::exec::event::Sink> = progress.clone();
+        let sink: std::sync::Arc<dyn crate::exec::event::Sink> = match &live {
+            Some(live) => live.clone(),
+            None => progress.clone(),
+        };
         let interrupts = crate::exec::Interrupts::listen(sink.clone());
         let job = crate::exec::Job {
             runbook: std::sync::Arc::new(runbook),

@@ -236,7 +236,11 @@ impl Action {
                 line
             }
             Action::Script { shell, script, .. } => {
-                let first = script.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+                // The first line that does something: comments and blank lines are skipped.
+                let first = script
+                    .lines()
+                    .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+                    .unwrap_or("");
                 let more = if script.trim().lines().count() > 1 {
                     " …"
                 } else {

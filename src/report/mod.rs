@@ -3,12 +3,14 @@
 mod github;
 mod human;
 mod json;
+mod live;
 pub mod plan;
 pub mod progress;
 
 pub use github::github;
 pub use human::human;
 pub use json::json;
+pub use live::Live;
 
 use crate::diagnostic::Problem;
 use crate::line_index::LineIndex;

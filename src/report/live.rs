@@ -1,0 +1,89 @@
+//! The live view on a terminal: a spinner line per running step with its attempt and elapsed
+//! time; everything else is printed above the spinners as the timestamped lines of
+//! [`Progress`](super::progress::Progress).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use super::progress::{Mode, Progress};
+use crate::exec::event::{Event, EventKind, Sink};
+use crate::mask::Masker;
+
+pub struct Live {
+    lines: Progress,
+    masker: Masker,
+    multi: MultiProgress,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Live {
+    pub fn new(masker: Masker) -> Self {
+        Self {
+            lines: Progress::new(Mode::Lines, masker.clone()),
+            masker,
+            multi: MultiProgress::new(),
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn lines(&self) -> &Progress {
+        &self.lines
+    }
+
+    fn bar(&self, step: &str, message: String) {
+        let Ok(mut bars) = self.bars.lock() else {
+            return;
+        };
+        let bar = bars.entry(step.to_owned()).or_insert_with(|| {
+            let bar = self.multi.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("  {spinner} {msg} {elapsed}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        bar.set_message(self.masker.mask(&message).into_owned());
+    }
+
+    fn done(&self, step: &str) {
+        if let Ok(mut bars) = self.bars.lock()
+            && let Some(bar) = bars.remove(step)
+        {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
+        }
+    }
+}
+
+impl Sink for Live {
+    fn emit(&self, event: &Event) {
+        match &event.kind {
+            EventKind::StepStarted {
+                step,
+                attempt,
+                attempts,
+                ..
+            } => {
+                let n = if *attempts > 1 {
+                    format!(" attempt {attempt}/{attempts}")
+                } else {
+                    String::new()
+                };
+                self.bar(step, format!("{step}{n}"));
+            }
+            EventKind::RollbackStepStarted { step, .. } => {
+                self.bar(step, format!("rolling back {step}"));
+            }
+            EventKind::StepFinished { step, .. } | EventKind::RollbackStepFinished { step, .. } => {
+                self.done(step);
+            }
+            _ => {}
+        }
+        // The lines go above the spinners.
+        let _ = self.multi.suspend(|| self.lines.emit(event));
+    }
+}
