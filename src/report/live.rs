@@ -84,6 +84,6 @@ impl Sink for Live {
             _ => {}
         }
         // The lines go above the spinners.
-        let _ = self.multi.suspend(|| self.lines.emit(event));
+        self.multi.suspend(|| self.lines.emit(event));
     }
 }
