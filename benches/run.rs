@@ -43,6 +43,9 @@ fn just(dir: &Path, file: &str, recipe: &str) -> Command {
     c
 }
 
+/// A way to start one side of a comparison.
+type Maker<'a> = Box<dyn Fn() -> Command + 'a>;
+
 fn main() {
     let dir = std::env::temp_dir().join(format!("runbook-run-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -95,12 +98,7 @@ fn main() {
 
     println!("| work | runbook | just | ratio (runbook / just) |");
     println!("|---|---:|---:|---:|");
-    let rows: [(
-        &str,
-        Box<dyn Fn() -> Command>,
-        Option<Box<dyn Fn() -> Command>>,
-        usize,
-    ); 3] = [
+    let rows: [(&str, Maker, Option<Maker>, usize); 3] = [
         (
             "100 sequential `true` steps (program, no shell)",
             Box::new(|| runbook(&dir, "chain.yaml", &["--concurrency", "1"])),
