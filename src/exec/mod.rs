@@ -103,7 +103,7 @@ pub async fn run(
     job: Job,
     options: Options,
     sink: Arc<dyn Sink>,
-    interrupts: Interrupts,
+    mut interrupts: Interrupts,
 ) -> Summary {
     let Job {
         runbook,
@@ -119,7 +119,7 @@ pub async fn run(
         templates: Templates::new(),
         sink,
         cancel: CancellationToken::new(),
-        groups: Groups::default(),
+        groups: interrupts.groups.clone(),
         approvals: options.approvals.clone(),
         prompt_lock: tokio::sync::Mutex::new(()),
     });
@@ -144,7 +144,6 @@ pub async fn run(
         .timeout
         .as_ref()
         .map(|t| tokio::time::Instant::now() + t.value.get());
-    let mut interrupts = interrupts;
 
     loop {
         while stopping.is_none() && running.len() < concurrency {
@@ -180,6 +179,9 @@ pub async fn run(
                     }
                 }
             }
+            interrupts.track(|u| {
+                u.running.insert(step.id.value.clone());
+            });
             let shared = shared.clone();
             let snapshot = context.clone();
             running.spawn(async move {
@@ -214,6 +216,9 @@ pub async fn run(
             joined = running.join_next() => {
                 let Some(Ok((i, outcome))) = joined else { continue };
                 let step = &runbook.steps[i];
+                interrupts.track(|u| {
+                    u.running.remove(step.id.as_str());
+                });
                 finished(&shared, &step.id, &outcome);
                 context.set_step(&step.id, outcome.value());
                 match outcome.status {
@@ -243,9 +248,6 @@ pub async fn run(
                 interrupted = true;
                 stopping = Some("interrupted".to_owned());
                 shared.cancel.cancel();
-                let groups = shared.groups.clone();
-                let running_ids: Vec<String> = Vec::new();
-                interrupts.arm_hard_exit(groups, running_ids);
             }
         }
     }
@@ -284,8 +286,19 @@ pub async fn run(
                 approvals: shared.approvals.clone(),
                 prompt_lock: tokio::sync::Mutex::new(()),
             });
+            interrupts.track(|u| {
+                u.rollback_left = plan
+                    .actions
+                    .iter()
+                    .map(|&i| runbook.steps[i].id.value.clone())
+                    .collect();
+            });
             for &i in &plan.actions {
                 let step = &runbook.steps[i];
+                interrupts.track(|u| {
+                    u.rollback_left.retain(|id| id != step.id.as_str());
+                    u.running.insert(format!("rollback of {}", step.id.value));
+                });
                 let Some(action) = &step.rollback else {
                     continue;
                 };
@@ -311,6 +324,9 @@ pub async fn run(
                     render: &render,
                 };
                 let outcome = attempt::run(&rollback_shared, &spec, &context).await;
+                interrupts.track(|u| {
+                    u.running.remove(&format!("rollback of {}", step.id.value));
+                });
                 if outcome.status != Status::Succeeded {
                     rollback_failed = true;
                 }
@@ -438,19 +454,20 @@ fn step_timeout(runbook: &Runbook, i: usize) -> Option<Duration> {
         .map(|t| t.value.get())
 }
 
-/// Ctrl-C and SIGTERM: the first stops the run and rolls back; the second exits at once.
+/// Ctrl-C and SIGTERM: the first stops the run and rolls back; the second kills every running
+/// command's process group and exits at once with 130, saying what was left undone.
 pub struct Interrupts {
     rx: tokio::sync::mpsc::UnboundedReceiver<()>,
-    hard: Arc<std::sync::Mutex<Option<Groups>>>,
+    groups: Groups,
+    undone: Arc<std::sync::Mutex<Undone>>,
 }
 
 impl Interrupts {
-    /// Listens for SIGINT and SIGTERM. After the first, a second one kills every running
-    /// command's process group and exits with 130.
     pub fn listen(sink: Arc<dyn Sink>) -> Self {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let hard: Arc<std::sync::Mutex<Option<Groups>>> = Arc::default();
-        let armed = hard.clone();
+        let groups = Groups::default();
+        let undone: Arc<std::sync::Mutex<Undone>> = Arc::default();
+        let (to_kill, left) = (groups.clone(), undone.clone());
         tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
             let (Ok(mut int), Ok(mut term)) = (
@@ -459,25 +476,35 @@ impl Interrupts {
             ) else {
                 return;
             };
+            let mut count = 0;
             loop {
                 tokio::select! {
                     _ = int.recv() => {}
                     _ = term.recv() => {}
                 }
-                let groups = armed.lock().ok().and_then(|g| g.clone());
-                if let Some(groups) = groups {
-                    groups.kill_all();
-                    sink.emit(&event(EventKind::RunFinished {
-                        status: "interrupted twice: exited at once; rollback was not finished, check the state by hand".to_owned(),
-                        exit_code: exit::INTERRUPTED,
-                        duration_ms: 0,
-                    }));
-                    std::process::exit(i32::from(exit::INTERRUPTED));
+                count += 1;
+                if count == 1 {
+                    eprintln!(
+                        "interrupted: stopping and rolling back; interrupt again to exit at once"
+                    );
+                    let _ = tx.send(());
+                    continue;
                 }
-                let _ = tx.send(());
+                to_kill.kill_all();
+                let status = left
+                    .lock()
+                    .map(|u| u.describe())
+                    .unwrap_or_else(|_| "interrupted twice: exited at once".to_owned());
+                eprintln!("{status}");
+                sink.emit(&event(EventKind::RunFinished {
+                    status,
+                    exit_code: exit::INTERRUPTED,
+                    duration_ms: 0,
+                }));
+                std::process::exit(i32::from(exit::INTERRUPTED));
             }
         });
-        Self { rx, hard }
+        Self { rx, groups, undone }
     }
 
     /// No signal handling (tests of the library).
@@ -485,7 +512,8 @@ impl Interrupts {
         let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
         Self {
             rx,
-            hard: Arc::default(),
+            groups: Groups::default(),
+            undone: Arc::default(),
         }
     }
 
@@ -495,9 +523,33 @@ impl Interrupts {
         }
     }
 
-    fn arm_hard_exit(&self, groups: Groups, _running: Vec<String>) {
-        if let Ok(mut h) = self.hard.lock() {
-            *h = Some(groups);
+    fn track(&self, change: impl FnOnce(&mut Undone)) {
+        if let Ok(mut undone) = self.undone.lock() {
+            change(&mut undone);
         }
+    }
+}
+
+/// What a hard exit leaves undone: said when it happens, so the operator knows where to look.
+#[derive(Debug, Default)]
+pub struct Undone {
+    running: BTreeSet<String>,
+    rollback_left: Vec<String>,
+}
+
+impl Undone {
+    fn describe(&self) -> String {
+        let list = |v: Vec<&String>| {
+            if v.is_empty() {
+                "none".to_owned()
+            } else {
+                v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            }
+        };
+        format!(
+            "interrupted twice: exited at once. Steps killed while running: {}. Rollbacks not run: {}. Check the state of the system by hand",
+            list(self.running.iter().collect()),
+            list(self.rollback_left.iter().collect()),
+        )
     }
 }

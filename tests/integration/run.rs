@@ -499,3 +499,112 @@ fn output_is_capped_with_a_visible_marker() {
     let n: usize = t.read("n").trim().parse().unwrap();
     assert!(n > 1_048_576 && n < 1_048_700, "kept {n} characters");
 }
+
+#[test]
+fn second_interrupt_exits_at_once_and_says_what_is_left() {
+    use std::io::{BufRead, BufReader};
+    let t = Test::new().file(
+        "i.yaml",
+        book("  - id: first\n    run: { shell: sh, script: echo first >> log }\n    rollback: { run: { shell: sh, script: echo undo-first >> log } }\n  - id: second\n    needs: [first]\n    run: { shell: sh, script: echo second >> log }\n    rollback: { run: { shell: sh, script: 'sleep 30 & echo $! > grandchild; wait' } }\n  - id: third\n    needs: [second]\n    run: { shell: sh, script: exit 1 }\n"),
+    );
+    let t = t.args(["run", "i.yaml", "--output", "json"]);
+    let mut child = t
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("\"rollback_step_started\"") {
+            break;
+        }
+    }
+    for _ in 0..50 {
+        if !t.read("grandchild").is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..2 {
+        // SAFETY: sends SIGINT to the child we spawned.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGINT);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr
+            .contains("Steps killed while running: rollback of second. Rollbacks not run: first."),
+        "{stderr}"
+    );
+    assert_eq!(
+        t.read("log"),
+        "first\nsecond\n",
+        "undo-first must not have run"
+    );
+    assert!(!alive(&t.read("grandchild")));
+}
+
+#[test]
+fn approval_on_a_terminal_asks_and_records_who() {
+    // `script` gives the run a terminal; "y" is typed at the prompt.
+    let t = Test::new().file("a.yaml", book(APPROVAL));
+    let bin = env!("CARGO_BIN_EXE_runbook");
+    let output = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{bin} run a.yaml --output json"),
+            "/dev/null",
+        ])
+        .current_dir(t.path())
+        .env("USER", "bob")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            std::thread::sleep(Duration::from_millis(500));
+            child.stdin.take().unwrap().write_all(b"y\n")?;
+            child.wait_with_output()
+        })
+        .expect("run under script");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("Go on? [y/N]"), "{stdout}");
+    assert!(
+        stdout.contains(r#""event":"approved","step":"confirm","by":"bob","how":"terminal""#),
+        "{stdout}"
+    );
+    assert_eq!(t.read("log"), "ran\nlast\n");
+}
+
+#[test]
+fn approval_refused_on_a_terminal_fails_and_rolls_back() {
+    let steps = APPROVAL.replace(
+        "echo ran >> log }\n",
+        "echo ran >> log }\n    rollback: { run: { shell: sh, script: echo undo >> log } }\n",
+    );
+    let t = Test::new().file("a.yaml", book(&steps));
+    let bin = env!("CARGO_BIN_EXE_runbook");
+    let output = std::process::Command::new("script")
+        .args(["-qec", &format!("{bin} run a.yaml"), "/dev/null"])
+        .current_dir(t.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            std::thread::sleep(Duration::from_millis(500));
+            child.stdin.take().unwrap().write_all(b"n\n")?;
+            child.wait_with_output()
+        })
+        .expect("run under script");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("refused at the prompt"), "{stdout}");
+    assert_eq!(t.read("log"), "ran\nundo\n");
+}
