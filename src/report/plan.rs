@@ -31,26 +31,28 @@ fn params_line(plan: &Plan) -> String {
         .join(", ")
 }
 
+/// The working directory and environment of a command.
+fn surroundings(cwd: Option<&String>, env: &[(String, String)], indent: &str, out: &mut String) {
+    if let Some(cwd) = cwd {
+        let _ = writeln!(out, "{indent}  in {cwd}");
+    }
+    for (k, v) in env {
+        let _ = writeln!(out, "{indent}  env {k}={v}");
+    }
+}
+
+/// A script or query, each line behind a bar.
+fn block(text: &str, indent: &str, out: &mut String) {
+    for line in text.trim_end().lines() {
+        let _ = writeln!(out, "{indent}  | {line}");
+    }
+}
+
 fn action_lines(action: &Action, indent: &str, out: &mut String) {
     match action {
-        Action::Command {
-            program,
-            args,
-            cwd,
-            env,
-        } => {
-            let mut line = crate::template::shell_quote(program.clone());
-            for a in args {
-                line.push(' ');
-                line.push_str(&crate::template::shell_quote(a.clone()));
-            }
-            let _ = writeln!(out, "{indent}$ {line}");
-            if let Some(cwd) = cwd {
-                let _ = writeln!(out, "{indent}  in {cwd}");
-            }
-            for (k, v) in env {
-                let _ = writeln!(out, "{indent}  env {k}={v}");
-            }
+        Action::Command { cwd, env, .. } => {
+            let _ = writeln!(out, "{indent}$ {}", action.summary());
+            surroundings(cwd.as_ref(), env, indent, out);
         }
         Action::Script {
             shell,
@@ -59,15 +61,8 @@ fn action_lines(action: &Action, indent: &str, out: &mut String) {
             env,
         } => {
             let _ = writeln!(out, "{indent}{shell} script:");
-            for line in script.trim_end().lines() {
-                let _ = writeln!(out, "{indent}  | {line}");
-            }
-            if let Some(cwd) = cwd {
-                let _ = writeln!(out, "{indent}  in {cwd}");
-            }
-            for (k, v) in env {
-                let _ = writeln!(out, "{indent}  env {k}={v}");
-            }
+            block(script, indent, out);
+            surroundings(cwd.as_ref(), env, indent, out);
         }
         Action::Sql {
             connection,
@@ -80,9 +75,7 @@ fn action_lines(action: &Action, indent: &str, out: &mut String) {
                 .map(|d| format!(", database {d}"))
                 .unwrap_or_default();
             let _ = writeln!(out, "{indent}sql on `{connection}`{db}:");
-            for line in query.trim_end().lines() {
-                let _ = writeln!(out, "{indent}  | {line}");
-            }
+            block(query, indent, out);
             for (i, a) in args.iter().enumerate() {
                 let _ = writeln!(out, "{indent}  @P{} = {a}", i + 1);
             }

@@ -549,31 +549,35 @@ fn second_interrupt_exits_at_once_and_says_what_is_left() {
     assert!(!alive(&t.read("grandchild")));
 }
 
-#[test]
-fn approval_on_a_terminal_asks_and_records_who() {
-    // `script` gives the run a terminal; "y" is typed at the prompt.
-    let t = Test::new().file("a.yaml", book(APPROVAL));
+/// Runs `runbook ARGS` on a terminal (`script` provides one) and types `input` at it.
+fn on_terminal(t: &Test, args: &str, user: &str, input: &[u8]) -> (Option<i32>, String) {
     let bin = env!("CARGO_BIN_EXE_runbook");
     let output = std::process::Command::new("script")
-        .args([
-            "-qec",
-            &format!("{bin} run a.yaml --output json"),
-            "/dev/null",
-        ])
+        .args(["-qec", &format!("{bin} {args}"), "/dev/null"])
         .current_dir(t.path())
-        .env("USER", "bob")
+        .env("USER", user)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .and_then(|mut child| {
             use std::io::Write;
             std::thread::sleep(Duration::from_millis(500));
-            child.stdin.take().unwrap().write_all(b"y\n")?;
+            child.stdin.take().unwrap().write_all(input)?;
             child.wait_with_output()
         })
         .expect("run under script");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn approval_on_a_terminal_asks_and_records_who() {
+    // `script` gives the run a terminal; "y" is typed at the prompt.
+    let t = Test::new().file("a.yaml", book(APPROVAL));
+    let (code, stdout) = on_terminal(&t, "run a.yaml --output json", "bob", b"y\n");
+    assert_eq!(code, Some(0), "{stdout}");
     assert!(stdout.contains("Go on? [y/N]"), "{stdout}");
     assert!(
         stdout.contains(r#""event":"approved","step":"confirm","by":"bob","how":"terminal""#),
@@ -589,22 +593,14 @@ fn approval_refused_on_a_terminal_fails_and_rolls_back() {
         "echo ran >> log }\n    rollback: { run: { shell: sh, script: echo undo >> log } }\n",
     );
     let t = Test::new().file("a.yaml", book(&steps));
-    let bin = env!("CARGO_BIN_EXE_runbook");
-    let output = std::process::Command::new("script")
-        .args(["-qec", &format!("{bin} run a.yaml"), "/dev/null"])
-        .current_dir(t.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            std::thread::sleep(Duration::from_millis(500));
-            child.stdin.take().unwrap().write_all(b"n\n")?;
-            child.wait_with_output()
-        })
-        .expect("run under script");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let (code, stdout) = on_terminal(
+        &t,
+        "run a.yaml",
+        "bob",
+        b"n
+",
+    );
+    assert_eq!(code, Some(1), "{stdout}");
     assert!(stdout.contains("refused at the prompt"), "{stdout}");
     assert_eq!(t.read("log"), "ran\nundo\n");
 }
