@@ -297,3 +297,42 @@ fn plan_fail_at_predicts_what_a_failing_run_does() {
         );
     }
 }
+
+#[test]
+fn quoting_filters() {
+    let yaml = r#"runbook: 1
+name: f
+params:
+  name: { default: "it's a ]name[" }
+  json: { default: '{"a": [1, 2]}' }
+steps:
+  - id: s
+    run:
+      program: echo
+      args:
+        - "{{ params.name | sql_ident }}"
+        - "{{ params.name | sql_literal }}"
+        - "{{ params.name | shell_quote }}"
+        - "{{ params.name | ps_quote }}"
+        - "{{ (params.json | from_json).a[1] }}"
+        - "{{ {'k': params.name} | to_json }}"
+        - "{{ 'plain-word' | shell_quote }}"
+"#;
+    let out = Test::new()
+        .file("f.yaml", yaml)
+        .args(["plan", "f.yaml", "--format", "json"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.json()["steps"][0]["action"]["args"],
+        serde_json::json!([
+            "[it's a ]]name[]",
+            "N'it''s a ]name['",
+            r#"'it'\''s a ]name['"#,
+            "'it''s a ]name['",
+            "2",
+            r#"{"k":"it's a ]name["}"#,
+            "plain-word"
+        ])
+    );
+}

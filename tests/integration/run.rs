@@ -604,3 +604,41 @@ fn approval_refused_on_a_terminal_fails_and_rolls_back() {
     assert!(stdout.contains("refused at the prompt"), "{stdout}");
     assert_eq!(t.read("log"), "ran\nundo\n");
 }
+
+#[test]
+fn jitter_keeps_each_delay_within_its_bound() {
+    let out = Test::new()
+        .file(
+            "j.yaml",
+            book("  - id: s\n    run: { shell: sh, script: exit 1 }\n    retry: { attempts: 4, delay: 100ms, backoff: exponential, max_delay: 150ms, jitter: true }\n"),
+        )
+        .args(["run", "j.yaml", "--output", "json"])
+        .run();
+    assert_eq!(out.code, 1);
+    let delays: Vec<u64> = events_of(&out.events(), "attempt_failed")
+        .iter()
+        .filter_map(|e| e["retry_in_ms"].as_u64())
+        .collect();
+    assert_eq!(delays.len(), 3);
+    // Full jitter: 0..=100, then 0..=150 (200 capped), 0..=150.
+    assert!(
+        delays[0] <= 100 && delays[1] <= 150 && delays[2] <= 150,
+        "{delays:?}"
+    );
+}
+
+#[test]
+fn cwd_and_env_reach_the_command() {
+    let t = Test::new()
+        .file("c.yaml", book("  - id: s\n    env: { GREETING: 'hi {{ params.who }}' }\n    run: { shell: sh, script: 'pwd > ../where; echo \"$GREETING\" > ../what', cwd: sub }\n").replace("steps:", "params:\n  who: { default: there }\nsteps:"))
+        .file("sub/.keep", "");
+    let t = t.args(["run", "c.yaml"]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(
+        t.read("where").trim_end().ends_with("/sub"),
+        "{}",
+        t.read("where")
+    );
+    assert_eq!(t.read("what"), "hi there\n");
+}
