@@ -9,3 +9,5 @@ mod run;
 mod schema;
 mod shipped;
 mod support;
+mod tds;
+mod tds_selftest;

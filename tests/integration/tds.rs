@@ -1,0 +1,1 @@
+//! TDS test server (being written).

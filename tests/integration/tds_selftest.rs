@@ -1,0 +1,1 @@
+//! Tests of the TDS test server itself (being written).
