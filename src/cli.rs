@@ -312,19 +312,6 @@ fn run_command(
     let Some(bound) = bind(&runbook, params, false) else {
         return exit::USAGE;
     };
-    let sql_steps: Vec<&str> = runbook
-        .steps
-        .iter()
-        .filter(|s| s.sql.is_some() || s.rollback.as_ref().is_some_and(|r| r.sql.is_some()))
-        .map(|s| s.id.as_str())
-        .collect();
-    if !sql_steps.is_empty() {
-        eprintln!(
-            "error: this version of runbook cannot execute sql steps yet ({}); use `runbook plan` to rehearse them",
-            sql_steps.join(", ")
-        );
-        return exit::USAGE;
-    }
     let missing = crate::exec::missing_approvals(&runbook, &options.approvals);
     if !missing.is_empty() {
         eprintln!(
@@ -367,6 +354,7 @@ fn run_command(
             return exit::FAILED;
         }
     };
+    crate::steps::sql_messages::install();
     let summary = runtime.block_on(async {
         let sink: std::sync::Arc<dyn crate::exec::event::Sink> = match &live {
             Some(live) => live.clone(),

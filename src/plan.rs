@@ -128,8 +128,11 @@ pub fn build(
             step: step.id.value.clone(),
             source,
         };
-        let action = renderer.step(step, &value).map_err(error)?;
-        let rollback = renderer.rollback(step, &value).transpose().map_err(error)?;
+        let mut action = renderer.step(step, &value).map_err(error)?;
+        let mut rollback = renderer.rollback(step, &value).transpose().map_err(error)?;
+        for action in std::iter::once(&mut action).chain(rollback.as_mut()) {
+            describe_connection(runbook, &renderer, &value, action);
+        }
         let when = step.when.as_ref().map(|w| When {
             expression: w.value.clone(),
             value: static_value(&templates, w, &value),
@@ -226,6 +229,35 @@ pub fn build(
         steps,
         scenario,
     })
+}
+
+/// Shows which server and database a SQL action goes to (secrets are `***` in a plan).
+fn describe_connection(
+    runbook: &Runbook,
+    renderer: &Renderer,
+    context: &minijinja::Value,
+    action: &mut Action,
+) {
+    let Action::Sql {
+        connection,
+        server,
+        database,
+        ..
+    } = action
+    else {
+        return;
+    };
+    let Some(declared) = runbook.connections.get(connection) else {
+        return;
+    };
+    let Ok(text) = renderer.text("connection", &declared.mssql, context) else {
+        return;
+    };
+    let (host, default_database) = crate::steps::sql::describe(&text);
+    *server = host;
+    if database.is_none() {
+        *database = default_database;
+    }
 }
 
 /// The value of a `when` that reads only params and `run`; `None` when it needs run-time values.

@@ -30,6 +30,9 @@ pub enum Action {
     },
     Sql {
         connection: String,
+        /// The server of the connection (plans only: never its credentials).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        server: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         database: Option<String>,
         query: String,
@@ -203,6 +206,7 @@ impl Renderer<'_> {
             .collect::<Result<_, RenderError>>()?;
         Ok(Action::Sql {
             connection: sql.connection.value.clone(),
+            server: None,
             database: match &sql.database {
                 Some(d) => Some(self.text("sql.database", d, context)?),
                 None => None,

@@ -12,6 +12,7 @@ use crate::context::Context;
 use crate::model::Sp;
 use crate::render::{Action, RenderError, Renderer};
 use crate::retry::{Failure, Policy};
+use crate::steps::sql_messages::{CURRENT, Messages};
 use crate::steps::{Attempt, command};
 
 /// What a step or rollback action is, for the attempt loop.
@@ -36,30 +37,56 @@ pub struct Outcome {
     pub stderr: String,
     pub outputs: BTreeMap<String, String>,
     pub message: Option<String>,
+    pub sql: Option<crate::steps::sql::Results>,
+    pub messages: Vec<String>,
+}
+
+/// `rows`, `result_sets`, `rows_affected` and `messages`, for templates.
+fn sql_fields(sql: Option<&crate::steps::sql::Results>, messages: &[String]) -> serde_json::Value {
+    let (sets, affected) = sql.map_or((&[][..], 0), |r| (&r.result_sets[..], r.rows_affected));
+    serde_json::json!({
+        "rows": sets.first().cloned().unwrap_or_default(),
+        "result_sets": sets,
+        "rows_affected": affected,
+        "messages": messages,
+    })
+}
+
+fn merge(mut base: serde_json::Value, extra: serde_json::Value) -> Value {
+    if let (Some(b), serde_json::Value::Object(e)) = (base.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    Value::from_serialize(base)
 }
 
 impl Outcome {
     /// What `steps.<id>` holds for later templates.
     pub fn value(&self) -> Value {
-        Value::from_serialize(serde_json::json!({
-            "stdout": self.stdout,
-            "stderr": self.stderr,
-            "exit_code": self.exit_code,
-            "outputs": self.outputs,
-            "status": self.status.name(),
-            "attempts": self.attempts,
-            "duration": self.duration.as_secs_f64(),
-        }))
+        merge(
+            serde_json::json!({
+                "stdout": self.stdout,
+                "stderr": self.stderr,
+                "exit_code": self.exit_code,
+                "outputs": self.outputs,
+                "status": self.status.name(),
+                "attempts": self.attempts,
+                "duration": self.duration.as_secs_f64(),
+            }),
+            sql_fields(self.sql.as_ref(), &self.messages),
+        )
     }
 }
 
 fn result_value(attempt: &Attempt, number: u32) -> Value {
-    Value::from_serialize(serde_json::json!({
-        "stdout": attempt.stdout,
-        "stderr": attempt.stderr,
-        "exit_code": attempt.exit_code,
-        "attempt": number,
-    }))
+    merge(
+        serde_json::json!({
+            "stdout": attempt.stdout,
+            "stderr": attempt.stderr,
+            "exit_code": attempt.exit_code,
+            "attempt": number,
+        }),
+        sql_fields(attempt.sql.as_ref(), &attempt.messages),
+    )
 }
 
 pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome {
@@ -141,6 +168,8 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
                 stderr: last.stderr,
                 outputs,
                 message: None,
+                sql: last.sql,
+                messages: last.messages,
             };
         };
         if shared.cancel.is_cancelled() {
@@ -170,6 +199,8 @@ fn finish(last: Attempt, status: Status, attempts: u32, started: Instant) -> Out
         stdout: last.stdout,
         stderr: last.stderr,
         outputs: BTreeMap::new(),
+        sql: last.sql,
+        messages: last.messages,
     }
 }
 
@@ -253,9 +284,49 @@ async fn execute(shared: &Shared, spec: &Spec<'_>, action: &Action, value: &Valu
                 Err(why) => Attempt::failed(Failure::Refused, why),
             }
         }
-        Action::Sql { .. } => Attempt::failed(
-            Failure::Error,
-            "sql steps cannot be executed by this version of runbook yet",
-        ),
+        Action::Sql {
+            connection,
+            database,
+            query,
+            args,
+            ..
+        } => {
+            let Some(declared) = shared.runbook.connections.get(connection) else {
+                return Attempt::failed(Failure::Error, format!("no connection `{connection}`"));
+            };
+            let connection_string = match shared.templates.render(&declared.mssql, value) {
+                Ok(s) => s,
+                Err(e) => {
+                    return Attempt::failed(
+                        Failure::Error,
+                        format!(
+                            "cannot render connection `{connection}`: {}",
+                            crate::template::error_text(&e)
+                        ),
+                    );
+                }
+            };
+            let sink = shared.sink.clone();
+            let step = spec.id.to_owned();
+            let messages = Messages::new(move |message| {
+                sink.emit(&super::event::event(EventKind::StepMessage {
+                    step: step.clone(),
+                    message: message.to_owned(),
+                }));
+            });
+            let run = shared.pool.run(
+                connection,
+                &connection_string,
+                database.as_deref(),
+                query,
+                args,
+                spec.timeout,
+                &shared.cancel,
+            );
+            let (mut attempt, results) = CURRENT.scope(messages.clone(), run).await;
+            attempt.sql = results;
+            attempt.messages = messages.take();
+            attempt
+        }
     }
 }

@@ -76,6 +76,11 @@ pub enum EventKind {
         step: String,
         reason: String,
     },
+    /// An informational message from SQL Server, as it arrives.
+    StepMessage {
+        step: String,
+        message: String,
+    },
     Approved {
         step: String,
         by: String,

@@ -48,6 +48,7 @@ pub struct Shared {
     pub groups: Groups,
     pub approvals: Approvals,
     pub prompt_lock: tokio::sync::Mutex<()>,
+    pub pool: crate::steps::sql::Pool,
 }
 
 impl Shared {
@@ -122,6 +123,7 @@ pub async fn run(
         groups: interrupts.groups.clone(),
         approvals: options.approvals.clone(),
         prompt_lock: tokio::sync::Mutex::new(()),
+        pool: crate::steps::sql::Pool::default(),
     });
     let concurrency = options.concurrency.max(1);
     shared.emit(EventKind::RunStarted {
@@ -285,6 +287,8 @@ pub async fn run(
                 groups: shared.groups.clone(),
                 approvals: shared.approvals.clone(),
                 prompt_lock: tokio::sync::Mutex::new(()),
+                // Rollback opens its own sessions: those of the run may be mid-query.
+                pool: crate::steps::sql::Pool::default(),
             });
             interrupts.track(|u| {
                 u.rollback_left = plan
@@ -417,6 +421,8 @@ fn skipped() -> Outcome {
         stderr: String::new(),
         outputs: Default::default(),
         message: None,
+        sql: None,
+        messages: Vec::new(),
     }
 }
 

@@ -66,15 +66,24 @@ fn action_lines(action: &Action, indent: &str, out: &mut String) {
         }
         Action::Sql {
             connection,
+            server,
             database,
             query,
             args,
         } => {
-            let db = database
-                .as_ref()
-                .map(|d| format!(", database {d}"))
-                .unwrap_or_default();
-            let _ = writeln!(out, "{indent}sql on `{connection}`{db}:");
+            let mut place = Vec::new();
+            if let Some(server) = server {
+                place.push(format!("server {server}"));
+            }
+            if let Some(database) = database {
+                place.push(format!("database {database}"));
+            }
+            let place = if place.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", place.join(", "))
+            };
+            let _ = writeln!(out, "{indent}sql on `{connection}`{place}:");
             block(query, indent, out);
             for (i, a) in args.iter().enumerate() {
                 let _ = writeln!(out, "{indent}  @P{} = {a}", i + 1);

@@ -191,6 +191,7 @@ impl Sink for Progress {
                 }
             }
             EventKind::StepSkipped { step, reason } => format!("{t} – {step} skipped: {reason}\n"),
+            EventKind::StepMessage { step, message } => format!("{t}   {step} │ {message}\n"),
             EventKind::Approved { step, by, how } => {
                 format!("{t} ✔ {step} approved by {by} ({how})\n")
             }

@@ -173,6 +173,7 @@ pub async fn run(
                 stderr,
                 exit_code: code,
                 failure,
+                ..Attempt::default()
             }
         }
         Err(Failure::Timeout) => Attempt::failed(

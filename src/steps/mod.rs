@@ -3,6 +3,8 @@
 
 pub mod approval;
 pub mod command;
+pub mod sql;
+pub mod sql_messages;
 
 use crate::retry::Failure;
 
@@ -14,6 +16,10 @@ pub struct Attempt {
     pub exit_code: Option<i32>,
     /// Why it failed, with a message for people.
     pub failure: Option<(Failure, String)>,
+    /// What a SQL query returned.
+    pub sql: Option<sql::Results>,
+    /// Informational messages the server sent (PRINT, progress).
+    pub messages: Vec<String>,
 }
 
 impl Attempt {
