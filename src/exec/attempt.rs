@@ -12,7 +12,7 @@ use crate::context::Context;
 use crate::model::Sp;
 use crate::render::{Action, RenderError, Renderer};
 use crate::retry::{Failure, Policy};
-use crate::steps::sql_messages::{CURRENT, Messages};
+use crate::steps::sql_messages::Messages;
 use crate::steps::{Attempt, command};
 
 /// What a step or rollback action is, for the attempt loop.
@@ -322,8 +322,9 @@ async fn execute(shared: &Shared, spec: &Spec<'_>, action: &Action, value: &Valu
                 args,
                 spec.timeout,
                 &shared.cancel,
+                &messages,
             );
-            let (mut attempt, results) = CURRENT.scope(messages.clone(), run).await;
+            let (mut attempt, results) = run.await;
             attempt.sql = results;
             attempt.messages = messages.take();
             attempt

@@ -16,6 +16,7 @@ use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 use tokio_util::sync::CancellationToken;
 
 use super::Attempt;
+use super::sql_messages::Messages;
 use crate::mask::MASK;
 use crate::retry::Failure;
 
@@ -87,7 +88,7 @@ impl Pool {
     }
 
     /// Runs one attempt of a query on connection `name`.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // one attempt's whole input, kept flat on purpose
     pub async fn run(
         &self,
         name: &str,
@@ -97,11 +98,20 @@ impl Pool {
         args: &[Value],
         timeout: Option<Duration>,
         cancel: &CancellationToken,
+        messages: &Messages,
     ) -> (Attempt, Option<Results>) {
         let slot = self.slot(name);
         let work = async {
             let mut slot = slot.lock().await;
-            let outcome = attempt(&mut slot, connection_string, database, query, args).await;
+            let outcome = attempt(
+                messages,
+                &mut slot,
+                connection_string,
+                database,
+                query,
+                args,
+            )
+            .await;
             if outcome.is_err() {
                 // A broken session is not reused; the next attempt opens a new one.
                 if let Err((Failure::Sql { .. }, _)) = &outcome {
@@ -143,6 +153,7 @@ impl Pool {
 }
 
 async fn attempt(
+    messages: &Messages,
     slot: &mut Slot,
     connection_string: &str,
     database: Option<&str>,
@@ -174,7 +185,12 @@ async fn attempt(
             .map_err(query_error)?;
         slot.database = Some(db);
     }
-    execute(client, query, args).await.map_err(query_error)
+    // Only the query's own messages: not what the server says at login or on `USE`.
+    let messages = messages.clone();
+    super::sql_messages::CURRENT
+        .scope(messages, execute(client, query, args))
+        .await
+        .map_err(query_error)
 }
 
 async fn connect(connection_string: &str) -> Result<Connection, (Failure, String)> {

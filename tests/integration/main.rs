@@ -8,6 +8,7 @@ mod plan;
 mod run;
 mod schema;
 mod shipped;
+mod sql;
 mod support;
 mod tds;
 mod tds_selftest;
