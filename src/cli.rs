@@ -251,7 +251,15 @@ fn bind(
         params.params_file.as_deref(),
         examples,
     ) {
-        Ok(bound) => Some(bound),
+        Ok(bound) => {
+            if !bound.ignored.is_empty() {
+                eprintln!(
+                    "note: not params of this runbook, ignored: {}",
+                    bound.ignored.join(", ")
+                );
+            }
+            Some(bound)
+        }
         Err(errors) => {
             eprintln!("error: invalid parameters:");
             for e in errors {

@@ -39,6 +39,8 @@ pub struct Bound {
     pub values: Map<String, Value>,
     /// Params that took their `example` because none was given (dry-run only).
     pub from_example: Vec<String>,
+    /// Keys of the params file that are not params of this runbook.
+    pub ignored: Vec<String>,
 }
 
 /// Binds parameters: the file first, then `-p` pairs over it, then defaults.
@@ -52,9 +54,20 @@ pub fn bind(
     let mut errors = Vec::new();
     let mut given: Map<String, Value> = Map::new();
 
+    let mut bound = Bound::default();
     if let Some(path) = file {
         match read_file(path) {
-            Ok(values) => given.extend(values),
+            // One params file may serve several runbooks (failover and failback): keys that
+            // are not params of this runbook are set aside and reported, not refused.
+            Ok(values) => {
+                for (key, value) in values {
+                    if runbook.params.contains_key(&key) {
+                        given.insert(key, value);
+                    } else {
+                        bound.ignored.push(key);
+                    }
+                }
+            }
             Err(e) => errors.push(e),
         }
     }
@@ -80,7 +93,6 @@ pub fn bind(
         }
     }
 
-    let mut bound = Bound::default();
     for name in given.keys() {
         if !runbook.params.contains_key(name) {
             let names = runbook.params.keys().map(String::as_str);

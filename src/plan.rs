@@ -144,11 +144,8 @@ pub fn build(
             needs: step.needs.iter().map(|n| n.value.clone()).collect(),
             when,
             action,
-            timeout: step
-                .timeout
-                .as_ref()
-                .or(runbook.defaults.timeout.as_ref())
-                .map(|t| t.value.to_string()),
+            timeout: crate::exec::step_timeout(runbook, i)
+                .map(|t| humantime::format_duration(t).to_string()),
             retry: Policy::resolve(step.retry.as_ref(), runbook.defaults.retry.as_ref()),
             until: step.until.as_ref().map(|u| u.value.clone()),
             outputs: step.outputs.keys().cloned().collect(),

@@ -448,7 +448,8 @@ fn release(dag: &Dag, step: usize, pending: &mut [usize], ready: &mut BTreeSet<u
     }
 }
 
-fn step_timeout(runbook: &Runbook, i: usize) -> Option<Duration> {
+/// The time limit of one attempt of step `i`.
+pub fn step_timeout(runbook: &Runbook, i: usize) -> Option<Duration> {
     let step = &runbook.steps[i];
     if step.is_approval() {
         // A person may take longer than a command: only the step's own timeout applies.

@@ -86,7 +86,13 @@ fn action_lines(action: &Action, indent: &str, out: &mut String) {
             let _ = writeln!(out, "{indent}sql on `{connection}`{place}:");
             block(query, indent, out);
             for (i, a) in args.iter().enumerate() {
-                let _ = writeln!(out, "{indent}  @P{} = {a}", i + 1);
+                // Shown as T-SQL would read the value.
+                let shown = match a {
+                    serde_json::Value::String(s) => crate::template::sql_literal(s.clone()),
+                    serde_json::Value::Null => "NULL".to_owned(),
+                    other => other.to_string(),
+                };
+                let _ = writeln!(out, "{indent}  @P{} = {shown}", i + 1);
             }
         }
         Action::Wait { duration, .. } => {

@@ -382,7 +382,7 @@ fn plan_shows_sql_without_connecting() {
         out.stdout
     );
     assert!(out.stdout.contains("| SELECT * FROM t WHERE name = @P1"));
-    assert!(out.stdout.contains("@P1 = \"***\""), "{}", out.stdout);
+    assert!(out.stdout.contains("@P1 = N'***'"), "{}", out.stdout);
     assert!(!out.stdout.contains(PASSWORD));
     assert_eq!(server.logins(), 0, "a plan opens no connection");
 }
