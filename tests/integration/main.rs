@@ -5,6 +5,7 @@ mod diagnostics;
 mod formats;
 mod graph;
 mod plan;
+mod rehearsal;
 mod run;
 mod schema;
 mod shipped;
