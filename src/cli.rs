@@ -86,9 +86,119 @@ enum Command {
         /// Progress output: timestamped lines, or one JSON event per line.
         #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
         output: OutputFormat,
+        /// Where runs are kept: journals and locks [default: .runbook].
+        #[arg(long, env = "RUNBOOK_STATE_DIR", value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Continue a run that was interrupted or crashed, from its journal.
+    ///
+    /// Completed steps are not run again. Steps that were running when it died are in doubt:
+    /// re-run when `idempotent`, otherwise decide with --assume. Exit codes as for `run`.
+    Resume {
+        /// The run to continue (see `runbook runs`).
+        #[arg(required_unless_present = "last")]
+        run_id: Option<String>,
+        /// Continue the most recent run.
+        #[arg(long, conflicts_with = "run_id")]
+        last: bool,
+        /// What happened to a step in doubt: STEP=done|failed|rerun (repeatable;
+        /// `rollback:STEP=done|rerun` for a rollback action in doubt).
+        #[arg(long, value_name = "STEP=DECISION")]
+        assume: Vec<String>,
+        /// Resume even though the runbook file changed since the run started.
+        #[arg(long)]
+        allow_changed: bool,
+        #[command(flatten)]
+        exec: ExecArgs,
+    },
+    /// Roll back a finished or stopped run (reverse completion order; points of no return
+    /// respected), e.g. to undo a successful rehearsal.
+    Rollback {
+        /// The run to roll back (see `runbook runs`).
+        #[arg(required_unless_present = "last")]
+        run_id: Option<String>,
+        /// Roll back the most recent run.
+        #[arg(long, conflicts_with = "run_id")]
+        last: bool,
+        /// Roll back even though the runbook file changed since the run.
+        #[arg(long)]
+        allow_changed: bool,
+        #[command(flatten)]
+        exec: ExecArgs,
+    },
+    /// List the runs in the state directory.
+    Runs {
+        #[arg(long, value_enum, default_value_t = RunsFormat::Human)]
+        format: RunsFormat,
+        #[arg(long, env = "RUNBOOK_STATE_DIR", value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Show what a run did: the evidence of a rehearsal or a real failover.
+    Show {
+        /// The run (see `runbook runs`).
+        #[arg(required_unless_present = "last")]
+        run_id: Option<String>,
+        /// Show the most recent run.
+        #[arg(long, conflicts_with = "run_id")]
+        last: bool,
+        #[arg(long, value_enum, default_value_t = ShowFormat::Human)]
+        format: ShowFormat,
+        #[arg(long, env = "RUNBOOK_STATE_DIR", value_name = "DIR")]
+        state_dir: Option<PathBuf>,
     },
     /// Print the JSON Schema of the runbook format.
     Schema,
+}
+
+/// How a resumed run or a rollback executes.
+#[derive(Debug, clap::Args)]
+struct ExecArgs {
+    /// Steps that may run at the same time.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+    /// Approve this approval step up front (repeatable).
+    #[arg(long, value_name = "STEP")]
+    approve: Vec<String>,
+    /// Approve every approval step up front.
+    #[arg(long)]
+    approve_all: bool,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    output: OutputFormat,
+    /// Where runs are kept [default: .runbook].
+    #[arg(long, env = "RUNBOOK_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+impl ExecArgs {
+    fn execution(self, no_rollback: bool) -> Execution {
+        Execution {
+            options: crate::exec::Options {
+                concurrency: usize::from(self.concurrency),
+                approvals: crate::steps::approval::Approvals {
+                    given: self.approve,
+                    all: self.approve_all,
+                    interactive: crate::steps::approval::interactive(),
+                },
+                no_rollback,
+            },
+            output: self.output,
+            state: crate::journal::state_dir(self.state_dir.as_deref()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RunsFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ShowFormat {
+    Human,
+    Json,
+    Markdown,
+    Junit,
 }
 
 /// Parameters of a run or a plan.
@@ -167,6 +277,7 @@ fn run(cli: Cli) -> u8 {
             no_rollback,
             dry_run,
             output,
+            state_dir,
         } => {
             if dry_run {
                 let format = match output {
@@ -184,7 +295,72 @@ fn run(cli: Cli) -> u8 {
                 },
                 no_rollback,
             };
-            run_command(&file, &params, options, output)
+            let state = crate::journal::state_dir(state_dir.as_deref());
+            run_command(&file, &params, options, output, &state)
+        }
+        Command::Resume {
+            run_id,
+            last: _,
+            assume,
+            allow_changed,
+            exec,
+        } => continue_command(
+            run_id.as_deref(),
+            &assume,
+            allow_changed,
+            false,
+            exec.execution(false),
+        ),
+        Command::Rollback {
+            run_id,
+            last: _,
+            allow_changed,
+            exec,
+        } => continue_command(
+            run_id.as_deref(),
+            &[],
+            allow_changed,
+            true,
+            exec.execution(false),
+        ),
+        Command::Runs { format, state_dir } => {
+            let state = crate::journal::state_dir(state_dir.as_deref());
+            let text = match format {
+                RunsFormat::Human => report::history::runs_human(&state),
+                RunsFormat::Json => report::history::runs_json(&state),
+            };
+            print(&text);
+            exit::OK
+        }
+        Command::Show {
+            run_id,
+            last: _,
+            format,
+            state_dir,
+        } => {
+            let state = crate::journal::state_dir(state_dir.as_deref());
+            let id = match run_id.or_else(|| crate::resume::run_ids(&state).pop()) {
+                Some(id) => id,
+                None => {
+                    eprintln!("error: {}", crate::resume::ResumeError::NoRuns);
+                    return exit::USAGE;
+                }
+            };
+            let recorded = match crate::resume::load(&state, &id) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return exit::USAGE;
+                }
+            };
+            let text = match format {
+                ShowFormat::Human => report::history::show_human(&recorded),
+                ShowFormat::Json => report::history::show_json(&recorded),
+                ShowFormat::Markdown => report::history::show_markdown(&recorded),
+                ShowFormat::Junit => report::history::show_junit(&recorded),
+            };
+            print(&text);
+            exit::OK
         }
         Command::Schema => {
             print(&crate::schema::json());
@@ -308,11 +484,19 @@ fn plan_command(file: &Path, params: &ParamArgs, fail_at: Option<&str>, format: 
     exit::OK
 }
 
+/// How `run`, `resume` and `rollback` execute, once the job is known.
+struct Execution {
+    options: crate::exec::Options,
+    output: OutputFormat,
+    state: PathBuf,
+}
+
 fn run_command(
     file: &Path,
     params: &ParamArgs,
     options: crate::exec::Options,
     output: OutputFormat,
+    state: &Path,
 ) -> u8 {
     let Some((runbook, dag)) = checked(file) else {
         return exit::USAGE;
@@ -320,6 +504,128 @@ fn run_command(
     let Some(bound) = bind(&runbook, params, false) else {
         return exit::USAGE;
     };
+    let hash = match std::fs::read(file) {
+        Ok(bytes) => crate::journal::hash(&bytes),
+        Err(e) => {
+            eprintln!("error: cannot read `{}`: {e}", file.display());
+            return exit::USAGE;
+        }
+    };
+    let path = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let run = crate::context::RunInfo {
+        id: run_id(),
+        dry_run: false,
+        started_at: crate::exec::event::now(),
+    };
+    let execution = Execution {
+        options,
+        output,
+        state: state.to_path_buf(),
+    };
+    execute(
+        runbook,
+        dag,
+        bound.values,
+        run,
+        Some((path.display().to_string(), hash)),
+        None,
+        execution,
+    )
+}
+
+/// `resume` and `rollback`: rebuild the run from its journal, then execute what is left.
+fn continue_command(
+    run_id: Option<&str>,
+    assume: &[String],
+    allow_changed: bool,
+    rollback_only: bool,
+    execution: Execution,
+) -> u8 {
+    let state = execution.state.clone();
+    let run_id = match run_id {
+        Some(id) => id.to_owned(),
+        None => match crate::resume::run_ids(&state).pop() {
+            Some(id) => id,
+            None => {
+                eprintln!("error: {}", crate::resume::ResumeError::NoRuns);
+                return exit::USAGE;
+            }
+        },
+    };
+    let recorded = match crate::resume::load(&state, &run_id) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let file = PathBuf::from(&recorded.path);
+    let Some((runbook, dag)) = checked(&file) else {
+        return exit::USAGE;
+    };
+    let unchanged = std::fs::read(&file).is_ok_and(|b| crate::journal::hash(&b) == recorded.hash);
+    if !unchanged && !allow_changed {
+        eprintln!(
+            "error: {}",
+            crate::resume::ResumeError::Changed {
+                run: run_id,
+                path: recorded.path.clone(),
+            }
+        );
+        return exit::USAGE;
+    }
+    let decisions = match crate::resume::parse_assume(assume) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let resume = match crate::resume::rebuild(&recorded, &runbook, &decisions, rollback_only) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}; nothing was run");
+            return exit::USAGE;
+        }
+    };
+    let run = crate::context::RunInfo {
+        id: recorded.run_id.clone(),
+        dry_run: false,
+        started_at: recorded.started_at.clone(),
+    };
+    let mut execution = execution;
+    execution.options.no_rollback |= recorded.no_rollback && !rollback_only;
+    let code = execute(
+        runbook,
+        dag,
+        recorded.params,
+        run,
+        None,
+        Some(resume),
+        execution,
+    );
+    // Undoing a run on purpose is a success when every rollback ran.
+    if rollback_only && code == exit::FAILED {
+        exit::OK
+    } else {
+        code
+    }
+}
+
+fn execute(
+    runbook: crate::model::Runbook,
+    dag: crate::dag::Dag,
+    params: serde_json::Map<String, serde_json::Value>,
+    run: crate::context::RunInfo,
+    origin: Option<(String, String)>,
+    resume: Option<crate::exec::Resume>,
+    execution: Execution,
+) -> u8 {
+    let Execution {
+        options,
+        output,
+        state,
+    } = execution;
     let missing = crate::exec::missing_approvals(&runbook, &options.approvals);
     if !missing.is_empty() {
         eprintln!(
@@ -338,7 +644,31 @@ fn run_command(
             return exit::USAGE;
         }
     };
+    let (_lock, stale) = match crate::lock::acquire(&state, &runbook.name, &run.id, &run.started_at)
+    {
+        Ok(taken) => taken,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    if let Some(stale) = stale {
+        eprintln!(
+            "note: took over the lock left by run {} (pid {} on {}, started {}), whose process is gone",
+            stale.run_id, stale.pid, stale.host, stale.started
+        );
+    }
     let masker = crate::mask::Masker::new(secrets.iter().map(|(_, v)| v.as_str()));
+    let journal = match crate::journal::Journal::open(&state, &run.id, masker.clone()) {
+        Ok(j) => std::sync::Arc::new(j),
+        Err(e) => {
+            eprintln!(
+                "error: cannot open the run journal under `{}`: {e}; nothing was run",
+                state.display()
+            );
+            return exit::USAGE;
+        }
+    };
     let mode = match output {
         OutputFormat::Human => report::progress::Mode::Lines,
         OutputFormat::Json => report::progress::Mode::Json,
@@ -347,11 +677,6 @@ fn run_command(
     let live = (mode == report::progress::Mode::Lines && std::io::stdout().is_terminal())
         .then(|| std::sync::Arc::new(report::Live::new(masker.clone())));
     let progress = std::sync::Arc::new(report::progress::Progress::new(mode, masker));
-    let run = crate::context::RunInfo {
-        id: run_id(),
-        dry_run: false,
-        started_at: crate::exec::event::now(),
-    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -364,17 +689,22 @@ fn run_command(
     };
     crate::steps::sql_messages::install();
     let summary = runtime.block_on(async {
-        let sink: std::sync::Arc<dyn crate::exec::event::Sink> = match &live {
+        let screen: std::sync::Arc<dyn crate::exec::event::Sink> = match &live {
             Some(live) => live.clone(),
             None => progress.clone(),
         };
+        // The journal first: an event is on disk before it is on the screen.
+        let sink: std::sync::Arc<dyn crate::exec::event::Sink> =
+            std::sync::Arc::new(crate::journal::Tee(vec![journal, screen]));
         let interrupts = crate::exec::Interrupts::listen(sink.clone());
         let job = crate::exec::Job {
             runbook: std::sync::Arc::new(runbook),
             dag: std::sync::Arc::new(dag),
-            params: bound.values,
+            params,
             secrets,
             run: run.clone(),
+            origin,
+            resume,
         };
         crate::exec::run(job, options, sink, interrupts).await
     });

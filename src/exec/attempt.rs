@@ -39,6 +39,8 @@ pub struct Outcome {
     pub message: Option<String>,
     pub sql: Option<crate::steps::sql::Results>,
     pub messages: Vec<String>,
+    /// For a step restored from the journal: its `data` as recorded.
+    pub restored: Option<serde_json::Value>,
 }
 
 /// `rows`, `result_sets`, `rows_affected` and `messages`, for templates.
@@ -60,6 +62,18 @@ fn merge(mut base: serde_json::Value, extra: serde_json::Value) -> Value {
 }
 
 impl Outcome {
+    /// `outputs` and the SQL results: what the journal keeps besides the output.
+    pub fn data(&self) -> serde_json::Value {
+        if let Some(restored) = &self.restored {
+            return restored.clone();
+        }
+        let mut data = sql_fields(self.sql.as_ref(), &self.messages);
+        if let Some(map) = data.as_object_mut() {
+            map.insert("outputs".to_owned(), serde_json::json!(self.outputs));
+        }
+        data
+    }
+
     /// What `steps.<id>` holds for later templates.
     pub fn value(&self) -> Value {
         merge(
@@ -67,12 +81,11 @@ impl Outcome {
                 "stdout": self.stdout,
                 "stderr": self.stderr,
                 "exit_code": self.exit_code,
-                "outputs": self.outputs,
                 "status": self.status.name(),
                 "attempts": self.attempts,
                 "duration": self.duration.as_secs_f64(),
             }),
-            sql_fields(self.sql.as_ref(), &self.messages),
+            self.data(),
         )
     }
 }
@@ -170,6 +183,7 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
                 message: None,
                 sql: last.sql,
                 messages: last.messages,
+                restored: None,
             };
         };
         if shared.cancel.is_cancelled() {
@@ -201,6 +215,7 @@ fn finish(last: Attempt, status: Status, attempts: u32, started: Instant) -> Out
         outputs: BTreeMap::new(),
         sql: last.sql,
         messages: last.messages,
+        restored: None,
     }
 }
 
@@ -225,7 +240,20 @@ fn emit_failure(
 async fn execute(shared: &Shared, spec: &Spec<'_>, action: &Action, value: &Value) -> Attempt {
     match action {
         Action::Command { .. } | Action::Script { .. } => {
-            command::run(action, spec.timeout, &shared.cancel, &shared.groups).await
+            let spawned = |pgid: u32| {
+                shared.emit(EventKind::ProcessStarted {
+                    step: spec.id.to_owned(),
+                    pgid,
+                });
+            };
+            command::run(
+                action,
+                spec.timeout,
+                &shared.cancel,
+                &shared.groups,
+                &spawned,
+            )
+            .await
         }
         Action::Wait { time, .. } => {
             let limit = spec.timeout.filter(|t| t < time);

@@ -43,11 +43,31 @@ pub enum EventKind {
         steps: usize,
         concurrency: usize,
     },
+    /// What the journal needs to resume: the file and its hash, the params, who and where.
+    RunContext {
+        path: String,
+        hash: String,
+        params: serde_json::Map<String, serde_json::Value>,
+        user: String,
+        host: String,
+        pid: u32,
+        no_rollback: bool,
+    },
+    /// A run picked up again from its journal.
+    RunResumed {
+        run_id: String,
+        decisions: Vec<String>,
+    },
     StepStarted {
         step: String,
         attempt: u32,
         attempts: u32,
         action: String,
+    },
+    /// A step's command started, in a process group of its own.
+    ProcessStarted {
+        step: String,
+        pgid: u32,
     },
     AttemptFailed {
         step: String,
@@ -71,6 +91,10 @@ pub enum EventKind {
         stdout: String,
         #[serde(skip_serializing_if = "String::is_empty")]
         stderr: String,
+        /// What later templates read besides the output: `outputs`, `rows`, `result_sets`,
+        /// `rows_affected`, `messages` (so that a resumed run can restore it).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data: Option<serde_json::Value>,
     },
     StepSkipped {
         step: String,

@@ -1,7 +1,7 @@
 //! Executes a runbook: a ready-queue scheduler over the DAG on tokio, retries, timeouts,
 //! approvals, and rollback of completed steps on failure. The engine only emits events.
 
-mod attempt;
+pub mod attempt;
 pub mod event;
 
 use std::collections::BTreeSet;
@@ -97,6 +97,27 @@ pub struct Job {
     pub params: serde_json::Map<String, serde_json::Value>,
     pub secrets: Vec<(String, String)>,
     pub run: RunInfo,
+    /// The runbook file and its hash, recorded for `resume`.
+    pub origin: Option<(String, String)>,
+    /// Where a resumed run picks up.
+    pub resume: Option<Resume>,
+}
+
+/// The state of a run rebuilt from its journal.
+#[derive(Clone, Debug, Default)]
+pub struct Resume {
+    /// Steps that ended (succeeded, skipped, or failed and tolerated), in the order they ended.
+    pub done: Vec<(usize, Outcome)>,
+    /// Steps that completed, in completion order (what rollback undoes).
+    pub completed: Vec<usize>,
+    /// The run had failed or stopped (or an in-doubt step is assumed failed): roll back.
+    pub stopped: Option<String>,
+    /// Rollback actions that already ran before the crash.
+    pub rolled_back: Vec<usize>,
+    /// Decisions about in-doubt steps, for the record.
+    pub decisions: Vec<String>,
+    /// Roll back only (`runbook rollback`), whatever state the run was in.
+    pub rollback_only: bool,
 }
 
 /// Runs the runbook to its end (rollback included) and returns the summary.
@@ -112,6 +133,8 @@ pub async fn run(
         params,
         secrets,
         run,
+        origin,
+        resume,
     } = job;
     let (params, secrets, run) = (&params, &secrets[..], &run);
     let started = Instant::now();
@@ -142,6 +165,39 @@ pub async fn run(
     let mut running: JoinSet<(usize, Outcome)> = JoinSet::new();
     let mut stopping: Option<String> = None;
     let mut interrupted = false;
+    let mut rolled_back_before: Vec<usize> = Vec::new();
+    match &resume {
+        None => {
+            if let Some((path, hash)) = &origin {
+                shared.emit(EventKind::RunContext {
+                    path: path.clone(),
+                    hash: hash.clone(),
+                    params: params.clone(),
+                    user: crate::steps::approval::user(),
+                    host: crate::lock::host(),
+                    pid: std::process::id(),
+                    no_rollback: options.no_rollback,
+                });
+            }
+        }
+        Some(resume) => {
+            shared.emit(EventKind::RunResumed {
+                run_id: run.id.clone(),
+                decisions: resume.decisions.clone(),
+            });
+            for (i, outcome) in &resume.done {
+                context.set_step(&runbook.steps[*i].id, outcome.value());
+                results[*i] = Some(outcome.clone());
+                release(&dag, *i, &mut pending, &mut ready);
+            }
+            completed = resume.completed.clone();
+            ready.retain(|&i| results[i].is_none());
+            rolled_back_before = resume.rolled_back.clone();
+            if let Some(why) = &resume.stopped {
+                stopping = Some(why.clone());
+            }
+        }
+    }
     let deadline = runbook
         .timeout
         .as_ref()
@@ -298,6 +354,9 @@ pub async fn run(
                     .collect();
             });
             for &i in &plan.actions {
+                if rolled_back_before.contains(&i) {
+                    continue;
+                }
                 let step = &runbook.steps[i];
                 interrupts.track(|u| {
                     u.rollback_left.retain(|id| id != step.id.as_str());
@@ -423,6 +482,7 @@ fn skipped() -> Outcome {
         message: None,
         sql: None,
         messages: Vec::new(),
+        restored: None,
     }
 }
 
@@ -436,6 +496,7 @@ fn finished(shared: &Shared, id: &str, outcome: &Outcome) {
         message: outcome.message.clone(),
         stdout: outcome.stdout.clone(),
         stderr: outcome.stderr.clone(),
+        data: Some(outcome.data()),
     });
 }
 

@@ -1,6 +1,7 @@
 //! Renders validation results: one file per output format.
 
 mod github;
+pub mod history;
 mod human;
 mod json;
 mod live;

@@ -218,6 +218,15 @@ impl Sink for Progress {
             EventKind::RunFinished {
                 status, exit_code, ..
             } => format!("{t} run {status} (exit {exit_code})\n"),
+            EventKind::RunContext { .. } | EventKind::ProcessStarted { .. } => return,
+            EventKind::RunResumed { run_id, decisions } => {
+                let decided = if decisions.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", decisions.join(", "))
+                };
+                format!("{t} resuming run {run_id}{decided}\n")
+            }
         };
         self.print(&line);
     }

@@ -44,6 +44,23 @@ impl Groups {
     }
 }
 
+/// Kills a process group left by a crashed run, if it still exists as a group of its own.
+pub fn kill_leftover(pgid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pgid}/stat")) else {
+        return false;
+    };
+    // Fields after the command name: state, ppid, pgrp.
+    let pgrp = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(2))
+        .and_then(|g| g.parse::<u32>().ok());
+    if pgrp != Some(pgid) {
+        return false;
+    }
+    kill_group(pgid as i32);
+    true
+}
+
 fn kill_group(pgid: i32) {
     // SAFETY: killpg has no memory-safety preconditions; a stale group id fails with ESRCH.
     unsafe {
@@ -92,6 +109,7 @@ pub async fn run(
     timeout: Option<Duration>,
     cancel: &CancellationToken,
     groups: &Groups,
+    spawned: &(dyn Fn(u32) + Sync),
 ) -> Attempt {
     let Some(argv) = argv(action) else {
         return Attempt::failed(Failure::Error, "not a command");
@@ -108,6 +126,19 @@ pub async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    // If runbook itself dies (SIGKILL, a crash), the command dies with it rather than going
+    // on unobserved: a resumed run must not race a step it thinks is in doubt.
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: between fork and exec only async-signal-safe calls are made (prctl, getppid, _exit).
+    unsafe {
+        command.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
     if let Some(cwd) = cwd {
         command.current_dir(cwd);
     }
@@ -122,6 +153,8 @@ pub async fn run(
     };
     let pgid = child.id().map_or(0, |id| id as i32);
     groups.add(pgid);
+    // Recorded (journal) so that a resume after a crash can end what the step left running.
+    spawned(pgid as u32);
     let stdout = tokio::spawn(read_capped(child.stdout.take()));
     let stderr = tokio::spawn(read_capped(child.stderr.take()));
 

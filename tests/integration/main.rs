@@ -4,6 +4,7 @@ mod bad_input;
 mod diagnostics;
 mod formats;
 mod graph;
+mod journal;
 mod plan;
 mod rehearsal;
 mod run;

@@ -7,6 +7,7 @@ pub struct Test {
     dir: tempfile::TempDir,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    cwd: Option<PathBuf>,
 }
 
 pub struct Output {
@@ -30,7 +31,29 @@ impl Test {
             dir: tempfile::tempdir().expect("temp dir"),
             args: Vec::new(),
             env: Vec::new(),
+            cwd: None,
         }
+    }
+
+    /// A test that runs in an existing directory (another test's), which it does not own.
+    pub fn in_dir(dir: &Path) -> Self {
+        let t = Self::new();
+        Self {
+            dir: tempfile::TempDir::with_prefix_in("unused", dir).expect("temp dir"),
+            ..t
+        }
+        .chdir(dir)
+    }
+
+    fn chdir(mut self, dir: &Path) -> Self {
+        self.cwd = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Writes a file into `dir` (for tests that share another test's directory).
+    pub fn file_in(self, dir: &Path, name: &str, content: &str) -> Self {
+        std::fs::write(dir.join(name), content).expect("write file");
+        self
     }
 
     /// Writes a file (parents created) into the scratch directory.
@@ -62,8 +85,9 @@ impl Test {
         let mut command = Command::new(env!("CARGO_BIN_EXE_runbook"));
         command
             .args(&self.args)
-            .current_dir(self.dir.path())
+            .current_dir(self.cwd.as_deref().unwrap_or(self.dir.path()))
             .env_remove("NO_COLOR")
+            .env_remove("RUNBOOK_STATE_DIR")
             .envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
@@ -74,7 +98,7 @@ impl Test {
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        self.cwd.as_deref().unwrap_or(self.dir.path())
     }
 
     pub fn run(&self) -> Output {
