@@ -33,7 +33,11 @@ fn median(runs: usize, mut make: impl FnMut() -> Command) -> Duration {
 
 fn runbook(dir: &Path, file: &str, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_runbook"));
-    c.arg("run").arg(dir.join(file)).args(extra);
+    // The journal is on, as in every run: each event is fsynced before the next step.
+    c.arg("run")
+        .arg(dir.join(file))
+        .args(extra)
+        .env("RUNBOOK_STATE_DIR", dir.join("state"));
     c
 }
 

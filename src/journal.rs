@@ -53,12 +53,27 @@ impl Sink for Journal {
         let mut line = serde_json::to_string(event).unwrap_or_default();
         line = self.masker.mask(&line).into_owned();
         line.push('\n');
+        // On disk before the next side effect: an event that precedes one (a step or a
+        // rollback starting) or ends the run is synced, which also flushes every line written
+        // before it. The others (a step finished, a process id) ride on the next sync; a crash
+        // before it leaves that step in doubt, never silently done.
+        use crate::exec::event::EventKind as K;
+        let sync = matches!(
+            event.kind,
+            K::RunStarted { .. }
+                | K::RunContext { .. }
+                | K::RunResumed { .. }
+                | K::StepStarted { .. }
+                | K::RollbackStarted { .. }
+                | K::RollbackStepStarted { .. }
+                | K::RunFinished { .. }
+        );
         let Ok(mut file) = self.file.lock() else {
             return;
         };
         let written = file
             .write_all(line.as_bytes())
-            .and_then(|()| file.sync_data());
+            .and_then(|()| if sync { file.sync_data() } else { Ok(()) });
         if let Err(e) = written
             && !self.failed.swap(true, std::sync::atomic::Ordering::Relaxed)
         {
