@@ -60,7 +60,10 @@ fn resume_to_the_end(dir: &std::path::Path, file: &str, tally: &mut Tally) -> i3
         if out.stderr.contains("already finished") {
             return -2;
         }
-        if out.stderr.contains("no runs") || out.stderr.contains("does not say which runbook") {
+        if out.stderr.contains("no runs")
+            || out.stderr.contains("does not say which runbook")
+            || out.stderr.contains("is empty")
+        {
             // Killed before the run recorded itself: start again from scratch.
             tally.restarted += 1;
             std::fs::remove_dir_all(dir.join(".runbook")).ok();
