@@ -135,6 +135,7 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
                 attempt,
                 attempts: spec.policy.attempts,
                 action: action.summary(),
+                detail: (attempt == 1).then(|| serde_json::to_value(&action).unwrap_or_default()),
             });
         }
         last = execute(shared, spec, &action, &value).await;

@@ -63,6 +63,9 @@ pub enum EventKind {
         attempt: u32,
         attempts: u32,
         action: String,
+        /// The whole rendered action (first attempt only): the evidence of what ran.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        detail: Option<serde_json::Value>,
     },
     /// A step's command started, in a process group of its own.
     ProcessStarted {

@@ -94,6 +94,7 @@ struct StepRecord {
     stdout: String,
     stderr: String,
     approved: Option<String>,
+    detail: Option<Value>,
 }
 
 fn steps(r: &Recorded) -> Vec<StepRecord> {
@@ -129,7 +130,12 @@ fn steps(r: &Recorded) -> Vec<StepRecord> {
     for (i, e) in out {
         let s = &mut steps[i];
         match e["event"].as_str().unwrap_or_default() {
-            "step_started" => s.action = e["action"].as_str().unwrap_or_default().to_owned(),
+            "step_started" => {
+                s.action = e["action"].as_str().unwrap_or_default().to_owned();
+                if let Some(detail) = e.get("detail") {
+                    s.detail = Some(detail.clone());
+                }
+            }
             "step_finished" => {
                 s.status = e["status"].as_str().unwrap_or_default().to_owned();
                 s.attempts = e["attempts"].as_u64().unwrap_or(0);
@@ -273,11 +279,47 @@ pub fn show_markdown(r: &Recorded) -> String {
             let _ = writeln!(out, "- `{id}`: {status}");
         }
     }
-    out.push_str("\n## Commands\n\n");
+    out.push_str("\n## What ran\n");
     for s in steps(r).iter().filter(|s| !s.action.is_empty()) {
-        let _ = writeln!(out, "- `{}`: `{}`", s.id, s.action.replace('`', "'"));
+        let _ = writeln!(out, "\n### `{}`\n\n```text\n{}\n```", s.id, rendered(s));
+        if !s.stdout.trim().is_empty() {
+            let _ = writeln!(out, "\nOutput:\n\n```text\n{}\n```", s.stdout.trim_end());
+        }
     }
     out
+}
+
+/// The whole action as it ran, from the journal's record of it.
+fn rendered(s: &StepRecord) -> String {
+    let Some(d) = &s.detail else {
+        return s.action.clone();
+    };
+    let text = |k: &str| d[k].as_str().unwrap_or_default().to_owned();
+    match d["kind"].as_str().unwrap_or_default() {
+        "command" => {
+            let mut line = crate::template::shell_quote(text("program"));
+            for a in d["args"].as_array().into_iter().flatten() {
+                line.push(' ');
+                line.push_str(&crate::template::shell_quote(
+                    a.as_str().unwrap_or_default().to_owned(),
+                ));
+            }
+            format!("$ {line}")
+        }
+        "script" => format!("{} script:\n{}", text("shell"), text("script").trim_end()),
+        "sql" => {
+            let mut out = format!(
+                "sql on {}:\n{}",
+                text("connection"),
+                text("query").trim_end()
+            );
+            for (i, a) in d["args"].as_array().into_iter().flatten().enumerate() {
+                let _ = write!(out, "\n@P{} = {a}", i + 1);
+            }
+            out
+        }
+        _ => s.action.clone(),
+    }
 }
 
 fn xml(text: &str) -> String {

@@ -140,6 +140,7 @@ impl Sink for Progress {
                 attempt,
                 attempts,
                 action,
+                ..
             } => {
                 let n = if *attempts > 1 {
                     format!(" (attempt {attempt}/{attempts})")
