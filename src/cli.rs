@@ -574,18 +574,35 @@ fn continue_command(
         );
         return exit::USAGE;
     }
-    let decisions = match crate::resume::parse_assume(assume) {
+    let mut decisions = match crate::resume::parse_assume(assume) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e}");
             return exit::USAGE;
         }
     };
-    let resume = match crate::resume::rebuild(&recorded, &runbook, &decisions, rollback_only) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}; nothing was run");
-            return exit::USAGE;
+    let resume = loop {
+        match crate::resume::rebuild(&recorded, &runbook, &decisions, rollback_only) {
+            Ok(r) => break r,
+            Err(crate::resume::ResumeError::InDoubt(steps))
+                if crate::steps::approval::interactive() =>
+            {
+                for step in steps {
+                    match ask_in_doubt(&step) {
+                        Some(decision) => {
+                            decisions.insert(step, decision);
+                        }
+                        None => {
+                            eprintln!("error: no decision for `{step}`; nothing was run");
+                            return exit::USAGE;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}; nothing was run");
+                return exit::USAGE;
+            }
         }
     };
     let run = crate::context::RunInfo {
@@ -610,6 +627,30 @@ fn continue_command(
     } else {
         code
     }
+}
+
+/// Asks on the terminal what happened to a step that was running when the run stopped.
+fn ask_in_doubt(step: &str) -> Option<crate::resume::Decision> {
+    use std::io::BufRead;
+    let mut err = std::io::stderr().lock();
+    for _ in 0..3 {
+        let _ = write!(
+            err,
+            "`{step}` was running when the run stopped. Check the system, then say what happened: done (it completed), failed, or rerun? "
+        );
+        let _ = err.flush();
+        let mut line = String::new();
+        if std::io::stdin().lock().read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        match line.trim() {
+            "done" => return Some(crate::resume::Decision::Done),
+            "failed" => return Some(crate::resume::Decision::Failed),
+            "rerun" => return Some(crate::resume::Decision::Rerun),
+            _ => {}
+        }
+    }
+    None
 }
 
 fn execute(

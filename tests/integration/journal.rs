@@ -388,3 +388,41 @@ fn runs_and_show_in_every_format() {
     }
     assert!(files >= 1);
 }
+
+#[test]
+fn on_a_terminal_resume_asks_about_steps_in_doubt() {
+    let yaml = "runbook: 1\nname: asked\nsteps:\n  - id: slow\n    run: { shell: sh, script: 'sleep 3; echo slow >> log' }\n  - id: after\n    needs: [slow]\n    run: { shell: sh, script: 'echo after >> log' }\n";
+    let t = Test::new().file("a.yaml", yaml).args(["run", "a.yaml"]);
+    let mut child = spawn(&t);
+    let started = Instant::now();
+    let runs = t.path().join(".runbook/runs");
+    while std::fs::read_dir(&runs).map_or(true, |mut d| d.next().is_none()) {
+        assert!(started.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = child.kill();
+    let _ = child.wait();
+    // `script` gives the resume a terminal; "rerun" is typed at the question.
+    let bin = env!("CARGO_BIN_EXE_runbook");
+    let output = std::process::Command::new("script")
+        .args(["-qec", &format!("{bin} resume --last"), "/dev/null"])
+        .current_dir(t.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            std::thread::sleep(Duration::from_millis(500));
+            child.stdin.take().unwrap().write_all(b"rerun\n")?;
+            child.wait_with_output()
+        })
+        .expect("resume under script");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("`slow` was running when the run stopped."),
+        "{stdout}"
+    );
+    assert_eq!(t.read("log"), "slow\nafter\n");
+}
