@@ -339,14 +339,7 @@ fn run(cli: Cli) -> u8 {
             state_dir,
         } => {
             let state = crate::journal::state_dir(state_dir.as_deref());
-            let id = match run_id.or_else(|| crate::resume::run_ids(&state).pop()) {
-                Some(id) => id,
-                None => {
-                    eprintln!("error: {}", crate::resume::ResumeError::NoRuns);
-                    return exit::USAGE;
-                }
-            };
-            let recorded = match crate::resume::load(&state, &id) {
+            let recorded = match crate::resume::load_or_last(&state, run_id.as_deref()) {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -541,18 +534,7 @@ fn continue_command(
     rollback_only: bool,
     execution: Execution,
 ) -> u8 {
-    let state = execution.state.clone();
-    let run_id = match run_id {
-        Some(id) => id.to_owned(),
-        None => match crate::resume::run_ids(&state).pop() {
-            Some(id) => id,
-            None => {
-                eprintln!("error: {}", crate::resume::ResumeError::NoRuns);
-                return exit::USAGE;
-            }
-        },
-    };
-    let recorded = match crate::resume::load(&state, &run_id) {
+    let recorded = match crate::resume::load_or_last(&execution.state, run_id) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -568,7 +550,7 @@ fn continue_command(
         eprintln!(
             "error: {}",
             crate::resume::ResumeError::Changed {
-                run: run_id,
+                run: recorded.run_id.clone(),
                 path: recorded.path.clone(),
             }
         );

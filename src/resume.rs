@@ -67,6 +67,14 @@ pub fn run_ids(state: &Path) -> Vec<String> {
     ids
 }
 
+/// Reads the journal of `run_id`, or of the most recent run when there is none.
+pub fn load_or_last(state: &Path, run_id: Option<&str>) -> Result<Recorded, ResumeError> {
+    match run_id {
+        Some(id) => load(state, id),
+        None => load(state, &run_ids(state).pop().ok_or(ResumeError::NoRuns)?),
+    }
+}
+
 /// Reads a run's journal.
 pub fn load(state: &Path, run_id: &str) -> Result<Recorded, ResumeError> {
     let path = journal::journal_path(state, run_id);

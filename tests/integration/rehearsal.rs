@@ -14,6 +14,15 @@ const PASSWORD: &str = "rehearsal-Pw-7";
 const PRIMARY_SERVERS: [&str; 2] = ["pchat-a1.contoso.com", "pchat-a2.contoso.com"];
 const BACKUP_SERVERS: [&str; 2] = ["pchat-b1.contoso.com", "pchat-b2.contoso.com"];
 const LOGS: [&str; 2] = ["mgc_0100.trn", "mgc_0115.trn"];
+/// A rehearsal run: approvals given (a person would be asked), one step at a time, JSON events.
+const RUN: &[&str] = &[
+    "run",
+    "--approve-all",
+    "--concurrency",
+    "1",
+    "--output",
+    "json",
+];
 
 /// What one simulated SQL Server holds.
 #[derive(Clone, Debug, Default)]
@@ -339,18 +348,7 @@ impl Estate {
     }
 
     fn run(&self, book: &str) -> crate::support::Output {
-        self.runbook(
-            &[
-                "run",
-                "--approve-all",
-                "--concurrency",
-                "1",
-                "--output",
-                "json",
-            ],
-            book,
-            None,
-        )
+        self.runbook(RUN, book, None)
     }
 }
 
@@ -647,18 +645,7 @@ fn fail_at_every_step(book: &str) {
                 None
             }
         };
-        let out = estate.runbook(
-            &[
-                "run",
-                "--approve-all",
-                "--concurrency",
-                "1",
-                "--output",
-                "json",
-            ],
-            book,
-            powershell,
-        );
+        let out = estate.runbook(RUN, book, powershell);
         *estate.fault.lock().unwrap() = None;
         let events = out.events();
         let completed: Vec<String> = events
