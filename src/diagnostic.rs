@@ -359,6 +359,17 @@ pub enum Problem {
         first: String,
     },
 
+    #[error("unknown {kind} `{name}`")]
+    #[diagnostic(code(runbook::unknown_filter))]
+    UnknownFilter {
+        kind: &'static str,
+        name: String,
+        #[label("no such {kind}")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
     #[error("`result` is only available in `until` and `outputs`")]
     #[diagnostic(
         code(runbook::result_not_available),

@@ -47,11 +47,118 @@ impl Templates {
         self.env.render_str(text, context)
     }
 
+    /// Whether a filter (or, with `test`, a test) of this name exists. Unknown names are
+    /// only found when a template renders, so validation asks the environment directly.
+    pub fn knows(&self, name: &str, test: bool) -> bool {
+        let probe = if test {
+            format!("{{{{ none is {name} }}}}")
+        } else {
+            format!("{{{{ none | {name} }}}}")
+        };
+        let unknown = if test {
+            ErrorKind::UnknownTest
+        } else {
+            ErrorKind::UnknownFilter
+        };
+        !matches!(self.env.render_str(&probe, ()), Err(e) if e.kind() == unknown)
+    }
+
     /// Evaluates a bare expression.
     pub fn eval(&self, expression: &str, context: &Value) -> Result<Value, Error> {
         self.env.compile_expression(expression)?.eval(context)
     }
 }
+
+/// Filter names for "did you mean" (the environment itself decides what exists).
+pub const FILTERS: &[&str] = &[
+    "sql_ident",
+    "sql_literal",
+    "shell_quote",
+    "ps_quote",
+    "from_json",
+    "to_json",
+    "safe",
+    "escape",
+    "lower",
+    "upper",
+    "title",
+    "capitalize",
+    "replace",
+    "length",
+    "count",
+    "dictsort",
+    "items",
+    "reverse",
+    "trim",
+    "join",
+    "split",
+    "lines",
+    "default",
+    "round",
+    "abs",
+    "int",
+    "float",
+    "attr",
+    "first",
+    "last",
+    "min",
+    "max",
+    "sort",
+    "list",
+    "string",
+    "bool",
+    "batch",
+    "slice",
+    "sum",
+    "indent",
+    "select",
+    "reject",
+    "selectattr",
+    "rejectattr",
+    "map",
+    "groupby",
+    "unique",
+    "chain",
+    "zip",
+    "pprint",
+    "format",
+    "tojson",
+    "urlencode",
+];
+
+/// Test names for "did you mean".
+pub const TESTS: &[&str] = &[
+    "defined",
+    "undefined",
+    "none",
+    "boolean",
+    "odd",
+    "even",
+    "divisibleby",
+    "number",
+    "integer",
+    "float",
+    "string",
+    "sequence",
+    "iterable",
+    "mapping",
+    "startingwith",
+    "endingwith",
+    "lower",
+    "upper",
+    "sameas",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "in",
+    "true",
+    "false",
+    "filter",
+    "test",
+];
 
 /// A one-line description of a template error, without minijinja's source listing.
 pub fn error_text(err: &Error) -> String {

@@ -98,6 +98,8 @@ pub fn check(runbook: &Runbook, dag: &Dag, source: &str, problems: &mut Vec<Prob
         used_secrets: HashSet::new(),
         scratch: Scratch::default(),
         suggestions_left: super::graph::MAX_SUGGESTIONS,
+        templates: crate::template::Templates::new(),
+        known: std::collections::HashMap::new(),
     };
     checker.runbook_templates();
     let Checker {
@@ -134,6 +136,9 @@ struct Checker<'a> {
     scratch: Scratch,
     /// Step-id suggestions compare against every step: bounded, as in `needs`.
     suggestions_left: usize,
+    /// The environment that decides which filters and tests exist, and what it said.
+    templates: crate::template::Templates,
+    known: std::collections::HashMap<(String, bool), bool>,
 }
 
 /// A variable reference found in a template: `root.seg1.seg2…` with spans in the template.
@@ -153,6 +158,12 @@ enum Finding<'t> {
         span: JSpan,
     },
     UnquotedSql(JSpan),
+    /// A filter (or test) by name, to be checked against the environment.
+    Filter {
+        name: &'t str,
+        test: bool,
+        span: JSpan,
+    },
 }
 
 impl<'a> Checker<'a> {
@@ -361,6 +372,33 @@ impl<'a> Checker<'a> {
                     let at = self.at(text, span, j);
                     self.problems
                         .push(Problem::UnfilteredSqlTemplate { span: at.into() });
+                }
+                Finding::Filter {
+                    name,
+                    test,
+                    span: j,
+                } => {
+                    let known = *self
+                        .known
+                        .entry((name.to_owned(), test))
+                        .or_insert_with(|| self.templates.knows(name, test));
+                    if !known {
+                        let at = self.at(text, span, j);
+                        let (kind, names) = if test {
+                            ("test", crate::template::TESTS)
+                        } else {
+                            ("filter", crate::template::FILTERS)
+                        };
+                        let help = suggestion(name, names.iter().copied(), || {
+                            format!("see the {kind}s in the README's template section")
+                        });
+                        self.problems.push(Problem::UnknownFilter {
+                            kind,
+                            name: name.to_owned(),
+                            span: at.into(),
+                            help,
+                        });
+                    }
                 }
             }
         }
@@ -721,12 +759,22 @@ impl<'t> Walk<'t> {
                 }
             }
             Expr::Filter(f) => {
+                self.findings.push(Finding::Filter {
+                    name: f.name,
+                    test: false,
+                    span: expr.span(),
+                });
                 if let Some(e) = &f.expr {
                     self.expr(e);
                 }
                 self.args(&f.args);
             }
             Expr::Test(t) => {
+                self.findings.push(Finding::Filter {
+                    name: t.name,
+                    test: true,
+                    span: expr.span(),
+                });
                 self.expr(&t.expr);
                 self.args(&t.args);
             }

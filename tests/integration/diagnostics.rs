@@ -556,3 +556,15 @@ fn template_error_in_a_folded_plain_scalar_stays_on_its_line() {
     assert_eq!(diags.len(), 1);
     assert_eq!((diags[0].line, diags[0].column), (7, 22));
 }
+
+#[test]
+fn unknown_filter_and_test() {
+    let yaml = "runbook: 1\nname: f\nparams:\n  db: { default: mgc }\nsteps:\n  - id: a\n    run: { program: echo, args: [\"{{ params.db | sql_indent }}\", \"{{ params.db | upper }}\"] }\n    when: params.db is strnig\n";
+    check(
+        yaml,
+        &[
+            diag("unknown_filter", 7, 50, "unknown filter `sql_indent`"),
+            diag("unknown_filter", 8, 24, "unknown test `strnig`"),
+        ],
+    );
+}
