@@ -44,6 +44,16 @@ pub fn host() -> String {
         .unwrap_or_else(|_| "unknown".to_owned())
 }
 
+/// The live holder of any lock that names `run_id`: the run is in progress.
+pub fn running(state: &Path, run_id: &str) -> Option<Holder> {
+    std::fs::read_dir(state.join("locks"))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|text| serde_json::from_str::<Holder>(&text).ok())
+        .find(|h| h.run_id == run_id && h.host == host() && alive(h.pid))
+}
+
 fn alive(pid: u32) -> bool {
     // A zombie is as good as gone; /proc tells, where signal 0 would not.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

@@ -28,10 +28,13 @@ fn lines(state: &Path) -> Vec<RunLine> {
                     .rev()
                     .find(|e| e["event"] == "run_finished")
                     .and_then(|e| e["duration_ms"].as_u64()),
-                status: r
-                    .finished
-                    .as_ref()
-                    .map_or_else(|| "unfinished (resume it)".to_owned(), |(s, _)| s.clone()),
+                status: match (&r.finished, crate::lock::running(state, &id)) {
+                    (Some((status, _)), _) => status.clone(),
+                    (None, Some(holder)) => format!("running (pid {})", holder.pid),
+                    (None, None) => {
+                        "stopped before the end (runbook resume continues it)".to_owned()
+                    }
+                },
                 runbook: r.runbook,
                 started: r.started_at,
                 id,

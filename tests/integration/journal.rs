@@ -426,3 +426,37 @@ fn on_a_terminal_resume_asks_about_steps_in_doubt() {
     );
     assert_eq!(t.read("log"), "slow\nafter\n");
 }
+
+#[test]
+fn runs_tells_a_running_run_from_a_stopped_one() {
+    let yaml = "runbook: 1\nname: listed\nsteps:\n  - id: long\n    run: { program: sleep, args: ['5'] }\n";
+    let t = Test::new().file("l.yaml", yaml).args(["run", "l.yaml"]);
+    let mut child = spawn(&t);
+    let started = Instant::now();
+    loop {
+        let runs = Test::in_dir(t.path())
+            .args(["runs", "--format", "json"])
+            .run();
+        if runs.json().as_array().is_some_and(|a| !a.is_empty()) {
+            let status = runs.json()[0]["status"].as_str().unwrap().to_owned();
+            if status.starts_with("running") {
+                assert_eq!(status, format!("running (pid {})", child.id()));
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "never listed as running"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let runs = Test::in_dir(t.path())
+        .args(["runs", "--format", "json"])
+        .run();
+    assert_eq!(
+        runs.json()[0]["status"],
+        "stopped before the end (runbook resume continues it)"
+    );
+}
