@@ -197,6 +197,10 @@ pub fn rebuild(
                     Some("cancelled") => Status::Cancelled,
                     _ => Status::Failed,
                 };
+                // A step the journal already counts as done is not counted twice.
+                if resume.done.iter().any(|(d, _)| *d == i) {
+                    continue;
+                }
                 match status {
                     Status::Succeeded => {
                         resume.done.push((i, outcome(event, status)));

@@ -502,6 +502,10 @@ fn finished(shared: &Shared, id: &str, outcome: &Outcome) {
 
 fn release(dag: &Dag, step: usize, pending: &mut [usize], ready: &mut BTreeSet<usize>) {
     for child in dag.children(step) {
+        // A journal that names a step twice must not wrap the count around.
+        if pending[child] == 0 {
+            continue;
+        }
         pending[child] -= 1;
         if pending[child] == 0 {
             ready.insert(child);
