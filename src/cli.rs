@@ -339,12 +339,9 @@ fn run(cli: Cli) -> u8 {
             state_dir,
         } => {
             let state = crate::journal::state_dir(state_dir.as_deref());
-            let recorded = match crate::resume::load_or_last(&state, run_id.as_deref()) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return exit::USAGE;
-                }
+            let Some(recorded) = reported(crate::resume::load_or_last(&state, run_id.as_deref()))
+            else {
+                return exit::USAGE;
             };
             let text = match format {
                 ShowFormat::Human => report::history::show_human(&recorded),
@@ -461,12 +458,8 @@ fn plan_command(file: &Path, params: &ParamArgs, fail_at: Option<&str>, format: 
             }
         },
     };
-    let plan = match crate::plan::build(&runbook, &dag, &bound, failing) {
-        Ok(plan) => plan,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
+    let Some(plan) = reported(crate::plan::build(&runbook, &dag, &bound, failing)) else {
+        return exit::USAGE;
     };
     let text = match format {
         PlanFormat::Human => report::plan::human(&plan),
@@ -534,12 +527,8 @@ fn continue_command(
     rollback_only: bool,
     execution: Execution,
 ) -> u8 {
-    let recorded = match crate::resume::load_or_last(&execution.state, run_id) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
+    let Some(recorded) = reported(crate::resume::load_or_last(&execution.state, run_id)) else {
+        return exit::USAGE;
     };
     let file = PathBuf::from(&recorded.path);
     let Some((runbook, dag)) = checked(&file) else {
@@ -733,6 +722,11 @@ fn execute(
     });
     progress.summary(&run.id, &summary);
     summary.exit_code
+}
+
+/// The value, or `None` with the error printed (the caller exits with a usage error).
+fn reported<T, E: std::fmt::Display>(result: Result<T, E>) -> Option<T> {
+    result.map_err(|e| eprintln!("error: {e}")).ok()
 }
 
 /// A run id that sorts by time: `20261126T094427-3fa2`.
