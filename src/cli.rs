@@ -68,27 +68,14 @@ enum Command {
         file: PathBuf,
         #[command(flatten)]
         params: ParamArgs,
-        /// Steps that may run at the same time.
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
-        concurrency: u16,
-        /// Approve this approval step up front (repeatable); needed without a terminal.
-        #[arg(long, value_name = "STEP")]
-        approve: Vec<String>,
-        /// Approve every approval step up front.
-        #[arg(long)]
-        approve_all: bool,
         /// On failure, stop and leave everything as it is for inspection.
         #[arg(long)]
         no_rollback: bool,
         /// Show the plan instead of running (same as `runbook plan`).
         #[arg(long)]
         dry_run: bool,
-        /// Progress output: timestamped lines, or one JSON event per line.
-        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
-        output: OutputFormat,
-        /// Where runs are kept: journals and locks [default: .runbook].
-        #[arg(long, env = "RUNBOOK_STATE_DIR", value_name = "DIR")]
-        state_dir: Option<PathBuf>,
+        #[command(flatten)]
+        exec: ExecArgs,
     },
     /// Continue a run that was interrupted or crashed, from its journal.
     ///
@@ -156,15 +143,16 @@ struct ExecArgs {
     /// Steps that may run at the same time.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
-    /// Approve this approval step up front (repeatable).
+    /// Approve this approval step up front (repeatable); needed without a terminal.
     #[arg(long, value_name = "STEP")]
     approve: Vec<String>,
     /// Approve every approval step up front.
     #[arg(long)]
     approve_all: bool,
+    /// Progress output: timestamped lines, or one JSON event per line.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     output: OutputFormat,
-    /// Where runs are kept [default: .runbook].
+    /// Where runs are kept: journals and locks [default: .runbook].
     #[arg(long, env = "RUNBOOK_STATE_DIR", value_name = "DIR")]
     state_dir: Option<PathBuf>,
 }
@@ -271,32 +259,18 @@ fn run(cli: Cli) -> u8 {
         Command::Run {
             file,
             params,
-            concurrency,
-            approve,
-            approve_all,
             no_rollback,
             dry_run,
-            output,
-            state_dir,
+            exec,
         } => {
             if dry_run {
-                let format = match output {
+                let format = match exec.output {
                     OutputFormat::Human => PlanFormat::Human,
                     OutputFormat::Json => PlanFormat::Json,
                 };
                 return plan_command(&file, &params, None, format);
             }
-            let options = crate::exec::Options {
-                concurrency: usize::from(concurrency),
-                approvals: crate::steps::approval::Approvals {
-                    given: approve,
-                    all: approve_all,
-                    interactive: crate::steps::approval::interactive(),
-                },
-                no_rollback,
-            };
-            let state = crate::journal::state_dir(state_dir.as_deref());
-            run_command(&file, &params, options, output, &state)
+            run_command(&file, &params, exec.execution(no_rollback))
         }
         Command::Resume {
             run_id,
@@ -477,13 +451,7 @@ struct Execution {
     state: PathBuf,
 }
 
-fn run_command(
-    file: &Path,
-    params: &ParamArgs,
-    options: crate::exec::Options,
-    output: OutputFormat,
-    state: &Path,
-) -> u8 {
+fn run_command(file: &Path, params: &ParamArgs, execution: Execution) -> u8 {
     let Some((runbook, dag)) = checked(file) else {
         return exit::USAGE;
     };
@@ -502,11 +470,6 @@ fn run_command(
         id: run_id(),
         dry_run: false,
         started_at: crate::exec::event::now(),
-    };
-    let execution = Execution {
-        options,
-        output,
-        state: state.to_path_buf(),
     };
     execute(
         runbook,

@@ -4,7 +4,7 @@
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::Test;
+use crate::support::{Test, on_terminal};
 
 /// Six steps in a chain; each appends its name to `log` (not idempotent). With `fail`, the
 /// sixth fails and the first four roll back (each appends `undo-…`).
@@ -404,22 +404,8 @@ fn on_a_terminal_resume_asks_about_steps_in_doubt() {
     let _ = child.kill();
     let _ = child.wait();
     // `script` gives the resume a terminal; "rerun" is typed at the question.
-    let bin = env!("CARGO_BIN_EXE_runbook");
-    let output = std::process::Command::new("script")
-        .args(["-qec", &format!("{bin} resume --last"), "/dev/null"])
-        .current_dir(t.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            std::thread::sleep(Duration::from_millis(500));
-            child.stdin.take().unwrap().write_all(b"rerun\n")?;
-            child.wait_with_output()
-        })
-        .expect("resume under script");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let (code, stdout) = on_terminal(&t, "resume --last", "bob", b"rerun\n");
+    assert_eq!(code, Some(0), "{stdout}");
     assert!(
         stdout.contains("`slow` was running when the run stopped."),
         "{stdout}"

@@ -3,14 +3,10 @@
 
 use std::time::Duration;
 
-use crate::support::Test;
+use crate::support::{Test, events_of, on_terminal};
 
 fn book(steps: &str) -> String {
     format!("runbook: 1\nname: t\nsteps:\n{steps}")
-}
-
-fn events_of<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
-    events.iter().filter(|e| e["event"] == kind).collect()
 }
 
 fn at(event: &serde_json::Value) -> Duration {
@@ -547,29 +543,6 @@ fn second_interrupt_exits_at_once_and_says_what_is_left() {
         "undo-first must not have run"
     );
     assert!(!alive(&t.read("grandchild")));
-}
-
-/// Runs `runbook ARGS` on a terminal (`script` provides one) and types `input` at it.
-fn on_terminal(t: &Test, args: &str, user: &str, input: &[u8]) -> (Option<i32>, String) {
-    let bin = env!("CARGO_BIN_EXE_runbook");
-    let output = std::process::Command::new("script")
-        .args(["-qec", &format!("{bin} {args}"), "/dev/null"])
-        .current_dir(t.path())
-        .env("USER", user)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            std::thread::sleep(Duration::from_millis(500));
-            child.stdin.take().unwrap().write_all(input)?;
-            child.wait_with_output()
-        })
-        .expect("run under script");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
 }
 
 #[test]

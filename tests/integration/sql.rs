@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::support::Test;
+use crate::support::{Test, events_of};
 use crate::tds::{Reply, Request, Server, Value};
 
 const PASSWORD: &str = "Sup3r-Secret!pw";
@@ -40,10 +40,6 @@ fn run(yaml: &str, args: &[&str]) -> (Test, crate::support::Output) {
         out.stderr
     );
     (t, out)
-}
-
-fn events_of<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
-    events.iter().filter(|e| e["event"] == kind).collect()
 }
 
 /// Replies that are not under test: `USE` and anything unexpected.

@@ -164,3 +164,31 @@ pub fn diag(code: &str, line: u64, column: u64, message: &str) -> Diag {
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// The events of one kind in a `--output json` run.
+pub fn events_of<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["event"] == kind).collect()
+}
+
+/// Runs `runbook ARGS` on a terminal (`script` provides one) and types `input` at it.
+pub fn on_terminal(t: &Test, args: &str, user: &str, input: &[u8]) -> (Option<i32>, String) {
+    let bin = env!("CARGO_BIN_EXE_runbook");
+    let output = std::process::Command::new("script")
+        .args(["-qec", &format!("{bin} {args}"), "/dev/null"])
+        .current_dir(t.path())
+        .env("USER", user)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            child.stdin.take().unwrap().write_all(input)?;
+            child.wait_with_output()
+        })
+        .expect("run under script");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
