@@ -3,11 +3,13 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::report::{self, FileReport};
-use crate::{graph, load, validate};
+use crate::session::{self, Notice, SessionError, Start};
+use crate::{exit, graph};
 
 /// Validate, rehearse and execute declarative operational runbooks.
 #[derive(Debug, Parser)]
@@ -158,18 +160,11 @@ struct ExecArgs {
 }
 
 impl ExecArgs {
-    fn execution(self, no_rollback: bool) -> Execution {
-        Execution {
-            options: crate::exec::Options {
-                concurrency: usize::from(self.concurrency),
-                approvals: crate::steps::approval::Approvals {
-                    given: self.approve,
-                    all: self.approve_all,
-                    interactive: crate::steps::approval::interactive(),
-                },
-                no_rollback,
-            },
-            output: self.output,
+    fn settings(&self) -> crate::session::Settings {
+        crate::session::Settings {
+            concurrency: usize::from(self.concurrency),
+            approve: self.approve.clone(),
+            approve_all: self.approve_all,
             state: crate::journal::state_dir(self.state_dir.as_deref()),
         }
     }
@@ -229,13 +224,6 @@ enum GraphFormat {
     Mermaid,
 }
 
-/// Exit codes shared by every command.
-pub mod exit {
-    pub const OK: u8 = 0;
-    pub const FAILED: u8 = 1;
-    pub const USAGE: u8 = 2;
-}
-
 /// Parses the arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -270,7 +258,13 @@ fn run(cli: Cli) -> u8 {
                 };
                 return plan_command(&file, &params, None, format);
             }
-            run_command(&file, &params, exec.execution(no_rollback))
+            let start = Start::New {
+                file,
+                pairs: params.pairs,
+                params_file: params.params_file,
+                no_rollback,
+            };
+            session_command(start, &exec)
         }
         Command::Resume {
             run_id,
@@ -278,30 +272,31 @@ fn run(cli: Cli) -> u8 {
             assume,
             allow_changed,
             exec,
-        } => continue_command(
-            run_id.as_deref(),
-            &assume,
-            allow_changed,
-            false,
-            exec.execution(false),
+        } => session_command(
+            Start::Resume {
+                run_id,
+                assume,
+                allow_changed,
+            },
+            &exec,
         ),
         Command::Rollback {
             run_id,
             last: _,
             allow_changed,
             exec,
-        } => continue_command(
-            run_id.as_deref(),
-            &[],
-            allow_changed,
-            true,
-            exec.execution(false),
+        } => session_command(
+            Start::Rollback {
+                run_id,
+                allow_changed,
+            },
+            &exec,
         ),
         Command::Runs { format, state_dir } => {
             let state = crate::journal::state_dir(state_dir.as_deref());
             let text = match format {
-                RunsFormat::Human => report::history::runs_human(&state),
-                RunsFormat::Json => report::history::runs_json(&state),
+                RunsFormat::Human => report::runs::human(&state),
+                RunsFormat::Json => report::runs::json(&state),
             };
             print(&text);
             exit::OK
@@ -313,15 +308,15 @@ fn run(cli: Cli) -> u8 {
             state_dir,
         } => {
             let state = crate::journal::state_dir(state_dir.as_deref());
-            let Some(recorded) = reported(crate::resume::load_or_last(&state, run_id.as_deref()))
-            else {
-                return exit::USAGE;
+            let record = match crate::record::load_or_last(&state, run_id.as_deref()) {
+                Ok(record) => record,
+                Err(e) => return usage_error(&e),
             };
             let text = match format {
-                ShowFormat::Human => report::history::show_human(&recorded),
-                ShowFormat::Json => report::history::show_json(&recorded),
-                ShowFormat::Markdown => report::history::show_markdown(&recorded),
-                ShowFormat::Junit => report::history::show_junit(&recorded),
+                ShowFormat::Human => report::show::human(&record),
+                ShowFormat::Json => report::show::json(&record),
+                ShowFormat::Markdown => report::show::markdown(&record),
+                ShowFormat::Junit => report::show::junit(&record),
             };
             print(&text);
             exit::OK
@@ -334,14 +329,11 @@ fn run(cli: Cli) -> u8 {
 }
 
 fn validate_command(paths: &[PathBuf], format: ValidateFormat, deny_warnings: bool) -> u8 {
-    let files = match expand(paths) {
+    let files = match crate::discover::expand(paths) {
         Ok(files) => files,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return exit::USAGE;
-        }
+        Err(e) => return usage_error(&e),
     };
-    let reports: Vec<FileReport> = files.iter().map(|f| check(f).0).collect();
+    let reports: Vec<FileReport> = files.iter().map(|f| session::check(f).0).collect();
     let text = match format {
         ValidateFormat::Human => report::human(&reports, use_color()),
         ValidateFormat::Json => report::json(&reports),
@@ -356,11 +348,34 @@ fn validate_command(paths: &[PathBuf], format: ValidateFormat, deny_warnings: bo
     }
 }
 
+/// Prints why a command could not start, and returns the usage exit code.
+fn usage_error(error: &dyn std::fmt::Display) -> u8 {
+    eprintln!("error: {error}");
+    exit::USAGE
+}
+
+/// Prints the problems of an invalid runbook, or any other session error.
+fn session_error(error: &SessionError) -> u8 {
+    match error {
+        SessionError::Invalid(report) => {
+            eprint!(
+                "{}",
+                report::human(std::slice::from_ref(report), use_color_on_stderr())
+            );
+            exit::USAGE
+        }
+        SessionError::Runtime(_) => {
+            eprintln!("error: {error}");
+            exit::FAILED
+        }
+        other => usage_error(other),
+    }
+}
+
 fn graph_command(file: &Path, format: GraphFormat) -> u8 {
-    let (report, checked) = check(file);
-    let Some((runbook, dag)) = checked.filter(|_| report.errors() == 0) else {
-        eprint!("{}", report::human(&[report], use_color_on_stderr()));
-        return exit::FAILED;
+    let (runbook, dag) = match session::checked(file) {
+        Ok(checked) => checked,
+        Err(e) => return session_error(&e),
     };
     let text = match format {
         GraphFormat::Dot => graph::dot(&runbook, &dag),
@@ -370,53 +385,19 @@ fn graph_command(file: &Path, format: GraphFormat) -> u8 {
     exit::OK
 }
 
-/// Loads and validates a runbook for `plan` and `run`; on errors prints them and returns None.
-fn checked(file: &Path) -> Option<(crate::model::Runbook, crate::dag::Dag)> {
-    let (report, checked) = check(file);
-    if report.errors() > 0 || checked.is_none() {
-        eprint!("{}", report::human(&[report], use_color_on_stderr()));
-        return None;
-    }
-    checked
-}
-
-fn bind(
-    runbook: &crate::model::Runbook,
-    params: &ParamArgs,
-    examples: bool,
-) -> Option<crate::params::Bound> {
-    match crate::params::bind(
-        runbook,
-        &params.pairs,
-        params.params_file.as_deref(),
-        examples,
-    ) {
-        Ok(bound) => {
-            if !bound.ignored.is_empty() {
-                eprintln!(
-                    "note: not params of this runbook, ignored: {}",
-                    bound.ignored.join(", ")
-                );
-            }
-            Some(bound)
-        }
-        Err(errors) => {
-            eprintln!("error: invalid parameters:");
-            for e in errors {
-                eprintln!("  - {e}");
-            }
-            None
-        }
-    }
-}
-
 fn plan_command(file: &Path, params: &ParamArgs, fail_at: Option<&str>, format: PlanFormat) -> u8 {
-    let Some((runbook, dag)) = checked(file) else {
-        return exit::USAGE;
+    let (runbook, dag) = match session::checked(file) {
+        Ok(checked) => checked,
+        Err(e) => return session_error(&e),
     };
-    let Some(bound) = bind(&runbook, params, true) else {
-        return exit::USAGE;
-    };
+    let bound =
+        match crate::params::bind(&runbook, &params.pairs, params.params_file.as_deref(), true) {
+            Ok(bound) => bound,
+            Err(errors) => return session_error(&SessionError::Params(errors)),
+        };
+    if !bound.ignored.is_empty() {
+        eprintln!("note: {}", Notice::IgnoredParams(bound.ignored.clone()));
+    }
     let failing = match fail_at {
         None => None,
         Some(id) => match dag.index_of(id) {
@@ -427,13 +408,13 @@ fn plan_command(file: &Path, params: &ParamArgs, fail_at: Option<&str>, format: 
                     runbook.steps.iter().map(|s| s.id.as_str()),
                     || "see `runbook graph` for the step ids".to_owned(),
                 );
-                eprintln!("error: --fail-at: no step `{id}`; {help}");
-                return exit::USAGE;
+                return usage_error(&format!("--fail-at: no step `{id}`; {help}"));
             }
         },
     };
-    let Some(plan) = reported(crate::plan::build(&runbook, &dag, &bound, failing)) else {
-        return exit::USAGE;
+    let plan = match crate::plan::build(&runbook, &dag, &bound, failing) {
+        Ok(plan) => plan,
+        Err(e) => return usage_error(&e),
     };
     let text = match format {
         PlanFormat::Human => report::plan::human(&plan),
@@ -444,330 +425,55 @@ fn plan_command(file: &Path, params: &ParamArgs, fail_at: Option<&str>, format: 
     exit::OK
 }
 
-/// How `run`, `resume` and `rollback` execute, once the job is known.
-struct Execution {
-    options: crate::exec::Options,
+/// The terminal and output of a run on the command line.
+struct CommandLine {
     output: OutputFormat,
-    state: PathBuf,
+    prompter: Option<Arc<dyn crate::prompt::Prompter>>,
 }
 
-fn run_command(file: &Path, params: &ParamArgs, execution: Execution) -> u8 {
-    let Some((runbook, dag)) = checked(file) else {
-        return exit::USAGE;
-    };
-    let Some(bound) = bind(&runbook, params, false) else {
-        return exit::USAGE;
-    };
-    let hash = match std::fs::read(file) {
-        Ok(bytes) => crate::journal::hash(&bytes),
-        Err(e) => {
-            eprintln!("error: cannot read `{}`: {e}", file.display());
-            return exit::USAGE;
+impl CommandLine {
+    fn mode(&self) -> report::progress::Mode {
+        match self.output {
+            OutputFormat::Human => report::progress::Mode::Lines,
+            OutputFormat::Json => report::progress::Mode::Json,
         }
-    };
-    let path = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
-    let run = crate::context::RunInfo {
-        id: run_id(),
-        dry_run: false,
-        started_at: crate::exec::event::now(),
-    };
-    execute(
-        runbook,
-        dag,
-        bound.values,
-        run,
-        Some((path.display().to_string(), hash)),
-        None,
-        execution,
-    )
-}
-
-/// `resume` and `rollback`: rebuild the run from its journal, then execute what is left.
-fn continue_command(
-    run_id: Option<&str>,
-    assume: &[String],
-    allow_changed: bool,
-    rollback_only: bool,
-    execution: Execution,
-) -> u8 {
-    let Some(recorded) = reported(crate::resume::load_or_last(&execution.state, run_id)) else {
-        return exit::USAGE;
-    };
-    let file = PathBuf::from(&recorded.path);
-    let Some((runbook, dag)) = checked(&file) else {
-        return exit::USAGE;
-    };
-    let unchanged = std::fs::read(&file).is_ok_and(|b| crate::journal::hash(&b) == recorded.hash);
-    if !unchanged && !allow_changed {
-        eprintln!(
-            "error: {}",
-            crate::resume::ResumeError::Changed {
-                run: recorded.run_id.clone(),
-                path: recorded.path.clone(),
-            }
-        );
-        return exit::USAGE;
-    }
-    let mut decisions = match crate::resume::parse_assume(assume) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
-    };
-    let resume = loop {
-        match crate::resume::rebuild(&recorded, &runbook, &decisions, rollback_only) {
-            Ok(r) => break r,
-            Err(crate::resume::ResumeError::InDoubt(steps))
-                if crate::steps::approval::interactive() =>
-            {
-                for step in steps {
-                    match ask_in_doubt(&step) {
-                        Some(decision) => {
-                            decisions.insert(step, decision);
-                        }
-                        None => {
-                            eprintln!("error: no decision for `{step}`; nothing was run");
-                            return exit::USAGE;
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                eprintln!("error: {e}; nothing was run");
-                return exit::USAGE;
-            }
-        }
-    };
-    let run = crate::context::RunInfo {
-        id: recorded.run_id.clone(),
-        dry_run: false,
-        started_at: recorded.started_at.clone(),
-    };
-    let mut execution = execution;
-    execution.options.no_rollback |= recorded.no_rollback && !rollback_only;
-    let code = execute(
-        runbook,
-        dag,
-        recorded.params,
-        run,
-        None,
-        Some(resume),
-        execution,
-    );
-    // Undoing a run on purpose is a success when every rollback ran.
-    if rollback_only && code == exit::FAILED {
-        exit::OK
-    } else {
-        code
     }
 }
 
-/// Asks on the terminal what happened to a step that was running when the run stopped.
-fn ask_in_doubt(step: &str) -> Option<crate::resume::Decision> {
-    use std::io::BufRead;
-    let mut err = std::io::stderr().lock();
-    for _ in 0..3 {
-        let _ = write!(
-            err,
-            "`{step}` was running when the run stopped. Check the system, then say what happened: done (it completed), failed, or rerun? "
-        );
-        let _ = err.flush();
-        let mut line = String::new();
-        if std::io::stdin().lock().read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        match line.trim() {
-            "done" => return Some(crate::resume::Decision::Done),
-            "failed" => return Some(crate::resume::Decision::Failed),
-            "rerun" => return Some(crate::resume::Decision::Rerun),
-            _ => {}
-        }
-    }
-    None
-}
-
-fn execute(
-    runbook: crate::model::Runbook,
-    dag: crate::dag::Dag,
-    params: serde_json::Map<String, serde_json::Value>,
-    run: crate::context::RunInfo,
-    origin: Option<(String, String)>,
-    resume: Option<crate::exec::Resume>,
-    execution: Execution,
-) -> u8 {
-    let Execution {
-        options,
-        output,
-        state,
-    } = execution;
-    let missing = crate::exec::missing_approvals(&runbook, &options.approvals);
-    if !missing.is_empty() {
-        eprintln!(
-            "error: approvals needed and no terminal to ask on: {}\n  approve them up front with --approve STEP (repeatable) or --approve-all; nothing was run",
-            missing.join(", ")
-        );
-        return exit::USAGE;
-    }
-    let secrets = match crate::params::read_secrets(&runbook) {
-        Ok(secrets) => secrets,
-        Err(errors) => {
-            eprintln!("error: secrets could not be read; nothing was run:");
-            for e in errors {
-                eprintln!("  - {e}");
-            }
-            return exit::USAGE;
-        }
-    };
-    let (_lock, stale) = match crate::lock::acquire(&state, &runbook.name, &run.id, &run.started_at)
-    {
-        Ok(taken) => taken,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
-    };
-    if let Some(stale) = stale {
-        eprintln!(
-            "note: took over the lock left by run {} (pid {} on {}, started {}), whose process is gone",
-            stale.run_id, stale.pid, stale.host, stale.started
-        );
-    }
-    let masker = crate::mask::Masker::new(secrets.iter().map(|(_, v)| v.as_str()));
-    let journal = match crate::journal::Journal::open(&state, &run.id, masker.clone()) {
-        Ok(j) => std::sync::Arc::new(j),
-        Err(e) => {
-            eprintln!(
-                "error: cannot open the run journal under `{}`: {e}; nothing was run",
-                state.display()
-            );
-            return exit::USAGE;
-        }
-    };
-    let mode = match output {
-        OutputFormat::Human => report::progress::Mode::Lines,
-        OutputFormat::Json => report::progress::Mode::Json,
-    };
-    // On a terminal, human output is the live view; elsewhere timestamped lines.
-    let live = (mode == report::progress::Mode::Lines && std::io::stdout().is_terminal())
-        .then(|| std::sync::Arc::new(report::Live::new(masker.clone())));
-    let progress = std::sync::Arc::new(report::progress::Progress::new(mode, masker));
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return exit::FAILED;
-        }
-    };
-    crate::steps::sql_messages::install();
-    let summary = runtime.block_on(async {
-        let screen: std::sync::Arc<dyn crate::exec::event::Sink> = match &live {
-            Some(live) => live.clone(),
-            None => progress.clone(),
-        };
-        // The journal first: an event is on disk before it is on the screen.
-        let sink: std::sync::Arc<dyn crate::exec::event::Sink> =
-            std::sync::Arc::new(crate::journal::Tee(vec![journal, screen]));
-        let interrupts = crate::exec::Interrupts::listen(sink.clone());
-        let job = crate::exec::Job {
-            runbook: std::sync::Arc::new(runbook),
-            dag: std::sync::Arc::new(dag),
-            params,
-            secrets,
-            run: run.clone(),
-            origin,
-            resume,
-        };
-        crate::exec::run(job, options, sink, interrupts).await
-    });
-    progress.summary(&run.id, &summary);
-    summary.exit_code
-}
-
-/// The value, or `None` with the error printed (the caller exits with a usage error).
-fn reported<T, E: std::fmt::Display>(result: Result<T, E>) -> Option<T> {
-    result.map_err(|e| eprintln!("error: {e}")).ok()
-}
-
-/// A run id that sorts by time: `20261126T094427-3fa2`.
-fn run_id() -> String {
-    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let compact: String = now
-        .chars()
-        .filter(|c| c.is_ascii_digit() || *c == 'T')
-        .collect();
-    format!("{compact}-{:04x}", fastrand::u16(..))
-}
-
-/// Loads and validates one file.
-pub fn check(path: &Path) -> (FileReport, Option<(crate::model::Runbook, crate::dag::Dag)>) {
-    let loaded = load::load(path);
-    let mut problems = loaded.problems;
-    let checked = loaded.runbook.map(|runbook| {
-        let dag = validate::validate(&runbook, &loaded.source, &mut problems);
-        (runbook, dag)
-    });
-    // Report in file order; problems without a place (unreadable file) come first.
-    problems.sort_by_key(|p| p.primary_span().map(|s| s.offset()));
-    (
-        FileReport {
-            path: loaded.path,
-            source: loaded.source,
-            problems,
-        },
-        checked,
-    )
-}
-
-/// Files named on the command line, with directories expanded to their YAML files (sorted).
-fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    let mut files = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let before = files.len();
-            walk(path, &mut files).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-            if files.len() == before {
-                return Err(format!(
-                    "no runbook files (*.yaml, *.yml) under `{}`",
-                    path.display()
-                ));
-            }
+impl session::Ui for CommandLine {
+    fn screen(&self, masker: &crate::mask::Masker) -> Arc<dyn crate::exec::event::Sink> {
+        // On a terminal, human output is the live view; elsewhere timestamped lines.
+        if self.mode() == report::progress::Mode::Lines && std::io::stdout().is_terminal() {
+            Arc::new(report::Live::new(masker.clone()))
         } else {
-            // A missing or unreadable file is reported as a problem of that file.
-            files.push(path.clone());
+            Arc::new(report::progress::Progress::new(self.mode(), masker.clone()))
         }
     }
-    Ok(files)
-}
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
-    entries.sort();
-    for path in entries {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.starts_with('.') {
-            continue;
-        }
-        if path.is_dir() {
-            walk(&path, files)?;
-        } else if is_runbook_name(name) {
-            files.push(path);
-        }
+    fn prompter(&self) -> Option<Arc<dyn crate::prompt::Prompter>> {
+        self.prompter.clone()
     }
-    Ok(())
+
+    fn notice(&self, notice: &Notice) {
+        eprintln!("note: {notice}");
+    }
 }
 
-fn is_runbook_name(name: &str) -> bool {
-    let yaml = name.ends_with(".yaml") || name.ends_with(".yml");
-    let params = name.starts_with("params.")
-        || name.ends_with(".params.yaml")
-        || name.ends_with(".params.yml");
-    yaml && !params
+/// `run`, `resume` and `rollback`.
+fn session_command(start: Start, exec: &ExecArgs) -> u8 {
+    let ui = CommandLine {
+        output: exec.output,
+        prompter: report::terminal::Terminal::if_interactive()
+            .map(|t| Arc::new(t) as Arc<dyn crate::prompt::Prompter>),
+    };
+    match session::run(start, exec.settings(), &ui) {
+        Ok(finished) => {
+            report::progress::Progress::new(ui.mode(), finished.masker)
+                .summary(&finished.run_id, &finished.summary);
+            finished.summary.exit_code
+        }
+        Err(e) => session_error(&e),
+    }
 }
 
 fn use_color() -> bool {

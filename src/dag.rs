@@ -87,24 +87,20 @@ impl Dag {
     }
 
     /// Steps grouped in waves: each wave's steps need only steps of earlier waves, so a wave
-    /// can run in parallel. Steps keep their declaration order within a wave.
-    /// Assumes the graph is acyclic; steps on a cycle are left out.
+    /// can run in parallel. Steps keep their declaration order within a wave. The waves come
+    /// from the run's own ready queue. Steps on a cycle are left out.
     pub fn waves(&self) -> Vec<Vec<usize>> {
-        let mut pending: Vec<usize> = (0..self.len()).map(|i| self.parents(i).count()).collect();
-        let mut current: Vec<usize> = (0..self.len()).filter(|&i| pending[i] == 0).collect();
+        let mut queue = crate::schedule::ReadyQueue::new(self);
         let mut waves = Vec::new();
-        while !current.is_empty() {
-            let mut next = Vec::new();
-            for &step in &current {
-                for child in self.children(step) {
-                    pending[child] -= 1;
-                    if pending[child] == 0 {
-                        next.push(child);
-                    }
-                }
+        loop {
+            let wave = queue.take_all();
+            if wave.is_empty() {
+                break;
             }
-            next.sort_unstable();
-            waves.push(std::mem::replace(&mut current, next));
+            for &step in &wave {
+                queue.release(self, step);
+            }
+            waves.push(wave);
         }
         waves
     }

@@ -1,13 +1,15 @@
 //! The run journal: every event of a run appended to `<state>/runs/<id>/journal.jsonl` and
 //! flushed to disk (`sync_data`) before the engine goes on, so that after a crash `resume`
-//! knows exactly what completed. Lines pass through the secret masker like all output.
+//! knows exactly what completed. Lines pass through the secret masker like all output. Read
+//! back into the same typed events that were written.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::exec::event::{Event, Sink};
+use crate::exec::event::{Event, EventKind, JOURNAL_VERSION, Sink, event};
 use crate::mask::Masker;
 
 /// Where runs are kept: `--state-dir`, else `RUNBOOK_STATE_DIR`, else `.runbook`.
@@ -29,7 +31,6 @@ pub fn journal_path(state: &Path, run_id: &str) -> PathBuf {
 pub struct Journal {
     file: Mutex<File>,
     masker: Masker,
-    failed: std::sync::atomic::AtomicBool,
 }
 
 impl Journal {
@@ -43,21 +44,18 @@ impl Journal {
         Ok(Self {
             file: Mutex::new(file),
             masker,
-            failed: std::sync::atomic::AtomicBool::new(false),
         })
     }
-}
 
-impl Sink for Journal {
-    fn emit(&self, event: &Event) {
-        let mut line = serde_json::to_string(event).unwrap_or_default();
+    /// Appends one event. An event that precedes a side effect (a step or a rollback
+    /// starting) or ends the run is synced, which also flushes every line written before it.
+    /// The others (a step finished, a process id) ride on the next sync; a crash before it
+    /// leaves that step in doubt, never silently done.
+    pub fn append(&self, event: &Event) -> std::io::Result<()> {
+        let mut line = serde_json::to_string(event).map_err(std::io::Error::other)?;
         line = self.masker.mask(&line).into_owned();
         line.push('\n');
-        // On disk before the next side effect: an event that precedes one (a step or a
-        // rollback starting) or ends the run is synced, which also flushes every line written
-        // before it. The others (a step finished, a process id) ride on the next sync; a crash
-        // before it leaves that step in doubt, never silently done.
-        use crate::exec::event::EventKind as K;
+        use EventKind as K;
         let sync = matches!(
             event.kind,
             K::RunStarted { .. }
@@ -68,19 +66,46 @@ impl Sink for Journal {
                 | K::RollbackStepStarted { .. }
                 | K::RunFinished { .. }
         );
-        let Ok(mut file) = self.file.lock() else {
-            return;
-        };
-        let written = file
-            .write_all(line.as_bytes())
-            .and_then(|()| if sync { file.sync_data() } else { Ok(()) });
-        if let Err(e) = written
-            && !self.failed.swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
-            eprintln!(
-                "error: cannot write the run journal: {e}; resume will not know what happened after this point"
-            );
+        let mut file = self
+            .file
+            .lock()
+            .map_err(|_| std::io::Error::other("journal lock poisoned"))?;
+        file.write_all(line.as_bytes())?;
+        if sync {
+            file.sync_data()?;
         }
+        Ok(())
+    }
+}
+
+/// The sink of a run: the journal first (it is the record: an event is on disk before it is
+/// on the screen), then the screen. A journal that cannot be written is said on the screen.
+pub struct Recorder {
+    journal: Journal,
+    screen: std::sync::Arc<dyn Sink>,
+    failed: AtomicBool,
+}
+
+impl Recorder {
+    pub fn new(journal: Journal, screen: std::sync::Arc<dyn Sink>) -> Self {
+        Self {
+            journal,
+            screen,
+            failed: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Sink for Recorder {
+    fn emit(&self, e: &Event) {
+        if let Err(error) = self.journal.append(e)
+            && !self.failed.swap(true, Ordering::Relaxed)
+        {
+            self.screen.emit(&event(EventKind::JournalFailed {
+                reason: error.to_string(),
+            }));
+        }
+        self.screen.emit(e);
     }
 }
 
@@ -97,11 +122,21 @@ pub enum JournalError {
     },
     #[error("journal `{path}` is empty")]
     Empty { path: String },
+    #[error(
+        "journal `{path}` is of version {}, and this runbook reads version {expected}; use the runbook release that wrote it",
+        found.map_or_else(|| "unknown (no journal_version)".to_owned(), |v| v.to_string())
+    )]
+    Version {
+        path: String,
+        found: Option<u64>,
+        expected: u32,
+    },
 }
 
 /// Reads every event of a journal. A torn last line (a crash in the middle of a write) is
-/// dropped; any other line that is not an event is an error naming the line.
-pub fn read(path: &Path) -> Result<Vec<serde_json::Value>, JournalError> {
+/// dropped; any other line that is not an event is an error naming the line. The first event
+/// says the journal's version; another version than this one is refused.
+pub fn read(path: &Path) -> Result<Vec<Event>, JournalError> {
     let shown = path.display().to_string();
     let text = std::fs::read(path).map_err(|e| JournalError::Io {
         path: shown.clone(),
@@ -113,16 +148,13 @@ pub fn read(path: &Path) -> Result<Vec<serde_json::Value>, JournalError> {
     let mut events = Vec::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate() {
         let last = i + 1 == lines.len();
-        match serde_json::from_str::<serde_json::Value>(line) {
-            Ok(v) if v.get("event").and_then(|e| e.as_str()).is_some() => events.push(v),
-            _ if last && !complete => break,
-            Ok(_) => {
-                return Err(JournalError::Corrupt {
-                    path: shown,
-                    line: i + 1,
-                    reason: "not an event".to_owned(),
-                });
-            }
+        if i == 0 {
+            check_version(line, &shown)
+                .or_else(|e| if last && !complete { Ok(()) } else { Err(e) })?;
+        }
+        match serde_json::from_str::<Event>(line) {
+            Ok(event) => events.push(event),
+            Err(_) if last && !complete => break,
             Err(e) => {
                 return Err(JournalError::Corrupt {
                     path: shown,
@@ -138,15 +170,21 @@ pub fn read(path: &Path) -> Result<Vec<serde_json::Value>, JournalError> {
     Ok(events)
 }
 
-/// Sends every event to several sinks, in order (journal first: it is the record).
-pub struct Tee(pub Vec<std::sync::Arc<dyn Sink>>);
-
-impl Sink for Tee {
-    fn emit(&self, event: &Event) {
-        for sink in &self.0 {
-            sink.emit(event);
-        }
+fn check_version(first: &str, path: &str) -> Result<(), JournalError> {
+    let value: serde_json::Value = match serde_json::from_str(first) {
+        Ok(v) => v,
+        // Not JSON: reported as corrupt by the caller.
+        Err(_) => return Ok(()),
+    };
+    let found = value.get("journal_version").and_then(|v| v.as_u64());
+    if found == Some(u64::from(JOURNAL_VERSION)) {
+        return Ok(());
     }
+    Err(JournalError::Version {
+        path: path.to_owned(),
+        found,
+        expected: JOURNAL_VERSION,
+    })
 }
 
 /// SHA-256 of the runbook file, hex.

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::context::{Context, RunInfo};
 use crate::dag::Dag;
 use crate::model::Runbook;
+use crate::outcome::{Stop, Undo, conclude};
 use crate::params::Bound;
 use crate::render::{Action, Renderer};
 use crate::retry::Policy;
@@ -144,7 +145,8 @@ pub fn build(
             needs: step.needs.iter().map(|n| n.value.clone()).collect(),
             when,
             action,
-            timeout: crate::exec::step_timeout(runbook, i)
+            timeout: runbook
+                .attempt_timeout(step)
                 .map(|t| humantime::format_duration(t).to_string()),
             retry: Policy::resolve(step.retry.as_ref(), runbook.defaults.retry.as_ref()),
             until: step.until.as_ref().map(|u| u.value.clone()),
@@ -164,21 +166,26 @@ pub fn build(
                 .as_ref()
                 .is_some_and(|w| w.value == Some(false))
         };
-        let (completed, skipped) = rollback::sequential_until(runbook, dag, failing, skipped_by_when);
-        let plan = rollback::plan(runbook, dag, &completed);
         let id = |i: usize| runbook.steps[i].id.value.clone();
-        let (exit_code, outcome) = if !plan.past_no_return.is_empty() {
-            (
-                3,
-                format!(
-                    "needs a person: the run stops past the point of no return ({}); a forward fix is needed",
-                    plan.past_no_return.iter().map(|&i| format!("`{}`", id(i))).collect::<Vec<_>>().join(", ")
-                ),
+        let predicted = crate::schedule::predict(dag, failing, &id(failing), skipped_by_when);
+        let (completed, skipped) = (predicted.completed, predicted.skipped);
+        let plan = rollback::plan(runbook, dag, &completed);
+        let stop = Stop::StepFailed { step: id(failing) };
+        let undo = Undo {
+            past_no_return: !plan.past_no_return.is_empty(),
+            ran: plan.actions.len(),
+            ..Undo::default()
+        };
+        let exit_code = conclude(Some(&stop), 0, undo).exit_code;
+        let outcome = if undo.past_no_return {
+            format!(
+                "needs a person: the run stops past the point of no return ({}); a forward fix is needed",
+                plan.past_no_return.iter().map(|&i| format!("`{}`", id(i))).collect::<Vec<_>>().join(", ")
             )
         } else if plan.actions.is_empty() {
-            (1, "failed; nothing to roll back".to_owned())
+            "failed; nothing to roll back".to_owned()
         } else {
-            (1, "failed and rolled back".to_owned())
+            "failed and rolled back".to_owned()
         };
         Scenario {
             failed: id(failing),

@@ -3,13 +3,13 @@
 //! execute it.
 
 use minijinja::Value;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{Approval, Run, Scalar, Sql, Step};
 use crate::template::{Templates, error_text};
 
 /// A fully rendered action.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Action {
     Command {
@@ -17,7 +17,7 @@ pub enum Action {
         args: Vec<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         cwd: Option<String>,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         env: Vec<(String, String)>,
     },
     Script {
@@ -25,7 +25,7 @@ pub enum Action {
         script: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         cwd: Option<String>,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         env: Vec<(String, String)>,
     },
     Sql {
@@ -224,43 +224,5 @@ impl Renderer<'_> {
                 None => None,
             },
         })
-    }
-}
-
-impl Action {
-    /// A one-line summary for progress output.
-    pub fn summary(&self) -> String {
-        match self {
-            Action::Command { program, args, .. } => {
-                let mut line = crate::template::shell_quote(program.clone());
-                for arg in args {
-                    line.push(' ');
-                    line.push_str(&crate::template::shell_quote(arg.clone()));
-                }
-                line
-            }
-            Action::Script { shell, script, .. } => {
-                // The first line that does something: comments and blank lines are skipped.
-                let first = script
-                    .lines()
-                    .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-                    .unwrap_or("");
-                let more = if script.trim().lines().count() > 1 {
-                    " …"
-                } else {
-                    ""
-                };
-                format!("{shell}: {}{more}", first.trim())
-            }
-            Action::Sql {
-                connection, query, ..
-            } => {
-                let first = query.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-                format!("sql on {connection}: {}", first.trim())
-            }
-            Action::Wait { duration, .. } => format!("wait {duration}"),
-            Action::Assert { that, .. } => format!("assert {that}"),
-            Action::Approval { prompt, .. } => format!("approval: {prompt}"),
-        }
     }
 }

@@ -86,37 +86,3 @@ pub fn plan(runbook: &Runbook, dag: &Dag, completed: &[usize]) -> RollbackPlan {
     }
     result
 }
-
-/// The order in which a `--concurrency 1` run completes steps until `failing` would start:
-/// ready steps start in declaration order. `skipped(i)` tells which steps are skipped by `when`
-/// (they complete without running and are never rolled back).
-pub fn sequential_until(
-    runbook: &Runbook,
-    dag: &Dag,
-    failing: usize,
-    skipped: impl Fn(usize) -> bool,
-) -> (Vec<usize>, Vec<usize>) {
-    let n = runbook.steps.len();
-    let mut pending: Vec<usize> = (0..n).map(|i| dag.parents(i).count()).collect();
-    let mut ready: std::collections::BTreeSet<usize> =
-        (0..n).filter(|&i| pending[i] == 0).collect();
-    let mut completed = Vec::new();
-    let mut skipped_steps = Vec::new();
-    while let Some(step) = ready.pop_first() {
-        if step == failing {
-            break;
-        }
-        if skipped(step) {
-            skipped_steps.push(step);
-        } else {
-            completed.push(step);
-        }
-        for child in dag.children(step) {
-            pending[child] -= 1;
-            if pending[child] == 0 {
-                ready.insert(child);
-            }
-        }
-    }
-    (completed, skipped_steps)
-}

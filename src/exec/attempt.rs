@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use minijinja::Value;
 
 use super::Shared;
-use super::event::{EventKind, Status};
+use super::event::{EventKind, Status, StepData};
 use crate::context::Context;
 use crate::model::Sp;
 use crate::render::{Action, RenderError, Renderer};
@@ -35,43 +35,49 @@ pub struct Outcome {
     pub exit_code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
-    pub outputs: BTreeMap<String, String>,
     pub message: Option<String>,
-    pub sql: Option<crate::steps::sql::Results>,
-    pub messages: Vec<String>,
-    /// For a step restored from the journal: its `data` as recorded.
-    pub restored: Option<serde_json::Value>,
+    /// `outputs`, SQL rows and server messages.
+    pub data: StepData,
 }
 
-/// `rows`, `result_sets`, `rows_affected` and `messages`, for templates.
-fn sql_fields(sql: Option<&crate::steps::sql::Results>, messages: &[String]) -> serde_json::Value {
-    let (sets, affected) = sql.map_or((&[][..], 0), |r| (&r.result_sets[..], r.rows_affected));
-    serde_json::json!({
-        "rows": sets.first().cloned().unwrap_or_default(),
-        "result_sets": sets,
-        "rows_affected": affected,
-        "messages": messages,
-    })
+impl StepData {
+    /// The rows and messages of one attempt (outputs come later, from `outputs`).
+    fn of(attempt: &Attempt) -> Self {
+        let (result_sets, rows_affected) = attempt.sql.as_ref().map_or((Vec::new(), 0), |r| {
+            (r.result_sets.clone(), r.rows_affected)
+        });
+        Self {
+            messages: attempt.messages.clone(),
+            outputs: BTreeMap::new(),
+            rows: result_sets.first().cloned().unwrap_or_default(),
+            result_sets,
+            rows_affected,
+        }
+    }
 }
 
-fn merge(mut base: serde_json::Value, extra: serde_json::Value) -> Value {
-    if let (Some(b), serde_json::Value::Object(e)) = (base.as_object_mut(), extra) {
+fn merge(mut base: serde_json::Value, data: &StepData) -> Value {
+    if let (Some(b), Ok(serde_json::Value::Object(e))) =
+        (base.as_object_mut(), serde_json::to_value(data))
+    {
         b.extend(e);
     }
     Value::from_serialize(base)
 }
 
 impl Outcome {
-    /// `outputs` and the SQL results: what the journal keeps besides the output.
-    pub fn data(&self) -> serde_json::Value {
-        if let Some(restored) = &self.restored {
-            return restored.clone();
+    /// A step that ended without running: skipped by `when`, or restored without a record.
+    pub fn empty(status: Status) -> Self {
+        Self {
+            status,
+            attempts: 0,
+            duration: Duration::ZERO,
+            exit_code: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            message: None,
+            data: StepData::default(),
         }
-        let mut data = sql_fields(self.sql.as_ref(), &self.messages);
-        if let Some(map) = data.as_object_mut() {
-            map.insert("outputs".to_owned(), serde_json::json!(self.outputs));
-        }
-        data
     }
 
     /// What `steps.<id>` holds for later templates.
@@ -85,7 +91,7 @@ impl Outcome {
                 "attempts": self.attempts,
                 "duration": self.duration.as_secs_f64(),
             }),
-            self.data(),
+            &self.data,
         )
     }
 }
@@ -98,7 +104,7 @@ fn result_value(attempt: &Attempt, number: u32) -> Value {
             "exit_code": attempt.exit_code,
             "attempt": number,
         }),
-        sql_fields(attempt.sql.as_ref(), &attempt.messages),
+        &StepData::of(attempt),
     )
 }
 
@@ -126,7 +132,7 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
             if attempt == 1 {
                 shared.emit(EventKind::RollbackStepStarted {
                     step: spec.id.to_owned(),
-                    action: action.summary(),
+                    action: crate::report::action::summary(&action),
                 });
             }
         } else {
@@ -134,8 +140,8 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
                 step: spec.id.to_owned(),
                 attempt,
                 attempts: spec.policy.attempts,
-                action: action.summary(),
-                detail: (attempt == 1).then(|| serde_json::to_value(&action).unwrap_or_default()),
+                action: crate::report::action::summary(&action),
+                detail: (attempt == 1).then(|| action.clone()),
             });
         }
         last = execute(shared, spec, &action, &value).await;
@@ -173,19 +179,9 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
             }
         }
         let Some((failure, _)) = &last.failure else {
-            return Outcome {
-                status: Status::Succeeded,
-                attempts: attempt,
-                duration: started.elapsed(),
-                exit_code: last.exit_code,
-                stdout: last.stdout,
-                stderr: last.stderr,
-                outputs,
-                message: None,
-                sql: last.sql,
-                messages: last.messages,
-                restored: None,
-            };
+            let mut outcome = finish(last, Status::Succeeded, attempt, started);
+            outcome.data.outputs = outputs;
+            return outcome;
         };
         if shared.cancel.is_cancelled() {
             return finish(last, Status::Cancelled, attempt, started);
@@ -209,14 +205,11 @@ fn finish(last: Attempt, status: Status, attempts: u32, started: Instant) -> Out
         status,
         attempts,
         duration: started.elapsed(),
+        data: StepData::of(&last),
         exit_code: last.exit_code,
         message: last.failure.map(|(_, m)| m),
         stdout: last.stdout,
         stderr: last.stderr,
-        outputs: BTreeMap::new(),
-        sql: last.sql,
-        messages: last.messages,
-        restored: None,
     }
 }
 

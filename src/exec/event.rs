@@ -1,12 +1,20 @@
-//! What a run reports: one event per thing that happens. The engine emits events; printing
-//! happens in the report layer, and (later) the journal records them.
+//! What a run reports: one event per thing that happens. The engine emits events; the
+//! journal records them and the report layer prints them. The same types read the journal
+//! back, so a renamed field is a compile error or a clear version error, never a silent loss.
 
-use serde::Serialize;
+use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
+use crate::render::Action;
 use crate::retry::Failure;
 
+/// The version of the journal's event format, written in every `run_started` event. A journal
+/// of another version is refused with a clear error rather than misread.
+pub const JOURNAL_VERSION: u32 = 1;
+
 /// One event, stamped with the time it happened.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Event {
     pub at: String,
     #[serde(flatten)]
@@ -14,7 +22,7 @@ pub struct Event {
 }
 
 /// How a step ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Succeeded,
@@ -34,10 +42,31 @@ impl Status {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// What a step leaves for later templates besides its output: `outputs` and, for SQL, the rows
+/// and messages. Kept in the journal so that a resumed run can restore it. (Fields in
+/// alphabetical order: the journal's layout is stable.)
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepData {
+    #[serde(default)]
+    pub messages: Vec<String>,
+    #[serde(default)]
+    pub outputs: BTreeMap<String, String>,
+    #[serde(default)]
+    pub result_sets: Vec<Vec<Row>>,
+    #[serde(default)]
+    pub rows: Vec<Row>,
+    #[serde(default)]
+    pub rows_affected: u64,
+}
+
+/// One row of a result set: column name to value.
+pub type Row = serde_json::Map<String, serde_json::Value>;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
     RunStarted {
+        journal_version: u32,
         run_id: String,
         runbook: String,
         steps: usize,
@@ -64,8 +93,8 @@ pub enum EventKind {
         attempts: u32,
         action: String,
         /// The whole rendered action (first attempt only): the evidence of what ran.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        detail: Option<serde_json::Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<Action>,
     },
     /// A step's command started, in a process group of its own.
     ProcessStarted {
@@ -78,7 +107,7 @@ pub enum EventKind {
         reason: Failure,
         message: String,
         /// The delay before the next attempt; absent when there is none.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_in_ms: Option<u64>,
     },
     StepFinished {
@@ -86,18 +115,18 @@ pub enum EventKind {
         status: Status,
         attempts: u32,
         duration_ms: u64,
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         exit_code: Option<i32>,
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
-        #[serde(skip_serializing_if = "String::is_empty")]
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         stdout: String,
-        #[serde(skip_serializing_if = "String::is_empty")]
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         stderr: String,
         /// What later templates read besides the output: `outputs`, `rows`, `result_sets`,
         /// `rows_affected`, `messages` (so that a resumed run can restore it).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        data: Option<serde_json::Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<StepData>,
     },
     StepSkipped {
         step: String,
@@ -123,11 +152,17 @@ pub enum EventKind {
     RollbackStepFinished {
         step: String,
         status: Status,
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
     NotRolledBack {
         step: String,
+        reason: String,
+    },
+    /// Ctrl-C or SIGTERM: the run stops and rolls back; another one exits at once.
+    Interrupted {},
+    /// The journal could not be written (shown, never journaled).
+    JournalFailed {
         reason: String,
     },
     RunFinished {

@@ -54,4 +54,26 @@ impl Runbook {
     pub fn step(&self, id: &str) -> Option<&Step> {
         self.steps.iter().find(|s| *s.id == id)
     }
+
+    /// The time limit of one attempt of `step`: its own `timeout`, else `defaults.timeout`.
+    /// An approval waits for a person, who may take longer than a command: only the step's
+    /// own timeout applies to it.
+    pub fn attempt_timeout(&self, step: &Step) -> Option<std::time::Duration> {
+        let own = step.timeout.as_ref();
+        let limit = if step.is_approval() {
+            own
+        } else {
+            own.or(self.defaults.timeout.as_ref())
+        };
+        limit.map(|t| t.value.get())
+    }
+
+    /// The time limit of one attempt of `step`'s rollback action.
+    pub fn rollback_timeout(&self, rollback: &super::Action) -> Option<std::time::Duration> {
+        rollback
+            .timeout
+            .as_ref()
+            .or(self.defaults.timeout.as_ref())
+            .map(|t| t.value.get())
+    }
 }

@@ -1,12 +1,16 @@
-//! Renders validation results: one file per output format.
+//! Everything printed: validation results (one file per format), the plan, the live output of
+//! a run, `runs` and `show`, the text of an action, and the terminal that asks questions.
 
+pub mod action;
 mod github;
-pub mod history;
 mod human;
 mod json;
 mod live;
 pub mod plan;
 pub mod progress;
+pub mod runs;
+pub mod show;
+pub mod terminal;
 
 pub use github::github;
 pub use human::human;

@@ -31,93 +31,6 @@ fn params_line(plan: &Plan) -> String {
         .join(", ")
 }
 
-/// The working directory and environment of a command.
-fn surroundings(cwd: Option<&String>, env: &[(String, String)], indent: &str, out: &mut String) {
-    if let Some(cwd) = cwd {
-        let _ = writeln!(out, "{indent}  in {cwd}");
-    }
-    for (k, v) in env {
-        let _ = writeln!(out, "{indent}  env {k}={v}");
-    }
-}
-
-/// A script or query, each line behind a bar.
-fn block(text: &str, indent: &str, out: &mut String) {
-    for line in text.trim_end().lines() {
-        let _ = writeln!(out, "{indent}  | {line}");
-    }
-}
-
-fn action_lines(action: &Action, indent: &str, out: &mut String) {
-    match action {
-        Action::Command { cwd, env, .. } => {
-            let _ = writeln!(out, "{indent}$ {}", action.summary());
-            surroundings(cwd.as_ref(), env, indent, out);
-        }
-        Action::Script {
-            shell,
-            script,
-            cwd,
-            env,
-        } => {
-            let _ = writeln!(out, "{indent}{shell} script:");
-            block(script, indent, out);
-            surroundings(cwd.as_ref(), env, indent, out);
-        }
-        Action::Sql {
-            connection,
-            server,
-            database,
-            query,
-            args,
-        } => {
-            let mut place = Vec::new();
-            if let Some(server) = server {
-                place.push(format!("server {server}"));
-            }
-            if let Some(database) = database {
-                place.push(format!("database {database}"));
-            }
-            let place = if place.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", place.join(", "))
-            };
-            let _ = writeln!(out, "{indent}sql on `{connection}`{place}:");
-            block(query, indent, out);
-            for (i, a) in args.iter().enumerate() {
-                // Shown as T-SQL would read the value.
-                let shown = match a {
-                    serde_json::Value::String(s) => crate::template::sql_literal(s.clone()),
-                    serde_json::Value::Null => "NULL".to_owned(),
-                    other => other.to_string(),
-                };
-                let _ = writeln!(out, "{indent}  @P{} = {shown}", i + 1);
-            }
-        }
-        Action::Wait { duration, .. } => {
-            let _ = writeln!(out, "{indent}wait {duration}");
-        }
-        Action::Assert { that, message } => {
-            let _ = writeln!(out, "{indent}assert {that}");
-            if let Some(m) = message {
-                let _ = writeln!(out, "{indent}  otherwise: {m}");
-            }
-        }
-        Action::Approval {
-            prompt,
-            instructions,
-        } => {
-            let _ = writeln!(out, "{indent}approval: {prompt}");
-            if let Some(text) = instructions {
-                for line in text.trim_end().lines() {
-                    let _ = writeln!(out, "{indent}  > {line}");
-                }
-            }
-        }
-    }
-}
-
 fn retry_text(step: &PlannedStep) -> Option<String> {
     let r = &step.retry;
     if r.attempts <= 1 {
@@ -211,7 +124,7 @@ pub fn human(plan: &Plan) -> String {
                 };
                 let _ = writeln!(out, "      when: {}{value}", when.expression);
             }
-            action_lines(&step.action, "      ", &mut out);
+            crate::report::action::lines(&step.action, "      ", &mut out);
             if let Some(until) = &step.until {
                 let _ = writeln!(out, "      until: {until}");
             }
@@ -224,7 +137,7 @@ pub fn human(plan: &Plan) -> String {
             match &step.rollback {
                 Some(action) => {
                     let _ = writeln!(out, "      rollback:");
-                    action_lines(action, "        ", &mut out);
+                    crate::report::action::lines(action, "        ", &mut out);
                 }
                 None if step.irreversible => {
                     let _ = writeln!(out, "      rollback: none — point of no return");
@@ -298,7 +211,7 @@ fn scenario_human(plan: &Plan, scenario: &Scenario, out: &mut String) {
                 .find(|s| &s.id == id)
                 .and_then(|s| s.rollback.as_ref())
             {
-                action_lines(action, "          ", out);
+                crate::report::action::lines(action, "          ", out);
             }
         }
     }
@@ -370,11 +283,11 @@ pub fn markdown(plan: &Plan) -> String {
             let _ = writeln!(out, "- until: `{until}`");
         }
         let mut body = String::new();
-        action_lines(&step.action, "", &mut body);
+        crate::report::action::lines(&step.action, "", &mut body);
         let _ = writeln!(out, "\n```text\n{}```\n", body);
         if let Some(action) = &step.rollback {
             let mut body = String::new();
-            action_lines(action, "", &mut body);
+            crate::report::action::lines(action, "", &mut body);
             let _ = writeln!(out, "Rollback:\n\n```text\n{}```\n", body);
         }
     }

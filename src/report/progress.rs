@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::Mutex;
 
+use crate::exec::Summary;
 use crate::exec::event::{Event, EventKind, Sink, Status};
-use crate::exec::{Summary, exit};
+use crate::exit;
 use crate::mask::Masker;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +41,11 @@ impl Progress {
 
     /// The closing summary (human mode only; JSON ends with `run_finished`).
     pub fn summary(&self, run_id: &str, summary: &Summary) {
+        if summary.aborted {
+            // Said on stderr in every mode: the operator must know what was left undone.
+            eprintln!("{}", self.masker.mask(&summary.status));
+            return;
+        }
         if self.mode == Mode::Json {
             return;
         }
@@ -132,6 +138,7 @@ impl Sink for Progress {
                 runbook,
                 steps,
                 concurrency,
+                ..
             } => format!(
                 "{t} run {run_id} of `{runbook}`: {steps} steps, concurrency {concurrency}\n"
             ),
@@ -220,6 +227,14 @@ impl Sink for Progress {
                 status, exit_code, ..
             } => format!("{t} run {status} (exit {exit_code})\n"),
             EventKind::RunContext { .. } | EventKind::ProcessStarted { .. } => return,
+            EventKind::Interrupted {} => {
+                format!(
+                    "{t} interrupted: stopping and rolling back; interrupt again to exit at once\n"
+                )
+            }
+            EventKind::JournalFailed { reason } => format!(
+                "{t} error: cannot write the run journal: {reason}; resume will not know what happened after this point\n"
+            ),
             EventKind::RunResumed { run_id, decisions } => {
                 let decided = if decisions.is_empty() {
                     String::new()

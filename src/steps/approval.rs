@@ -1,14 +1,29 @@
-//! `approval` steps: a person confirms. On a terminal the prompt is asked (y/N); otherwise
-//! the approval must have been given up front with `--approve STEP` or `--approve-all`.
+//! `approval` steps: a person confirms. With a person to ask (a terminal) the prompt is asked
+//! through the [`Prompter`] the command line supplies; otherwise the approval must have been
+//! given up front with `--approve STEP` or `--approve-all`.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use crate::prompt::{Answer, Prompter};
 
 /// How approvals are obtained for a run.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Approvals {
     pub given: Vec<String>,
     pub all: bool,
-    pub interactive: bool,
+    /// Who to ask when an approval was not given up front; `None` without a terminal.
+    pub prompter: Option<Arc<dyn Prompter>>,
+}
+
+impl std::fmt::Debug for Approvals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Approvals")
+            .field("given", &self.given)
+            .field("all", &self.all)
+            .field("interactive", &self.prompter.is_some())
+            .finish()
+    }
 }
 
 /// Who approved and how.
@@ -21,6 +36,10 @@ pub struct Granted {
 impl Approvals {
     pub fn preapproved(&self, step: &str) -> bool {
         self.all || self.given.iter().any(|g| g == step)
+    }
+
+    pub fn interactive(&self) -> bool {
+        self.prompter.is_some()
     }
 
     /// Asks for, or looks up, the approval of `step`. `Err` carries why it was not given.
@@ -41,39 +60,27 @@ impl Approvals {
                 },
             });
         }
-        if !self.interactive {
+        let Some(prompter) = self.prompter.clone() else {
             return Err(
                 "not approved: no terminal to ask on (use --approve or --approve-all)".to_owned(),
             );
-        }
+        };
         // One prompt at a time, even when parallel steps ask together.
         let _guard = lock.lock().await;
-        let prompt = prompt.to_owned();
+        let (step, prompt) = (step.to_owned(), prompt.to_owned());
         let instructions = instructions.map(str::to_owned);
-        let step = step.to_owned();
         let answer = tokio::task::spawn_blocking(move || {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "\n── approval needed: {step} ──");
-            if let Some(text) = instructions {
-                for line in text.trim_end().lines() {
-                    let _ = writeln!(err, "  {line}");
-                }
-            }
-            let _ = write!(err, "{prompt} [y/N] ");
-            let _ = err.flush();
-            let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line).map(|_| line)
+            prompter.approve(&step, &prompt, instructions.as_deref())
         })
-        .await;
+        .await
+        .unwrap_or(Answer::Unreadable);
         match answer {
-            Ok(Ok(line)) if matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes") => {
-                Ok(Granted {
-                    by: user(),
-                    how: "terminal",
-                })
-            }
-            Ok(Ok(_)) => Err("refused at the prompt".to_owned()),
-            _ => Err("no answer could be read".to_owned()),
+            Answer::Yes => Ok(Granted {
+                by: user(),
+                how: "terminal",
+            }),
+            Answer::No => Err("refused at the prompt".to_owned()),
+            Answer::Unreadable => Err("no answer could be read".to_owned()),
         }
     }
 }

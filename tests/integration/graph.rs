@@ -39,7 +39,10 @@ fn invalid_runbook_is_not_drawn() {
         )
         .args(["graph", "g.yaml"])
         .run();
-    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.code, 2,
+        "an invalid runbook is a usage error, as for plan"
+    );
     assert_eq!(out.stdout, "");
     assert!(
         out.stderr.contains("step `a` needs itself"),

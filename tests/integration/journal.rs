@@ -446,3 +446,40 @@ fn runs_tells_a_running_run_from_a_stopped_one() {
         "stopped before the end (runbook resume continues it)"
     );
 }
+
+#[test]
+fn a_journal_of_another_version_is_refused_with_a_clear_error() {
+    let yaml =
+        "runbook: 1\nname: j\nsteps:\n  - id: a\n    run: { shell: sh, script: echo a >> log }\n";
+    let t = finished_run(yaml);
+    let path = journal(&t);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .contains("\"journal_version\":1"),
+        "{text}"
+    );
+    for (version, said) in [
+        ("\"journal_version\":99", "is of version 99"),
+        ("\"journal_version\":\"x\"", "is of version unknown"),
+    ] {
+        std::fs::write(&path, text.replacen("\"journal_version\":1", version, 1)).unwrap();
+        for args in [
+            vec!["resume", "--last"],
+            vec!["show", "--last"],
+            vec!["rollback", "--last"],
+        ] {
+            let out = Test::in_dir(t.path()).args(args.clone()).run();
+            assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+            assert!(
+                out.stderr.contains(said) && out.stderr.contains("this runbook reads version 1"),
+                "{args:?}: {}",
+                out.stderr
+            );
+        }
+    }
+    let out = Test::in_dir(t.path()).args(["runs"]).run();
+    assert!(out.stdout.contains("unreadable: journal"), "{}", out.stdout);
+}

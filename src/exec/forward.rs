@@ -1,0 +1,182 @@
+//! The forward part of a run: the scheduler driving real steps. Ready steps start in
+//! declaration order up to the concurrency limit; a step whose `when` is false is skipped; a
+//! failure, the run's timeout or an interrupt stops new starts and in-flight steps finish (or
+//! are cancelled).
+
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+
+use super::attempt::{self, Outcome, Spec};
+use super::event::{EventKind, Status};
+use super::{Interrupts, Resume, Shared, finished};
+use crate::context::Context;
+use crate::dag::Dag;
+use crate::outcome::Stop;
+use crate::render::Renderer;
+use crate::retry::Policy;
+use crate::schedule::{Ended, Scheduler};
+
+/// Where the forward part left the run.
+pub(super) struct Forward {
+    /// How each step ended (`None`: it never started).
+    pub results: Vec<Option<Outcome>>,
+    /// Completed steps in completion order: what a rollback undoes.
+    pub completed: Vec<usize>,
+    pub stop: Option<Stop>,
+    pub interrupted: bool,
+}
+
+/// How a step's end counts for scheduling.
+fn ended(shared: &Shared, i: usize, status: Status) -> Ended {
+    match status {
+        Status::Succeeded => Ended::Completed,
+        Status::Skipped => Ended::Skipped,
+        Status::Failed if shared.runbook.steps[i].continues_on_failure() => Ended::Tolerated,
+        Status::Failed | Status::Cancelled => Ended::Failed,
+    }
+}
+
+/// What `when` says about starting step `i`.
+enum Gate {
+    Run,
+    Skip(String),
+    Fail(String),
+}
+
+fn gate(shared: &Shared, i: usize, context: &Context) -> Gate {
+    let Some(when) = &shared.runbook.steps[i].when else {
+        return Gate::Run;
+    };
+    match shared.templates.eval(when, &context.value()) {
+        Ok(v) if v.is_true() => Gate::Run,
+        Ok(_) => Gate::Skip(format!("when `{}` is false", when.value)),
+        Err(e) => Gate::Fail(format!(
+            "cannot evaluate when: {}",
+            crate::template::error_text(&e)
+        )),
+    }
+}
+
+pub(super) async fn run(
+    shared: &Arc<Shared>,
+    dag: &Dag,
+    concurrency: usize,
+    resume: Option<Resume>,
+    context: &mut Context,
+    interrupts: &mut Interrupts,
+) -> Forward {
+    let runbook = &shared.runbook;
+    let n = runbook.steps.len();
+    let mut scheduler = Scheduler::new(dag, concurrency);
+    let mut results: Vec<Option<Outcome>> = vec![None; n];
+    if let Some(resume) = resume {
+        for (i, outcome) in resume.done {
+            context.set_step(&runbook.steps[i].id, outcome.value());
+            scheduler.restore(i, ended(shared, i, outcome.status));
+            results[i] = Some(outcome);
+        }
+        if let Some(stop) = resume.stopped {
+            scheduler.stop(stop);
+        }
+    }
+    let deadline = runbook
+        .timeout
+        .as_ref()
+        .map(|t| tokio::time::Instant::now() + t.value.get());
+    let mut running: JoinSet<(usize, Outcome)> = JoinSet::new();
+    let mut interrupted = false;
+    loop {
+        while let Some(i) = scheduler.start_next() {
+            let step = &runbook.steps[i];
+            match gate(shared, i, context) {
+                Gate::Run => {}
+                Gate::Skip(reason) => {
+                    shared.emit(EventKind::StepSkipped {
+                        step: step.id.value.clone(),
+                        reason,
+                    });
+                    let outcome = Outcome::empty(Status::Skipped);
+                    context.set_step(&step.id, outcome.value());
+                    results[i] = Some(outcome);
+                    scheduler.ended(i, Ended::Skipped, &step.id);
+                    continue;
+                }
+                Gate::Fail(message) => {
+                    let outcome = Outcome {
+                        message: Some(message),
+                        ..Outcome::empty(Status::Failed)
+                    };
+                    finished(shared, &step.id, &outcome);
+                    results[i] = Some(outcome);
+                    scheduler.ended(i, Ended::Failed, &step.id);
+                    continue;
+                }
+            }
+            interrupts.track(|u| {
+                u.running.insert(step.id.value.clone());
+            });
+            let shared = shared.clone();
+            let snapshot = context.clone();
+            running.spawn(async move {
+                let step = &shared.runbook.steps[i];
+                let render = |r: &Renderer, v: &minijinja::Value| r.step(step, v);
+                let spec = Spec {
+                    id: &step.id,
+                    policy: Policy::resolve(
+                        step.retry.as_ref(),
+                        shared.runbook.defaults.retry.as_ref(),
+                    ),
+                    timeout: shared.runbook.attempt_timeout(step),
+                    until: step.until.as_ref().map(|u| u.as_str()),
+                    outputs: Some(&step.outputs),
+                    rollback: false,
+                    render: &render,
+                };
+                let outcome = attempt::run(&shared, &spec, &snapshot).await;
+                (i, outcome)
+            });
+        }
+        if running.is_empty() {
+            break;
+        }
+        let run_deadline = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            joined = running.join_next() => {
+                let Some(Ok((i, outcome))) = joined else { continue };
+                let step = &runbook.steps[i];
+                interrupts.track(|u| {
+                    u.running.remove(step.id.as_str());
+                });
+                finished(shared, &step.id, &outcome);
+                context.set_step(&step.id, outcome.value());
+                scheduler.ended(i, ended(shared, i, outcome.status), &step.id);
+                results[i] = Some(outcome);
+            }
+            () = run_deadline, if scheduler.stopping().is_none() => {
+                scheduler.stop(Stop::TimedOut {
+                    after: runbook.timeout.as_ref().map(|t| t.value.to_string()).unwrap_or_default(),
+                });
+                shared.cancel.cancel();
+            }
+            () = interrupts.next(), if !interrupted => {
+                interrupted = true;
+                shared.emit(EventKind::Interrupted {});
+                scheduler.stop(Stop::Interrupted);
+                shared.cancel.cancel();
+            }
+        }
+    }
+    let (completed, stop) = scheduler.into_parts();
+    Forward {
+        results,
+        completed,
+        stop,
+        interrupted,
+    }
+}

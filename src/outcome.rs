@@ -1,0 +1,221 @@
+//! Why a run stops, and the one function from that to its outcome and exit code. A real run,
+//! a resumed one, `runbook rollback` and the `--fail-at` prediction all end here.
+
+use crate::exit;
+
+/// Why a run stopped before its end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// A step failed after its last attempt (or its `when` could not be evaluated).
+    StepFailed { step: String },
+    /// The run's own `timeout` ran out.
+    TimedOut { after: String },
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// `resume`: the operator said a step in doubt failed.
+    AssumedFailed { step: String },
+    /// `resume`: the journal shows the run was already rolling back.
+    WasRollingBack,
+    /// `runbook rollback`: the operator asked for the run to be undone.
+    RollbackRequested,
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::StepFailed { step } => write!(f, "step `{step}` failed"),
+            Stop::TimedOut { after } => write!(f, "the run timed out after {after}"),
+            Stop::Interrupted => f.write_str("interrupted"),
+            Stop::AssumedFailed { step } => write!(f, "step `{step}` assumed failed"),
+            Stop::WasRollingBack => f.write_str("the run was rolling back"),
+            Stop::RollbackRequested => f.write_str("rollback requested"),
+        }
+    }
+}
+
+/// What the rollback of a stopped run did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Undo {
+    /// A completed irreversible step was kept: a forward fix is needed.
+    pub past_no_return: bool,
+    /// A rollback action failed.
+    pub failed: bool,
+    /// Rollback actions that ran (now or before a crash).
+    pub ran: usize,
+    /// `--no-rollback`: completed steps were left as they are.
+    pub suppressed: bool,
+    /// An interrupt arrived during the run.
+    pub interrupted: bool,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conclusion {
+    pub exit_code: u8,
+    pub status: String,
+}
+
+/// The outcome of a run: `stop` is why it stopped (`None`: it went through), `tolerated` the
+/// number of failed steps with `continue_on_failure`.
+pub fn conclude(stop: Option<&Stop>, tolerated: usize, undo: Undo) -> Conclusion {
+    let (exit_code, status) = match stop {
+        None if tolerated == 0 => (exit::OK, "succeeded".to_owned()),
+        None => (
+            exit::OK,
+            format!("succeeded with {tolerated} tolerated failure(s)"),
+        ),
+        Some(why) if undo.past_no_return => (
+            exit::NEEDS_PERSON,
+            format!("{why}; stopped past a point of no return: a forward fix is needed"),
+        ),
+        Some(why) if undo.failed => (
+            exit::NEEDS_PERSON,
+            format!("{why}; rollback incomplete: a person must finish it"),
+        ),
+        Some(why) if undo.interrupted => (exit::INTERRUPTED, format!("{why}; rolled back")),
+        Some(why) if undo.suppressed => (
+            exit::FAILED,
+            format!("{why}; not rolled back (--no-rollback)"),
+        ),
+        // Undoing a run on purpose is a success when every rollback ran.
+        Some(why @ Stop::RollbackRequested) if undo.ran == 0 => {
+            (exit::OK, format!("{why}; nothing to roll back"))
+        }
+        Some(why @ Stop::RollbackRequested) => (exit::OK, format!("{why}; rolled back")),
+        Some(why) if undo.ran == 0 => (exit::FAILED, format!("{why}; nothing to roll back")),
+        Some(why) => (exit::FAILED, format!("{why}; rolled back")),
+    };
+    Conclusion { exit_code, status }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed() -> Stop {
+        Stop::StepFailed {
+            step: "b".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_run_that_went_through_exits_0() {
+        assert_eq!(conclude(None, 0, Undo::default()).exit_code, exit::OK);
+        let tolerated = conclude(None, 2, Undo::default());
+        assert_eq!(tolerated.exit_code, exit::OK);
+        assert_eq!(tolerated.status, "succeeded with 2 tolerated failure(s)");
+    }
+
+    #[test]
+    fn a_failure_rolled_back_exits_1() {
+        let c = conclude(
+            Some(&failed()),
+            0,
+            Undo {
+                ran: 2,
+                ..Undo::default()
+            },
+        );
+        assert_eq!(
+            c,
+            Conclusion {
+                exit_code: 1,
+                status: "step `b` failed; rolled back".to_owned()
+            }
+        );
+        let nothing = conclude(Some(&failed()), 0, Undo::default());
+        assert_eq!(nothing.status, "step `b` failed; nothing to roll back");
+        let kept = conclude(
+            Some(&failed()),
+            0,
+            Undo {
+                suppressed: true,
+                ..Undo::default()
+            },
+        );
+        assert_eq!(
+            (kept.exit_code, kept.status.as_str()),
+            (1, "step `b` failed; not rolled back (--no-rollback)")
+        );
+    }
+
+    #[test]
+    fn a_person_is_needed_past_a_point_of_no_return_or_after_a_failed_rollback() {
+        let past = Undo {
+            past_no_return: true,
+            interrupted: true,
+            ..Undo::default()
+        };
+        assert_eq!(
+            conclude(Some(&failed()), 0, past).exit_code,
+            exit::NEEDS_PERSON
+        );
+        let broken = Undo {
+            failed: true,
+            ran: 1,
+            interrupted: true,
+            ..Undo::default()
+        };
+        let c = conclude(Some(&Stop::Interrupted), 0, broken);
+        assert_eq!(
+            (c.exit_code, c.status.as_str()),
+            (
+                3,
+                "interrupted; rollback incomplete: a person must finish it"
+            )
+        );
+    }
+
+    #[test]
+    fn an_interrupt_exits_130() {
+        let c = conclude(
+            Some(&Stop::Interrupted),
+            0,
+            Undo {
+                interrupted: true,
+                ..Undo::default()
+            },
+        );
+        assert_eq!(
+            (c.exit_code, c.status.as_str()),
+            (130, "interrupted; rolled back")
+        );
+    }
+
+    #[test]
+    fn a_requested_rollback_that_ran_exits_0() {
+        let c = conclude(
+            Some(&Stop::RollbackRequested),
+            0,
+            Undo {
+                ran: 1,
+                ..Undo::default()
+            },
+        );
+        assert_eq!(
+            (c.exit_code, c.status.as_str()),
+            (0, "rollback requested; rolled back")
+        );
+        let failed = conclude(
+            Some(&Stop::RollbackRequested),
+            0,
+            Undo {
+                ran: 1,
+                failed: true,
+                ..Undo::default()
+            },
+        );
+        assert_eq!(failed.exit_code, exit::NEEDS_PERSON);
+    }
+
+    #[test]
+    fn a_timeout_names_its_limit() {
+        let stop = Stop::TimedOut {
+            after: "5m".to_owned(),
+        };
+        assert_eq!(
+            conclude(Some(&stop), 0, Undo::default()).status,
+            "the run timed out after 5m; nothing to roll back"
+        );
+    }
+}

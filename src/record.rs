@@ -1,0 +1,391 @@
+//! A run as its journal tells it, built once from the typed events: who ran what and where,
+//! what each step did (its action, attempts, output, approval), what was in flight when the
+//! process died, how far a rollback got, and how the run ended. `resume`, `rollback`, `runs`
+//! and every `show` format read this record; none of them reads events on its own.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::exec::event::{Event, EventKind, Status, StepData};
+use crate::journal::{self, JournalError};
+use crate::render::Action;
+
+/// The run, from its journal.
+#[derive(Clone, Debug)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub runbook: String,
+    /// The runbook file, its hash, the params and who ran it (from `run_context`).
+    pub context: Option<RunContext>,
+    pub started_at: String,
+    /// Every step the journal mentions, in the order it first mentions them.
+    pub steps: Vec<StepRecord>,
+    /// Rollback actions, in the order they started (or were declined).
+    pub rollbacks: Vec<RollbackRecord>,
+    /// The journal shows a rollback under way (or done).
+    pub rolling_back: bool,
+    /// Decisions taken on resuming (`STEP=done`), in order.
+    pub decisions: Vec<String>,
+    pub finished: Option<Finished>,
+    /// The events themselves (for `show --format json`).
+    pub events: Vec<Event>,
+}
+
+/// What the journal needs to resume a run.
+#[derive(Clone, Debug)]
+pub struct RunContext {
+    pub path: String,
+    pub hash: String,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub user: String,
+    pub host: String,
+    pub pid: u32,
+    pub no_rollback: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finished {
+    pub status: String,
+    pub exit_code: u8,
+    pub duration_ms: u64,
+}
+
+/// Where a step stands in the journal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepState {
+    /// Started and never known to have finished: in doubt after a crash.
+    Started,
+    Ended(Status),
+}
+
+/// What one step did (the last attempt wins).
+#[derive(Clone, Debug)]
+pub struct StepRecord {
+    pub id: String,
+    pub state: StepState,
+    /// Position among the events that ended steps: the order of completion.
+    pub ended_seq: Option<usize>,
+    /// The one-line summary of the action, and the whole rendered action (first attempt).
+    pub action: String,
+    pub detail: Option<Action>,
+    pub attempts: u32,
+    pub duration_ms: u64,
+    pub exit_code: Option<i32>,
+    pub message: Option<String>,
+    pub stdout: String,
+    pub stderr: String,
+    pub data: Option<StepData>,
+    pub approval: Option<ApprovalRecord>,
+    /// The process group of its (or its rollback's) latest command.
+    pub pgid: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalRecord {
+    pub by: String,
+    pub how: String,
+    pub at: String,
+}
+
+/// A step's rollback.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RollbackRecord {
+    pub step: String,
+    pub state: RollbackState,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RollbackState {
+    /// Its action started and never finished: in doubt.
+    Started,
+    Ended {
+        status: Status,
+        message: Option<String>,
+    },
+    /// Declined: the reason it is left as it is.
+    NotRolledBack { reason: String },
+}
+
+/// Why a run cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("no run `{0}` in this state directory")]
+    NoRun(String),
+    #[error("there are no runs in this state directory")]
+    NoRuns,
+    #[error("the journal of run `{0}` does not say which runbook it ran")]
+    NoContext(String),
+}
+
+/// The run ids in a state directory, oldest first (ids sort by time).
+pub fn run_ids(state: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(state.join("runs"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().join("journal.jsonl").exists())
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+/// Reads the record of `run_id`, or of the most recent run when there is none.
+pub fn load_or_last(state: &Path, run_id: Option<&str>) -> Result<RunRecord, RecordError> {
+    match run_id {
+        Some(id) => load(state, id),
+        None => load(state, &run_ids(state).pop().ok_or(RecordError::NoRuns)?),
+    }
+}
+
+/// Reads a run's journal into its record.
+pub fn load(state: &Path, run_id: &str) -> Result<RunRecord, RecordError> {
+    let path = journal::journal_path(state, run_id);
+    if !path.exists() {
+        return Err(RecordError::NoRun(run_id.to_owned()));
+    }
+    let events = journal::read(&path)?;
+    Ok(RunRecord::from_events(run_id, events))
+}
+
+impl RunRecord {
+    pub fn from_events(run_id: &str, events: Vec<Event>) -> Self {
+        let mut record = RunRecord {
+            run_id: run_id.to_owned(),
+            runbook: String::new(),
+            context: None,
+            started_at: String::new(),
+            steps: Vec::new(),
+            rollbacks: Vec::new(),
+            rolling_back: false,
+            decisions: Vec::new(),
+            finished: None,
+            events: Vec::new(),
+        };
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut ended = 0;
+        for event in &events {
+            record.apply(event, &mut index, &mut ended);
+        }
+        record.events = events;
+        record
+    }
+
+    fn step(&mut self, index: &mut HashMap<String, usize>, id: &str) -> &mut StepRecord {
+        let i = *index.entry(id.to_owned()).or_insert_with(|| {
+            self.steps.push(StepRecord::new(id));
+            self.steps.len() - 1
+        });
+        &mut self.steps[i]
+    }
+
+    fn apply(&mut self, event: &Event, index: &mut HashMap<String, usize>, ended: &mut usize) {
+        match &event.kind {
+            EventKind::RunStarted { runbook, .. } => {
+                if self.started_at.is_empty() {
+                    self.started_at = event.at.clone();
+                    self.runbook = runbook.clone();
+                }
+            }
+            EventKind::RunContext {
+                path,
+                hash,
+                params,
+                user,
+                host,
+                pid,
+                no_rollback,
+            } => {
+                self.context.get_or_insert_with(|| RunContext {
+                    path: path.clone(),
+                    hash: hash.clone(),
+                    params: params.clone(),
+                    user: user.clone(),
+                    host: host.clone(),
+                    pid: *pid,
+                    no_rollback: *no_rollback,
+                });
+            }
+            EventKind::RunResumed { decisions, .. } => {
+                self.decisions.extend(decisions.iter().cloned());
+                // A resumed run is running again until it says otherwise.
+                self.finished = None;
+            }
+            EventKind::StepStarted {
+                step,
+                action,
+                detail,
+                ..
+            } => {
+                let s = self.step(index, step);
+                s.state = StepState::Started;
+                s.action = action.clone();
+                if let Some(detail) = detail {
+                    s.detail = Some(detail.clone());
+                }
+            }
+            EventKind::ProcessStarted { step, pgid } => {
+                self.step(index, step).pgid = Some(*pgid);
+            }
+            EventKind::StepFinished {
+                step,
+                status,
+                attempts,
+                duration_ms,
+                exit_code,
+                message,
+                stdout,
+                stderr,
+                data,
+            } => {
+                let seq = *ended;
+                *ended += 1;
+                let s = self.step(index, step);
+                s.state = StepState::Ended(*status);
+                s.ended_seq.get_or_insert(seq);
+                s.attempts = *attempts;
+                s.duration_ms = *duration_ms;
+                s.exit_code = *exit_code;
+                s.message = message.clone();
+                s.stdout = stdout.clone();
+                s.stderr = stderr.clone();
+                s.data = data.clone();
+            }
+            EventKind::StepSkipped { step, reason } => {
+                let seq = *ended;
+                *ended += 1;
+                let s = self.step(index, step);
+                s.state = StepState::Ended(Status::Skipped);
+                s.ended_seq.get_or_insert(seq);
+                s.message = Some(reason.clone());
+            }
+            EventKind::Approved { step, by, how } => {
+                self.step(index, step).approval = Some(ApprovalRecord {
+                    by: by.clone(),
+                    how: how.clone(),
+                    at: event.at.clone(),
+                });
+            }
+            EventKind::RollbackStarted { .. } => self.rolling_back = true,
+            EventKind::RollbackStepStarted { step, .. } => {
+                self.rolling_back = true;
+                self.set_rollback(step, RollbackState::Started);
+            }
+            EventKind::RollbackStepFinished {
+                step,
+                status,
+                message,
+            } => self.set_rollback(
+                step,
+                RollbackState::Ended {
+                    status: *status,
+                    message: message.clone(),
+                },
+            ),
+            EventKind::NotRolledBack { step, reason } => {
+                self.rollbacks.push(RollbackRecord {
+                    step: step.clone(),
+                    state: RollbackState::NotRolledBack {
+                        reason: reason.clone(),
+                    },
+                });
+            }
+            EventKind::RunFinished {
+                status,
+                exit_code,
+                duration_ms,
+            } => {
+                self.finished = Some(Finished {
+                    status: status.clone(),
+                    exit_code: *exit_code,
+                    duration_ms: *duration_ms,
+                });
+            }
+            EventKind::AttemptFailed { .. }
+            | EventKind::StepMessage { .. }
+            | EventKind::Interrupted { .. }
+            | EventKind::JournalFailed { .. } => {}
+        }
+    }
+
+    /// A rollback action's latest state: a re-run after a crash replaces its in-doubt start.
+    fn set_rollback(&mut self, step: &str, state: RollbackState) {
+        let open = self
+            .rollbacks
+            .iter_mut()
+            .rev()
+            .find(|r| r.step == step && r.state == RollbackState::Started);
+        match open {
+            Some(r) => r.state = state,
+            None => self.rollbacks.push(RollbackRecord {
+                step: step.to_owned(),
+                state,
+            }),
+        }
+    }
+
+    /// Steps that ended, in the order they ended.
+    pub fn ended_in_order(&self) -> Vec<&StepRecord> {
+        let mut ended: Vec<&StepRecord> = self
+            .steps
+            .iter()
+            .filter(|s| s.ended_seq.is_some())
+            .collect();
+        ended.sort_by_key(|s| s.ended_seq);
+        ended
+    }
+
+    /// Steps started and never known to have finished.
+    pub fn in_doubt(&self) -> impl Iterator<Item = &StepRecord> {
+        self.steps.iter().filter(|s| s.state == StepState::Started)
+    }
+
+    /// Rollback actions started and never known to have finished.
+    pub fn rollbacks_in_doubt(&self) -> impl Iterator<Item = &RollbackRecord> {
+        self.rollbacks
+            .iter()
+            .filter(|r| r.state == RollbackState::Started)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&StepRecord> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    /// The runbook file the run used (empty when the journal does not say).
+    pub fn path(&self) -> &str {
+        self.context.as_ref().map_or("", |c| c.path.as_str())
+    }
+}
+
+impl StepRecord {
+    fn new(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            state: StepState::Started,
+            ended_seq: None,
+            action: String::new(),
+            detail: None,
+            attempts: 0,
+            duration_ms: 0,
+            exit_code: None,
+            message: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            data: None,
+            approval: None,
+            pgid: None,
+        }
+    }
+
+    /// The status word `show` prints: `started` for a step in doubt.
+    pub fn status_name(&self) -> &'static str {
+        match self.state {
+            StepState::Started => "started",
+            StepState::Ended(status) => status.name(),
+        }
+    }
+}

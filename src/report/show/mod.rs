@@ -1,0 +1,48 @@
+//! `runbook show`: what a run did, from its [`RunRecord`], one file per format. Journals hold
+//! secrets masked already.
+
+mod human;
+mod json;
+mod junit;
+mod markdown;
+
+pub use human::human;
+pub use json::json;
+pub use junit::junit;
+pub use markdown::markdown;
+
+use crate::record::{RollbackState, RunRecord, StepRecord};
+
+/// The outcome line.
+fn outcome(r: &RunRecord) -> String {
+    r.finished.as_ref().map_or_else(
+        || {
+            "unfinished: the process stopped before the end (`runbook resume` continues it)"
+                .to_owned()
+        },
+        |f| format!("{} (exit {})", f.status, f.exit_code),
+    )
+}
+
+/// How an approval is told.
+fn approved(s: &StepRecord) -> Option<String> {
+    s.approval
+        .as_ref()
+        .map(|a| format!("approved by {} ({}) at {}", a.by, a.how, a.at))
+}
+
+/// Each rollback as `(step, what happened)`.
+fn rollbacks(r: &RunRecord) -> Vec<(String, String)> {
+    r.rollbacks
+        .iter()
+        .filter_map(|rb| match &rb.state {
+            RollbackState::Started => None,
+            RollbackState::Ended { status, .. } => {
+                Some((rb.step.clone(), status.name().to_owned()))
+            }
+            RollbackState::NotRolledBack { reason } => {
+                Some((rb.step.clone(), format!("not rolled back: {reason}")))
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,271 @@
+//! The one scheduler: which step starts next. Ready steps start in declaration order as the
+//! steps they need end, up to a concurrency limit; once the run is stopping nothing new starts.
+//!
+//! It is a pure state machine, driven by the executor with real steps, by `Dag::waves` for the
+//! plan, and by the `--fail-at` prediction with simulated ones, so that what a rehearsal
+//! predicts is what the run does by construction, not by a test keeping two copies in step.
+
+use std::collections::BTreeSet;
+
+use crate::dag::Dag;
+use crate::outcome::Stop;
+
+/// Steps whose needs have all ended, in declaration order.
+#[derive(Clone, Debug)]
+pub struct ReadyQueue {
+    /// How many needed steps have not ended yet, per step.
+    pending: Vec<usize>,
+    ready: BTreeSet<usize>,
+    /// Steps already released: a journal that names a step twice must not release it twice.
+    released: Vec<bool>,
+}
+
+impl ReadyQueue {
+    pub fn new(dag: &Dag) -> Self {
+        let pending: Vec<usize> = (0..dag.len()).map(|i| dag.parents(i).count()).collect();
+        let ready = (0..dag.len()).filter(|&i| pending[i] == 0).collect();
+        Self {
+            pending,
+            ready,
+            released: vec![false; dag.len()],
+        }
+    }
+
+    /// The first ready step in declaration order.
+    pub fn pop(&mut self) -> Option<usize> {
+        self.ready.pop_first()
+    }
+
+    /// Every step ready now (a wave of the plan).
+    pub fn take_all(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.ready).into_iter().collect()
+    }
+
+    /// `step` ended in a way that lets its dependents run (completed, skipped, or failed with
+    /// `continue_on_failure`).
+    pub fn release(&mut self, dag: &Dag, step: usize) {
+        if std::mem::replace(&mut self.released[step], true) {
+            return;
+        }
+        self.ready.remove(&step);
+        for child in dag.children(step) {
+            if self.pending[child] == 0 {
+                continue;
+            }
+            self.pending[child] -= 1;
+            if self.pending[child] == 0 && !self.released[child] {
+                self.ready.insert(child);
+            }
+        }
+    }
+}
+
+/// How a step ended, as far as scheduling cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// It ran and succeeded: it counts for the rollback.
+    Completed,
+    /// `when` was false: its dependents still run; nothing to roll back.
+    Skipped,
+    /// It failed with `continue_on_failure`: its dependents still run.
+    Tolerated,
+    /// It failed (or was cancelled): the run stops.
+    Failed,
+}
+
+/// The state of a run's scheduling: what is ready, running and completed, and why it stops.
+#[derive(Clone, Debug)]
+pub struct Scheduler<'d> {
+    dag: &'d Dag,
+    queue: ReadyQueue,
+    concurrency: usize,
+    running: usize,
+    /// Completed steps in completion order: what a rollback undoes.
+    completed: Vec<usize>,
+    stop: Option<Stop>,
+}
+
+impl<'d> Scheduler<'d> {
+    pub fn new(dag: &'d Dag, concurrency: usize) -> Self {
+        Self {
+            dag,
+            queue: ReadyQueue::new(dag),
+            concurrency: concurrency.max(1),
+            running: 0,
+            completed: Vec::new(),
+            stop: None,
+        }
+    }
+
+    /// The next step to start, if the run is not stopping and a slot is free. The step counts
+    /// as running until [`Scheduler::ended`] is called for it.
+    pub fn start_next(&mut self) -> Option<usize> {
+        if self.stop.is_some() || self.running >= self.concurrency {
+            return None;
+        }
+        let step = self.queue.pop()?;
+        self.running += 1;
+        Some(step)
+    }
+
+    /// A running step ended.
+    pub fn ended(&mut self, step: usize, how: Ended, id: &str) {
+        self.running = self.running.saturating_sub(1);
+        self.restore(step, how);
+        if how == Ended::Failed {
+            self.stop(Stop::StepFailed {
+                step: id.to_owned(),
+            });
+        }
+    }
+
+    /// A step that ended before (a resumed run): recorded without counting as running.
+    pub fn restore(&mut self, step: usize, how: Ended) {
+        match how {
+            Ended::Completed => {
+                if !self.completed.contains(&step) {
+                    self.completed.push(step);
+                }
+                self.queue.release(self.dag, step);
+            }
+            Ended::Skipped | Ended::Tolerated => self.queue.release(self.dag, step),
+            Ended::Failed => {}
+        }
+    }
+
+    /// The run stops: nothing new starts. The first reason is kept.
+    pub fn stop(&mut self, why: Stop) {
+        self.stop.get_or_insert(why);
+    }
+
+    pub fn stopping(&self) -> Option<&Stop> {
+        self.stop.as_ref()
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.running == 0
+    }
+
+    pub fn completed(&self) -> &[usize] {
+        &self.completed
+    }
+
+    pub fn into_parts(self) -> (Vec<usize>, Option<Stop>) {
+        (self.completed, self.stop)
+    }
+}
+
+/// What a run that fails at `failing` does before it rolls back, as predicted from the same
+/// scheduler with simulated steps: every other step ends at once, in the order the scheduler
+/// starts them, and `skipped(i)` says which steps `when` skips.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Prediction {
+    /// Steps that complete before the failure, in completion order.
+    pub completed: Vec<usize>,
+    pub skipped: Vec<usize>,
+}
+
+pub fn predict(dag: &Dag, failing: usize, id: &str, skipped: impl Fn(usize) -> bool) -> Prediction {
+    let mut scheduler = Scheduler::new(dag, 1);
+    let mut prediction = Prediction::default();
+    while let Some(step) = scheduler.start_next() {
+        let how = if step == failing {
+            Ended::Failed
+        } else if skipped(step) {
+            prediction.skipped.push(step);
+            Ended::Skipped
+        } else {
+            Ended::Completed
+        };
+        scheduler.ended(step, how, id);
+    }
+    prediction.completed = scheduler.completed().to_vec();
+    prediction
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Runbook;
+
+    fn dag(yaml: &str) -> Dag {
+        let source = format!("runbook: 1\nname: t\nsteps:\n{yaml}");
+        let (runbook, problems) = crate::load::parse(&source);
+        assert!(problems.is_empty(), "{problems:?}");
+        let runbook: Runbook = runbook.expect("valid runbook");
+        Dag::new(&runbook)
+    }
+
+    const DIAMOND: &str = "  - { id: a, wait: 1s }\n  - { id: b, needs: [a], wait: 1s }\n  - { id: c, needs: [a], wait: 1s }\n  - { id: d, needs: [b, c], wait: 1s }\n";
+
+    #[test]
+    fn ready_steps_start_in_declaration_order_up_to_the_limit() {
+        let dag = dag(DIAMOND);
+        let mut s = Scheduler::new(&dag, 2);
+        assert_eq!(s.start_next(), Some(0));
+        assert_eq!(s.start_next(), None);
+        s.ended(0, Ended::Completed, "a");
+        assert_eq!(s.start_next(), Some(1));
+        assert_eq!(s.start_next(), Some(2));
+        assert_eq!(s.start_next(), None, "two running, limit two");
+        s.ended(2, Ended::Completed, "c");
+        assert_eq!(s.start_next(), None, "d still needs b");
+        s.ended(1, Ended::Completed, "b");
+        assert_eq!(s.start_next(), Some(3));
+        assert_eq!(s.completed(), &[0, 2, 1]);
+    }
+
+    #[test]
+    fn a_failure_stops_new_starts_but_not_running_steps() {
+        let dag = dag(DIAMOND);
+        let mut s = Scheduler::new(&dag, 4);
+        s.start_next();
+        s.ended(0, Ended::Completed, "a");
+        assert_eq!((s.start_next(), s.start_next()), (Some(1), Some(2)));
+        s.ended(1, Ended::Failed, "b");
+        assert!(!s.is_idle());
+        assert_eq!(s.start_next(), None);
+        s.ended(2, Ended::Completed, "c");
+        assert!(s.is_idle());
+        assert_eq!(
+            s.stopping(),
+            Some(&Stop::StepFailed {
+                step: "b".to_owned()
+            })
+        );
+        assert_eq!(s.completed(), &[0, 2]);
+    }
+
+    #[test]
+    fn skipped_and_tolerated_steps_release_their_dependents() {
+        let dag = dag(DIAMOND);
+        let mut s = Scheduler::new(&dag, 1);
+        s.start_next();
+        s.ended(0, Ended::Skipped, "a");
+        assert_eq!(s.start_next(), Some(1));
+        s.ended(1, Ended::Tolerated, "b");
+        assert_eq!(s.start_next(), Some(2));
+        s.ended(2, Ended::Completed, "c");
+        assert_eq!(s.start_next(), Some(3));
+        assert_eq!(s.completed(), &[2]);
+    }
+
+    #[test]
+    fn a_step_restored_twice_releases_once() {
+        let dag = dag(DIAMOND);
+        let mut s = Scheduler::new(&dag, 1);
+        s.restore(0, Ended::Completed);
+        s.restore(0, Ended::Completed);
+        s.restore(1, Ended::Completed);
+        assert_eq!(s.start_next(), Some(2));
+        assert_eq!(s.completed(), &[0, 1]);
+    }
+
+    #[test]
+    fn the_prediction_stops_at_the_failing_step() {
+        let dag = dag(DIAMOND);
+        let p = predict(&dag, 2, "c", |i| i == 1);
+        assert_eq!(p.completed, vec![0]);
+        assert_eq!(p.skipped, vec![1]);
+    }
+}

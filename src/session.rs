@@ -1,0 +1,420 @@
+//! A run session: everything between "the operator typed `run`, `resume` or `rollback`" and
+//! the run's summary. It checks the runbook, binds params, finds approvals that cannot be
+//! asked, reads secrets, takes the run lock, opens the journal, builds the runtime and drives
+//! the engine; the command line only supplies the screen and the person to ask ([`Ui`]) and
+//! maps the typed result to an exit code.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::context::RunInfo;
+use crate::dag::Dag;
+use crate::exec::event::{Sink, event};
+use crate::exec::{self, Interrupts, Job, Origin, Summary};
+use crate::journal::{Journal, Recorder};
+use crate::lock::{Holder, LockError};
+use crate::mask::Masker;
+use crate::model::Runbook;
+use crate::params::ParamError;
+use crate::prompt::{Decision, Prompter};
+use crate::record::{RecordError, RunRecord};
+use crate::report::FileReport;
+use crate::resume::ResumeError;
+
+/// What the session needs from whoever drives it (the command line).
+pub trait Ui {
+    /// Where the events of the run are shown, with every line through `masker`.
+    fn screen(&self, masker: &Masker) -> Arc<dyn Sink>;
+    /// Who to ask for approvals and about steps in doubt; `None` without a terminal.
+    fn prompter(&self) -> Option<Arc<dyn Prompter>>;
+    /// Something the operator should know before the run starts.
+    fn notice(&self, notice: &Notice);
+}
+
+/// What to do.
+#[derive(Clone, Debug)]
+pub enum Start {
+    /// A new run of a runbook file.
+    New {
+        file: PathBuf,
+        pairs: Vec<String>,
+        params_file: Option<PathBuf>,
+        no_rollback: bool,
+    },
+    /// `resume`: continue a stopped run from its journal.
+    Resume {
+        run_id: Option<String>,
+        assume: Vec<String>,
+        allow_changed: bool,
+    },
+    /// `rollback`: undo a run.
+    Rollback {
+        run_id: Option<String>,
+        allow_changed: bool,
+    },
+}
+
+/// How the run executes.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub concurrency: usize,
+    pub approve: Vec<String>,
+    pub approve_all: bool,
+    pub state: PathBuf,
+}
+
+/// Told to the operator before the run starts.
+#[derive(Clone, Debug)]
+pub enum Notice {
+    /// Keys of a params file that are not params of this runbook.
+    IgnoredParams(Vec<String>),
+    /// A lock whose process is gone was taken over.
+    TookOverLock(Holder),
+    /// A process group left running by a step in doubt was ended.
+    EndedLeftover { step: String, pgid: u32 },
+}
+
+impl std::fmt::Display for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Notice::IgnoredParams(keys) => write!(
+                f,
+                "not params of this runbook, ignored: {}",
+                keys.join(", ")
+            ),
+            Notice::TookOverLock(stale) => write!(
+                f,
+                "took over the lock left by run {} (pid {} on {}, started {}), whose process is gone",
+                stale.run_id, stale.pid, stale.host, stale.started
+            ),
+            Notice::EndedLeftover { step, pgid } => {
+                write!(f, "ended process group {pgid} left running by `{step}`")
+            }
+        }
+    }
+}
+
+/// Why a session ran nothing (or, for `Runtime`, could not go on).
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The runbook has errors; the report says which.
+    #[error("the runbook has errors")]
+    Invalid(Box<FileReport>),
+    #[error("cannot read `{path}`: {reason}")]
+    Unreadable { path: String, reason: String },
+    #[error("invalid parameters:{}", list(.0))]
+    Params(Vec<ParamError>),
+    #[error(
+        "approvals needed and no terminal to ask on: {}\n  approve them up front with --approve STEP (repeatable) or --approve-all; nothing was run",
+        .0.join(", ")
+    )]
+    ApprovalsMissing(Vec<String>),
+    #[error("secrets could not be read; nothing was run:{}", list(.0))]
+    Secrets(Vec<ParamError>),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("cannot open the run journal under `{state}`: {reason}; nothing was run")]
+    Journal { state: String, reason: String },
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error("{0}; nothing was run")]
+    Resume(ResumeError),
+    #[error("--assume: {0}")]
+    Assume(ResumeError),
+    #[error("no decision for `{0}`; nothing was run")]
+    NoDecision(String),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(String),
+}
+
+fn list(items: &[ParamError]) -> String {
+    items.iter().map(|e| format!("\n  - {e}")).collect()
+}
+
+/// How a session ended.
+pub struct Finished {
+    pub run_id: String,
+    pub summary: Summary,
+    /// Masks the secrets of the run, for whatever is printed after it.
+    pub masker: Masker,
+}
+
+/// Loads and validates one file: its report, and the runbook with its graph when it loaded.
+pub fn check(path: &Path) -> (FileReport, Option<(Runbook, Dag)>) {
+    let loaded = crate::load::load(path);
+    let mut problems = loaded.problems;
+    let checked = loaded.runbook.map(|runbook| {
+        let dag = crate::validate::validate(&runbook, &loaded.source, &mut problems);
+        (runbook, dag)
+    });
+    // Report in file order; problems without a place (unreadable file) come first.
+    problems.sort_by_key(|p| p.primary_span().map(|s| s.offset()));
+    (
+        FileReport {
+            path: loaded.path,
+            source: loaded.source,
+            problems,
+        },
+        checked,
+    )
+}
+
+/// A runbook without errors, or its report.
+pub fn checked(path: &Path) -> Result<(Runbook, Dag), SessionError> {
+    let (report, checked) = check(path);
+    match checked {
+        Some(checked) if report.errors() == 0 => Ok(checked),
+        _ => Err(SessionError::Invalid(Box::new(report))),
+    }
+}
+
+/// A run id that sorts by time: `20261126T094427-3fa2`.
+pub fn new_run_id() -> String {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let compact: String = now
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
+    format!("{compact}-{:04x}", fastrand::u16(..))
+}
+
+/// The job a session runs, before the parts every session shares.
+struct Prepared {
+    runbook: Runbook,
+    dag: Dag,
+    params: serde_json::Map<String, serde_json::Value>,
+    run: RunInfo,
+    origin: Option<Origin>,
+    resume: Option<exec::Resume>,
+    no_rollback: bool,
+}
+
+/// Runs a session to its end.
+pub fn run(start: Start, settings: Settings, ui: &dyn Ui) -> Result<Finished, SessionError> {
+    let prompter = ui.prompter();
+    let prepared = match start {
+        Start::New {
+            file,
+            pairs,
+            params_file,
+            no_rollback,
+        } => prepare_new(&file, &pairs, params_file.as_deref(), no_rollback, ui)?,
+        Start::Resume {
+            run_id,
+            assume,
+            allow_changed,
+        } => prepare_continue(
+            &settings.state,
+            run_id.as_deref(),
+            &assume,
+            allow_changed,
+            false,
+            prompter.as_deref(),
+            ui,
+        )?,
+        Start::Rollback {
+            run_id,
+            allow_changed,
+        } => prepare_continue(
+            &settings.state,
+            run_id.as_deref(),
+            &[],
+            allow_changed,
+            true,
+            prompter.as_deref(),
+            ui,
+        )?,
+    };
+    execute(prepared, settings, prompter, ui)
+}
+
+fn prepare_new(
+    file: &Path,
+    pairs: &[String],
+    params_file: Option<&Path>,
+    no_rollback: bool,
+    ui: &dyn Ui,
+) -> Result<Prepared, SessionError> {
+    let (runbook, dag) = checked(file)?;
+    let bound =
+        crate::params::bind(&runbook, pairs, params_file, false).map_err(SessionError::Params)?;
+    if !bound.ignored.is_empty() {
+        ui.notice(&Notice::IgnoredParams(bound.ignored.clone()));
+    }
+    let bytes = std::fs::read(file).map_err(|e| SessionError::Unreadable {
+        path: file.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let path = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    Ok(Prepared {
+        runbook,
+        dag,
+        params: bound.values,
+        run: RunInfo {
+            id: new_run_id(),
+            dry_run: false,
+            started_at: crate::exec::event::now(),
+        },
+        origin: Some(Origin {
+            path: path.display().to_string(),
+            hash: crate::journal::hash(&bytes),
+        }),
+        resume: None,
+        no_rollback,
+    })
+}
+
+/// `resume` and `rollback`: rebuild the run from its journal.
+fn prepare_continue(
+    state: &Path,
+    run_id: Option<&str>,
+    assume: &[String],
+    allow_changed: bool,
+    rollback_only: bool,
+    prompter: Option<&dyn Prompter>,
+    ui: &dyn Ui,
+) -> Result<Prepared, SessionError> {
+    let record = crate::record::load_or_last(state, run_id)?;
+    let context = record
+        .context
+        .clone()
+        .ok_or_else(|| RecordError::NoContext(record.run_id.clone()))?;
+    let file = PathBuf::from(&context.path);
+    let (runbook, dag) = checked(&file)?;
+    let unchanged = std::fs::read(&file).is_ok_and(|b| crate::journal::hash(&b) == context.hash);
+    if !unchanged && !allow_changed {
+        return Err(SessionError::Resume(ResumeError::Changed {
+            run: record.run_id.clone(),
+            path: context.path.clone(),
+        }));
+    }
+    let mut decisions = crate::resume::parse_assume(assume).map_err(SessionError::Assume)?;
+    for (step, pgid) in crate::resume::end_leftovers(&record) {
+        ui.notice(&Notice::EndedLeftover { step, pgid });
+    }
+    let resume = decide(&record, &runbook, &mut decisions, rollback_only, prompter)?;
+    Ok(Prepared {
+        runbook,
+        dag,
+        params: context.params.clone(),
+        run: RunInfo {
+            id: record.run_id.clone(),
+            dry_run: false,
+            started_at: record.started_at.clone(),
+        },
+        origin: None,
+        resume: Some(resume),
+        no_rollback: context.no_rollback && !rollback_only,
+    })
+}
+
+/// Rebuilds where the run stands, asking about steps in doubt when a person can answer.
+fn decide(
+    record: &RunRecord,
+    runbook: &Runbook,
+    decisions: &mut HashMap<String, Decision>,
+    rollback_only: bool,
+    prompter: Option<&dyn Prompter>,
+) -> Result<exec::Resume, SessionError> {
+    loop {
+        match (
+            crate::resume::rebuild(record, runbook, decisions, rollback_only),
+            prompter,
+        ) {
+            (Ok(resume), _) => return Ok(resume),
+            (Err(ResumeError::InDoubt(steps)), Some(prompter)) => {
+                for step in steps {
+                    let decision = prompter
+                        .in_doubt(&step)
+                        .ok_or_else(|| SessionError::NoDecision(step.clone()))?;
+                    decisions.insert(step, decision);
+                }
+            }
+            (Err(e), _) => return Err(SessionError::Resume(e)),
+        }
+    }
+}
+
+fn execute(
+    prepared: Prepared,
+    settings: Settings,
+    prompter: Option<Arc<dyn Prompter>>,
+    ui: &dyn Ui,
+) -> Result<Finished, SessionError> {
+    let Prepared {
+        runbook,
+        dag,
+        params,
+        run,
+        origin,
+        resume,
+        no_rollback,
+    } = prepared;
+    let options = exec::Options {
+        concurrency: settings.concurrency,
+        approvals: crate::steps::approval::Approvals {
+            given: settings.approve,
+            all: settings.approve_all,
+            prompter,
+        },
+        no_rollback,
+    };
+    let missing = exec::missing_approvals(&runbook, &options.approvals);
+    if !missing.is_empty() {
+        return Err(SessionError::ApprovalsMissing(missing));
+    }
+    let secrets = crate::params::read_secrets(&runbook).map_err(SessionError::Secrets)?;
+    let (_lock, stale) =
+        crate::lock::acquire(&settings.state, &runbook.name, &run.id, &run.started_at)?;
+    if let Some(stale) = stale {
+        ui.notice(&Notice::TookOverLock(stale));
+    }
+    let masker = Masker::new(secrets.iter().map(|(_, v)| v.as_str()));
+    let journal = Journal::open(&settings.state, &run.id, masker.clone()).map_err(|e| {
+        SessionError::Journal {
+            state: settings.state.display().to_string(),
+            reason: e.to_string(),
+        }
+    })?;
+    let sink: Arc<dyn Sink> = Arc::new(Recorder::new(journal, ui.screen(&masker)));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SessionError::Runtime(e.to_string()))?;
+    crate::steps::sql_messages::install();
+    let run_id = run.id.clone();
+    let started = std::time::Instant::now();
+    let summary = runtime.block_on(async {
+        let mut interrupts = Interrupts::listen();
+        let hard = interrupts.hard_stop();
+        let job = Job {
+            runbook: Arc::new(runbook),
+            dag: Arc::new(dag),
+            params,
+            secrets,
+            run,
+            origin,
+            resume,
+        };
+        tokio::select! {
+            summary = exec::run(job, options, sink.clone(), interrupts) => summary,
+            status = hard.wait() => {
+                let duration = started.elapsed();
+                sink.emit(&event(crate::exec::event::EventKind::RunFinished {
+                    status: status.clone(),
+                    exit_code: crate::exit::INTERRUPTED,
+                    duration_ms: duration.as_millis() as u64,
+                }));
+                Summary::aborted(status, duration)
+            }
+        }
+    });
+    // A prompt may still be waiting on the terminal: do not wait for it.
+    runtime.shutdown_background();
+    Ok(Finished {
+        run_id,
+        summary,
+        masker,
+    })
+}
