@@ -12,8 +12,9 @@ use crate::context::Context;
 use crate::model::Sp;
 use crate::render::{Action, RenderError, Renderer};
 use crate::retry::{Failure, Policy};
+use crate::steps::approval::NotApproved;
 use crate::steps::sql_messages::Messages;
-use crate::steps::{Attempt, command};
+use crate::steps::{Attempt, Failed, command};
 
 /// What a step or rollback action is, for the attempt loop.
 pub struct Spec<'a> {
@@ -152,10 +153,13 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
                 match shared.templates.eval(until, &with_result) {
                     Ok(v) if v.is_true() => {}
                     Ok(_) => {
-                        last.failure = Some((Failure::Until, format!("until `{until}` is false")))
+                        last.failure = Some(Failed::new(
+                            Failure::Until,
+                            format!("until `{until}` is false"),
+                        ))
                     }
                     Err(e) => {
-                        last.failure = Some((
+                        last.failure = Some(Failed::new(
                             Failure::Error,
                             format!("cannot evaluate until: {}", crate::template::error_text(&e)),
                         ));
@@ -171,14 +175,17 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
                             outputs.insert(name.clone(), v);
                         }
                         Err(e) => {
-                            last.failure = Some((Failure::Error, e.to_string()));
+                            last.failure = Some(Failed::new(Failure::Error, e.to_string()));
                             break;
                         }
                     }
                 }
             }
         }
-        let Some((failure, _)) = &last.failure else {
+        let Some(Failed {
+            reason: failure, ..
+        }) = &last.failure
+        else {
             let mut outcome = finish(last, Status::Succeeded, attempt, started);
             outcome.data.outputs = outputs;
             return outcome;
@@ -207,7 +214,7 @@ fn finish(last: Attempt, status: Status, attempts: u32, started: Instant) -> Out
         duration: started.elapsed(),
         data: StepData::of(&last),
         exit_code: last.exit_code,
-        message: last.failure.map(|(_, m)| m),
+        message: last.failure.map(|f| f.message),
         stdout: last.stdout,
         stderr: last.stderr,
     }
@@ -220,7 +227,11 @@ fn emit_failure(
     last: &Attempt,
     delay: Option<Duration>,
 ) {
-    if let Some((failure, message)) = &last.failure {
+    if let Some(Failed {
+        reason: failure,
+        message,
+    }) = &last.failure
+    {
         shared.emit(EventKind::AttemptFailed {
             step: spec.id.to_owned(),
             attempt,
@@ -286,12 +297,9 @@ async fn execute(shared: &Shared, spec: &Spec<'_>, action: &Action, value: &Valu
                 &shared.prompt_lock,
             );
             let answer = match spec.timeout {
-                Some(t) => tokio::time::timeout(t, asked).await.unwrap_or_else(|_| {
-                    Err(format!(
-                        "no answer within {}",
-                        humantime::format_duration(t)
-                    ))
-                }),
+                Some(t) => tokio::time::timeout(t, asked)
+                    .await
+                    .unwrap_or(Err(NotApproved::TimedOut(t))),
                 None => asked.await,
             };
             match answer {
@@ -303,7 +311,7 @@ async fn execute(shared: &Shared, spec: &Spec<'_>, action: &Action, value: &Valu
                     });
                     Attempt::default()
                 }
-                Err(why) => Attempt::failed(Failure::Refused, why),
+                Err(why) => Attempt::failed(Failure::Refused, why.to_string()),
             }
         }
         Action::Sql {

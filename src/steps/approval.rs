@@ -26,6 +26,19 @@ impl std::fmt::Debug for Approvals {
     }
 }
 
+/// Why an approval was not given.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotApproved {
+    #[error("not approved: no terminal to ask on (use --approve or --approve-all)")]
+    NoTerminal,
+    #[error("refused at the prompt")]
+    Refused,
+    #[error("no answer could be read")]
+    Unreadable,
+    #[error("no answer within {}", humantime::format_duration(*.0))]
+    TimedOut(std::time::Duration),
+}
+
 /// Who approved and how.
 #[derive(Clone, Debug)]
 pub struct Granted {
@@ -49,7 +62,7 @@ impl Approvals {
         prompt: &str,
         instructions: Option<&str>,
         lock: &tokio::sync::Mutex<()>,
-    ) -> Result<Granted, String> {
+    ) -> Result<Granted, NotApproved> {
         if self.preapproved(step) {
             return Ok(Granted {
                 by: user(),
@@ -61,9 +74,7 @@ impl Approvals {
             });
         }
         let Some(prompter) = self.prompter.clone() else {
-            return Err(
-                "not approved: no terminal to ask on (use --approve or --approve-all)".to_owned(),
-            );
+            return Err(NotApproved::NoTerminal);
         };
         // One prompt at a time, even when parallel steps ask together.
         let _guard = lock.lock().await;
@@ -79,8 +90,8 @@ impl Approvals {
                 by: user(),
                 how: "terminal",
             }),
-            Answer::No => Err("refused at the prompt".to_owned()),
-            Answer::Unreadable => Err("no answer could be read".to_owned()),
+            Answer::No => Err(NotApproved::Refused),
+            Answer::Unreadable => Err(NotApproved::Unreadable),
         }
     }
 }

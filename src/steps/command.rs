@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-use super::Attempt;
+use super::{Attempt, Failed};
 use crate::render::Action;
 use crate::retry::Failure;
 
@@ -194,11 +194,10 @@ pub async fn run(
                 None
             } else {
                 Some(match code {
-                    Some(c) => (Failure::Exit { code: Some(c) }, format!("exit code {c}")),
-                    None => (
-                        Failure::Exit { code: None },
-                        "killed by a signal".to_owned(),
-                    ),
+                    Some(c) => {
+                        Failed::new(Failure::Exit { code: Some(c) }, format!("exit code {c}"))
+                    }
+                    None => Failed::new(Failure::Exit { code: None }, "killed by a signal"),
                 })
             };
             Attempt {

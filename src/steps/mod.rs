@@ -15,17 +15,33 @@ pub struct Attempt {
     pub stderr: String,
     pub exit_code: Option<i32>,
     /// Why it failed, with a message for people.
-    pub failure: Option<(Failure, String)>,
+    pub failure: Option<Failed>,
     /// What a SQL query returned.
     pub sql: Option<sql::Results>,
     /// Informational messages the server sent (PRINT, progress).
     pub messages: Vec<String>,
 }
 
-impl Attempt {
-    pub fn failed(failure: Failure, message: impl Into<String>) -> Self {
+/// Why an attempt failed (what retry decides on), and the message for people.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failed {
+    pub reason: Failure,
+    pub message: String,
+}
+
+impl Failed {
+    pub fn new(reason: Failure, message: impl Into<String>) -> Self {
         Self {
-            failure: Some((failure, message.into())),
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+impl Attempt {
+    pub fn failed(reason: Failure, message: impl Into<String>) -> Self {
+        Self {
+            failure: Some(Failed::new(reason, message)),
             ..Self::default()
         }
     }

@@ -15,8 +15,8 @@ use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 use tokio_util::sync::CancellationToken;
 
-use super::Attempt;
 use super::sql_messages::Messages;
+use super::{Attempt, Failed};
 use crate::mask::MASK;
 use crate::retry::Failure;
 
@@ -114,7 +114,11 @@ impl Pool {
             .await;
             if outcome.is_err() {
                 // A broken session is not reused; the next attempt opens a new one.
-                if let Err((Failure::Sql { .. }, _)) = &outcome {
+                if let Err(Failed {
+                    reason: Failure::Sql { .. },
+                    ..
+                }) = &outcome
+                {
                 } else {
                     slot.client = None;
                 }
@@ -132,20 +136,20 @@ impl Pool {
             () = limit => {
                 // Dropping the work dropped the query; close the session it was running on.
                 slot.lock().await.client = None;
-                Err((Failure::Timeout, format!(
+                Err(Failed::new(Failure::Timeout, format!(
                     "timed out after {}; the query was cancelled and its connection closed",
                     humantime::format_duration(timeout.unwrap_or_default())
                 )))
             }
             () = cancel.cancelled() => {
                 slot.lock().await.client = None;
-                Err((Failure::Error, "cancelled".to_owned()))
+                Err(Failed::new(Failure::Error, "cancelled".to_owned()))
             }
         };
         match result {
             Ok(results) => (Attempt::default(), Some(results)),
-            Err((failure, message)) => (
-                Attempt::failed(failure, redact(&message, connection_string)),
+            Err(Failed { reason, message }) => (
+                Attempt::failed(reason, redact(&message, connection_string)),
                 None,
             ),
         }
@@ -159,14 +163,14 @@ async fn attempt(
     database: Option<&str>,
     query: &str,
     args: &[Value],
-) -> Result<Results, (Failure, String)> {
+) -> Result<Results, Failed> {
     if slot.client.is_none() {
         let client = connect(connection_string).await?;
         slot.client = Some(client);
         slot.database = describe(connection_string).1;
     }
     let Some(client) = slot.client.as_mut() else {
-        return Err((Failure::Connect, "no connection".to_owned()));
+        return Err(Failed::new(Failure::Connect, "no connection".to_owned()));
     };
     // Each step runs in the database it asks for, or the connection's own.
     let wanted = database
@@ -193,9 +197,9 @@ async fn attempt(
         .map_err(query_error)
 }
 
-async fn connect(connection_string: &str) -> Result<Connection, (Failure, String)> {
+async fn connect(connection_string: &str) -> Result<Connection, Failed> {
     let mut config = Config::from_ado_string(connection_string)
-        .map_err(|e| (Failure::Error, format!("invalid connection string: {e}")))?;
+        .map_err(|e| Failed::new(Failure::Error, format!("invalid connection string: {e}")))?;
     let lower = connection_string.to_ascii_lowercase();
     if !lower.contains("application name") && !lower.contains("applicationname") {
         config.application_name("runbook");
@@ -203,7 +207,7 @@ async fn connect(connection_string: &str) -> Result<Connection, (Failure, String
     let addr = config.get_addr();
     let tcp = TcpStream::connect(&addr)
         .await
-        .map_err(|e| (Failure::Connect, format!("cannot connect to {addr}: {e}")))?;
+        .map_err(|e| Failed::new(Failure::Connect, format!("cannot connect to {addr}: {e}")))?;
     let _ = tcp.set_nodelay(true);
     Client::connect(config, tcp.compat_write())
         .await
@@ -217,16 +221,16 @@ async fn connect(connection_string: &str) -> Result<Connection, (Failure, String
                 ),
                 other => other.to_string(),
             };
-            (
+            Failed::new(
                 Failure::Connect,
                 format!("cannot log in to {addr}: {message}"),
             )
         })
 }
 
-fn query_error(e: tiberius::error::Error) -> (Failure, String) {
+fn query_error(e: tiberius::error::Error) -> Failed {
     match &e {
-        tiberius::error::Error::Server(token) => (
+        tiberius::error::Error::Server(token) => Failed::new(
             Failure::Sql {
                 number: i64::from(token.code()),
             },
@@ -239,8 +243,10 @@ fn query_error(e: tiberius::error::Error) -> (Failure, String) {
                 token.message()
             ),
         ),
-        tiberius::error::Error::Io { .. } => (Failure::Connect, format!("connection lost: {e}")),
-        other => (Failure::Error, other.to_string()),
+        tiberius::error::Error::Io { .. } => {
+            Failed::new(Failure::Connect, format!("connection lost: {e}"))
+        }
+        other => Failed::new(Failure::Error, other.to_string()),
     }
 }
 
