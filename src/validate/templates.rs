@@ -12,7 +12,7 @@ use minijinja::syntax::SyntaxConfig;
 
 use crate::dag::{Dag, Scratch};
 use crate::diagnostic::{Problem, list, suggestion};
-use crate::model::{Action, Run, Runbook, Scalar, Sp, Sql};
+use crate::model::{Action, Approval, RollbackKind, Run, Runbook, Scalar, Sp, Sql, StepKind};
 use crate::yaml::{Span, scalar_offset};
 
 /// Names a template can start from.
@@ -194,23 +194,17 @@ impl<'a> Checker<'a> {
             for value in step.env.values() {
                 self.template(value, place);
             }
-            if let Some(run) = &step.run {
-                self.run(run, place);
-            }
-            if let Some(sql) = &step.sql {
-                self.sql(sql, place);
-            }
-            if let Some(assert) = &step.assert {
-                self.expression(&assert.that, place);
-                if let Some(message) = &assert.message {
-                    self.template(message, place);
+            match &step.kind {
+                StepKind::Run(run) => self.run(run, place),
+                StepKind::Sql(sql) => self.sql(sql, place),
+                StepKind::Wait(_) => {}
+                StepKind::Assert(assert) => {
+                    self.expression(&assert.that, place);
+                    if let Some(message) = &assert.message {
+                        self.template(message, place);
+                    }
                 }
-            }
-            if let Some(approval) = &step.approval {
-                self.template(&approval.prompt, place);
-                if let Some(text) = &approval.instructions {
-                    self.template(text, place);
-                }
+                StepKind::Approval(approval) => self.approval(approval, place),
             }
             if let Some(action) = &step.rollback {
                 self.action(
@@ -228,17 +222,17 @@ impl<'a> Checker<'a> {
         for value in action.env.values() {
             self.template(value, place);
         }
-        if let Some(run) = &action.run {
-            self.run(run, place);
+        match &action.kind {
+            RollbackKind::Run(run) => self.run(run, place),
+            RollbackKind::Sql(sql) => self.sql(sql, place),
+            RollbackKind::Approval(approval) => self.approval(approval, place),
         }
-        if let Some(sql) = &action.sql {
-            self.sql(sql, place);
-        }
-        if let Some(approval) = &action.approval {
-            self.template(&approval.prompt, place);
-            if let Some(text) = &approval.instructions {
-                self.template(text, place);
-            }
+    }
+
+    fn approval(&mut self, approval: &'a Approval, place: Place) {
+        self.template(&approval.prompt, place);
+        if let Some(text) = &approval.instructions {
+            self.template(text, place);
         }
     }
 
