@@ -5,7 +5,7 @@
 use minijinja::Value;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Approval, Run, Scalar, Sql, Step};
+use crate::model::{Approval, RollbackKind, Run, Scalar, Sql, Step, StepKind};
 use crate::template::{Templates, error_text};
 
 /// A fully rendered action.
@@ -94,34 +94,22 @@ impl Renderer<'_> {
     /// What a step does.
     pub fn step(&self, step: &Step, context: &Value) -> Result<Action, RenderError> {
         let env = self.env(&step.env, context)?;
-        if let Some(run) = &step.run {
-            return self.run(run, env, context);
-        }
-        if let Some(sql) = &step.sql {
-            return self.sql(sql, context);
-        }
-        if let Some(wait) = &step.wait {
-            return Ok(Action::Wait {
+        match &step.kind {
+            StepKind::Run(run) => self.run(run, env, context),
+            StepKind::Sql(sql) => self.sql(sql, context),
+            StepKind::Wait(wait) => Ok(Action::Wait {
                 duration: wait.value.to_string(),
                 time: wait.value.get(),
-            });
-        }
-        if let Some(assert) = &step.assert {
-            return Ok(Action::Assert {
+            }),
+            StepKind::Assert(assert) => Ok(Action::Assert {
                 that: assert.that.value.clone(),
                 message: match &assert.message {
                     Some(m) => Some(self.text("assert.message", m, context)?),
                     None => None,
                 },
-            });
+            }),
+            StepKind::Approval(approval) => self.approval(approval, context),
         }
-        if let Some(approval) = &step.approval {
-            return self.approval(approval, context);
-        }
-        Err(RenderError {
-            field: "step".to_owned(),
-            message: "the step has no kind".to_owned(),
-        })
     }
 
     /// What a step's rollback does, if it has one.
@@ -131,17 +119,10 @@ impl Renderer<'_> {
             Ok(env) => env,
             Err(e) => return Some(Err(e)),
         };
-        Some(if let Some(run) = &action.run {
-            self.run(run, env, context)
-        } else if let Some(sql) = &action.sql {
-            self.sql(sql, context)
-        } else if let Some(approval) = &action.approval {
-            self.approval(approval, context)
-        } else {
-            Err(RenderError {
-                field: "rollback".to_owned(),
-                message: "the rollback has no action".to_owned(),
-            })
+        Some(match &action.kind {
+            RollbackKind::Run(run) => self.run(run, env, context),
+            RollbackKind::Sql(sql) => self.sql(sql, context),
+            RollbackKind::Approval(approval) => self.approval(approval, context),
         })
     }
 

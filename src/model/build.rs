@@ -3,6 +3,10 @@
 //!
 //! A field that cannot be read is left out of the model (its problem is reported), so that
 //! validation can still run over the rest of the file and report its problems in the same pass.
+//! A kind is the exception: a step or rollback always has one, so when none can be read (the
+//! problem is reported) it gets a stand-in that does nothing and reads no template, a zero
+//! `wait` or an empty `approval`. Keeping the step keeps the checks of its other fields and of
+//! the steps that need it; a runbook with errors is never planned or run.
 
 use indexmap::IndexMap;
 
@@ -545,17 +549,13 @@ impl Builder<'_> {
                 "give every step an `id`, e.g. `id: bring-online`".to_owned(),
             );
         }
-        let run = fields.get("run").and_then(|n| self.run(n));
-        let sql = fields.get("sql").and_then(|n| self.sql(n));
-        let wait = self.duration(&fields, "wait");
-        let assert = fields.get("assert").and_then(|n| self.assert(n));
-        let approval = fields.get("approval").and_then(|n| self.approval(n));
-        let kind_spans = STEP_KINDS
-            .iter()
-            .filter_map(|k| fields.key_span(k).map(|s| ((*k).to_owned(), s)))
-            .collect();
+        let kind = self.step_kind(&fields, id.as_ref());
+        let id = id?;
+        let kind = kind.unwrap_or_else(|| {
+            StepKind::Wait(Sp::new(Duration(std::time::Duration::ZERO), id.span))
+        });
         Some(Step {
-            id: id?,
+            id,
             title: self.string(&fields, "title"),
             needs: self.string_list(&fields, "needs"),
             when: self.string(&fields, "when"),
@@ -569,14 +569,53 @@ impl Builder<'_> {
             idempotent: self.bool(&fields, "idempotent"),
             continue_on_failure: self.bool(&fields, "continue_on_failure"),
             env: self.string_map(&fields, "env"),
-            run,
-            sql,
-            wait,
-            assert,
-            approval,
-            kind_spans,
+            kind,
             span: node.span,
         })
+    }
+
+    /// The step's kind: the first of the kind keys that could be read. A step must have
+    /// exactly one kind key; when it has none or several, the problem is reported here.
+    fn step_kind(&mut self, fields: &Fields, id: Option<&Sp<String>>) -> Option<StepKind> {
+        let built = [
+            fields
+                .get("run")
+                .and_then(|n| self.run(n))
+                .map(StepKind::Run),
+            fields
+                .get("sql")
+                .and_then(|n| self.sql(n))
+                .map(StepKind::Sql),
+            self.duration(fields, "wait").map(StepKind::Wait),
+            fields
+                .get("assert")
+                .and_then(|n| self.assert(n))
+                .map(StepKind::Assert),
+            fields
+                .get("approval")
+                .and_then(|n| self.approval(n))
+                .map(StepKind::Approval),
+        ];
+        // A step without an id is left out of the model: its kind is not worth a second problem.
+        if let Some(id) = id {
+            let present: Vec<(&str, Span)> = STEP_KINDS
+                .iter()
+                .filter_map(|k| fields.key_span(k).map(|span| (*k, span)))
+                .collect();
+            match present.as_slice() {
+                [] => self.push(Problem::NoStepKind {
+                    id: id.value.clone(),
+                    span: id.span.into(),
+                }),
+                [_] => {}
+                [_, (_, second), ..] => self.push(Problem::MultipleStepKinds {
+                    id: id.value.clone(),
+                    kinds: list(present.iter().map(|(k, _)| *k)),
+                    span: (*second).into(),
+                }),
+            }
+        }
+        built.into_iter().flatten().next()
     }
 
     fn run(&mut self, node: &Node) -> Option<Run> {
@@ -684,10 +723,37 @@ impl Builder<'_> {
 
     fn action(&mut self, node: &Node) -> Option<Action> {
         let fields = self.fields(node, "rollback", "`rollback`".to_owned(), ACTION_KEYS)?;
+        let built: Vec<RollbackKind> = [
+            fields
+                .get("run")
+                .and_then(|n| self.run(n))
+                .map(RollbackKind::Run),
+            fields
+                .get("sql")
+                .and_then(|n| self.sql(n))
+                .map(RollbackKind::Sql),
+            fields
+                .get("approval")
+                .and_then(|n| self.approval(n))
+                .map(RollbackKind::Approval),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if built.len() != 1 {
+            self.push(Problem::InvalidRollback {
+                count: built.len(),
+                span: node.span.into(),
+            });
+        }
+        let kind = built.into_iter().next().unwrap_or_else(|| {
+            RollbackKind::Approval(Approval {
+                prompt: Sp::new(String::new(), node.span),
+                instructions: None,
+            })
+        });
         Some(Action {
-            run: fields.get("run").and_then(|n| self.run(n)),
-            sql: fields.get("sql").and_then(|n| self.sql(n)),
-            approval: fields.get("approval").and_then(|n| self.approval(n)),
+            kind,
             timeout: self.duration(&fields, "timeout"),
             retry: fields.get("retry").and_then(|n| self.retry(n)),
             env: self.string_map(&fields, "env"),

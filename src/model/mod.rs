@@ -16,4 +16,6 @@ pub use param::{Param, ParamType, Secret, SecretSource};
 pub use retry::{Backoff, Retry, RetryOn};
 pub use runbook::{Connection, Defaults, Runbook};
 pub use spanned::Sp;
-pub use step::{Action, Approval, Assert, Run, STEP_KINDS, Scalar, Shell, Sql, Step, StepKind};
+pub use step::{
+    Action, Approval, Assert, RollbackKind, Run, STEP_KINDS, Scalar, Shell, Sql, Step, StepKind,
+};

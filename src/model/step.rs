@@ -1,4 +1,5 @@
-//! Steps and the five step kinds: `run`, `sql`, `wait`, `assert`, `approval`.
+//! Steps and the five step kinds (`run`, `sql`, `wait`, `assert`, `approval`), and the rollback
+//! of a step with its three kinds (`run`, `sql`, `approval`).
 
 use indexmap::IndexMap;
 use schemars::JsonSchema;
@@ -39,40 +40,59 @@ pub struct Step {
     /// Environment variables for commands (templates).
     #[serde(default)]
     pub env: IndexMap<String, Sp<String>>,
-    pub run: Option<Run>,
-    pub sql: Option<Sql>,
-    pub wait: Option<Sp<Duration>>,
-    #[schemars(schema_with = "assert_schema")]
-    pub assert: Option<Assert>,
-    pub approval: Option<Approval>,
-    /// The span of each kind key present, for "more than one kind".
-    #[schemars(skip)]
-    pub kind_spans: Vec<(String, Span)>,
+    /// What the step does: one of the keys `run`, `sql`, `wait`, `assert`, `approval`.
+    #[serde(flatten)]
+    pub kind: StepKind,
     /// The whole step mapping.
     #[schemars(skip)]
     pub span: Span,
 }
 
-/// The kind of a step, borrowed from whichever field is set.
-#[derive(Clone, Copy, Debug)]
-pub enum StepKind<'a> {
-    Run(&'a Run),
-    Sql(&'a Sql),
-    Wait(&'a Sp<Duration>),
-    Assert(&'a Assert),
-    Approval(&'a Approval),
+/// What a step does: exactly one kind per step.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepKind {
+    Run(Run),
+    Sql(Sql),
+    Wait(Sp<Duration>),
+    Assert(Assert),
+    Approval(Approval),
 }
 
-impl StepKind<'_> {
+impl StepKind {
+    /// The key that introduces this kind in a step.
     pub const fn name(&self) -> &'static str {
         match self {
-            StepKind::Run(_) => "run",
-            StepKind::Sql(_) => "sql",
-            StepKind::Wait(_) => "wait",
-            StepKind::Assert(_) => "assert",
-            StepKind::Approval(_) => "approval",
+            Self::Run(_) => "run",
+            Self::Sql(_) => "sql",
+            Self::Wait(_) => "wait",
+            Self::Assert(_) => "assert",
+            Self::Approval(_) => "approval",
         }
     }
+}
+
+/// In the format the kind is a key of the step mapping, not a nested object: the schema lists
+/// every kind key as an optional property of the step, as it did when they were fields.
+impl JsonSchema for StepKind {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "StepKind".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        StepKindKeys::json_schema(generator)
+    }
+}
+
+/// The kind keys of a step, as the schema shows them.
+#[derive(JsonSchema)]
+#[allow(dead_code)] // never built: it only describes the schema
+struct StepKindKeys {
+    run: Option<Run>,
+    sql: Option<Sql>,
+    wait: Option<Sp<Duration>>,
+    #[schemars(schema_with = "assert_schema")]
+    assert: Option<Assert>,
+    approval: Option<Approval>,
 }
 
 pub const STEP_KINDS: &[&str] = &["run", "sql", "wait", "assert", "approval"];
@@ -82,32 +102,6 @@ fn flag(value: Option<&Sp<bool>>) -> bool {
 }
 
 impl Step {
-    /// Every kind field that is set, in declaration order of the format.
-    pub fn kinds(&self) -> Vec<StepKind<'_>> {
-        let mut kinds = Vec::with_capacity(1);
-        if let Some(run) = &self.run {
-            kinds.push(StepKind::Run(run));
-        }
-        if let Some(sql) = &self.sql {
-            kinds.push(StepKind::Sql(sql));
-        }
-        if let Some(wait) = &self.wait {
-            kinds.push(StepKind::Wait(wait));
-        }
-        if let Some(assert) = &self.assert {
-            kinds.push(StepKind::Assert(assert));
-        }
-        if let Some(approval) = &self.approval {
-            kinds.push(StepKind::Approval(approval));
-        }
-        kinds
-    }
-
-    /// The step's kind. A validated runbook has exactly one per step.
-    pub fn kind(&self) -> Option<StepKind<'_>> {
-        self.kinds().into_iter().next()
-    }
-
     pub fn is_irreversible(&self) -> bool {
         flag(self.irreversible.as_ref())
     }
@@ -125,7 +119,7 @@ impl Step {
     }
 
     pub fn is_approval(&self) -> bool {
-        self.approval.is_some()
+        matches!(self.kind, StepKind::Approval(_))
     }
 }
 
@@ -239,13 +233,48 @@ pub struct Approval {
 #[derive(Clone, Debug, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Action {
-    pub run: Option<Run>,
-    pub sql: Option<Sql>,
-    pub approval: Option<Approval>,
+    /// What the rollback does: one of the keys `run`, `sql`, `approval`.
+    #[serde(flatten)]
+    pub kind: RollbackKind,
     pub timeout: Option<Sp<Duration>>,
     pub retry: Option<Retry>,
     #[serde(default)]
     pub env: IndexMap<String, Sp<String>>,
     #[schemars(skip)]
     pub span: Span,
+}
+
+impl Action {
+    /// Whether undoing the step needs a person to confirm.
+    pub fn is_approval(&self) -> bool {
+        matches!(self.kind, RollbackKind::Approval(_))
+    }
+}
+
+/// What a rollback does: exactly one kind per rollback.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RollbackKind {
+    Run(Run),
+    Sql(Sql),
+    Approval(Approval),
+}
+
+/// Like [`StepKind`]: the kind keys are optional properties of the rollback mapping.
+impl JsonSchema for RollbackKind {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RollbackKind".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        RollbackKindKeys::json_schema(generator)
+    }
+}
+
+/// The kind keys of a rollback, as the schema shows them.
+#[derive(JsonSchema)]
+#[allow(dead_code)] // never built: it only describes the schema
+struct RollbackKindKeys {
+    run: Option<Run>,
+    sql: Option<Sql>,
+    approval: Option<Approval>,
 }

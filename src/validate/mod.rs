@@ -1,10 +1,16 @@
 //! Validation: every problem of a runbook in one pass, after the shape has been read.
 //!
-//! Each check lives in its own file and appends to one list of problems.
+//! Each check lives in its own file and appends to one list of problems: `graph` (ids and
+//! `needs`), `steps` (each step's fields), `params`, and `templates`, which walks every
+//! template (`template_walk`), checks what it reads (`references`) and runs the template
+//! lints registered in `lints`.
 
 mod graph;
+mod lints;
 mod params;
+mod references;
 mod steps;
+mod template_walk;
 mod templates;
 
 use crate::dag::Dag;

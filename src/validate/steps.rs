@@ -1,8 +1,9 @@
-//! The shape of each step: its kind, `run` and rollback actions, connections, retry
-//! policies, secrets, and the lints that concern a single step.
+//! The shape of each step: its `run` and rollback actions, connections, retry policies,
+//! secrets, and the lints that concern a single step. (That a step has exactly one kind is
+//! checked when the model is built.)
 
 use crate::diagnostic::{Problem, list, suggestion};
-use crate::model::{Action, Retry, Run, Runbook, Sql};
+use crate::model::{Action, Retry, RollbackKind, Run, Runbook, Sql, StepKind};
 
 pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
     for secret in runbook.secrets.values() {
@@ -24,23 +25,10 @@ pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
         .map_or(1, |a| a.value);
 
     for step in &runbook.steps {
-        match step.kind_spans.as_slice() {
-            [] => problems.push(Problem::NoStepKind {
-                id: step.id.value.clone(),
-                span: step.id.span.into(),
-            }),
-            [_] => {}
-            [_, (_, second), ..] => problems.push(Problem::MultipleStepKinds {
-                id: step.id.value.clone(),
-                kinds: list(step.kind_spans.iter().map(|(k, _)| k.as_str())),
-                span: (*second).into(),
-            }),
-        }
-        if let Some(run) = &step.run {
-            check_run(run, problems);
-        }
-        if let Some(sql) = &step.sql {
-            check_connection(runbook, sql, problems);
+        match &step.kind {
+            StepKind::Run(run) => check_run(run, problems),
+            StepKind::Sql(sql) => check_connection(runbook, sql, problems),
+            StepKind::Wait(_) | StepKind::Assert(_) | StepKind::Approval(_) => {}
         }
         if let Some(retry) = &step.retry {
             check_retry(retry, problems);
@@ -71,23 +59,10 @@ pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
 }
 
 fn check_action(runbook: &Runbook, action: &Action, problems: &mut Vec<Problem>) {
-    let kinds = [
-        action.run.as_ref().map(|r| r.span),
-        action.sql.as_ref().map(|s| s.connection.span),
-        action.approval.as_ref().map(|a| a.prompt.span),
-    ];
-    let count = kinds.iter().flatten().count();
-    if count != 1 {
-        problems.push(Problem::InvalidRollback {
-            count,
-            span: action.span.into(),
-        });
-    }
-    if let Some(run) = &action.run {
-        check_run(run, problems);
-    }
-    if let Some(sql) = &action.sql {
-        check_connection(runbook, sql, problems);
+    match &action.kind {
+        RollbackKind::Run(run) => check_run(run, problems),
+        RollbackKind::Sql(sql) => check_connection(runbook, sql, problems),
+        RollbackKind::Approval(_) => {}
     }
     if let Some(retry) = &action.retry {
         check_retry(retry, problems);

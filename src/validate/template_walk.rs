@@ -1,0 +1,310 @@
+//! The walk over one template's (or expression's) syntax tree, as parsed by minijinja: what it
+//! reads and how, with spans inside the template text. It knows nothing of the runbook; the
+//! reference checks and the lints judge what it finds.
+//!
+//! Names bound inside the template (`{% for x in … %}`, `{% set %}`, `loop`) are not
+//! references, and neither are the global functions.
+
+use minijinja::machinery::Span as JSpan;
+use minijinja::machinery::ast::{self, Expr, Stmt};
+
+/// Global functions of the template language.
+const FUNCTIONS: &[&str] = &["range", "dict", "namespace", "debug"];
+
+/// A variable reference found in a template: `root.seg1.seg2…` with spans in the template.
+pub(super) struct Reference<'t> {
+    pub root: &'t str,
+    pub root_span: JSpan,
+    /// Each segment's span runs from the root: `steps.a.stdot` as a whole.
+    pub segments: Vec<(String, JSpan)>,
+}
+
+/// What the walk over one template finds, in the order it is met.
+pub(super) enum Finding<'t> {
+    Reference(Reference<'t>),
+    /// `steps.copy-logs.stdout`, which the parser reads as a subtraction: the first part
+    /// (`copy`), the id the author meant (`copy-logs`) and what was written from it on.
+    /// Its parts are not references.
+    Hyphenated {
+        first: String,
+        id: String,
+        written: String,
+        span: JSpan,
+    },
+    /// A `{{ … }}`, with the filter applied last to its value, if any.
+    Emit {
+        filter: Option<&'t str>,
+        span: JSpan,
+    },
+    /// A filter (or test) by name.
+    Filter {
+        name: &'t str,
+        test: bool,
+        span: JSpan,
+    },
+}
+
+/// Everything a parsed template reads and uses.
+pub(super) fn template_findings<'t>(tree: &Stmt<'t>) -> Vec<Finding<'t>> {
+    let mut walk = Walk::default();
+    walk.stmt(tree);
+    walk.findings
+}
+
+/// Everything a parsed expression (`when`, `until`, `assert`) reads and uses.
+pub(super) fn expression_findings<'t>(expr: &Expr<'t>) -> Vec<Finding<'t>> {
+    let mut walk = Walk::default();
+    walk.expr(expr);
+    walk.findings
+}
+
+/// A walk over one template's syntax tree, keeping track of names bound inside it.
+#[derive(Default)]
+struct Walk<'t> {
+    locals: Vec<&'t str>,
+    findings: Vec<Finding<'t>>,
+}
+
+impl<'t> Walk<'t> {
+    fn body(&mut self, body: &[Stmt<'t>]) {
+        for stmt in body {
+            self.stmt(stmt);
+        }
+    }
+
+    fn bind(&mut self, target: &Expr<'t>) {
+        match target {
+            Expr::Var(v) => self.locals.push(v.id),
+            Expr::List(l) => l.items.iter().for_each(|i| self.bind(i)),
+            _ => {}
+        }
+    }
+
+    fn stmt(&mut self, stmt: &Stmt<'t>) {
+        match stmt {
+            Stmt::Template(t) => self.body(&t.children),
+            Stmt::EmitExpr(e) => {
+                self.findings.push(Finding::Emit {
+                    filter: match &e.expr {
+                        Expr::Filter(f) => Some(f.name),
+                        _ => None,
+                    },
+                    span: e.span(),
+                });
+                self.expr(&e.expr);
+            }
+            Stmt::EmitRaw(_) => {}
+            Stmt::ForLoop(f) => {
+                self.expr(&f.iter);
+                let mark = self.locals.len();
+                self.bind(&f.target);
+                self.locals.push("loop");
+                if let Some(filter) = &f.filter_expr {
+                    self.expr(filter);
+                }
+                self.body(&f.body);
+                self.locals.truncate(mark);
+                self.body(&f.else_body);
+            }
+            Stmt::IfCond(c) => {
+                self.expr(&c.expr);
+                self.body(&c.true_body);
+                self.body(&c.false_body);
+            }
+            Stmt::WithBlock(w) => {
+                for (_, value) in &w.assignments {
+                    self.expr(value);
+                }
+                let mark = self.locals.len();
+                for (target, _) in &w.assignments {
+                    self.bind(target);
+                }
+                self.body(&w.body);
+                self.locals.truncate(mark);
+            }
+            Stmt::Set(s) => {
+                self.expr(&s.expr);
+                self.bind(&s.target);
+            }
+            Stmt::SetBlock(s) => {
+                if let Some(filter) = &s.filter {
+                    self.expr(filter);
+                }
+                self.body(&s.body);
+                self.bind(&s.target);
+            }
+            Stmt::AutoEscape(a) => {
+                self.expr(&a.enabled);
+                self.body(&a.body);
+            }
+            Stmt::FilterBlock(f) => {
+                self.expr(&f.filter);
+                self.body(&f.body);
+            }
+            Stmt::Do(d) => self.call(&d.call),
+        }
+    }
+
+    fn call(&mut self, call: &ast::Call<'t>) {
+        match &call.expr {
+            Expr::Var(v) if FUNCTIONS.contains(&v.id) && !self.locals.contains(&v.id) => {}
+            other => self.expr(other),
+        }
+        self.args(&call.args);
+    }
+
+    fn args(&mut self, args: &[ast::CallArg<'t>]) {
+        for arg in args {
+            match arg {
+                ast::CallArg::Pos(e)
+                | ast::CallArg::Kwarg(_, e)
+                | ast::CallArg::PosSplat(e)
+                | ast::CallArg::KwargSplat(e) => self.expr(e),
+            }
+        }
+    }
+
+    fn expr(&mut self, expr: &Expr<'t>) {
+        match expr {
+            Expr::Var(_) | Expr::GetAttr(_) | Expr::GetItem(_) => match chain(expr) {
+                Ok(r) => {
+                    if !self.locals.contains(&r.root) {
+                        self.findings.push(Finding::Reference(r));
+                    }
+                }
+                Err(Expr::GetItem(item)) => {
+                    self.expr(&item.expr);
+                    self.expr(&item.subscript_expr);
+                }
+                Err(other) => self.expr(other),
+            },
+            Expr::Const(_) => {}
+            Expr::Slice(s) => {
+                self.expr(&s.expr);
+                for part in [&s.start, &s.stop, &s.step].into_iter().flatten() {
+                    self.expr(part);
+                }
+            }
+            Expr::UnaryOp(u) => self.expr(&u.expr),
+            Expr::BinOp(b) => {
+                if matches!(b.op, ast::BinOpKind::Sub)
+                    && let Some((first, id, rest)) = hyphenated(b)
+                {
+                    self.findings.push(Finding::Hyphenated {
+                        written: format!("{id}{rest}"),
+                        first,
+                        id,
+                        span: expr.span(),
+                    });
+                    return;
+                }
+                self.expr(&b.left);
+                self.expr(&b.right);
+            }
+            Expr::Compare(c) => {
+                self.expr(&c.expr);
+                for op in &c.ops {
+                    self.expr(&op.expr);
+                }
+            }
+            Expr::IfExpr(i) => {
+                self.expr(&i.test_expr);
+                self.expr(&i.true_expr);
+                if let Some(e) = &i.false_expr {
+                    self.expr(e);
+                }
+            }
+            Expr::Filter(f) => {
+                self.findings.push(Finding::Filter {
+                    name: f.name,
+                    test: false,
+                    span: expr.span(),
+                });
+                if let Some(e) = &f.expr {
+                    self.expr(e);
+                }
+                self.args(&f.args);
+            }
+            Expr::Test(t) => {
+                self.findings.push(Finding::Filter {
+                    name: t.name,
+                    test: true,
+                    span: expr.span(),
+                });
+                self.expr(&t.expr);
+                self.args(&t.args);
+            }
+            Expr::Call(c) => self.call(c),
+            Expr::List(l) => l.items.iter().for_each(|i| self.expr(i)),
+            Expr::Map(m) => {
+                m.keys.iter().for_each(|k| self.expr(k));
+                m.values.iter().for_each(|v| self.expr(v));
+            }
+        }
+    }
+}
+
+/// `root.a['b'].c` as a reference, or the first part of the chain that is not a name lookup.
+fn chain<'e, 't>(mut expr: &'e Expr<'t>) -> Result<Reference<'t>, &'e Expr<'t>> {
+    let mut segments = Vec::new();
+    loop {
+        match expr {
+            Expr::GetAttr(a) => {
+                segments.push((a.name.to_owned(), a.span()));
+                expr = &a.expr;
+            }
+            Expr::GetItem(i) => match &i.subscript_expr {
+                Expr::Const(c) if c.value.as_str().is_some() => {
+                    let end = i.subscript_expr.span();
+                    segments.push((c.value.as_str().unwrap_or_default().to_owned(), end));
+                    expr = &i.expr;
+                }
+                _ => return Err(expr),
+            },
+            Expr::Var(v) => {
+                segments.reverse();
+                // Each segment's span runs from the root: `steps.a.stdot` as a whole.
+                let root = v.span();
+                for (_, span) in &mut segments {
+                    span.start_line = root.start_line;
+                    span.start_col = root.start_col;
+                    span.start_offset = root.start_offset;
+                }
+                return Ok(Reference {
+                    root: v.id,
+                    root_span: v.span(),
+                    segments,
+                });
+            }
+            _ => return Err(expr),
+        }
+    }
+}
+
+/// `steps.copy-logs.stdout` parses as `steps.copy - logs.stdout`: returns the first part
+/// (`copy`), the id the author meant (`copy-logs`) and what followed it (`.stdout`).
+fn hyphenated(b: &ast::BinOp<'_>) -> Option<(String, String, String)> {
+    let (first, left) = match &b.left {
+        Expr::BinOp(inner) if matches!(inner.op, ast::BinOpKind::Sub) => {
+            let (first, id, rest) = hyphenated(inner)?;
+            if !rest.is_empty() {
+                return None;
+            }
+            (first, id)
+        }
+        other => {
+            let r = chain(other).ok()?;
+            match (r.root, r.segments.as_slice()) {
+                ("steps", [(id, _)]) => (id.clone(), id.clone()),
+                _ => return None,
+            }
+        }
+    };
+    let right = chain(&b.right).ok()?;
+    let rest: String = right
+        .segments
+        .iter()
+        .map(|(s, _)| format!(".{s}"))
+        .collect();
+    Some((first, format!("{left}-{}", right.root), rest))
+}
