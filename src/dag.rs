@@ -44,10 +44,6 @@ impl Dag {
         self.graph.node_count()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.graph.node_count() == 0
-    }
-
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.index.get(id).copied()
     }

@@ -47,8 +47,4 @@ impl Masker {
         }
         out
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.needles.is_empty()
-    }
 }

@@ -142,10 +142,6 @@ impl<'d> Scheduler<'d> {
         self.stop.as_ref()
     }
 
-    pub fn is_idle(&self) -> bool {
-        self.running == 0
-    }
-
     pub fn completed(&self) -> &[usize] {
         &self.completed
     }
@@ -223,10 +219,10 @@ mod tests {
         s.ended(0, Ended::Completed, "a");
         assert_eq!((s.start_next(), s.start_next()), (Some(1), Some(2)));
         s.ended(1, Ended::Failed, "b");
-        assert!(!s.is_idle());
+        assert_eq!(s.running, 1);
         assert_eq!(s.start_next(), None);
         s.ended(2, Ended::Completed, "c");
-        assert!(s.is_idle());
+        assert_eq!(s.running, 0);
         assert_eq!(
             s.stopping(),
             Some(&Stop::StepFailed {

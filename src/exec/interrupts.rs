@@ -48,17 +48,6 @@ impl Interrupts {
         }
     }
 
-    /// No signal handling (tests of the library).
-    pub fn none() -> Self {
-        let (_tx, first) = mpsc::unbounded_channel();
-        Self {
-            first,
-            hard: None,
-            groups: Groups::default(),
-            undone: Arc::default(),
-        }
-    }
-
     /// The hard stop: resolves on the second interrupt, and never without one.
     pub fn hard_stop(&mut self) -> HardStop {
         HardStop {

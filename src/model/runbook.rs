@@ -51,10 +51,6 @@ pub struct Defaults {
 }
 
 impl Runbook {
-    pub fn step(&self, id: &str) -> Option<&Step> {
-        self.steps.iter().find(|s| *s.id == id)
-    }
-
     /// The time limit of one attempt of `step`: its own `timeout`, else `defaults.timeout`.
     /// An approval waits for a person, who may take longer than a command: only the step's
     /// own timeout applies to it.

@@ -58,19 +58,6 @@ pub enum StepKind {
     Approval(Approval),
 }
 
-impl StepKind {
-    /// The key that introduces this kind in a step.
-    pub const fn name(&self) -> &'static str {
-        match self {
-            Self::Run(_) => "run",
-            Self::Sql(_) => "sql",
-            Self::Wait(_) => "wait",
-            Self::Assert(_) => "assert",
-            Self::Approval(_) => "approval",
-        }
-    }
-}
-
 /// In the format the kind is a key of the step mapping, not a nested object: the schema lists
 /// every kind key as an optional property of the step, as it did when they were fields.
 impl JsonSchema for StepKind {

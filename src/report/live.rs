@@ -29,10 +29,6 @@ impl Live {
         }
     }
 
-    pub fn lines(&self) -> &Progress {
-        &self.lines
-    }
-
     fn bar(&self, step: &str, message: String) {
         let Ok(mut bars) = self.bars.lock() else {
             return;

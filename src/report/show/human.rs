@@ -7,11 +7,12 @@ use crate::record::RunRecord;
 
 pub fn human(r: &RunRecord) -> String {
     let mut out = format!(
-        "Run {} of `{}` ({}), started {}\nOutcome: {}\n\n",
+        "Run {} of `{}` ({}), started {}{}\nOutcome: {}\n\n",
         r.run_id,
         r.runbook,
         r.path(),
         r.started_at,
+        super::by_whom(r),
         outcome(r)
     );
     for s in &r.steps {

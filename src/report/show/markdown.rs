@@ -7,11 +7,12 @@ use crate::record::RunRecord;
 
 pub fn markdown(r: &RunRecord) -> String {
     let mut out = format!(
-        "# Run `{}` of `{}`\n\n- Runbook file: `{}`\n- Started: {}\n- Outcome: **{}**\n\n",
+        "# Run `{}` of `{}`\n\n- Runbook file: `{}`\n- Started: {}{}\n- Outcome: **{}**\n\n",
         r.run_id,
         r.runbook,
         r.path(),
         r.started_at,
+        super::by_whom(r),
         outcome(r)
     );
     out.push_str("| step | status | attempts | duration | details |\n|---|---|---:|---:|---|\n");

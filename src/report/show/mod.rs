@@ -24,6 +24,13 @@ fn outcome(r: &RunRecord) -> String {
     )
 }
 
+/// ` by USER on HOST (pid N)`, when the journal says.
+fn by_whom(r: &RunRecord) -> String {
+    r.context.as_ref().map_or_else(String::new, |c| {
+        format!(" by {} on {} (pid {})", c.user, c.host, c.pid)
+    })
+}
+
 /// How an approval is told.
 fn approved(s: &StepRecord) -> Option<String> {
     s.approval
