@@ -42,6 +42,7 @@ pub struct Step {
     pub env: IndexMap<String, Sp<String>>,
     /// What the step does: one of the keys `run`, `sql`, `wait`, `assert`, `approval`.
     #[serde(flatten)]
+    #[schemars(with = "StepKindKeys")]
     pub kind: StepKind,
     /// The whole step mapping.
     #[schemars(skip)]
@@ -58,32 +59,8 @@ pub enum StepKind {
     Approval(Approval),
 }
 
-impl StepKind {
-    /// The key that introduces this kind in a step.
-    pub const fn name(&self) -> &'static str {
-        match self {
-            Self::Run(_) => "run",
-            Self::Sql(_) => "sql",
-            Self::Wait(_) => "wait",
-            Self::Assert(_) => "assert",
-            Self::Approval(_) => "approval",
-        }
-    }
-}
-
-/// In the format the kind is a key of the step mapping, not a nested object: the schema lists
-/// every kind key as an optional property of the step, as it did when they were fields.
-impl JsonSchema for StepKind {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "StepKind".into()
-    }
-
-    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        StepKindKeys::json_schema(generator)
-    }
-}
-
-/// The kind keys of a step, as the schema shows them.
+/// The kind keys of a step, as the schema shows them: in the format the kind is a key of the
+/// step mapping, not a nested object, so each kind key is an optional property of the step.
 #[derive(JsonSchema)]
 #[allow(dead_code)] // never built: it only describes the schema
 struct StepKindKeys {
@@ -235,6 +212,7 @@ pub struct Approval {
 pub struct Action {
     /// What the rollback does: one of the keys `run`, `sql`, `approval`.
     #[serde(flatten)]
+    #[schemars(with = "RollbackKindKeys")]
     pub kind: RollbackKind,
     pub timeout: Option<Sp<Duration>>,
     pub retry: Option<Retry>,
@@ -259,18 +237,7 @@ pub enum RollbackKind {
     Approval(Approval),
 }
 
-/// Like [`StepKind`]: the kind keys are optional properties of the rollback mapping.
-impl JsonSchema for RollbackKind {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "RollbackKind".into()
-    }
-
-    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        RollbackKindKeys::json_schema(generator)
-    }
-}
-
-/// The kind keys of a rollback, as the schema shows them.
+/// The kind keys of a rollback, as the schema shows them (see [`StepKindKeys`]).
 #[derive(JsonSchema)]
 #[allow(dead_code)] // never built: it only describes the schema
 struct RollbackKindKeys {
