@@ -95,4 +95,13 @@ mod tests {
             assert_eq!(keys(def), sorted(list), "keys of {def:?}");
         }
     }
+
+    #[test]
+    fn schema_does_not_require_assert_on_every_step() {
+        let schema: serde_json::Value = serde_json::from_str(&json()).unwrap();
+        assert_eq!(
+            schema["$defs"]["Step"]["required"],
+            serde_json::json!(["id"])
+        );
+    }
 }

@@ -112,12 +112,7 @@ pub fn missing_approvals(runbook: &Runbook, approvals: &Approvals) -> Vec<String
     runbook
         .steps
         .iter()
-        .filter(|s| {
-            s.is_approval()
-                || s.rollback
-                    .as_ref()
-                    .is_some_and(crate::model::Action::is_approval)
-        })
+        .filter(|s| s.is_approval() || s.rollback.as_ref().is_some_and(|r| r.is_approval()))
         .filter(|s| !approvals.preapproved(&s.id))
         .map(|s| s.id.value.clone())
         .collect()

@@ -578,22 +578,12 @@ impl Builder<'_> {
     /// exactly one kind key; when it has none or several, the problem is reported here.
     fn step_kind(&mut self, fields: &Fields, id: Option<&Sp<String>>) -> Option<StepKind> {
         let built = [
-            fields
-                .get("run")
-                .and_then(|n| self.run(n))
-                .map(StepKind::Run),
-            fields
-                .get("sql")
-                .and_then(|n| self.sql(n))
-                .map(StepKind::Sql),
+            self.kind_key(fields, "run", Self::run).map(StepKind::Run),
+            self.kind_key(fields, "sql", Self::sql).map(StepKind::Sql),
             self.duration(fields, "wait").map(StepKind::Wait),
-            fields
-                .get("assert")
-                .and_then(|n| self.assert(n))
+            self.kind_key(fields, "assert", Self::assert)
                 .map(StepKind::Assert),
-            fields
-                .get("approval")
-                .and_then(|n| self.approval(n))
+            self.kind_key(fields, "approval", Self::approval)
                 .map(StepKind::Approval),
         ];
         // A step without an id is left out of the model: its kind is not worth a second problem.
@@ -616,6 +606,16 @@ impl Builder<'_> {
             }
         }
         built.into_iter().flatten().next()
+    }
+
+    /// The value of a kind key, if present and readable.
+    fn kind_key<T>(
+        &mut self,
+        fields: &Fields,
+        key: &str,
+        read: fn(&mut Self, &Node) -> Option<T>,
+    ) -> Option<T> {
+        fields.get(key).and_then(|node| read(self, node))
     }
 
     fn run(&mut self, node: &Node) -> Option<Run> {
@@ -724,17 +724,11 @@ impl Builder<'_> {
     fn action(&mut self, node: &Node) -> Option<Action> {
         let fields = self.fields(node, "rollback", "`rollback`".to_owned(), ACTION_KEYS)?;
         let built: Vec<RollbackKind> = [
-            fields
-                .get("run")
-                .and_then(|n| self.run(n))
+            self.kind_key(&fields, "run", Self::run)
                 .map(RollbackKind::Run),
-            fields
-                .get("sql")
-                .and_then(|n| self.sql(n))
+            self.kind_key(&fields, "sql", Self::sql)
                 .map(RollbackKind::Sql),
-            fields
-                .get("approval")
-                .and_then(|n| self.approval(n))
+            self.kind_key(&fields, "approval", Self::approval)
                 .map(RollbackKind::Approval),
         ]
         .into_iter()

@@ -42,6 +42,7 @@ pub struct Step {
     pub env: IndexMap<String, Sp<String>>,
     /// What the step does: one of the keys `run`, `sql`, `wait`, `assert`, `approval`.
     #[serde(flatten)]
+    #[schemars(with = "StepKindKeys")]
     pub kind: StepKind,
     /// The whole step mapping.
     #[schemars(skip)]
@@ -58,25 +59,16 @@ pub enum StepKind {
     Approval(Approval),
 }
 
-/// In the format the kind is a key of the step mapping, not a nested object: the schema lists
-/// every kind key as an optional property of the step, as it did when they were fields.
-impl JsonSchema for StepKind {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "StepKind".into()
-    }
-
-    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        StepKindKeys::json_schema(generator)
-    }
-}
-
-/// The kind keys of a step, as the schema shows them.
+/// The kind keys of a step, as the schema shows them: in the format the kind is a key of the
+/// step mapping, not a nested object, so each kind key is an optional property of the step.
 #[derive(JsonSchema)]
 #[allow(dead_code)] // never built: it only describes the schema
 struct StepKindKeys {
     run: Option<Run>,
     sql: Option<Sql>,
     wait: Option<Sp<Duration>>,
+    // Optional like the other kinds: `schema_with` alone would make it required.
+    #[serde(default)]
     #[schemars(schema_with = "assert_schema")]
     assert: Option<Assert>,
     approval: Option<Approval>,
@@ -222,6 +214,7 @@ pub struct Approval {
 pub struct Action {
     /// What the rollback does: one of the keys `run`, `sql`, `approval`.
     #[serde(flatten)]
+    #[schemars(with = "RollbackKindKeys")]
     pub kind: RollbackKind,
     pub timeout: Option<Sp<Duration>>,
     pub retry: Option<Retry>,
@@ -246,18 +239,7 @@ pub enum RollbackKind {
     Approval(Approval),
 }
 
-/// Like [`StepKind`]: the kind keys are optional properties of the rollback mapping.
-impl JsonSchema for RollbackKind {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "RollbackKind".into()
-    }
-
-    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        RollbackKindKeys::json_schema(generator)
-    }
-}
-
-/// The kind keys of a rollback, as the schema shows them.
+/// The kind keys of a rollback, as the schema shows them (see [`StepKindKeys`]).
 #[derive(JsonSchema)]
 #[allow(dead_code)] // never built: it only describes the schema
 struct RollbackKindKeys {

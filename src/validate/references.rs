@@ -13,33 +13,22 @@ use crate::model::Runbook;
 
 /// Names a template can start from.
 const ROOTS: &[&str] = &["params", "secrets", "steps", "run", "result"];
+/// What one attempt of a step produced: part of both `steps.<id>` and `result`.
+const OUTCOME: &[&str] = &[
+    "stdout",
+    "stderr",
+    "exit_code",
+    "rows",
+    "rows_affected",
+    "result_sets",
+    "messages",
+];
 /// What `steps.<id>` holds once the step has run.
-const STEP_ATTRS: &[&str] = &[
-    "stdout",
-    "stderr",
-    "exit_code",
-    "rows",
-    "rows_affected",
-    "result_sets",
-    "messages",
-    "outputs",
-    "status",
-    "attempts",
-    "duration",
-];
+const STEP_ATTRS: &[&[&str]] = &[OUTCOME, &["outputs", "status", "attempts", "duration"]];
 /// What `result` holds during `until` and `outputs`.
-const RESULT_ATTRS: &[&str] = &[
-    "stdout",
-    "stderr",
-    "exit_code",
-    "rows",
-    "rows_affected",
-    "result_sets",
-    "messages",
-    "attempt",
-];
+const RESULT_ATTRS: &[&[&str]] = &[OUTCOME, &["attempt"]];
 /// What `run` holds.
-const RUN_ATTRS: &[&str] = &["id", "dry_run", "started_at"];
+const RUN_ATTRS: &[&[&str]] = &[&["id", "dry_run", "started_at"]];
 
 /// Checks references for one runbook.
 pub(super) struct References<'a> {
@@ -202,17 +191,16 @@ fn declared<V>(
 fn attribute(
     name: &str,
     attr: &str,
-    known: &[&str],
+    known: &[&[&str]],
     site: &Site<'_>,
     attr_span: JSpan,
     problems: &mut Vec<Problem>,
 ) -> bool {
-    if known.contains(&attr) {
+    let known = || known.iter().flat_map(|k| k.iter().copied());
+    if known().any(|k| k == attr) {
         return true;
     }
-    let help = suggestion(attr, known.iter().copied(), || {
-        format!("`{name}` has {}", list(known.iter().copied()))
-    });
+    let help = suggestion(attr, known(), || format!("`{name}` has {}", list(known())));
     problems.push(Problem::UnknownAttribute {
         name: name.to_owned(),
         attribute: attr.to_owned(),

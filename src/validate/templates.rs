@@ -113,7 +113,7 @@ struct Checker<'a> {
     lints: Vec<Box<dyn Lint>>,
 }
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
     fn runbook_templates(&mut self) {
         let runbook = self.runbook;
         for connection in runbook.connections.values() {
@@ -210,9 +210,10 @@ impl Checker<'_> {
         }
     }
 
+    /// Where a template of the runbook stands, to locate what is found in it.
     fn site<'s>(&self, text: &'s str, span: Span, place: Place) -> Site<'s>
     where
-        Self: 's,
+        'a: 's,
     {
         Site {
             runbook: self.runbook,
