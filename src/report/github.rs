@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{FileReport, position};
+use super::{FileReport, clip, position};
 use crate::line_index::LineIndex;
 
 pub fn github(reports: &[FileReport]) -> String {
@@ -28,9 +28,9 @@ pub fn github(reports: &[FileReport]) -> String {
                 ",title={}",
                 escape_property(&problem.code_str())
             );
-            let mut message = problem.to_string();
+            let mut message = clip(&problem.to_string()).into_owned();
             if let Some(help) = miette::Diagnostic::help(problem) {
-                let _ = write!(message, "\nhelp: {help}");
+                let _ = write!(message, "\nhelp: {}", clip(&help.to_string()));
             }
             let _ = writeln!(out, "::{level} {properties}::{}", escape_data(&message));
         }

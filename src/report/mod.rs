@@ -17,6 +17,8 @@ pub use human::human;
 pub use json::json;
 pub use live::Live;
 
+use std::borrow::Cow;
+
 use crate::diagnostic::Problem;
 use crate::line_index::LineIndex;
 
@@ -63,4 +65,23 @@ pub fn totals(reports: &[FileReport]) -> (usize, usize, usize) {
     reports.iter().fold((0, 0, 0), |(f, e, w), r| {
         (f + 1, e + r.errors(), w + r.warnings())
     })
+}
+
+/// Longest message or help, in characters, that the human and github formats show per problem.
+const MAX_TEXT: usize = 500;
+
+/// Shortens a message that quotes a huge value (a 70,000-character key, say) in its middle, so
+/// that one problem stays a few lines in a terminal or one annotation on GitHub.
+pub(crate) fn clip(text: &str) -> Cow<'_, str> {
+    let count = text.chars().count();
+    if count <= MAX_TEXT {
+        return Cow::Borrowed(text);
+    }
+    let at = |n: usize| text.char_indices().nth(n).map_or(text.len(), |(i, _)| i);
+    let half = MAX_TEXT / 2;
+    Cow::Owned(format!(
+        "{}…{}",
+        &text[..at(half)],
+        &text[at(count - half)..]
+    ))
 }

@@ -5,6 +5,7 @@ mod diagnostics;
 mod formats;
 mod graph;
 mod journal;
+mod long_lines;
 mod plan;
 mod rehearsal;
 mod run;
