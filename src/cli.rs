@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::exit;
 use crate::report::{self, FileReport};
 use crate::session::{self, Notice, SessionError, Start};
-use crate::{exit, graph};
 
 /// Validate, rehearse and execute declarative operational runbooks.
 #[derive(Debug, Parser)]
@@ -378,8 +378,8 @@ fn graph_command(file: &Path, format: GraphFormat) -> u8 {
         Err(e) => return session_error(&e),
     };
     let text = match format {
-        GraphFormat::Dot => graph::dot(&runbook, &dag),
-        GraphFormat::Mermaid => graph::mermaid(&runbook, &dag),
+        GraphFormat::Dot => report::diagram::dot(&runbook, &dag),
+        GraphFormat::Mermaid => report::diagram::mermaid(&runbook, &dag),
     };
     print(&text);
     exit::OK
@@ -391,7 +391,7 @@ fn plan_command(file: &Path, params: &ParamArgs, fail_at: Option<&str>, format: 
         Err(e) => return session_error(&e),
     };
     let bound =
-        match crate::params::bind(&runbook, &params.pairs, params.params_file.as_deref(), true) {
+        match crate::bind::bind(&runbook, &params.pairs, params.params_file.as_deref(), true) {
             Ok(bound) => bound,
             Err(errors) => return session_error(&SessionError::Params(errors)),
         };

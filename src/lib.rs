@@ -1,44 +1,64 @@
 //! `runbook`: validate, rehearse and execute declarative operational runbooks.
 //!
-//! The modules in pipeline order. A runbook file is read by [`load`] (through [`yaml`]) into
-//! the typed [`model`]; [`validate`] reports every problem at once as [`diagnostic`]s and
-//! builds the step graph ([`dag`]). [`params`] binds the operator's values, [`template`] and
-//! [`context`] fill in templates, and [`render`] turns a step into the action it will run.
-//! [`plan`] is the dry-run. A real run is a [`session`] (approvals, secrets, [`lock`],
-//! [`journal`]) that drives [`exec`]: [`schedule`] decides which step starts next, [`steps`]
-//! executes one attempt of each kind, [`retry`] decides whether to try again, [`rollback`]
-//! plans the undo, and [`outcome`] turns why a run stopped into its exit code. Every event is
-//! journaled; [`record`] reads a journal back for [`resume`], `runs` and `show`. Printing
-//! happens only in [`report`] and [`cli`].
+//! The modules below are listed in pipeline order, one group per stage:
+//!
+//! 1. **Read**: `load` reads a file (through the spanned `yaml` tree) into the typed
+//!    `model`; every problem is a `diagnostic`.
+//! 2. **Check**: `validate` reports every problem at once and builds the step graph (`dag`);
+//!    `discover` finds the files `validate` checks; `schema` is generated from the model.
+//! 3. **Bind and render**: `bind` binds the operator's params and reads secrets, `template`
+//!    and `context` fill in templates, `render` turns a step into the action it will run,
+//!    `mask` hides secrets in everything shown or stored.
+//! 4. **Decide**: `schedule` says which step starts next (for the run, the plan's waves and the
+//!    `--fail-at` prediction alike), `retry` whether to try again, `rollback` what a failure
+//!    undoes, `outcome` how a stop ends (its exit code, from `exit`). `plan` is the dry-run.
+//! 5. **Run**: a `session` (approvals, secrets, `lock`, `journal`) drives `exec`, which
+//!    runs each attempt through `steps` (one executor per kind) and asks people through
+//!    `prompt`. The engine only emits events.
+//! 6. **Remember**: the `journal` is read back into a `record` for `resume`, `runs` and
+//!    `show`.
+//! 7. **Print**: only `report` and `cli` print.
 
-pub mod cli;
-pub(crate) mod context;
-pub(crate) mod dag;
+// 1. Read
 pub(crate) mod diagnostic;
-pub(crate) mod discover;
-pub(crate) mod exec;
-pub(crate) mod exit;
-pub(crate) mod graph;
-pub(crate) mod journal;
 pub(crate) mod line_index;
 pub(crate) mod load;
-pub(crate) mod lock;
-pub(crate) mod mask;
 pub(crate) mod model;
-pub(crate) mod outcome;
-pub(crate) mod params;
-pub(crate) mod plan;
-pub(crate) mod prompt;
-pub(crate) mod record;
+pub(crate) mod yaml;
+
+// 2. Check
+pub(crate) mod dag;
+pub(crate) mod discover;
+pub(crate) mod schema;
+pub(crate) mod validate;
+
+// 3. Bind and render
+pub(crate) mod bind;
+pub(crate) mod context;
+pub(crate) mod mask;
 pub(crate) mod render;
-pub(crate) mod report;
-pub(crate) mod resume;
+pub(crate) mod template;
+
+// 4. Decide
+pub(crate) mod exit;
+pub(crate) mod outcome;
+pub(crate) mod plan;
 pub(crate) mod retry;
 pub(crate) mod rollback;
 pub(crate) mod schedule;
-pub(crate) mod schema;
+
+// 5. Run
+pub(crate) mod exec;
+pub(crate) mod lock;
+pub(crate) mod prompt;
 pub(crate) mod session;
 pub(crate) mod steps;
-pub(crate) mod template;
-pub(crate) mod validate;
-pub(crate) mod yaml;
+
+// 6. Remember
+pub(crate) mod journal;
+pub(crate) mod record;
+pub(crate) mod resume;
+
+// 7. Print
+pub mod cli;
+pub(crate) mod report;

@@ -5,11 +5,11 @@
 
 use serde::Serialize;
 
+use crate::bind::Bound;
 use crate::context::{Context, RunInfo};
 use crate::dag::Dag;
 use crate::model::Runbook;
 use crate::outcome::{Stop, Undo, conclude};
-use crate::params::Bound;
 use crate::render::{Action, Renderer};
 use crate::retry::Policy;
 use crate::rollback;
@@ -267,7 +267,7 @@ fn describe_connection(
 /// The value of a `when` that reads only params and `run`; `None` when it needs run-time values.
 fn static_value(
     templates: &Templates,
-    when: &crate::model::Sp<String>,
+    when: &crate::model::Spanned<String>,
     context: &minijinja::Value,
 ) -> Option<bool> {
     let reads_steps = when.contains("steps") || when.contains("result");

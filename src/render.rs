@@ -83,7 +83,7 @@ impl Renderer<'_> {
 
     fn env(
         &self,
-        env: &indexmap::IndexMap<String, crate::model::Sp<String>>,
+        env: &indexmap::IndexMap<String, crate::model::Spanned<String>>,
         context: &Value,
     ) -> Result<Vec<(String, String)>, RenderError> {
         env.iter()

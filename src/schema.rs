@@ -90,7 +90,7 @@ mod tests {
             (Some("Sql"), SQL_KEYS),
             (Some("Assert"), ASSERT_KEYS),
             (Some("Approval"), APPROVAL_KEYS),
-            (Some("Action"), ACTION_KEYS),
+            (Some("Rollback"), ROLLBACK_KEYS),
         ] {
             assert_eq!(keys(def), sorted(list), "keys of {def:?}");
         }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::bind::ParamError;
 use crate::context::RunInfo;
 use crate::dag::Dag;
 use crate::exec::event::{Sink, event};
@@ -16,7 +17,6 @@ use crate::journal::{Journal, Recorder};
 use crate::lock::{Holder, LockError};
 use crate::mask::Masker;
 use crate::model::Runbook;
-use crate::params::ParamError;
 use crate::prompt::{Decision, Prompter};
 use crate::record::{RecordError, RunRecord};
 use crate::report::FileReport;
@@ -238,7 +238,7 @@ fn prepare_new(
 ) -> Result<Prepared, SessionError> {
     let (runbook, dag) = checked(file)?;
     let bound =
-        crate::params::bind(&runbook, pairs, params_file, false).map_err(SessionError::Params)?;
+        crate::bind::bind(&runbook, pairs, params_file, false).map_err(SessionError::Params)?;
     if !bound.ignored.is_empty() {
         ui.notice(&Notice::IgnoredParams(bound.ignored.clone()));
     }
@@ -364,7 +364,7 @@ fn execute(
     if !missing.is_empty() {
         return Err(SessionError::ApprovalsMissing(missing));
     }
-    let secrets = crate::params::read_secrets(&runbook).map_err(SessionError::Secrets)?;
+    let secrets = crate::bind::read_secrets(&runbook).map_err(SessionError::Secrets)?;
     let (_lock, stale) =
         crate::lock::acquire(&settings.state, &runbook.name, &run.id, &run.started_at)?;
     if let Some(stale) = stale {

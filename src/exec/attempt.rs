@@ -9,7 +9,7 @@ use minijinja::Value;
 use super::Shared;
 use super::event::{EventKind, Status, StepData};
 use crate::context::Context;
-use crate::model::Sp;
+use crate::model::Spanned;
 use crate::render::{Action, RenderError, Renderer};
 use crate::retry::{Failure, Policy};
 use crate::steps::approval::NotApproved;
@@ -22,7 +22,7 @@ pub struct Spec<'a> {
     pub policy: Policy,
     pub timeout: Option<Duration>,
     pub until: Option<&'a str>,
-    pub outputs: Option<&'a indexmap::IndexMap<String, Sp<String>>>,
+    pub outputs: Option<&'a indexmap::IndexMap<String, Spanned<String>>>,
     pub rollback: bool,
     pub render: &'a (dyn Fn(&Renderer, &Value) -> Result<Action, RenderError> + Sync),
 }

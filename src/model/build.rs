@@ -65,7 +65,7 @@ pub const RUN_KEYS: &[&str] = &["program", "args", "shell", "script", "cwd"];
 pub const SQL_KEYS: &[&str] = &["connection", "query", "args", "database"];
 pub const ASSERT_KEYS: &[&str] = &["that", "message"];
 pub const APPROVAL_KEYS: &[&str] = &["prompt", "instructions"];
-pub const ACTION_KEYS: &[&str] = &["run", "sql", "approval", "timeout", "retry", "env"];
+pub const ROLLBACK_KEYS: &[&str] = &["run", "sql", "approval", "timeout", "retry", "env"];
 
 /// Reads the whole document. Returns `None` only when there is no runbook to speak of
 /// (the top level is not a mapping, or it has no usable `steps`).
@@ -167,14 +167,14 @@ impl Builder<'_> {
         });
     }
 
-    fn string(&mut self, fields: &Fields, key: &str) -> Option<Sp<String>> {
+    fn string(&mut self, fields: &Fields, key: &str) -> Option<Spanned<String>> {
         let node = fields.get(key)?;
         self.string_node(key, node)
     }
 
-    fn string_node(&mut self, field: &str, node: &Node) -> Option<Sp<String>> {
+    fn string_node(&mut self, field: &str, node: &Node) -> Option<Spanned<String>> {
         match coerce_string(node) {
-            Some(s) => Some(Sp::new(s, node.span)),
+            Some(s) => Some(Spanned::new(s, node.span)),
             None => {
                 self.wrong_type(field, "a string", node);
                 None
@@ -182,10 +182,10 @@ impl Builder<'_> {
         }
     }
 
-    fn bool(&mut self, fields: &Fields, key: &str) -> Option<Sp<bool>> {
+    fn bool(&mut self, fields: &Fields, key: &str) -> Option<Spanned<bool>> {
         let node = fields.get(key)?;
         match node.value {
-            Value::Bool(b) => Some(Sp::new(b, node.span)),
+            Value::Bool(b) => Some(Spanned::new(b, node.span)),
             _ => {
                 self.wrong_type(key, "true or false", node);
                 None
@@ -193,9 +193,9 @@ impl Builder<'_> {
         }
     }
 
-    fn int(&mut self, field: &str, node: &Node) -> Option<Sp<i64>> {
+    fn int(&mut self, field: &str, node: &Node) -> Option<Spanned<i64>> {
         match node.value {
-            Value::Int(i) => Some(Sp::new(i, node.span)),
+            Value::Int(i) => Some(Spanned::new(i, node.span)),
             _ => {
                 self.wrong_type(field, "an integer", node);
                 None
@@ -203,12 +203,12 @@ impl Builder<'_> {
         }
     }
 
-    fn duration(&mut self, fields: &Fields, key: &str) -> Option<Sp<Duration>> {
+    fn duration(&mut self, fields: &Fields, key: &str) -> Option<Spanned<Duration>> {
         let node = fields.get(key)?;
         self.duration_node(key, node)
     }
 
-    fn duration_node(&mut self, field: &str, node: &Node) -> Option<Sp<Duration>> {
+    fn duration_node(&mut self, field: &str, node: &Node) -> Option<Spanned<Duration>> {
         let text = match &node.value {
             Value::String(s) => s.clone(),
             Value::Int(_) | Value::Float(_) => coerce_string(node).unwrap_or_default(),
@@ -218,7 +218,7 @@ impl Builder<'_> {
             }
         };
         match Duration::parse(&text) {
-            Ok(d) => Some(Sp::new(d, node.span)),
+            Ok(d) => Some(Spanned::new(d, node.span)),
             Err(reason) => {
                 self.push(Problem::InvalidDuration {
                     text,
@@ -236,11 +236,11 @@ impl Builder<'_> {
         key: &'static str,
         names: &[&str],
         parse: impl Fn(&str) -> Option<T>,
-    ) -> Option<Sp<T>> {
+    ) -> Option<Spanned<T>> {
         let node = fields.get(key)?;
         let text = self.string_node(key, node)?;
         match parse(&text) {
-            Some(v) => Some(Sp::new(v, node.span)),
+            Some(v) => Some(Spanned::new(v, node.span)),
             None => {
                 let help = suggestion(&text, names.iter().copied(), || {
                     format!("expected one of {}", list(names.iter().copied()))
@@ -267,7 +267,7 @@ impl Builder<'_> {
         }
     }
 
-    fn string_list(&mut self, fields: &Fields, key: &str) -> Vec<Sp<String>> {
+    fn string_list(&mut self, fields: &Fields, key: &str) -> Vec<Spanned<String>> {
         let Some(node) = fields.get(key) else {
             return Vec::new();
         };
@@ -278,7 +278,7 @@ impl Builder<'_> {
             .collect()
     }
 
-    fn int_list(&mut self, fields: &Fields, key: &str) -> Vec<Sp<i64>> {
+    fn int_list(&mut self, fields: &Fields, key: &str) -> Vec<Spanned<i64>> {
         let Some(node) = fields.get(key) else {
             return Vec::new();
         };
@@ -289,7 +289,7 @@ impl Builder<'_> {
             .collect()
     }
 
-    fn string_map(&mut self, fields: &Fields, key: &str) -> IndexMap<String, Sp<String>> {
+    fn string_map(&mut self, fields: &Fields, key: &str) -> IndexMap<String, Spanned<String>> {
         let mut out = IndexMap::new();
         let Some(node) = fields.get(key) else {
             return out;
@@ -329,7 +329,7 @@ impl Builder<'_> {
 
         let version = match fields.get("runbook") {
             Some(node) => match node.value {
-                Value::Int(1) => Some(Sp::new(1, node.span)),
+                Value::Int(1) => Some(Spanned::new(1, node.span)),
                 _ => {
                     self.push(Problem::UnsupportedVersion {
                         found: coerce_string(node).unwrap_or_else(|| node.value.kind().to_owned()),
@@ -401,8 +401,8 @@ impl Builder<'_> {
         };
 
         Some(Runbook {
-            version: version.unwrap_or(Sp::new(1, Span::default())),
-            name: name.unwrap_or_else(|| Sp::new(String::new(), Span::default())),
+            version: version.unwrap_or(Spanned::new(1, Span::default())),
+            name: name.unwrap_or_else(|| Spanned::new(String::new(), Span::default())),
             description,
             timeout,
             params,
@@ -414,7 +414,7 @@ impl Builder<'_> {
     }
 
     fn param(&mut self, key: &Key, node: &Node) -> Option<Param> {
-        let name = Sp::new(key.name.clone(), key.span);
+        let name = Spanned::new(key.name.clone(), key.span);
         if matches!(node.value, Value::Null) {
             return Some(Param {
                 name,
@@ -436,7 +436,7 @@ impl Builder<'_> {
         let ty = self.choice(&fields, "type", ParamType::NAMES, ParamType::from_name);
         let allowed = match fields.get("enum") {
             Some(node) => match &node.value {
-                Value::Seq(items) => Some(Sp::new(items.clone(), node.span)),
+                Value::Seq(items) => Some(Spanned::new(items.clone(), node.span)),
                 _ => {
                     self.wrong_type("enum", "a list", node);
                     None
@@ -464,7 +464,7 @@ impl Builder<'_> {
             SECRET_KEYS,
         )?;
         Some(Secret {
-            name: Sp::new(key.name.clone(), key.span),
+            name: Spanned::new(key.name.clone(), key.span),
             env: self.string(&fields, "env"),
             file: self.string(&fields, "file"),
             span: node.span,
@@ -487,7 +487,7 @@ impl Builder<'_> {
             );
         }
         Some(Connection {
-            name: Sp::new(key.name.clone(), key.span),
+            name: Spanned::new(key.name.clone(), key.span),
             mssql: mssql?,
         })
     }
@@ -504,7 +504,9 @@ impl Builder<'_> {
     fn retry(&mut self, node: &Node) -> Option<Retry> {
         let fields = self.fields(node, "retry", "`retry`".to_owned(), RETRY_KEYS)?;
         let attempts = fields.get("attempts").and_then(|n| match n.value {
-            Value::Int(i) if i >= 0 => Some(Sp::new(u32::try_from(i).unwrap_or(u32::MAX), n.span)),
+            Value::Int(i) if i >= 0 => {
+                Some(Spanned::new(u32::try_from(i).unwrap_or(u32::MAX), n.span))
+            }
             _ => {
                 self.wrong_type("attempts", "a whole number", n);
                 None
@@ -552,7 +554,7 @@ impl Builder<'_> {
         let kind = self.step_kind(&fields, id.as_ref());
         let id = id?;
         let kind = kind.unwrap_or_else(|| {
-            StepKind::Wait(Sp::new(Duration(std::time::Duration::ZERO), id.span))
+            StepKind::Wait(Spanned::new(Duration(std::time::Duration::ZERO), id.span))
         });
         Some(Step {
             id,
@@ -576,7 +578,7 @@ impl Builder<'_> {
 
     /// The step's kind: the first of the kind keys that could be read. A step must have
     /// exactly one kind key; when it has none or several, the problem is reported here.
-    fn step_kind(&mut self, fields: &Fields, id: Option<&Sp<String>>) -> Option<StepKind> {
+    fn step_kind(&mut self, fields: &Fields, id: Option<&Spanned<String>>) -> Option<StepKind> {
         let built = [
             self.kind_key(fields, "run", Self::run).map(StepKind::Run),
             self.kind_key(fields, "sql", Self::sql).map(StepKind::Sql),
@@ -669,7 +671,7 @@ impl Builder<'_> {
                                 return None;
                             }
                         };
-                        Some(Sp::new(scalar, item.span))
+                        Some(Spanned::new(scalar, item.span))
                     })
                     .collect()
             }
@@ -721,8 +723,8 @@ impl Builder<'_> {
         })
     }
 
-    fn action(&mut self, node: &Node) -> Option<Action> {
-        let fields = self.fields(node, "rollback", "`rollback`".to_owned(), ACTION_KEYS)?;
+    fn action(&mut self, node: &Node) -> Option<Rollback> {
+        let fields = self.fields(node, "rollback", "`rollback`".to_owned(), ROLLBACK_KEYS)?;
         let built: Vec<RollbackKind> = [
             self.kind_key(&fields, "run", Self::run)
                 .map(RollbackKind::Run),
@@ -742,11 +744,11 @@ impl Builder<'_> {
         }
         let kind = built.into_iter().next().unwrap_or_else(|| {
             RollbackKind::Approval(Approval {
-                prompt: Sp::new(String::new(), node.span),
+                prompt: Spanned::new(String::new(), node.span),
                 instructions: None,
             })
         });
-        Some(Action {
+        Some(Rollback {
             kind,
             timeout: self.duration(&fields, "timeout"),
             retry: fields.get("retry").and_then(|n| self.retry(n)),

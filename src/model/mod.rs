@@ -15,7 +15,7 @@ pub use duration::Duration;
 pub use param::{Param, ParamType, Secret, SecretSource};
 pub use retry::{Backoff, Retry, RetryOn};
 pub use runbook::{Connection, Defaults, Runbook};
-pub use spanned::Sp;
+pub use spanned::Spanned;
 pub use step::{
-    Action, Approval, Assert, RollbackKind, Run, STEP_KINDS, Scalar, Shell, Sql, Step, StepKind,
+    Approval, Assert, Rollback, RollbackKind, Run, STEP_KINDS, Scalar, Shell, Sql, Step, StepKind,
 };

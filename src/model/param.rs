@@ -2,7 +2,7 @@
 
 use schemars::JsonSchema;
 
-use super::Sp;
+use super::Spanned;
 use crate::yaml::{Node, Span};
 
 /// The declared type of a parameter.
@@ -46,22 +46,22 @@ impl ParamType {
 #[schemars(deny_unknown_fields)]
 pub struct Param {
     #[schemars(skip)]
-    pub name: Sp<String>,
+    pub name: Spanned<String>,
     /// `string` (the default), `int`, `bool`, `list` or `map`.
     #[serde(rename = "type")]
-    pub ty: Option<Sp<ParamType>>,
+    pub ty: Option<Spanned<ParamType>>,
     /// The value used when the operator gives none; a param with a default is optional.
     pub default: Option<Node>,
-    pub description: Option<Sp<String>>,
+    pub description: Option<Spanned<String>>,
     /// An example value, shown in help and used by `plan` when no value is given.
     pub example: Option<Node>,
     /// The only values allowed.
     #[serde(rename = "enum")]
-    pub allowed: Option<Sp<Vec<Node>>>,
+    pub allowed: Option<Spanned<Vec<Node>>>,
     /// A regular expression a string value must match in full.
-    pub pattern: Option<Sp<String>>,
+    pub pattern: Option<Spanned<String>>,
     /// Whether the operator must give a value; defaults to true when there is no `default`.
-    pub required: Option<Sp<bool>>,
+    pub required: Option<Spanned<bool>>,
 }
 
 impl Param {
@@ -81,11 +81,11 @@ impl Param {
 #[schemars(deny_unknown_fields)]
 pub struct Secret {
     #[schemars(skip)]
-    pub name: Sp<String>,
+    pub name: Spanned<String>,
     /// The environment variable that holds the value.
-    pub env: Option<Sp<String>>,
+    pub env: Option<Spanned<String>>,
     /// A file whose content (without the final newline) is the value.
-    pub file: Option<Sp<String>>,
+    pub file: Option<Spanned<String>>,
     #[schemars(skip)]
     pub span: Span,
 }

@@ -2,22 +2,22 @@
 
 use schemars::JsonSchema;
 
-use super::{Duration, Sp};
+use super::{Duration, Spanned};
 
 /// `retry:` on a step or in `defaults`.
 #[derive(Clone, Debug, Default, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Retry {
     /// Total attempts, the first included (at least 1).
-    pub attempts: Option<Sp<u32>>,
+    pub attempts: Option<Spanned<u32>>,
     /// Delay before the second attempt.
-    pub delay: Option<Sp<Duration>>,
+    pub delay: Option<Spanned<Duration>>,
     /// `fixed` (the default) or `exponential` (the delay doubles after each attempt).
-    pub backoff: Option<Sp<Backoff>>,
+    pub backoff: Option<Spanned<Backoff>>,
     /// Upper bound on the delay when backing off.
-    pub max_delay: Option<Sp<Duration>>,
+    pub max_delay: Option<Spanned<Duration>>,
     /// Randomise each delay between zero and its computed value (full jitter).
-    pub jitter: Option<Sp<bool>>,
+    pub jitter: Option<Spanned<bool>>,
     /// Which failures are retried; without it every failure is.
     pub on: Option<RetryOn>,
 }
@@ -48,12 +48,12 @@ impl Backoff {
 pub struct RetryOn {
     /// Exit codes of a `run` step that are retried.
     #[serde(default)]
-    pub exit_codes: Vec<Sp<i64>>,
+    pub exit_codes: Vec<Spanned<i64>>,
     /// SQL Server error numbers that are retried (1205 deadlock, 1222 lock timeout, …).
     #[serde(default)]
-    pub sql_errors: Vec<Sp<i64>>,
+    pub sql_errors: Vec<Spanned<i64>>,
     /// Retry an attempt that ran out of time.
-    pub timeout: Option<Sp<bool>>,
+    pub timeout: Option<Spanned<bool>>,
     /// Retry when a SQL connection cannot be opened.
-    pub connect: Option<Sp<bool>>,
+    pub connect: Option<Spanned<bool>>,
 }

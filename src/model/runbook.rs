@@ -3,7 +3,7 @@
 use indexmap::IndexMap;
 use schemars::JsonSchema;
 
-use super::{Duration, Param, Retry, Secret, Sp, Step};
+use super::{Duration, Param, Retry, Secret, Spanned, Step};
 use crate::yaml::Span;
 
 /// A runbook file, format version 1.
@@ -13,12 +13,12 @@ pub struct Runbook {
     /// The format version: always `1`.
     #[serde(rename = "runbook")]
     #[schemars(range(min = 1, max = 1))]
-    pub version: Sp<i64>,
+    pub version: Spanned<i64>,
     /// A short name: letters, digits, `_` and `-`.
-    pub name: Sp<String>,
-    pub description: Option<Sp<String>>,
+    pub name: Spanned<String>,
+    pub description: Option<Spanned<String>>,
     /// A limit on the whole run.
-    pub timeout: Option<Sp<Duration>>,
+    pub timeout: Option<Spanned<Duration>>,
     #[serde(default)]
     pub params: IndexMap<String, Param>,
     #[serde(default)]
@@ -35,16 +35,16 @@ pub struct Runbook {
 #[schemars(deny_unknown_fields)]
 pub struct Connection {
     #[schemars(skip)]
-    pub name: Sp<String>,
+    pub name: Spanned<String>,
     /// An ADO.NET connection string for SQL Server (a template: params and secrets allowed).
-    pub mssql: Sp<String>,
+    pub mssql: Spanned<String>,
 }
 
 /// Values every step inherits unless it sets its own.
 #[derive(Clone, Debug, Default, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Defaults {
-    pub timeout: Option<Sp<Duration>>,
+    pub timeout: Option<Spanned<Duration>>,
     pub retry: Option<Retry>,
     #[schemars(skip)]
     pub span: Span,
@@ -65,7 +65,7 @@ impl Runbook {
     }
 
     /// The time limit of one attempt of `step`'s rollback action.
-    pub fn rollback_timeout(&self, rollback: &super::Action) -> Option<std::time::Duration> {
+    pub fn rollback_timeout(&self, rollback: &super::Rollback) -> Option<std::time::Duration> {
         rollback
             .timeout
             .as_ref()

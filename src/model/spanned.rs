@@ -1,4 +1,4 @@
-//! `Sp<T>`: a value together with the place in the file it was read from.
+//! `Spanned<T>`: a value together with the place in the file it was read from.
 
 use std::borrow::Cow;
 use std::ops::Deref;
@@ -9,18 +9,18 @@ use crate::yaml::Span;
 
 /// A value and its span. Dereferences to the value; the schema is the value's own.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Sp<T> {
+pub struct Spanned<T> {
     pub value: T,
     pub span: Span,
 }
 
-impl<T> Sp<T> {
+impl<T> Spanned<T> {
     pub const fn new(value: T, span: Span) -> Self {
         Self { value, span }
     }
 }
 
-impl<T> Deref for Sp<T> {
+impl<T> Deref for Spanned<T> {
     type Target = T;
 
     fn deref(&self) -> &T {
@@ -28,7 +28,7 @@ impl<T> Deref for Sp<T> {
     }
 }
 
-impl<T: JsonSchema> JsonSchema for Sp<T> {
+impl<T: JsonSchema> JsonSchema for Spanned<T> {
     fn inline_schema() -> bool {
         T::inline_schema()
     }

@@ -4,7 +4,7 @@
 use indexmap::IndexMap;
 use schemars::JsonSchema;
 
-use super::{Duration, Retry, Sp};
+use super::{Duration, Retry, Spanned};
 use crate::yaml::Span;
 
 /// One step of the DAG. Exactly one of the kind fields (`run`, `sql`, `wait`, `assert`,
@@ -13,33 +13,33 @@ use crate::yaml::Span;
 #[schemars(deny_unknown_fields)]
 pub struct Step {
     /// Unique id: a letter or `_`, then letters, digits, `_` or `-`.
-    pub id: Sp<String>,
-    pub title: Option<Sp<String>>,
+    pub id: Spanned<String>,
+    pub title: Option<Spanned<String>>,
     /// Steps that must complete before this one starts.
     #[serde(default)]
-    pub needs: Vec<Sp<String>>,
+    pub needs: Vec<Spanned<String>>,
     /// Expression; the step is skipped when it is false.
-    pub when: Option<Sp<String>>,
-    pub timeout: Option<Sp<Duration>>,
+    pub when: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<Duration>>,
     pub retry: Option<Retry>,
     /// Expression over `result`; an attempt for which it is false has failed (a poll).
-    pub until: Option<Sp<String>>,
+    pub until: Option<Spanned<String>>,
     /// Named values computed from `result` after the step succeeds.
     #[serde(default)]
-    pub outputs: IndexMap<String, Sp<String>>,
+    pub outputs: IndexMap<String, Spanned<String>>,
     /// What undoes this step when a later step fails.
-    pub rollback: Option<Action>,
+    pub rollback: Option<Rollback>,
     /// A point of no return: once it completes, neither it nor its ancestors are rolled back.
-    pub irreversible: Option<Sp<bool>>,
+    pub irreversible: Option<Spanned<bool>>,
     /// Read-only: safe to run during a rehearsal.
-    pub probe: Option<Sp<bool>>,
+    pub probe: Option<Spanned<bool>>,
     /// Safe to run again if a crash leaves it in doubt.
-    pub idempotent: Option<Sp<bool>>,
+    pub idempotent: Option<Spanned<bool>>,
     /// A failure marks the step failed but lets its dependents run.
-    pub continue_on_failure: Option<Sp<bool>>,
+    pub continue_on_failure: Option<Spanned<bool>>,
     /// Environment variables for commands (templates).
     #[serde(default)]
-    pub env: IndexMap<String, Sp<String>>,
+    pub env: IndexMap<String, Spanned<String>>,
     /// What the step does: one of the keys `run`, `sql`, `wait`, `assert`, `approval`.
     #[serde(flatten)]
     #[schemars(with = "StepKindKeys")]
@@ -54,7 +54,7 @@ pub struct Step {
 pub enum StepKind {
     Run(Run),
     Sql(Sql),
-    Wait(Sp<Duration>),
+    Wait(Spanned<Duration>),
     Assert(Assert),
     Approval(Approval),
 }
@@ -66,7 +66,7 @@ pub enum StepKind {
 struct StepKindKeys {
     run: Option<Run>,
     sql: Option<Sql>,
-    wait: Option<Sp<Duration>>,
+    wait: Option<Spanned<Duration>>,
     // Optional like the other kinds: `schema_with` alone would make it required.
     #[serde(default)]
     #[schemars(schema_with = "assert_schema")]
@@ -76,7 +76,7 @@ struct StepKindKeys {
 
 pub const STEP_KINDS: &[&str] = &["run", "sql", "wait", "assert", "approval"];
 
-fn flag(value: Option<&Sp<bool>>) -> bool {
+fn flag(value: Option<&Spanned<bool>>) -> bool {
     value.is_some_and(|v| v.value)
 }
 
@@ -143,16 +143,16 @@ impl Shell {
 #[schemars(deny_unknown_fields)]
 pub struct Run {
     /// The program to start, found on `PATH`.
-    pub program: Option<Sp<String>>,
+    pub program: Option<Spanned<String>>,
     /// Arguments for `program`, each a template.
     #[serde(default)]
-    pub args: Vec<Sp<String>>,
+    pub args: Vec<Spanned<String>>,
     /// The shell for `script`.
-    pub shell: Option<Sp<Shell>>,
+    pub shell: Option<Spanned<Shell>>,
     /// A script run by `shell` (a template).
-    pub script: Option<Sp<String>>,
+    pub script: Option<Spanned<String>>,
     /// Working directory (a template).
-    pub cwd: Option<Sp<String>>,
+    pub cwd: Option<Spanned<String>>,
     #[schemars(skip)]
     pub span: Span,
 }
@@ -174,14 +174,14 @@ pub enum Scalar {
 #[schemars(deny_unknown_fields)]
 pub struct Sql {
     /// A name under `connections:`.
-    pub connection: Sp<String>,
+    pub connection: Spanned<String>,
     /// The T-SQL batch (a template); values belong in `args`, read as `@P1`, `@P2`, …
-    pub query: Sp<String>,
+    pub query: Spanned<String>,
     /// Values bound to `@P1…` in order.
     #[serde(default)]
-    pub args: Vec<Sp<Scalar>>,
+    pub args: Vec<Spanned<Scalar>>,
     /// The database to use instead of the connection's default.
-    pub database: Option<Sp<String>>,
+    pub database: Option<Spanned<String>>,
 }
 
 fn assert_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -196,35 +196,35 @@ fn assert_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema 
 #[derive(Clone, Debug, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Assert {
-    pub that: Sp<String>,
-    pub message: Option<Sp<String>>,
+    pub that: Spanned<String>,
+    pub message: Option<Spanned<String>>,
 }
 
 /// `approval:` a person confirms before the run goes on.
 #[derive(Clone, Debug, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Approval {
-    pub prompt: Sp<String>,
-    pub instructions: Option<Sp<String>>,
+    pub prompt: Spanned<String>,
+    pub instructions: Option<Spanned<String>>,
 }
 
 /// `rollback:` the action that undoes a step: one of `run`, `sql`, `approval`.
 #[derive(Clone, Debug, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct Action {
+pub struct Rollback {
     /// What the rollback does: one of the keys `run`, `sql`, `approval`.
     #[serde(flatten)]
     #[schemars(with = "RollbackKindKeys")]
     pub kind: RollbackKind,
-    pub timeout: Option<Sp<Duration>>,
+    pub timeout: Option<Spanned<Duration>>,
     pub retry: Option<Retry>,
     #[serde(default)]
-    pub env: IndexMap<String, Sp<String>>,
+    pub env: IndexMap<String, Spanned<String>>,
     #[schemars(skip)]
     pub span: Span,
 }
 
-impl Action {
+impl Rollback {
     /// Whether undoing the step needs a person to confirm.
     pub fn is_approval(&self) -> bool {
         matches!(self.kind, RollbackKind::Approval(_))

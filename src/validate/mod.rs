@@ -5,9 +5,9 @@
 //! template (`template_walk`), checks what it reads (`references`) and runs the template
 //! lints registered in `lints`.
 
-mod graph;
 mod lints;
-mod params;
+mod needs;
+mod param_declarations;
 mod references;
 mod steps;
 mod template_walk;
@@ -20,9 +20,9 @@ use crate::model::Runbook;
 /// Checks `runbook` (read from `source`) and appends what is wrong to `problems`.
 /// Returns the dependency graph, which is acyclic when no error was found.
 pub fn validate(runbook: &Runbook, source: &str, problems: &mut Vec<Problem>) -> Dag {
-    let dag = graph::check(runbook, problems);
+    let dag = needs::check(runbook, problems);
     steps::check(runbook, problems);
-    params::check(runbook, problems);
+    param_declarations::check(runbook, problems);
     templates::check(runbook, &dag, source, problems);
     dag
 }

@@ -45,7 +45,7 @@ impl<'a> References<'a> {
             runbook,
             dag,
             scratch: Scratch::default(),
-            suggestions_left: super::graph::MAX_SUGGESTIONS,
+            suggestions_left: super::needs::MAX_SUGGESTIONS,
         }
     }
 

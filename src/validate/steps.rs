@@ -3,7 +3,7 @@
 //! checked when the model is built.)
 
 use crate::diagnostic::{Problem, list, suggestion};
-use crate::model::{Action, Retry, RollbackKind, Run, Runbook, Sql, StepKind};
+use crate::model::{Retry, Rollback, RollbackKind, Run, Runbook, Sql, StepKind};
 
 pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
     for secret in runbook.secrets.values() {
@@ -58,7 +58,7 @@ pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
     }
 }
 
-fn check_action(runbook: &Runbook, action: &Action, problems: &mut Vec<Problem>) {
+fn check_action(runbook: &Runbook, action: &Rollback, problems: &mut Vec<Problem>) {
     match &action.kind {
         RollbackKind::Run(run) => check_run(run, problems),
         RollbackKind::Sql(sql) => check_connection(runbook, sql, problems),

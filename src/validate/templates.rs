@@ -15,7 +15,9 @@ use super::references::References;
 use super::template_walk::{self, Finding};
 use crate::dag::Dag;
 use crate::diagnostic::Problem;
-use crate::model::{Action, Approval, RollbackKind, Run, Runbook, Scalar, Sp, Sql, StepKind};
+use crate::model::{
+    Approval, Rollback, RollbackKind, Run, Runbook, Scalar, Spanned, Sql, StepKind,
+};
 use crate::yaml::{Span, scalar_offset};
 
 /// Where a template stands, which decides what it may read.
@@ -165,7 +167,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn action(&mut self, action: &Action, place: Place) {
+    fn action(&mut self, action: &Rollback, place: Place) {
         for value in action.env.values() {
             self.template(value, place);
         }
@@ -224,7 +226,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn template(&mut self, text: &Sp<String>, place: Place) {
+    fn template(&mut self, text: &Spanned<String>, place: Place) {
         self.template_text(&text.value, text.span, place);
     }
 
@@ -259,7 +261,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn expression(&mut self, text: &Sp<String>, place: Place) {
+    fn expression(&mut self, text: &Spanned<String>, place: Place) {
         let site = self.site(&text.value, text.span, place);
         match machinery::parse_expr(&text.value) {
             Ok(expr) => self.findings(&template_walk::expression_findings(&expr), &site),

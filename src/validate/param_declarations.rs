@@ -2,28 +2,27 @@
 //! declared type, pattern and `enum`.
 
 use super::is_valid_id;
+use crate::bind::{check_value, type_mismatch};
 use crate::diagnostic::Problem;
 use crate::model::{Param, Runbook};
-use crate::params::{check_value, type_mismatch};
 use crate::yaml::Node;
 
 pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
     for param in runbook.params.values() {
         check_name("param name", &param.name.value, param.name.span, problems);
-        let pattern =
-            param
-                .pattern
-                .as_ref()
-                .and_then(|p| match crate::params::anchored(&p.value) {
-                    Ok(re) => Some(re),
-                    Err(err) => {
-                        problems.push(Problem::InvalidPattern {
-                            reason: first_line(&err.to_string()),
-                            span: p.span.into(),
-                        });
-                        None
-                    }
-                });
+        let pattern = param
+            .pattern
+            .as_ref()
+            .and_then(|p| match crate::bind::anchored(&p.value) {
+                Ok(re) => Some(re),
+                Err(err) => {
+                    problems.push(Problem::InvalidPattern {
+                        reason: first_line(&err.to_string()),
+                        span: p.span.into(),
+                    });
+                    None
+                }
+            });
         if let Some(allowed) = &param.allowed {
             for value in allowed.iter() {
                 if let Some(reason) = type_mismatch(param.param_type(), &value.to_json()) {
