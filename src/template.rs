@@ -218,3 +218,102 @@ fn to_json(value: Value) -> Result<String, Error> {
     serde_json::to_string(&value)
         .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("to_json: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{ps_quote, shell_quote, sql_ident, sql_literal};
+
+    fn s(text: &str) -> String {
+        text.to_owned()
+    }
+
+    #[test]
+    fn shell_quote_leaves_safe_words_bare() {
+        assert_eq!(shell_quote(s("abc-1_2./=:,@%+")), "abc-1_2./=:,@%+");
+    }
+
+    #[test]
+    fn shell_quote_quotes_everything_else() {
+        assert_eq!(shell_quote(s("")), "''");
+        assert_eq!(shell_quote(s("a b")), "'a b'");
+        assert_eq!(shell_quote(s("it's")), r"'it'\''s'");
+        assert_eq!(shell_quote(s("'")), r"''\'''");
+        assert_eq!(shell_quote(s("$(rm -rf /)")), "'$(rm -rf /)'");
+        assert_eq!(shell_quote(s("`id`;x&&y|z>w")), "'`id`;x&&y|z>w'");
+        assert_eq!(shell_quote(s("a\nb")), "'a\nb'");
+        assert_eq!(shell_quote(s("a\0b")), "'a\0b'");
+        assert_eq!(shell_quote(s("*?[~]")), "'*?[~]'");
+        assert_eq!(shell_quote(s("-rf")), "-rf");
+        assert_eq!(shell_quote(s("é☃")), "'é☃'");
+    }
+
+    #[test]
+    fn shell_quote_round_trips_through_sh() {
+        for value in ["it's", "a\nb", "$HOME `id` \"q\" \\", "'''", "é☃", " "] {
+            let out = std::process::Command::new("sh")
+                .args(["-c", &format!("printf %s {}", shell_quote(s(value)))])
+                .output()
+                .expect("run sh");
+            assert_eq!(String::from_utf8_lossy(&out.stdout), value);
+        }
+    }
+
+    #[test]
+    fn ps_quote_doubles_every_single_quote_powershell_accepts() {
+        assert_eq!(ps_quote(s("")), "''");
+        assert_eq!(ps_quote(s("plain")), "'plain'");
+        assert_eq!(ps_quote(s("it's")), "'it''s'");
+        assert_eq!(ps_quote(s("''")), "''''''");
+        assert_eq!(
+            ps_quote(s("a\u{2018}b\u{2019}c\u{201A}d\u{201B}e")),
+            "'a\u{2018}\u{2018}b\u{2019}\u{2019}c\u{201A}\u{201A}d\u{201B}\u{201B}e'"
+        );
+        // Double quotes and `$` are literal inside single quotes: left alone.
+        assert_eq!(ps_quote(s("\"$env:x\" `n")), "'\"$env:x\" `n'");
+        assert_eq!(ps_quote(s("a\nb\0c")), "'a\nb\0c'");
+        assert_eq!(ps_quote(s("é☃")), "'é☃'");
+    }
+
+    #[test]
+    fn sql_ident_doubles_closing_brackets() {
+        assert_eq!(sql_ident(s("")), "[]");
+        assert_eq!(sql_ident(s("mgc")), "[mgc]");
+        assert_eq!(sql_ident(s("a]b")), "[a]]b]");
+        assert_eq!(sql_ident(s("]]")), "[]]]]]");
+        assert_eq!(
+            sql_ident(s("x]; DROP TABLE t; --")),
+            "[x]]; DROP TABLE t; --]"
+        );
+        assert_eq!(sql_ident(s("[a'b\"c\nd\0")), "[[a'b\"c\nd\0]");
+        assert_eq!(sql_ident(s("база")), "[база]");
+    }
+
+    #[test]
+    fn sql_literal_doubles_single_quotes() {
+        assert_eq!(sql_literal(s("")), "N''");
+        assert_eq!(sql_literal(s("it's")), "N'it''s'");
+        assert_eq!(
+            sql_literal(s("'; DROP TABLE t; --")),
+            "N'''; DROP TABLE t; --'"
+        );
+        assert_eq!(sql_literal(s("a\nb\0c]\"")), "N'a\nb\0c]\"'");
+        assert_eq!(sql_literal(s("é☃")), "N'é☃'");
+    }
+
+    /// Every quoted form, read back the way its language reads it, gives the value.
+    #[test]
+    fn quoting_is_reversible_for_hostile_values() {
+        let values = [
+            "", "'", "''", "]", "a'b]c", "\n\r\t", "\0", "☃'é", "\u{2019}",
+        ];
+        for value in values {
+            let ident = sql_ident(s(value));
+            let inner = &ident[1..ident.len() - 1];
+            assert_eq!(inner.replace("]]", "]"), value);
+            let literal = sql_literal(s(value));
+            let inner = &literal[2..literal.len() - 1];
+            assert_eq!(inner.replace("''", "'"), value);
+            assert!(!inner.replace("''", "").contains('\''), "{literal}");
+        }
+    }
+}

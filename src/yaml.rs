@@ -317,3 +317,129 @@ pub fn scalar_offset(source: &str, span: Span, value: &str, at: usize) -> usize 
     let inner = s.peek().map_or(src.len(), |&(i, _)| i);
     (span.offset + body_start + inner).min(source.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Span, scalar_offset};
+
+    /// Where `scalar_offset` puts byte `at` of `value`, the scalar being the first `raw` in
+    /// `source`.
+    fn offset(source: &str, raw: &str, value: &str, at: usize) -> usize {
+        let start = source.find(raw).expect("raw in source");
+        scalar_offset(source, Span::new(start, raw.len()), value, at)
+    }
+
+    /// The byte offset of `needle` in `source`.
+    fn pos(source: &str, needle: &str) -> usize {
+        source.find(needle).expect("needle in source")
+    }
+
+    #[test]
+    fn plain_scalar_maps_one_to_one() {
+        let source = "key: hello {{ x }}\n";
+        assert_eq!(
+            offset(source, "hello {{ x }}", "hello {{ x }}", 6),
+            pos(source, "{{")
+        );
+    }
+
+    #[test]
+    fn quoted_scalar_skips_the_opening_quote() {
+        let source = "key: \"hello {{ x }}\"\n";
+        assert_eq!(
+            offset(source, "\"hello {{ x }}\"", "hello {{ x }}", 6),
+            pos(source, "{{")
+        );
+    }
+
+    #[test]
+    fn doubled_single_quote_is_one_character() {
+        let source = "key: 'it''s {{ x }}'\n";
+        let value = "it's {{ x }}";
+        assert_eq!(
+            offset(source, "'it''s {{ x }}'", value, pos(value, "{{")),
+            pos(source, "{{")
+        );
+    }
+
+    #[test]
+    fn double_quoted_escapes_take_their_digits() {
+        let source = "key: \"\\u00e9\\t\\x41 {{ x }}\"\n";
+        let value = "é\tA {{ x }}";
+        let raw = &source[5..source.len() - 1];
+        assert_eq!(
+            offset(source, raw, value, pos(value, "{{")),
+            pos(source, "{{")
+        );
+    }
+
+    #[test]
+    fn literal_block_skips_each_lines_indentation() {
+        let source = "key: |\n  first\n  {{ x }}\n";
+        let value = "first\n{{ x }}\n";
+        let raw = &source[pos(source, "first")..];
+        assert_eq!(
+            offset(source, raw, value, pos(value, "{{")),
+            pos(source, "{{")
+        );
+    }
+
+    #[test]
+    fn folded_line_break_is_one_space() {
+        let source = "key: >\n  first\n  {{ x }}\n";
+        let value = "first {{ x }}\n";
+        let raw = &source[pos(source, "first")..];
+        assert_eq!(
+            offset(source, raw, value, pos(value, "{{")),
+            pos(source, "{{")
+        );
+    }
+
+    #[test]
+    fn multibyte_characters_before_the_point() {
+        let source = "key: 'ünïcødé ☃ {{ x }}'\n";
+        let value = "ünïcødé ☃ {{ x }}";
+        let raw = &source[5..source.len() - 1];
+        assert_eq!(
+            offset(source, raw, value, pos(value, "{{")),
+            pos(source, "{{")
+        );
+    }
+
+    #[test]
+    fn a_point_past_the_value_stays_in_the_source() {
+        let source = "key: abc\n";
+        assert_eq!(offset(source, "abc", "abc", 1_000), pos(source, "abc") + 3);
+    }
+
+    #[test]
+    fn a_span_outside_the_source_does_not_panic() {
+        let source = "key: abc\n";
+        assert_eq!(
+            scalar_offset(source, Span::new(1_000, 5), "abc", 1),
+            source.len()
+        );
+        assert!(scalar_offset(source, Span::new(5, 1_000), "abc", 2) <= source.len());
+    }
+
+    #[test]
+    fn every_point_of_a_hostile_value_lands_on_a_character_boundary() {
+        let cases = [
+            ("k: \"a\\\"b\\\\c\\n\\0\"\n", "a\"b\\c\n\0"),
+            ("k: 'a''''b'\n", "a''b"),
+            ("k: \"\"\n", ""),
+            ("k: ''\n", ""),
+            ("k: \"line\n  folded\"\n", "line folded"),
+            ("k: |\n  ☃\n  é\n", "☃\né\n"),
+        ];
+        for (source, value) in cases {
+            let start = 3;
+            let span = Span::new(start, source.len() - start - 1);
+            for at in 0..=value.len() + 2 {
+                let o = scalar_offset(source, span, value, at);
+                assert!(o <= source.len(), "{source:?} at {at}: {o}");
+                assert!(source.is_char_boundary(o), "{source:?} at {at}: {o}");
+            }
+        }
+    }
+}
