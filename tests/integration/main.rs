@@ -14,3 +14,4 @@ mod sql;
 mod support;
 mod tds;
 mod tds_selftest;
+mod whole_output;
