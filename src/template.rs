@@ -223,35 +223,48 @@ fn to_json(value: Value) -> Result<String, Error> {
 mod tests {
     use super::{ps_quote, shell_quote, sql_ident, sql_literal};
 
-    fn s(text: &str) -> String {
-        text.to_owned()
+    /// `quote(input) == expected` for each pair.
+    fn quotes(quote: fn(String) -> String, cases: &[(&str, &str)]) {
+        for (input, expected) in cases {
+            assert_eq!(quote((*input).to_owned()), *expected, "input {input:?}");
+        }
     }
 
     #[test]
     fn shell_quote_leaves_safe_words_bare() {
-        assert_eq!(shell_quote(s("abc-1_2./=:,@%+")), "abc-1_2./=:,@%+");
+        quotes(
+            shell_quote,
+            &[("abc-1_2./=:,@%+", "abc-1_2./=:,@%+"), ("-rf", "-rf")],
+        );
     }
 
     #[test]
     fn shell_quote_quotes_everything_else() {
-        assert_eq!(shell_quote(s("")), "''");
-        assert_eq!(shell_quote(s("a b")), "'a b'");
-        assert_eq!(shell_quote(s("it's")), r"'it'\''s'");
-        assert_eq!(shell_quote(s("'")), r"''\'''");
-        assert_eq!(shell_quote(s("$(rm -rf /)")), "'$(rm -rf /)'");
-        assert_eq!(shell_quote(s("`id`;x&&y|z>w")), "'`id`;x&&y|z>w'");
-        assert_eq!(shell_quote(s("a\nb")), "'a\nb'");
-        assert_eq!(shell_quote(s("a\0b")), "'a\0b'");
-        assert_eq!(shell_quote(s("*?[~]")), "'*?[~]'");
-        assert_eq!(shell_quote(s("-rf")), "-rf");
-        assert_eq!(shell_quote(s("é☃")), "'é☃'");
+        quotes(
+            shell_quote,
+            &[
+                ("", "''"),
+                ("a b", "'a b'"),
+                ("it's", r"'it'\''s'"),
+                ("'", r"''\'''"),
+                ("$(rm -rf /)", "'$(rm -rf /)'"),
+                ("`id`;x&&y|z>w", "'`id`;x&&y|z>w'"),
+                ("a\nb", "'a\nb'"),
+                ("a\0b", "'a\0b'"),
+                ("*?[~]", "'*?[~]'"),
+                ("é☃", "'é☃'"),
+            ],
+        );
     }
 
     #[test]
     fn shell_quote_round_trips_through_sh() {
         for value in ["it's", "a\nb", "$HOME `id` \"q\" \\", "'''", "é☃", " "] {
             let out = std::process::Command::new("sh")
-                .args(["-c", &format!("printf %s {}", shell_quote(s(value)))])
+                .args([
+                    "-c",
+                    &format!("printf %s {}", shell_quote(value.to_owned())),
+                ])
                 .output()
                 .expect("run sh");
             assert_eq!(String::from_utf8_lossy(&out.stdout), value);
@@ -260,44 +273,53 @@ mod tests {
 
     #[test]
     fn ps_quote_doubles_every_single_quote_powershell_accepts() {
-        assert_eq!(ps_quote(s("")), "''");
-        assert_eq!(ps_quote(s("plain")), "'plain'");
-        assert_eq!(ps_quote(s("it's")), "'it''s'");
-        assert_eq!(ps_quote(s("''")), "''''''");
-        assert_eq!(
-            ps_quote(s("a\u{2018}b\u{2019}c\u{201A}d\u{201B}e")),
-            "'a\u{2018}\u{2018}b\u{2019}\u{2019}c\u{201A}\u{201A}d\u{201B}\u{201B}e'"
+        quotes(
+            ps_quote,
+            &[
+                ("", "''"),
+                ("plain", "'plain'"),
+                ("it's", "'it''s'"),
+                ("''", "''''''"),
+                (
+                    "a\u{2018}b\u{2019}c\u{201A}d\u{201B}e",
+                    "'a\u{2018}\u{2018}b\u{2019}\u{2019}c\u{201A}\u{201A}d\u{201B}\u{201B}e'",
+                ),
+                // Double quotes and `$` are literal inside single quotes: left alone.
+                ("\"$env:x\" `n", "'\"$env:x\" `n'"),
+                ("a\nb\0c", "'a\nb\0c'"),
+                ("é☃", "'é☃'"),
+            ],
         );
-        // Double quotes and `$` are literal inside single quotes: left alone.
-        assert_eq!(ps_quote(s("\"$env:x\" `n")), "'\"$env:x\" `n'");
-        assert_eq!(ps_quote(s("a\nb\0c")), "'a\nb\0c'");
-        assert_eq!(ps_quote(s("é☃")), "'é☃'");
     }
 
     #[test]
     fn sql_ident_doubles_closing_brackets() {
-        assert_eq!(sql_ident(s("")), "[]");
-        assert_eq!(sql_ident(s("mgc")), "[mgc]");
-        assert_eq!(sql_ident(s("a]b")), "[a]]b]");
-        assert_eq!(sql_ident(s("]]")), "[]]]]]");
-        assert_eq!(
-            sql_ident(s("x]; DROP TABLE t; --")),
-            "[x]]; DROP TABLE t; --]"
+        quotes(
+            sql_ident,
+            &[
+                ("", "[]"),
+                ("mgc", "[mgc]"),
+                ("a]b", "[a]]b]"),
+                ("]]", "[]]]]]"),
+                ("x]; DROP TABLE t; --", "[x]]; DROP TABLE t; --]"),
+                ("[a'b\"c\nd\0", "[[a'b\"c\nd\0]"),
+                ("база", "[база]"),
+            ],
         );
-        assert_eq!(sql_ident(s("[a'b\"c\nd\0")), "[[a'b\"c\nd\0]");
-        assert_eq!(sql_ident(s("база")), "[база]");
     }
 
     #[test]
     fn sql_literal_doubles_single_quotes() {
-        assert_eq!(sql_literal(s("")), "N''");
-        assert_eq!(sql_literal(s("it's")), "N'it''s'");
-        assert_eq!(
-            sql_literal(s("'; DROP TABLE t; --")),
-            "N'''; DROP TABLE t; --'"
+        quotes(
+            sql_literal,
+            &[
+                ("", "N''"),
+                ("it's", "N'it''s'"),
+                ("'; DROP TABLE t; --", "N'''; DROP TABLE t; --'"),
+                ("a\nb\0c]\"", "N'a\nb\0c]\"'"),
+                ("é☃", "N'é☃'"),
+            ],
         );
-        assert_eq!(sql_literal(s("a\nb\0c]\"")), "N'a\nb\0c]\"'");
-        assert_eq!(sql_literal(s("é☃")), "N'é☃'");
     }
 
     /// Every quoted form, read back the way its language reads it, gives the value.
@@ -307,10 +329,10 @@ mod tests {
             "", "'", "''", "]", "a'b]c", "\n\r\t", "\0", "☃'é", "\u{2019}",
         ];
         for value in values {
-            let ident = sql_ident(s(value));
+            let ident = sql_ident(value.to_owned());
             let inner = &ident[1..ident.len() - 1];
             assert_eq!(inner.replace("]]", "]"), value);
-            let literal = sql_literal(s(value));
+            let literal = sql_literal(value.to_owned());
             let inner = &literal[2..literal.len() - 1];
             assert_eq!(inner.replace("''", "'"), value);
             assert!(!inner.replace("''", "").contains('\''), "{literal}");

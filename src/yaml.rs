@@ -322,88 +322,63 @@ pub fn scalar_offset(source: &str, span: Span, value: &str, at: usize) -> usize 
 mod tests {
     use super::{Span, scalar_offset};
 
-    /// Where `scalar_offset` puts byte `at` of `value`, the scalar being the first `raw` in
-    /// `source`.
-    fn offset(source: &str, raw: &str, value: &str, at: usize) -> usize {
-        let start = source.find(raw).expect("raw in source");
-        scalar_offset(source, Span::new(start, raw.len()), value, at)
+    /// The byte offset of `needle` in `text`.
+    fn pos(text: &str, needle: &str) -> usize {
+        text.find(needle).expect("needle in text")
     }
 
-    /// The byte offset of `needle` in `source`.
-    fn pos(source: &str, needle: &str) -> usize {
-        source.find(needle).expect("needle in source")
+    /// `scalar_offset` of byte `at` of `value`, the scalar being the first `raw` in `source`.
+    fn offset(source: &str, raw: &str, value: &str, at: usize) -> usize {
+        scalar_offset(source, Span::new(pos(source, raw), raw.len()), value, at)
+    }
+
+    /// The `{{` of `value` is placed on the `{{` of `source`.
+    fn finds_template(source: &str, raw: &str, value: &str) {
+        let found = offset(source, raw, value, pos(value, "{{"));
+        assert_eq!(found, pos(source, "{{"), "{source:?}");
     }
 
     #[test]
     fn plain_scalar_maps_one_to_one() {
-        let source = "key: hello {{ x }}\n";
-        assert_eq!(
-            offset(source, "hello {{ x }}", "hello {{ x }}", 6),
-            pos(source, "{{")
-        );
+        finds_template("key: hello {{ x }}\n", "hello {{ x }}", "hello {{ x }}");
     }
 
     #[test]
     fn quoted_scalar_skips_the_opening_quote() {
-        let source = "key: \"hello {{ x }}\"\n";
-        assert_eq!(
-            offset(source, "\"hello {{ x }}\"", "hello {{ x }}", 6),
-            pos(source, "{{")
+        finds_template(
+            "key: \"hello {{ x }}\"\n",
+            "\"hello {{ x }}\"",
+            "hello {{ x }}",
         );
     }
 
     #[test]
     fn doubled_single_quote_is_one_character() {
-        let source = "key: 'it''s {{ x }}'\n";
-        let value = "it's {{ x }}";
-        assert_eq!(
-            offset(source, "'it''s {{ x }}'", value, pos(value, "{{")),
-            pos(source, "{{")
-        );
+        finds_template("key: 'it''s {{ x }}'\n", "'it''s {{ x }}'", "it's {{ x }}");
     }
 
     #[test]
     fn double_quoted_escapes_take_their_digits() {
-        let source = "key: \"\\u00e9\\t\\x41 {{ x }}\"\n";
-        let value = "é\tA {{ x }}";
-        let raw = &source[5..source.len() - 1];
-        assert_eq!(
-            offset(source, raw, value, pos(value, "{{")),
-            pos(source, "{{")
-        );
+        let raw = "\"\\u00e9\\t\\x41 {{ x }}\"";
+        finds_template(&format!("key: {raw}\n"), raw, "é\tA {{ x }}");
     }
 
     #[test]
     fn literal_block_skips_each_lines_indentation() {
-        let source = "key: |\n  first\n  {{ x }}\n";
-        let value = "first\n{{ x }}\n";
-        let raw = &source[pos(source, "first")..];
-        assert_eq!(
-            offset(source, raw, value, pos(value, "{{")),
-            pos(source, "{{")
-        );
+        let raw = "first\n  {{ x }}\n";
+        finds_template(&format!("key: |\n  {raw}"), raw, "first\n{{ x }}\n");
     }
 
     #[test]
     fn folded_line_break_is_one_space() {
-        let source = "key: >\n  first\n  {{ x }}\n";
-        let value = "first {{ x }}\n";
-        let raw = &source[pos(source, "first")..];
-        assert_eq!(
-            offset(source, raw, value, pos(value, "{{")),
-            pos(source, "{{")
-        );
+        let raw = "first\n  {{ x }}\n";
+        finds_template(&format!("key: >\n  {raw}"), raw, "first {{ x }}\n");
     }
 
     #[test]
     fn multibyte_characters_before_the_point() {
-        let source = "key: 'ünïcødé ☃ {{ x }}'\n";
-        let value = "ünïcødé ☃ {{ x }}";
-        let raw = &source[5..source.len() - 1];
-        assert_eq!(
-            offset(source, raw, value, pos(value, "{{")),
-            pos(source, "{{")
-        );
+        let raw = "'ünïcødé ☃ {{ x }}'";
+        finds_template(&format!("key: {raw}\n"), raw, "ünïcødé ☃ {{ x }}");
     }
 
     #[test]
