@@ -140,3 +140,93 @@ impl Policy {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Policy;
+
+    fn policy(delay_ms: u64, backoff: &'static str, max_ms: Option<u64>, jitter: bool) -> Policy {
+        Policy {
+            attempts: 5,
+            delay: Duration::from_millis(delay_ms),
+            backoff,
+            max_delay: max_ms.map(Duration::from_millis),
+            jitter,
+            on: None,
+        }
+    }
+
+    fn ms(d: Duration) -> u128 {
+        d.as_millis()
+    }
+
+    #[test]
+    fn fixed_delay_is_the_same_before_every_attempt() {
+        let p = policy(250, "fixed", None, false);
+        let delays: Vec<u128> = (2..6).map(|n| ms(p.delay_before(n))).collect();
+        assert_eq!(delays, [250, 250, 250, 250]);
+    }
+
+    #[test]
+    fn exponential_delay_doubles_from_the_first_retry() {
+        let p = policy(100, "exponential", None, false);
+        let delays: Vec<u128> = (2..7).map(|n| ms(p.delay_before(n))).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1600]);
+    }
+
+    #[test]
+    fn max_delay_caps_the_backoff() {
+        let p = policy(100, "exponential", Some(500), false);
+        let delays: Vec<u128> = (2..7).map(|n| ms(p.delay_before(n))).collect();
+        assert_eq!(delays, [100, 200, 400, 500, 500]);
+        let fixed = policy(900, "fixed", Some(500), false);
+        assert_eq!(ms(fixed.delay_before(2)), 500);
+    }
+
+    #[test]
+    fn attempt_numbers_below_two_mean_the_first_retry() {
+        let p = policy(100, "exponential", None, false);
+        assert_eq!(ms(p.base_delay(0)), 100);
+        assert_eq!(ms(p.base_delay(1)), 100);
+    }
+
+    #[test]
+    fn jitter_stays_between_zero_and_the_base_delay() {
+        let p = policy(100, "exponential", Some(1_000), true);
+        for next in 2..10 {
+            let base = p.base_delay(next);
+            for _ in 0..200 {
+                assert!(p.delay_before(next) <= base, "attempt {next}");
+            }
+        }
+        let spread: std::collections::BTreeSet<u128> =
+            (0..200).map(|_| ms(p.delay_before(4))).collect();
+        assert!(spread.len() > 1, "jitter never varied: {spread:?}");
+    }
+
+    #[test]
+    fn zero_delay_stays_zero_with_jitter() {
+        let p = policy(0, "exponential", None, true);
+        assert_eq!(p.delay_before(9), Duration::ZERO);
+    }
+
+    #[test]
+    fn large_attempt_numbers_saturate_instead_of_overflowing() {
+        let p = policy(1_000, "exponential", None, false);
+        let huge = p.base_delay(u32::MAX);
+        assert!(huge >= p.base_delay(32));
+        assert_eq!(p.base_delay(u32::MAX), p.base_delay(u32::MAX - 1));
+        let capped = policy(1_000, "exponential", Some(60_000), true);
+        assert!(capped.delay_before(u32::MAX) <= Duration::from_secs(60));
+        let longest = Policy {
+            delay: Duration::MAX,
+            ..policy(0, "exponential", None, true)
+        };
+        assert_eq!(longest.base_delay(u32::MAX), Duration::MAX);
+        for _ in 0..100 {
+            assert!(longest.delay_before(u32::MAX) <= Duration::MAX);
+        }
+    }
+}

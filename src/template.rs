@@ -218,3 +218,124 @@ fn to_json(value: Value) -> Result<String, Error> {
     serde_json::to_string(&value)
         .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("to_json: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{ps_quote, shell_quote, sql_ident, sql_literal};
+
+    /// `quote(input) == expected` for each pair.
+    fn quotes(quote: fn(String) -> String, cases: &[(&str, &str)]) {
+        for (input, expected) in cases {
+            assert_eq!(quote((*input).to_owned()), *expected, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn shell_quote_leaves_safe_words_bare() {
+        quotes(
+            shell_quote,
+            &[("abc-1_2./=:,@%+", "abc-1_2./=:,@%+"), ("-rf", "-rf")],
+        );
+    }
+
+    #[test]
+    fn shell_quote_quotes_everything_else() {
+        quotes(
+            shell_quote,
+            &[
+                ("", "''"),
+                ("a b", "'a b'"),
+                ("it's", r"'it'\''s'"),
+                ("'", r"''\'''"),
+                ("$(rm -rf /)", "'$(rm -rf /)'"),
+                ("`id`;x&&y|z>w", "'`id`;x&&y|z>w'"),
+                ("a\nb", "'a\nb'"),
+                ("a\0b", "'a\0b'"),
+                ("*?[~]", "'*?[~]'"),
+                ("é☃", "'é☃'"),
+            ],
+        );
+    }
+
+    #[test]
+    fn shell_quote_round_trips_through_sh() {
+        for value in ["it's", "a\nb", "$HOME `id` \"q\" \\", "'''", "é☃", " "] {
+            let out = std::process::Command::new("sh")
+                .args([
+                    "-c",
+                    &format!("printf %s {}", shell_quote(value.to_owned())),
+                ])
+                .output()
+                .expect("run sh");
+            assert_eq!(String::from_utf8_lossy(&out.stdout), value);
+        }
+    }
+
+    #[test]
+    fn ps_quote_doubles_every_single_quote_powershell_accepts() {
+        quotes(
+            ps_quote,
+            &[
+                ("", "''"),
+                ("plain", "'plain'"),
+                ("it's", "'it''s'"),
+                ("''", "''''''"),
+                (
+                    "a\u{2018}b\u{2019}c\u{201A}d\u{201B}e",
+                    "'a\u{2018}\u{2018}b\u{2019}\u{2019}c\u{201A}\u{201A}d\u{201B}\u{201B}e'",
+                ),
+                // Double quotes and `$` are literal inside single quotes: left alone.
+                ("\"$env:x\" `n", "'\"$env:x\" `n'"),
+                ("a\nb\0c", "'a\nb\0c'"),
+                ("é☃", "'é☃'"),
+            ],
+        );
+    }
+
+    #[test]
+    fn sql_ident_doubles_closing_brackets() {
+        quotes(
+            sql_ident,
+            &[
+                ("", "[]"),
+                ("mgc", "[mgc]"),
+                ("a]b", "[a]]b]"),
+                ("]]", "[]]]]]"),
+                ("x]; DROP TABLE t; --", "[x]]; DROP TABLE t; --]"),
+                ("[a'b\"c\nd\0", "[[a'b\"c\nd\0]"),
+                ("база", "[база]"),
+            ],
+        );
+    }
+
+    #[test]
+    fn sql_literal_doubles_single_quotes() {
+        quotes(
+            sql_literal,
+            &[
+                ("", "N''"),
+                ("it's", "N'it''s'"),
+                ("'; DROP TABLE t; --", "N'''; DROP TABLE t; --'"),
+                ("a\nb\0c]\"", "N'a\nb\0c]\"'"),
+                ("é☃", "N'é☃'"),
+            ],
+        );
+    }
+
+    /// Every quoted form, read back the way its language reads it, gives the value.
+    #[test]
+    fn quoting_is_reversible_for_hostile_values() {
+        let values = [
+            "", "'", "''", "]", "a'b]c", "\n\r\t", "\0", "☃'é", "\u{2019}",
+        ];
+        for value in values {
+            let ident = sql_ident(value.to_owned());
+            let inner = &ident[1..ident.len() - 1];
+            assert_eq!(inner.replace("]]", "]"), value);
+            let literal = sql_literal(value.to_owned());
+            let inner = &literal[2..literal.len() - 1];
+            assert_eq!(inner.replace("''", "'"), value);
+            assert!(!inner.replace("''", "").contains('\''), "{literal}");
+        }
+    }
+}

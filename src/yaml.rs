@@ -317,3 +317,104 @@ pub fn scalar_offset(source: &str, span: Span, value: &str, at: usize) -> usize 
     let inner = s.peek().map_or(src.len(), |&(i, _)| i);
     (span.offset + body_start + inner).min(source.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Span, scalar_offset};
+
+    /// The byte offset of `needle` in `text`.
+    fn pos(text: &str, needle: &str) -> usize {
+        text.find(needle).expect("needle in text")
+    }
+
+    /// `scalar_offset` of byte `at` of `value`, the scalar being the first `raw` in `source`.
+    fn offset(source: &str, raw: &str, value: &str, at: usize) -> usize {
+        scalar_offset(source, Span::new(pos(source, raw), raw.len()), value, at)
+    }
+
+    /// The `{{` of `value` is placed on the `{{` of `source`.
+    fn finds_template(source: &str, raw: &str, value: &str) {
+        let found = offset(source, raw, value, pos(value, "{{"));
+        assert_eq!(found, pos(source, "{{"), "{source:?}");
+    }
+
+    #[test]
+    fn plain_scalar_maps_one_to_one() {
+        finds_template("key: hello {{ x }}\n", "hello {{ x }}", "hello {{ x }}");
+    }
+
+    #[test]
+    fn quoted_scalar_skips_the_opening_quote() {
+        finds_template(
+            "key: \"hello {{ x }}\"\n",
+            "\"hello {{ x }}\"",
+            "hello {{ x }}",
+        );
+    }
+
+    #[test]
+    fn doubled_single_quote_is_one_character() {
+        finds_template("key: 'it''s {{ x }}'\n", "'it''s {{ x }}'", "it's {{ x }}");
+    }
+
+    #[test]
+    fn double_quoted_escapes_take_their_digits() {
+        let raw = "\"\\u00e9\\t\\x41 {{ x }}\"";
+        finds_template(&format!("key: {raw}\n"), raw, "é\tA {{ x }}");
+    }
+
+    #[test]
+    fn literal_block_skips_each_lines_indentation() {
+        let raw = "first\n  {{ x }}\n";
+        finds_template(&format!("key: |\n  {raw}"), raw, "first\n{{ x }}\n");
+    }
+
+    #[test]
+    fn folded_line_break_is_one_space() {
+        let raw = "first\n  {{ x }}\n";
+        finds_template(&format!("key: >\n  {raw}"), raw, "first {{ x }}\n");
+    }
+
+    #[test]
+    fn multibyte_characters_before_the_point() {
+        let raw = "'ünïcødé ☃ {{ x }}'";
+        finds_template(&format!("key: {raw}\n"), raw, "ünïcødé ☃ {{ x }}");
+    }
+
+    #[test]
+    fn a_point_past_the_value_stays_in_the_source() {
+        let source = "key: abc\n";
+        assert_eq!(offset(source, "abc", "abc", 1_000), pos(source, "abc") + 3);
+    }
+
+    #[test]
+    fn a_span_outside_the_source_does_not_panic() {
+        let source = "key: abc\n";
+        assert_eq!(
+            scalar_offset(source, Span::new(1_000, 5), "abc", 1),
+            source.len()
+        );
+        assert!(scalar_offset(source, Span::new(5, 1_000), "abc", 2) <= source.len());
+    }
+
+    #[test]
+    fn every_point_of_a_hostile_value_lands_on_a_character_boundary() {
+        let cases = [
+            ("k: \"a\\\"b\\\\c\\n\\0\"\n", "a\"b\\c\n\0"),
+            ("k: 'a''''b'\n", "a''b"),
+            ("k: \"\"\n", ""),
+            ("k: ''\n", ""),
+            ("k: \"line\n  folded\"\n", "line folded"),
+            ("k: |\n  ☃\n  é\n", "☃\né\n"),
+        ];
+        for (source, value) in cases {
+            let start = 3;
+            let span = Span::new(start, source.len() - start - 1);
+            for at in 0..=value.len() + 2 {
+                let o = scalar_offset(source, span, value, at);
+                assert!(o <= source.len(), "{source:?} at {at}: {o}");
+                assert!(source.is_char_boundary(o), "{source:?} at {at}: {o}");
+            }
+        }
+    }
+}

@@ -2,9 +2,9 @@
 //! once), the run lock, corrupt journals, history and reports, and no secret on disk.
 
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::{Test, on_terminal};
+use crate::support::{Test, journal_has, on_terminal, wait_until};
 
 /// Six steps in a chain; each appends its name to `log` (not idempotent). With `fail`, the
 /// sixth fails and the first four roll back (each appends `undo-…`).
@@ -161,11 +161,9 @@ fn a_second_run_of_the_same_runbook_is_refused_and_a_stale_lock_is_taken_over() 
     let yaml = "runbook: 1\nname: locked\nsteps:\n  - id: long\n    run: { program: sleep, args: ['5'] }\n";
     let t = Test::new().file("l.yaml", yaml).args(["run", "l.yaml"]);
     let mut first = spawn(&t);
-    let started = Instant::now();
-    while !t.path().join(".runbook/locks/locked.lock").exists() {
-        assert!(started.elapsed() < Duration::from_secs(5), "no lock file");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the lock file exists", || {
+        t.path().join(".runbook/locks/locked.lock").exists()
+    });
     let second = Test::in_dir(t.path()).args(["run", "l.yaml"]).run();
     assert_eq!(second.code, 2);
     assert!(
@@ -270,7 +268,9 @@ fn resume_refuses_a_changed_runbook_unless_allowed() {
     let yaml = "runbook: 1\nname: c\nsteps:\n  - id: a\n    run: { shell: sh, script: 'sleep 3; echo a >> log' }\n";
     let t = Test::new().file("c.yaml", yaml).args(["run", "c.yaml"]);
     let mut child = spawn(&t);
-    std::thread::sleep(Duration::from_millis(400));
+    wait_until("the journal shows `a` started", || {
+        journal_has(t.path(), "step_started", "a")
+    });
     let _ = child.kill();
     let _ = child.wait();
     std::fs::write(t.path().join("c.yaml"), yaml.replace("sleep 3; ", "")).unwrap();
@@ -394,13 +394,9 @@ fn on_a_terminal_resume_asks_about_steps_in_doubt() {
     let yaml = "runbook: 1\nname: asked\nsteps:\n  - id: slow\n    run: { shell: sh, script: 'sleep 3; echo slow >> log' }\n  - id: after\n    needs: [slow]\n    run: { shell: sh, script: 'echo after >> log' }\n";
     let t = Test::new().file("a.yaml", yaml).args(["run", "a.yaml"]);
     let mut child = spawn(&t);
-    let started = Instant::now();
-    let runs = t.path().join(".runbook/runs");
-    while std::fs::read_dir(&runs).map_or(true, |mut d| d.next().is_none()) {
-        assert!(started.elapsed() < Duration::from_secs(5));
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until("the journal shows `slow` started", || {
+        journal_has(t.path(), "step_started", "slow")
+    });
     let _ = child.kill();
     let _ = child.wait();
     // `script` gives the resume a terminal; "rerun" is typed at the question.
@@ -418,24 +414,18 @@ fn runs_tells_a_running_run_from_a_stopped_one() {
     let yaml = "runbook: 1\nname: listed\nsteps:\n  - id: long\n    run: { program: sleep, args: ['5'] }\n";
     let t = Test::new().file("l.yaml", yaml).args(["run", "l.yaml"]);
     let mut child = spawn(&t);
-    let started = Instant::now();
-    loop {
+    let mut status = String::new();
+    wait_until("the run is listed as running", || {
         let runs = Test::in_dir(t.path())
             .args(["runs", "--format", "json"])
             .run();
-        if runs.json().as_array().is_some_and(|a| !a.is_empty()) {
-            let status = runs.json()[0]["status"].as_str().unwrap().to_owned();
-            if status.starts_with("running") {
-                assert_eq!(status, format!("running (pid {})", child.id()));
-                break;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "never listed as running"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        status = runs.json()[0]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        status.starts_with("running")
+    });
+    assert_eq!(status, format!("running (pid {})", child.id()));
     let _ = child.kill();
     let _ = child.wait();
     let runs = Test::in_dir(t.path())

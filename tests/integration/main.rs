@@ -15,3 +15,4 @@ mod sql;
 mod support;
 mod tds;
 mod tds_selftest;
+mod whole_output;

@@ -221,8 +221,44 @@ impl Estate {
             sessions: vec![53, 61],
             ..Sql::default()
         };
-        let primary = Arc::new(Mutex::new(sql("SQL-A", "ONLINE", true)));
-        let backup = Arc::new(Mutex::new(sql("SQL-B", "RESTORING", false)));
+        Self::start(
+            dir,
+            sql("SQL-A", "ONLINE", true),
+            sql("SQL-B", "RESTORING", false),
+        )
+    }
+
+    /// A copy of `saved`: its files and both servers' state, served by new test servers, so
+    /// that each scenario starts from the same estate without replaying how it got there.
+    fn copy_of(saved: &Estate) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        copy_tree(saved.dir.path(), dir.path());
+        // Paths the servers recorded point into the saved estate's directory.
+        let from = saved.dir.path().display().to_string();
+        let to = dir.path().display().to_string();
+        let moved = |sql: &Arc<Mutex<Sql>>| {
+            let mut sql = sql.lock().unwrap().clone();
+            for log in &mut sql.restored_logs {
+                *log = log.replacen(&from, &to, 1);
+            }
+            sql
+        };
+        let copy = Self {
+            primary_reachable: saved.primary_reachable,
+            ..Self::start(dir, moved(&saved.primary), moved(&saved.backup))
+        };
+        assert_eq!(
+            copy.snapshot(),
+            saved.snapshot(),
+            "the copy is the saved estate"
+        );
+        copy
+    }
+
+    /// Serves the two SQL Servers' state (failures injected through `fault`) over TDS.
+    fn start(dir: tempfile::TempDir, primary: Sql, backup: Sql) -> Self {
+        let primary = Arc::new(Mutex::new(primary));
+        let backup = Arc::new(Mutex::new(backup));
         let fault: Arc<Mutex<Option<Fault>>> = Arc::default();
         let serve = |state: Arc<Mutex<Sql>>, is_primary: bool| {
             let fault = fault.clone();
@@ -600,30 +636,44 @@ fn strings(v: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// An estate ready for `book`: healthy for the failover, failed over for the failback.
-fn estate_for(book: &str) -> Estate {
-    let estate = Estate::healthy();
-    if book == "failback.yaml" {
-        let out = estate.run("failover.yaml");
-        assert_eq!(out.code, 0, "failover before failback: {}", out.stdout);
+/// Copies a directory tree; symbolic links are copied as links.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("dir");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().expect("file type");
+        if kind.is_symlink() {
+            let link = std::fs::read_link(&source).expect("link");
+            std::os::unix::fs::symlink(link, &target).expect("link");
+        } else if kind.is_dir() {
+            copy_tree(&source, &target);
+        } else {
+            std::fs::copy(&source, &target).expect("copy");
+        }
     }
-    estate
+}
+
+/// The estate each scenario of `book` starts from: healthy for the failover; for the failback,
+/// the estate a real failover left, run once and copied for every scenario.
+fn start_for(book: &str) -> Box<dyn Fn() -> Estate> {
+    if book == "failback.yaml" {
+        let failed_over = Estate::healthy();
+        let out = failed_over.run("failover.yaml");
+        assert_eq!(out.code, 0, "failover before failback: {}", out.stdout);
+        Box::new(move || Estate::copy_of(&failed_over))
+    } else {
+        Box::new(Estate::healthy)
+    }
 }
 
 fn fail_at_every_step(book: &str) {
-    let approvals: Vec<String> = {
-        let plan = estate_for("failover.yaml").runbook(&["plan", "--format", "json"], book, None);
-        plan.json()["approvals"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_owned())
-            .collect()
-    };
+    let plan = Estate::healthy()
+        .runbook(&["plan", "--format", "json"], book, None)
+        .json();
+    let approvals = strings(&plan["approvals"]);
     let faults = faults(book);
     let covered: Vec<&str> = faults.iter().map(|(s, _)| *s).collect();
-    let all = estate_for("failover.yaml").runbook(&["plan", "--format", "json"], book, None);
-    for step in all.json()["steps"].as_array().unwrap() {
+    for step in plan["steps"].as_array().unwrap() {
         let id = step["id"].as_str().unwrap();
         assert!(
             covered.contains(&id) || approvals.iter().any(|a| a == id),
@@ -631,8 +681,9 @@ fn fail_at_every_step(book: &str) {
         );
     }
 
+    let start = start_for(book);
     for (step, fault) in faults {
-        let estate = estate_for(book);
+        let estate = start();
         let before = estate.snapshot();
         let plan = estate.runbook(&["plan", "--format", "json", "--fail-at", step], book, None);
         assert_eq!(plan.code, 0, "{}", plan.stderr);

@@ -3,19 +3,29 @@
 
 use std::time::Duration;
 
-use crate::support::{Test, events_of, on_terminal};
+use crate::support::{Test, events_of, on_terminal, wait_until};
 
 fn book(steps: &str) -> String {
     format!("runbook: 1\nname: t\nsteps:\n{steps}")
 }
 
-fn at(event: &serde_json::Value) -> Duration {
-    // "2026-11-26T09:48:06.564Z": seconds of the day are enough within one test.
-    let t = event["at"].as_str().unwrap();
-    let h: f64 = t[11..13].parse().unwrap();
-    let m: f64 = t[14..16].parse().unwrap();
-    let s: f64 = t[17..23].parse().unwrap();
-    Duration::from_secs_f64(h * 3600.0 + m * 60.0 + s)
+/// The time from one event to a later one, from their whole `at` timestamps (date included,
+/// so that a test running across midnight does not see a negative gap).
+fn gap(from: &serde_json::Value, to: &serde_json::Value) -> Duration {
+    let at = |e: &serde_json::Value| {
+        let text = e["at"].as_str().expect("`at` timestamp");
+        humantime::parse_rfc3339(text).unwrap_or_else(|err| panic!("`at` {text:?}: {err}"))
+    };
+    at(to)
+        .duration_since(at(from))
+        .unwrap_or_else(|_| panic!("{to} is before {from}"))
+}
+
+#[test]
+fn gap_between_events_across_midnight() {
+    let before = serde_json::json!({ "at": "2026-11-26T23:59:59.900Z" });
+    let after = serde_json::json!({ "at": "2026-11-27T00:00:00.150Z" });
+    assert_eq!(gap(&before, &after), Duration::from_millis(250));
 }
 
 #[test]
@@ -90,8 +100,8 @@ fn retries_with_exponential_backoff() {
         failed[0]["reason"],
         serde_json::json!({ "kind": "exit", "code": 7 })
     );
-    let gap1 = at(starts[1]) - at(starts[0]);
-    let gap2 = at(starts[2]) - at(starts[1]);
+    let gap1 = gap(starts[0], starts[1]);
+    let gap2 = gap(starts[1], starts[2]);
     assert!(
         gap1 >= Duration::from_millis(195) && gap1 < Duration::from_millis(1500),
         "{gap1:?}"
@@ -162,11 +172,7 @@ fn step_timeout_kills_the_whole_process_group() {
         events_of(&events, "attempt_failed")[0]["reason"],
         serde_json::json!({ "kind": "timeout" })
     );
-    std::thread::sleep(Duration::from_millis(100));
-    assert!(
-        !alive(&t.read("grandchild")),
-        "the grandchild outlived the timeout"
-    );
+    wait_until("the grandchild is gone", || !alive(&t.read("grandchild")));
 }
 
 #[test]
@@ -197,8 +203,7 @@ fn run_timeout_stops_the_run_and_kills_grandchildren() {
         out.stdout
     );
     assert_eq!(t.read("undone"), "undone\n");
-    std::thread::sleep(Duration::from_millis(100));
-    assert!(!alive(&t.read("grandchild")));
+    wait_until("the grandchild is gone", || !alive(&t.read("grandchild")));
 }
 
 const ROLLBACKS: &str = "  - id: a\n    run: { shell: sh, script: echo a >> log }\n    rollback: { run: { shell: sh, script: echo undo-a >> log } }\n  - id: b\n    needs: [a]\n    run: { shell: sh, script: echo b >> log }\n    rollback: { run: { shell: sh, script: echo undo-b >> log } }\n  - id: c\n    needs: [a]\n    run: { shell: sh, script: echo c >> log }\n  - id: d\n    needs: [b, c]\n    run: { shell: sh, script: echo d >> log }\n    rollback: { run: { shell: sh, script: echo undo-d >> log } }\n  - id: e\n    needs: [d]\n    run: { shell: sh, script: exit 1 }\n";
@@ -464,13 +469,9 @@ fn interrupt_cancels_in_flight_steps_then_rolls_back() {
             break;
         }
     }
-    // Give the script time to record its grandchild.
-    for _ in 0..50 {
-        if !t.read("grandchild").is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the script records its grandchild", || {
+        !t.read("grandchild").is_empty()
+    });
     // SAFETY: sends SIGINT to the child we spawned.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
@@ -516,22 +517,39 @@ fn second_interrupt_exits_at_once_and_says_what_is_left() {
             break;
         }
     }
-    for _ in 0..50 {
-        if !t.read("grandchild").is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    wait_until("the script records its grandchild", || {
+        !t.read("grandchild").is_empty()
+    });
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let stderr = stderr.clone();
+        let pipe = BufReader::new(child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for line in pipe.lines().map_while(Result::ok) {
+                let mut text = stderr.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        })
+    };
+    // SAFETY (both): sends SIGINT to the child we spawned. The second only once the first
+    // was taken: signals sent together arrive as one.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
     }
-    for _ in 0..2 {
-        // SAFETY: sends SIGINT to the child we spawned.
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGINT);
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    wait_until("the first interrupt is acknowledged", || {
+        stderr
+            .lock()
+            .unwrap()
+            .contains("interrupt again to exit at once")
+    });
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
     }
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let stderr = stderr.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(
         stderr
             .contains("Steps killed while running: rollback of second. Rollbacks not run: first."),

@@ -1,6 +1,6 @@
 //! `sql` steps through the real binary, over TCP with tiberius, against the TDS test server
-//! (`tds.rs`) started inside this test process. SQL Server itself cannot run here; with
-//! `RUNBOOK_TEST_MSSQL` set to a connection string, `against_a_real_server` also runs.
+//! (`tds.rs`) started inside this test process. SQL Server itself cannot run here;
+//! `against_a_real_server` is ignored unless asked for, and needs `RUNBOOK_TEST_MSSQL`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -384,13 +384,13 @@ fn plan_shows_sql_without_connecting() {
 }
 
 #[test]
+#[ignore = "needs a real SQL Server: RUNBOOK_TEST_MSSQL=<connection string> cargo test -- --ignored against_a_real_server"]
 fn against_a_real_server() {
-    let Ok(connection) = std::env::var("RUNBOOK_TEST_MSSQL") else {
-        eprintln!(
-            "skipped: set RUNBOOK_TEST_MSSQL to a connection string to run against a real SQL Server"
-        );
-        return;
-    };
+    let connection = std::env::var("RUNBOOK_TEST_MSSQL").unwrap_or_else(|_| {
+        panic!(
+            "RUNBOOK_TEST_MSSQL is not set: set it to a SQL Server connection string to run this test"
+        )
+    });
     let yaml = format!(
         "runbook: 1\nname: real\nconnections:\n  db: {{ mssql: {connection:?} }}\nsteps:\n  - id: version\n    sql: {{ connection: db, query: \"SELECT @P1 AS s, @P2 AS i, @P3 AS b, CAST(12.34 AS decimal(9,2)) AS d, CAST('2026-11-26' AS date) AS day, @@VERSION AS v\", args: [text, 42, true] }}\n  - id: print\n    needs: [version]\n    sql: {{ connection: db, query: \"PRINT 'hello from the server'\" }}\n  - id: check\n    needs: [print]\n    assert: steps.version.rows[0].s == 'text' and steps.version.rows[0].i == 42 and steps.version.rows[0].b and steps.version.rows[0].d == '12.34' and steps.version.rows[0].day == '2026-11-26' and 'hello from the server' in steps.print.messages\n"
     );

@@ -1,7 +1,9 @@
 //! A small builder to run the `runbook` binary in a scratch directory.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub struct Test {
     dir: tempfile::TempDir,
@@ -170,25 +172,63 @@ pub fn events_of<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a ser
     events.iter().filter(|e| e["event"] == kind).collect()
 }
 
-/// Runs `runbook ARGS` on a terminal (`script` provides one) and types `input` at it.
+/// Polls `condition` until it holds; panics saying what it waited for after 10 seconds.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether the journal of a run kept in `dir` (`dir/.runbook`) records `event` for `step`.
+pub fn journal_has(dir: &Path, event: &str, step: &str) -> bool {
+    let Ok(runs) = std::fs::read_dir(dir.join(".runbook/runs")) else {
+        return false;
+    };
+    runs.flatten().any(|run| {
+        std::fs::read_to_string(run.path().join("journal.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|e| e["event"] == event && e["step"] == step)
+    })
+}
+
+/// Runs `runbook ARGS` on a terminal (`script` provides one) and, once it asks a question
+/// (`[y/N] `, `…? `), types `input` at it.
 pub fn on_terminal(t: &Test, args: &str, user: &str, input: &[u8]) -> (Option<i32>, String) {
+    use std::io::{Read, Write};
     let bin = env!("CARGO_BIN_EXE_runbook");
-    let output = std::process::Command::new("script")
+    let mut child = Command::new("script")
         .args(["-qec", &format!("{bin} {args}"), "/dev/null"])
         .current_dir(t.path())
         .env("USER", user)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
         .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            std::thread::sleep(std::time::Duration::from_millis(500));
-            child.stdin.take().unwrap().write_all(input)?;
-            child.wait_with_output()
-        })
         .expect("run under script");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0; 4096];
+            while let Ok(n @ 1..) = stdout.read(&mut buf) {
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let text = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    wait_until("the program asks a question", || {
+        let out = text();
+        out.ends_with("] ") || out.ends_with("? ") || child.try_wait().is_ok_and(|s| s.is_some())
+    });
+    let mut stdin = child.stdin.take().expect("stdin");
+    // The program may have ended without asking; what it printed tells.
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    let status = child.wait().expect("wait for script");
+    reader.join().expect("stdout reader");
+    (status.code(), text())
 }

@@ -1,0 +1,174 @@
+//! Whole-output snapshots (insta) of what a user reads: `validate`, `plan`, `show`, the live
+//! lines of a run and `--help`. Run ids, times, durations, temp paths, pids, hosts and users
+//! are replaced by placeholders, so a snapshot changes only when the output does.
+//!
+//! After an intended change: `INSTA_UPDATE=always cargo test --test integration whole_output`,
+//! then review the diff of `tests/integration/snapshots/`. CI (`CI=true`) never writes them.
+
+use std::path::Path;
+
+use crate::support::{Output, Test, repo};
+
+const SMALL: &str = r#"runbook: 1
+name: small
+description: A small runbook for snapshots
+params:
+  target: { type: string, default: blue }
+steps:
+  - id: prepare
+    run: { shell: sh, script: "echo preparing {{ params.target }}" }
+    rollback: { run: { shell: sh, script: echo unprepare } }
+  - id: check
+    needs: [prepare]
+    assert: "steps.prepare.stdout | trim == 'preparing blue'"
+  - id: switch
+    needs: [check]
+    run: { program: echo, args: [switched] }
+"#;
+
+/// One warning and five errors, in one pass.
+const BROKEN: &str = r#"runbook: 1
+name: broken
+params:
+  unused: { type: string, default: x }
+steps:
+  - id: first
+    needs: [nope]
+    run: { shell: sh, script: "echo {{ params.missing }}" }
+  - id: second
+    needs: [first]
+    run: { shell: sh, script: "echo {{ steps.frist.stdout | shell_qoute }}" }
+  - id: second
+    run: { program: echo }
+"#;
+
+/// Placeholders for what changes from one run, machine or user to the next.
+fn settings(dir: &Path) -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let mut filters: Vec<(String, &str)> = vec![
+        (regex::escape(&canonical.display().to_string()), "[TEMP]"),
+        (regex::escape(&dir.display().to_string()), "[TEMP]"),
+        (regex::escape(&repo().display().to_string()), "[REPO]"),
+        (r"\d{8}T\d{6}-[0-9a-f]{4}".into(), "[RUN_ID]"),
+        (
+            r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z?".into(),
+            "[TIMESTAMP]",
+        ),
+        (r"(?m)^\d{2}:\d{2}:\d{2}\b".into(), "[TIME]"),
+        (r"\(\d+\.\d+s\)".into(), "([DURATION])"),
+        (r" +\d+\.\d+s\b".into(), " [DURATION]"),
+        (r#"time="\d+(\.\d+)?""#.into(), r#"time="[DURATION]""#),
+        (
+            r#""duration_ms": ?\d+"#.into(),
+            r#""duration_ms": "[DURATION]""#,
+        ),
+        (r#""(pid|pgid)": ?\d+"#.into(), r#""$1": "[PID]""#),
+        (r"\bpid \d+".into(), "pid [PID]"),
+        (r#""host": ?"[^"]*""#.into(), r#""host": "[HOST]""#),
+        (r#""user": ?"[^"]*""#.into(), r#""user": "[USER]""#),
+    ];
+    if !hostname.trim().is_empty() {
+        filters.push((format!(r"\b{}\b", regex::escape(hostname.trim())), "[HOST]"));
+    }
+    for (pattern, replacement) in filters {
+        settings.add_filter(&pattern, replacement);
+    }
+    settings
+}
+
+/// The exit code, stdout and stderr of one command, as a user sees them.
+fn whole(out: &Output) -> String {
+    format!(
+        "exit code: {}\n----- stdout -----\n{}----- stderr -----\n{}",
+        out.code, out.stdout, out.stderr
+    )
+}
+
+/// Snapshots `runbook ARGS` run in `t`'s directory.
+fn snapshot(name: &str, t: Test) {
+    let t = t.env("NO_COLOR", "1").env("USER", "operator");
+    let out = t.run();
+    settings(t.path()).bind(|| insta::assert_snapshot!(name, whole(&out)));
+}
+
+/// A completed run of `SMALL` in a scratch directory, for `show`.
+fn small_run() -> Test {
+    let t = Test::new().file("small.yaml", SMALL);
+    let out = Test::in_dir(t.path())
+        .env("USER", "operator")
+        .args(["run", "small.yaml"])
+        .run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    t
+}
+
+#[test]
+fn validate_human_reports_every_problem() {
+    snapshot(
+        "validate_human",
+        Test::new()
+            .file("broken.yaml", BROKEN)
+            .args(["validate", "broken.yaml"]),
+    );
+}
+
+#[test]
+fn plan_of_a_small_runbook_in_every_format() {
+    for format in ["human", "markdown", "json"] {
+        snapshot(
+            &format!("plan_small_{format}"),
+            Test::new()
+                .file("small.yaml", SMALL)
+                .args(["plan", "small.yaml", "--format", format]),
+        );
+    }
+}
+
+#[test]
+fn plan_of_the_persistent_chat_failover_in_every_format() {
+    let dir = repo().join("runbooks/persistent-chat");
+    for format in ["human", "markdown", "json"] {
+        snapshot(
+            &format!("plan_failover_{format}"),
+            Test::new().args([
+                "plan",
+                dir.join("failover.yaml").to_str().unwrap(),
+                "--params",
+                dir.join("params.example.yaml").to_str().unwrap(),
+                "--format",
+                format,
+            ]),
+        );
+    }
+}
+
+#[test]
+fn show_of_a_completed_run_in_every_format() {
+    let run = small_run();
+    for format in ["human", "json", "markdown", "junit"] {
+        snapshot(
+            &format!("show_{format}"),
+            Test::in_dir(run.path()).args(["show", "--last", "--format", format]),
+        );
+    }
+}
+
+#[test]
+fn live_lines_of_a_run_not_on_a_terminal() {
+    snapshot(
+        "run_live_human",
+        Test::new()
+            .file("small.yaml", SMALL)
+            .args(["run", "small.yaml", "--output", "human"]),
+    );
+}
+
+#[test]
+fn help() {
+    snapshot("help", Test::new().args(["--help"]));
+    snapshot("run_help", Test::new().args(["run", "--help"]));
+}
