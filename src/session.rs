@@ -386,7 +386,7 @@ fn execute(
     let run_id = run.id.clone();
     let started = std::time::Instant::now();
     let summary = runtime.block_on(async {
-        let mut interrupts = Interrupts::listen();
+        let mut interrupts = Interrupts::listen(sink.clone());
         let hard = interrupts.hard_stop();
         let job = Job {
             runbook: Arc::new(runbook),

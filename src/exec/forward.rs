@@ -166,7 +166,6 @@ pub(super) async fn run(
             }
             () = interrupts.next(), if !interrupted => {
                 interrupted = true;
-                shared.emit(EventKind::Interrupted {});
                 scheduler.stop(Stop::Interrupted);
                 shared.cancel.cancel();
             }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::event::{EventKind, Sink, event};
 use crate::steps::command::Groups;
 
 pub struct Interrupts {
@@ -17,8 +18,9 @@ pub struct Interrupts {
 }
 
 impl Interrupts {
-    /// Listens for SIGINT and SIGTERM (inside a tokio runtime).
-    pub fn listen() -> Self {
+    /// Listens for SIGINT and SIGTERM (inside a tokio runtime). The first is an event at once,
+    /// whatever the run is doing (running steps or rolling back).
+    pub fn listen(sink: std::sync::Arc<dyn Sink>) -> Self {
         let (first_tx, first) = mpsc::unbounded_channel();
         let (hard_tx, hard) = oneshot::channel();
         tokio::spawn(async move {
@@ -33,6 +35,7 @@ impl Interrupts {
                 _ = int.recv() => {}
                 _ = term.recv() => {}
             }
+            sink.emit(&event(EventKind::Interrupted {}));
             let _ = first_tx.send(());
             tokio::select! {
                 _ = int.recv() => {}

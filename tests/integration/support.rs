@@ -183,6 +183,15 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
 
 /// Whether the journal of a run kept in `dir` (`dir/.runbook`) records `event` for `step`.
 pub fn journal_has(dir: &Path, event: &str, step: &str) -> bool {
+    journal_any(dir, |e| e["event"] == event && e["step"] == step)
+}
+
+/// Whether the journal of a run kept in `dir` records an event of kind `event`.
+pub fn journal_has_event(dir: &Path, event: &str) -> bool {
+    journal_any(dir, |e| e["event"] == event)
+}
+
+fn journal_any(dir: &Path, found: impl Fn(&serde_json::Value) -> bool) -> bool {
     let Ok(runs) = std::fs::read_dir(dir.join(".runbook/runs")) else {
         return false;
     };
@@ -191,7 +200,7 @@ pub fn journal_has(dir: &Path, event: &str, step: &str) -> bool {
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .any(|e| e["event"] == event && e["step"] == step)
+            .any(|e| found(&e))
     })
 }
 
