@@ -4,6 +4,16 @@
 use miette::{Diagnostic, LabeledSpan, SourceSpan};
 use thiserror::Error;
 
+/// The help for a YAML syntax error that has no more specific one.
+pub(crate) const SYNTAX_HELP: &str = "fix the YAML syntax at this point";
+/// The help for a tab in indentation.
+pub(crate) const TAB_HELP: &str = "indent with spaces: YAML does not allow tabs in indentation";
+/// The help for `yes`/`no`/`on`/`off` where a boolean is expected.
+pub(crate) const YAML12_BOOL_HELP: &str =
+    "YAML 1.2: write true/false (`yes`, `no`, `on` and `off` are strings)";
+/// The help for backslashes in double-quoted YAML (Windows paths).
+pub(crate) const QUOTE_PATHS_HELP: &str = "in double quotes a backslash starts an escape (`\\n` is a newline); write Windows paths in single quotes: 'C:\\new\\temp'";
+
 /// A problem found while loading or validating a runbook.
 #[derive(Clone, Debug, Error, Diagnostic)]
 pub enum Problem {
@@ -27,11 +37,13 @@ pub enum Problem {
     },
 
     #[error("YAML syntax error: {message}")]
-    #[diagnostic(code(runbook::yaml_syntax), help("fix the YAML syntax at this point"))]
+    #[diagnostic(code(runbook::yaml_syntax))]
     Syntax {
         message: String,
         #[label("here")]
         span: SourceSpan,
+        #[help]
+        help: &'static str,
     },
 
     #[error("the file exceeds a resource limit: {message}")]
@@ -441,6 +453,42 @@ pub enum Problem {
         id: String,
         #[label("checked only once")]
         span: SourceSpan,
+    },
+
+    #[error("invalid environment variable name `{name}`")]
+    #[diagnostic(
+        code(runbook::invalid_env_name),
+        help("a name is not empty and has no `=` (and no NUL): `env: {{ LANG: C }}`")
+    )]
+    InvalidEnvName {
+        name: String,
+        #[label("not a variable name")]
+        span: SourceSpan,
+    },
+
+    #[error("a NUL character in a string")]
+    #[diagnostic(
+        code(runbook::nul_byte),
+        help(
+            "remove it: no command, query or file name can carry a NUL (`\\0` in double quotes is one)"
+        )
+    )]
+    NulByte {
+        #[label("contains a NUL")]
+        span: SourceSpan,
+    },
+
+    #[error(
+        "a backslash in double quotes starts an escape: `{escape}` here is {meaning}, not part of a path"
+    )]
+    #[diagnostic(code(runbook::escaped_path), severity(Warning))]
+    EscapedPath {
+        escape: String,
+        meaning: &'static str,
+        #[label("an escape, not a backslash")]
+        span: SourceSpan,
+        #[help]
+        help: &'static str,
     },
 
     #[error("irreversible step `{id}` has a rollback that will never run")]

@@ -135,6 +135,7 @@ pub fn parse(source: &str) -> (Option<Runbook>, Vec<Problem>) {
             return (None, problems);
         }
     }
+    crate::validate::scalars::check(&root, source, &mut problems);
     let runbook = build::build(&root, &mut problems);
     (runbook, problems)
 }
@@ -210,8 +211,36 @@ fn yaml_problem(source: &str, err: &serde_saphyr::Error) -> Problem {
         || message.contains("limit")
     {
         Problem::ResourceLimit { message, span }
+    } else if message.contains("unknown escape") {
+        // Located at the backslash, not at the opening quote.
+        let at = span.offset();
+        let backslash = source
+            .get(at..)
+            .and_then(|rest| rest.find('\\'))
+            .map_or(at, |i| at + i);
+        Problem::Syntax {
+            message,
+            span: Span::new(backslash, 2.min(source.len() - backslash)).into(),
+            help: crate::diagnostic::QUOTE_PATHS_HELP,
+        }
+    } else if message.contains("found a tab") {
+        // Located at the tab itself, on its own line.
+        let at = span.offset();
+        let tab = source
+            .get(at..)
+            .and_then(|rest| rest.find('\t'))
+            .map_or(at, |i| at + i);
+        Problem::Syntax {
+            message,
+            span: Span::new(tab, 1.min(source.len() - tab)).into(),
+            help: crate::diagnostic::TAB_HELP,
+        }
     } else {
-        Problem::Syntax { message, span }
+        Problem::Syntax {
+            message,
+            span,
+            help: crate::diagnostic::SYNTAX_HELP,
+        }
     }
 }
 

@@ -184,8 +184,23 @@ impl Builder<'_> {
 
     fn bool(&mut self, fields: &Fields, key: &str) -> Option<Spanned<bool>> {
         let node = fields.get(key)?;
-        match node.value {
-            Value::Bool(b) => Some(Spanned::new(b, node.span)),
+        match &node.value {
+            Value::Bool(b) => Some(Spanned::new(*b, node.span)),
+            Value::String(s)
+                if matches!(
+                    s.to_ascii_lowercase().as_str(),
+                    "yes" | "no" | "on" | "off" | "y" | "n"
+                ) =>
+            {
+                self.push(Problem::WrongType {
+                    field: key.to_owned(),
+                    expected: "true or false",
+                    found: node.value.kind(),
+                    span: node.span.into(),
+                    help: Some(crate::diagnostic::YAML12_BOOL_HELP.to_owned()),
+                });
+                None
+            }
             _ => {
                 self.wrong_type(key, "true or false", node);
                 None

@@ -9,6 +9,7 @@ mod lints;
 mod needs;
 mod param_declarations;
 mod references;
+pub(crate) mod scalars;
 mod steps;
 mod template_walk;
 mod templates;

@@ -11,7 +11,9 @@ use crate::diagnostic::{Problem, list, suggestion};
 use crate::model::Runbook;
 
 pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) -> Dag {
-    if !runbook.name.is_empty() && !is_valid_id(&runbook.name, true) {
+    // A missing name (reported when the model was built) has no span; `name: ""` has one.
+    let written = runbook.name.span.len > 0;
+    if written && !is_valid_id(&runbook.name, true) {
         problems.push(Problem::InvalidId {
             what: "runbook name",
             name: runbook.name.value.clone(),

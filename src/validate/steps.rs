@@ -33,7 +33,9 @@ pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
         if let Some(retry) = &step.retry {
             check_retry(retry, problems);
         }
+        check_env(&step.env, problems);
         if let Some(action) = &step.rollback {
+            check_env(&action.env, problems);
             check_action(runbook, action, problems);
             if step.is_irreversible() {
                 problems.push(Problem::IrreversibleRollback {
@@ -69,8 +71,27 @@ fn check_action(runbook: &Runbook, action: &Rollback, problems: &mut Vec<Problem
     }
 }
 
+/// Environment variable names the operating system can take.
+fn check_env(
+    env: &indexmap::IndexMap<String, crate::model::Spanned<String>>,
+    problems: &mut Vec<Problem>,
+) {
+    for (name, value) in env {
+        if name.is_empty() || name.contains(['=', '\0']) {
+            problems.push(Problem::InvalidEnvName {
+                name: name.clone(),
+                // The value's span: keys keep none in the model, and the value is beside it.
+                span: value.span.into(),
+            });
+        }
+    }
+}
+
 fn check_run(run: &Run, problems: &mut Vec<Problem>) {
     let reason = match (&run.program, &run.shell, &run.script) {
+        (Some(program), None, None) if program.trim().is_empty() => {
+            Some("`program` is empty: name the program to start")
+        }
         (Some(_), None, None) => None,
         (None, Some(_), Some(_)) => {
             if run.args.is_empty() {

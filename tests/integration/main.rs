@@ -4,6 +4,7 @@ mod bad_input;
 mod diagnostics;
 mod formats;
 mod graph;
+mod hostile_text;
 mod journal;
 mod long_lines;
 mod plan;

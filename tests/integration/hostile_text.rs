@@ -1,0 +1,146 @@
+//! Text a user or a generator can write that YAML or the operating system reads differently
+//! from what was meant: Windows paths in double quotes, YAML 1.1 booleans, tabs in
+//! indentation, NUL characters, empty names and environment variable names with `=`.
+
+use crate::support::{Test, diag, validate};
+
+fn steps(body: &str) -> String {
+    format!("runbook: 1\nname: t\nsteps:\n{body}")
+}
+
+/// The help of each diagnostic, from the json format.
+fn helps(yaml: &str) -> Vec<String> {
+    let out = Test::new()
+        .file("runbook.yaml", yaml)
+        .args(["validate", "--format", "json", "runbook.yaml"])
+        .run();
+    out.json()["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .map(|d| d["help"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn windows_path_in_double_quotes_is_a_warning_located_at_the_escape() {
+    let yaml = steps("  - id: a\n    run: { program: dir, args: [\"C:\\new\\temp\"] }\n");
+    let (diags, code) = validate(&yaml);
+    assert_eq!(
+        diags,
+        [diag(
+            "escaped_path",
+            5,
+            36,
+            "a backslash in double quotes starts an escape: `\\n` here is a newline, not part of a path"
+        )]
+    );
+    assert_eq!(code, 0, "a warning");
+    assert!(helps(&yaml)[0].contains("single quotes"));
+    // Written correctly, in either quoting, there is nothing to say.
+    for ok in ["'C:\\new\\temp'", "\"C:\\\\new\\\\temp\""] {
+        let (diags, _) = validate(&steps(&format!(
+            "  - id: a\n    run: {{ program: dir, args: [{ok}] }}\n"
+        )));
+        assert_eq!(diags, [], "{ok}");
+    }
+}
+
+#[test]
+fn invalid_escape_is_located_at_the_backslash_with_the_same_help() {
+    let yaml = steps("  - id: a\n    run: { program: dir, args: [\"C:\\qnew\"] }\n");
+    let (diags, code) = validate(&yaml);
+    assert_eq!(code, 1);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(
+        (diags[0].code.as_str(), diags[0].line, diags[0].column),
+        ("runbook::yaml_syntax", 5, 36)
+    );
+    assert!(helps(&yaml)[0].contains("single quotes"));
+}
+
+#[test]
+fn yes_where_a_bool_is_expected_says_yaml_1_2() {
+    for word in ["yes", "no", "on", "off", "Yes"] {
+        let yaml = steps(&format!(
+            "  - id: a\n    wait: 1s\n    irreversible: {word}\n"
+        ));
+        let (diags, code) = validate(&yaml);
+        assert_eq!(code, 1);
+        assert_eq!(
+            diags,
+            [diag(
+                "wrong_type",
+                6,
+                19,
+                "`irreversible` must be true or false, found a string"
+            )]
+        );
+        assert!(
+            helps(&yaml)[0].contains("YAML 1.2: write true/false"),
+            "{word}"
+        );
+    }
+}
+
+#[test]
+fn tab_in_indentation_is_located_on_its_own_line() {
+    let yaml = steps("  - id: a\n\t  wait: 1s\n");
+    let (diags, code) = validate(&yaml);
+    assert_eq!(code, 1);
+    assert_eq!(
+        (diags[0].code.as_str(), diags[0].line, diags[0].column),
+        ("runbook::yaml_syntax", 5, 1)
+    );
+    assert!(helps(&yaml)[0].contains("indent with spaces"));
+}
+
+#[test]
+fn nul_bytes_in_any_string_are_refused() {
+    let yaml = steps(
+        "  - id: a\n    run: { program: echo, args: [\"a\\0b\"] }\n    env: { \"K\\0\": v }\n",
+    );
+    let (diags, code) = validate(&yaml);
+    assert_eq!(code, 1);
+    let nul: Vec<_> = diags
+        .iter()
+        .filter(|d| d.code == "runbook::nul_byte")
+        .collect();
+    assert_eq!(nul.len(), 2, "{diags:?}");
+    assert_eq!((nul[0].line, nul[0].column), (5, 34));
+    assert_eq!((nul[1].line, nul[1].column), (6, 12));
+}
+
+#[test]
+fn empty_name_program_and_env_names_are_refused() {
+    let (diags, code) = validate("runbook: 1\nname: \"\"\nsteps:\n  - id: a\n    wait: 1s\n");
+    assert_eq!(code, 1);
+    assert_eq!(diags, [diag("invalid_id", 2, 7, "invalid runbook name ``")]);
+
+    let (diags, code) = validate(&steps("  - id: a\n    run: { program: \"\" }\n"));
+    assert_eq!(code, 1);
+    assert_eq!(diags[0].code, "runbook::invalid_run", "{diags:?}");
+    assert!(diags[0].message.contains("`program` is empty"), "{diags:?}");
+
+    let (diags, code) = validate(&steps(
+        "  - id: a\n    run: { program: env }\n    env: { \"\": x, \"A=B\": y, OK: z }\n",
+    ));
+    assert_eq!(code, 1);
+    assert_eq!(
+        diags,
+        [
+            diag(
+                "invalid_env_name",
+                6,
+                16,
+                "invalid environment variable name ``"
+            ),
+            diag(
+                "invalid_env_name",
+                6,
+                26,
+                "invalid environment variable name `A=B`"
+            ),
+        ]
+    );
+}
