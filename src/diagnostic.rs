@@ -491,6 +491,21 @@ pub enum Problem {
         help: &'static str,
     },
 
+    #[error("step `{id}` has a rollback that runs after the point of no return `{irreversible}`")]
+    #[diagnostic(
+        code(runbook::rollback_past_point_of_no_return),
+        severity(Warning),
+        help(
+            "`{id}` runs after irreversible step `{irreversible}` completed, so a later failure undoes it while `{irreversible}` stays done (a pool pointed back at a lost data centre). Remove the rollback and fix forward, or mark it `past_point_of_no_return: true` if undoing only this step is safe"
+        )
+    )]
+    RollbackPastPointOfNoReturn {
+        id: String,
+        irreversible: String,
+        #[label("runs after `{irreversible}`")]
+        span: SourceSpan,
+    },
+
     #[error("irreversible step `{id}` has a rollback that will never run")]
     #[diagnostic(
         code(runbook::irreversible_rollback),

@@ -65,7 +65,15 @@ pub const RUN_KEYS: &[&str] = &["program", "args", "shell", "script", "cwd"];
 pub const SQL_KEYS: &[&str] = &["connection", "query", "args", "database"];
 pub const ASSERT_KEYS: &[&str] = &["that", "message"];
 pub const APPROVAL_KEYS: &[&str] = &["prompt", "instructions"];
-pub const ROLLBACK_KEYS: &[&str] = &["run", "sql", "approval", "timeout", "retry", "env"];
+pub const ROLLBACK_KEYS: &[&str] = &[
+    "run",
+    "sql",
+    "approval",
+    "timeout",
+    "retry",
+    "env",
+    "past_point_of_no_return",
+];
 
 /// Reads the whole document. Returns `None` only when there is no runbook to speak of
 /// (the top level is not a mapping, or it has no usable `steps`).
@@ -768,6 +776,7 @@ impl Builder<'_> {
             timeout: self.duration(&fields, "timeout"),
             retry: fields.get("retry").and_then(|n| self.retry(n)),
             env: self.string_map(&fields, "env"),
+            past_point_of_no_return: self.bool(&fields, "past_point_of_no_return"),
             span: node.span,
         })
     }

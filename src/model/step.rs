@@ -220,6 +220,9 @@ pub struct Rollback {
     pub retry: Option<Retry>,
     #[serde(default)]
     pub env: IndexMap<String, Spanned<String>>,
+    /// `true`: this rollback runs after a point of no return on purpose (it undoes only what
+    /// its own step did). Silences `rollback_past_point_of_no_return`.
+    pub past_point_of_no_return: Option<Spanned<bool>>,
     #[schemars(skip)]
     pub span: Span,
 }

@@ -7,6 +7,7 @@
 
 mod lints;
 mod needs;
+mod no_return;
 mod param_declarations;
 mod references;
 pub(crate) mod scalars;
@@ -23,6 +24,7 @@ use crate::model::Runbook;
 pub fn validate(runbook: &Runbook, source: &str, problems: &mut Vec<Problem>) -> Dag {
     let dag = needs::check(runbook, problems);
     steps::check(runbook, problems);
+    no_return::check(runbook, &dag, problems);
     param_declarations::check(runbook, problems);
     templates::check(runbook, &dag, source, problems);
     dag

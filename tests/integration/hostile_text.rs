@@ -144,3 +144,37 @@ fn empty_name_program_and_env_names_are_refused() {
         ]
     );
 }
+
+#[test]
+fn rollback_past_point_of_no_return_is_a_warning_unless_acknowledged() {
+    let body = "  - id: online\n    irreversible: true\n    wait: 1s\n  - id: switch\n    needs: [online]\n    wait: 1s\n    rollback: { run: { program: switch-back } }\n  - id: before\n    wait: 1s\n    rollback: { run: { program: undo } }\n";
+    let (diags, code) = validate(&steps(body));
+    assert_eq!(code, 0, "a warning");
+    assert_eq!(
+        diags,
+        [diag(
+            "rollback_past_point_of_no_return",
+            10,
+            15,
+            "step `switch` has a rollback that runs after the point of no return `online`"
+        )]
+    );
+    // Indirectly after it (through another step) counts too.
+    let chained = body.replace(
+        "  - id: switch\n    needs: [online]",
+        "  - id: mid\n    needs: [online]\n    wait: 1s\n  - id: switch\n    needs: [mid]",
+    );
+    let (diags, _) = validate(&steps(&chained));
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    let acknowledged = body.replace(
+        "rollback: { run: { program: switch-back } }",
+        "rollback: { run: { program: switch-back }, past_point_of_no_return: true }",
+    );
+    let (diags, code) = validate(&steps(&acknowledged));
+    assert_eq!((diags, code), (vec![], 0));
+    let out = Test::new()
+        .file("r.yaml", steps(body))
+        .args(["validate", "--deny-warnings", "r.yaml"])
+        .run();
+    assert_eq!(out.code, 1, "--deny-warnings fails on it");
+}
