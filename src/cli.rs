@@ -56,6 +56,10 @@ enum Command {
         /// Show what happens when this step fails: completions, then rollbacks, in order.
         #[arg(long, value_name = "STEP")]
         fail_at: Option<String>,
+        /// Steps that may run at the same time, as for `run` (with more than one, --fail-at
+        /// also says which steps may complete beside the failing one).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+        concurrency: u16,
         /// Output format.
         #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
         format: PlanFormat,
@@ -242,8 +246,15 @@ fn run(cli: Cli) -> u8 {
             file,
             params,
             fail_at,
+            concurrency,
             format,
-        } => plan_command(&file, &params, fail_at.as_deref(), format),
+        } => plan_command(
+            &file,
+            &params,
+            fail_at.as_deref(),
+            usize::from(concurrency),
+            format,
+        ),
         Command::Run {
             file,
             params,
@@ -256,7 +267,7 @@ fn run(cli: Cli) -> u8 {
                     OutputFormat::Human => PlanFormat::Human,
                     OutputFormat::Json => PlanFormat::Json,
                 };
-                return plan_command(&file, &params, None, format);
+                return plan_command(&file, &params, None, usize::from(exec.concurrency), format);
             }
             let start = Start::New {
                 file,
@@ -385,7 +396,13 @@ fn graph_command(file: &Path, format: GraphFormat) -> u8 {
     exit::OK
 }
 
-fn plan_command(file: &Path, params: &ParamArgs, fail_at: Option<&str>, format: PlanFormat) -> u8 {
+fn plan_command(
+    file: &Path,
+    params: &ParamArgs,
+    fail_at: Option<&str>,
+    concurrency: usize,
+    format: PlanFormat,
+) -> u8 {
     let (runbook, dag) = match session::checked(file) {
         Ok(checked) => checked,
         Err(e) => return session_error(&e),
@@ -412,7 +429,7 @@ fn plan_command(file: &Path, params: &ParamArgs, fail_at: Option<&str>, format: 
             }
         },
     };
-    let plan = match crate::plan::build(&runbook, &dag, &bound, failing) {
+    let plan = match crate::plan::build(&runbook, &dag, &bound, failing, concurrency) {
         Ok(plan) => plan,
         Err(e) => return usage_error(&e),
     };

@@ -66,11 +66,19 @@ pub struct When {
 
 #[derive(Debug, Serialize)]
 pub struct Scenario {
+    /// Steps that may run at the same time (`--concurrency`).
+    pub concurrency: usize,
     pub failed: String,
     pub completed: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
     pub rollback: Vec<String>,
+    /// With room for steps beside the failing one: steps that may also complete before it
+    /// fails, and the rollbacks that would then run too.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub may_also_complete: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub may_also_roll_back: Vec<String>,
     pub not_rolled_back: Vec<NotRolledBack>,
     /// The exit code the run would end with.
     pub exit_code: u8,
@@ -97,6 +105,7 @@ pub fn build(
     dag: &Dag,
     params: &Bound,
     fail_at: Option<usize>,
+    concurrency: usize,
 ) -> Result<Plan, PlanError> {
     let templates = Templates::new();
     let renderer = Renderer {
@@ -167,9 +176,23 @@ pub fn build(
                 .is_some_and(|w| w.value == Some(false))
         };
         let id = |i: usize| runbook.steps[i].id.value.clone();
-        let predicted = crate::schedule::predict(dag, failing, &id(failing), skipped_by_when);
+        let predicted =
+            crate::schedule::predict(dag, failing, &id(failing), concurrency, skipped_by_when);
         let (completed, skipped) = (predicted.completed, predicted.skipped);
         let plan = rollback::plan(runbook, dag, &completed);
+        // If the steps beside it complete too, their rollbacks run as well.
+        let most: Vec<usize> = completed
+            .iter()
+            .chain(&predicted.may_also_complete)
+            .copied()
+            .collect();
+        let most_plan = rollback::plan(runbook, dag, &most);
+        let may_also_roll_back = most_plan
+            .actions
+            .iter()
+            .filter(|i| !plan.actions.contains(i))
+            .map(|&i| id(i))
+            .collect();
         let stop = Stop::StepFailed { step: id(failing) };
         let undo = Undo {
             past_no_return: !plan.past_no_return.is_empty(),
@@ -188,6 +211,9 @@ pub fn build(
             "failed and rolled back".to_owned()
         };
         Scenario {
+            concurrency,
+            may_also_complete: predicted.may_also_complete.iter().map(|&i| id(i)).collect(),
+            may_also_roll_back,
             failed: id(failing),
             completed: completed.iter().map(|&i| id(i)).collect(),
             skipped: skipped.iter().map(|&i| id(i)).collect(),

@@ -41,6 +41,8 @@ pub struct RunContext {
     pub host: String,
     pub pid: u32,
     pub no_rollback: bool,
+    /// Every step of the runbook, in declaration order.
+    pub step_ids: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -199,6 +201,7 @@ impl RunRecord {
                 host,
                 pid,
                 no_rollback,
+                step_ids,
             } => {
                 self.context.get_or_insert_with(|| RunContext {
                     path: path.clone(),
@@ -208,6 +211,7 @@ impl RunRecord {
                     host: host.clone(),
                     pid: *pid,
                     no_rollback: *no_rollback,
+                    step_ids: step_ids.clone(),
                 });
             }
             EventKind::RunResumed { decisions, .. } => {

@@ -156,14 +156,25 @@ impl<'d> Scheduler<'d> {
 /// starts them, and `skipped(i)` says which steps `when` skips.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Prediction {
-    /// Steps that complete before the failure, in completion order.
+    /// Steps that complete before the failure, in completion order (as in a `--concurrency 1`
+    /// run, where nothing runs beside the failing step).
     pub completed: Vec<usize>,
     pub skipped: Vec<usize>,
+    /// With more than one step in flight, steps that may also complete while `failing` runs
+    /// (and so may also be rolled back), in the order they would start.
+    pub may_also_complete: Vec<usize>,
 }
 
-pub fn predict(dag: &Dag, failing: usize, id: &str, skipped: impl Fn(usize) -> bool) -> Prediction {
-    let mut scheduler = Scheduler::new(dag, 1);
+pub fn predict(
+    dag: &Dag,
+    failing: usize,
+    id: &str,
+    concurrency: usize,
+    skipped: impl Fn(usize) -> bool,
+) -> Prediction {
     let mut prediction = Prediction::default();
+    // Nothing beside the failing step: what surely completes.
+    let mut scheduler = Scheduler::new(dag, 1);
     while let Some(step) = scheduler.start_next() {
         let how = if step == failing {
             Ended::Failed
@@ -176,6 +187,27 @@ pub fn predict(dag: &Dag, failing: usize, id: &str, skipped: impl Fn(usize) -> b
         scheduler.ended(step, how, id);
     }
     prediction.completed = scheduler.completed().to_vec();
+    if concurrency < 2 {
+        return prediction;
+    }
+    // The failing step runs long while everything the other slots can start completes: the
+    // most that may complete before it fails.
+    let mut scheduler = Scheduler::new(dag, concurrency);
+    while let Some(step) = scheduler.start_next() {
+        if step == failing {
+            // It stays running: it fails once nothing else can start.
+            continue;
+        }
+        let how = if skipped(step) {
+            Ended::Skipped
+        } else {
+            Ended::Completed
+        };
+        scheduler.ended(step, how, id);
+        if how == Ended::Completed && !prediction.completed.contains(&step) {
+            prediction.may_also_complete.push(step);
+        }
+    }
     prediction
 }
 
@@ -260,8 +292,30 @@ mod tests {
     #[test]
     fn the_prediction_stops_at_the_failing_step() {
         let dag = dag(DIAMOND);
-        let p = predict(&dag, 2, "c", |i| i == 1);
+        let p = predict(&dag, 2, "c", 1, |i| i == 1);
         assert_eq!(p.completed, vec![0]);
         assert_eq!(p.skipped, vec![1]);
+        assert_eq!(p.may_also_complete, Vec::<usize>::new());
+    }
+
+    #[test]
+    fn with_room_beside_it_a_sibling_may_also_complete() {
+        let dag = dag(DIAMOND);
+        // c fails; b runs beside it and may complete; d needs c and never starts.
+        let p = predict(&dag, 2, "c", 2, |_| false);
+        assert_eq!(
+            p.completed,
+            vec![0, 1],
+            "b comes first in declaration order"
+        );
+        let p = predict(&dag, 1, "b", 2, |_| false);
+        assert_eq!(p.completed, vec![0]);
+        assert_eq!(p.may_also_complete, vec![2]);
+        let p = predict(&dag, 1, "b", 1, |_| false);
+        assert_eq!(
+            p.may_also_complete,
+            Vec::<usize>::new(),
+            "no room beside it"
+        );
     }
 }

@@ -81,6 +81,10 @@ pub enum EventKind {
         host: String,
         pid: u32,
         no_rollback: bool,
+        /// Every step of the runbook, in declaration order (so a report can name the steps
+        /// that never ran).
+        #[serde(default)]
+        step_ids: Vec<String>,
     },
     /// A run picked up again from its journal.
     RunResumed {

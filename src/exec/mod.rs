@@ -196,6 +196,7 @@ pub async fn run(
             host: crate::lock::host(),
             pid: std::process::id(),
             no_rollback: options.no_rollback,
+            step_ids: runbook.steps.iter().map(|s| s.id.value.clone()).collect(),
         }),
         (None, None) => {}
     }

@@ -175,8 +175,8 @@ pub fn human(plan: &Plan) -> String {
 fn scenario_human(plan: &Plan, scenario: &Scenario, out: &mut String) {
     let _ = writeln!(
         out,
-        "\nIf `{}` fails (run with --concurrency 1):",
-        scenario.failed
+        "\nIf `{}` fails (run with --concurrency {}):",
+        scenario.failed, scenario.concurrency
     );
     if scenario.completed.is_empty() {
         let _ = writeln!(out, "  1. nothing has completed before it");
@@ -192,6 +192,13 @@ fn scenario_human(plan: &Plan, scenario: &Scenario, out: &mut String) {
             out,
             "     skipped by `when`: {}",
             scenario.skipped.join(", ")
+        );
+    }
+    if !scenario.may_also_complete.is_empty() {
+        let _ = writeln!(
+            out,
+            "     may also complete while it runs (steps beside it): {}",
+            scenario.may_also_complete.join(", ")
         );
     }
     let _ = writeln!(
@@ -214,6 +221,13 @@ fn scenario_human(plan: &Plan, scenario: &Scenario, out: &mut String) {
                 crate::report::action::lines(action, "          ", out);
             }
         }
+    }
+    if !scenario.may_also_roll_back.is_empty() {
+        let _ = writeln!(
+            out,
+            "     and, if the steps beside it completed, also: {}",
+            scenario.may_also_roll_back.join(", ")
+        );
     }
     if !scenario.not_rolled_back.is_empty() {
         let _ = writeln!(out, "  not rolled back:");
@@ -298,8 +312,23 @@ pub fn markdown(plan: &Plan) -> String {
             "1. Completed before it: {}",
             list_or_none(&s.completed)
         );
+        if !s.may_also_complete.is_empty() {
+            let _ = writeln!(
+                out,
+                "   May also complete while it runs (up to {} steps at a time): {}",
+                s.concurrency,
+                list_or_none(&s.may_also_complete)
+            );
+        }
         let _ = writeln!(out, "2. `{}` fails after its last attempt.", s.failed);
         let _ = writeln!(out, "3. Rollback, in order: {}", list_or_none(&s.rollback));
+        if !s.may_also_roll_back.is_empty() {
+            let _ = writeln!(
+                out,
+                "   If the steps beside it completed, also: {}",
+                list_or_none(&s.may_also_roll_back)
+            );
+        }
         for k in &s.not_rolled_back {
             let _ = writeln!(out, "   - `{}` is not rolled back: {}", k.id, k.reason);
         }

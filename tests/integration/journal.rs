@@ -473,3 +473,38 @@ fn a_journal_of_another_version_is_refused_with_a_clear_error() {
     let out = Test::in_dir(t.path()).args(["runs"]).run();
     assert!(out.stdout.contains("unreadable: journal"), "{}", out.stdout);
 }
+
+#[test]
+fn junit_counts_every_step_and_uses_the_wall_time() {
+    // `b` and `c` run side by side for about 0.3 s each; `d` never runs.
+    let yaml = "runbook: 1\nname: wall\nsteps:\n  - id: a\n    run: { program: \"true\" }\n  - id: b\n    needs: [a]\n    run: { shell: sh, script: 'sleep 0.3; exit 1' }\n  - id: c\n    needs: [a]\n    run: { shell: sh, script: 'sleep 0.3' }\n  - id: d\n    needs: [b, c]\n    run: { program: \"true\" }\n";
+    let t = Test::new().file("w.yaml", yaml).args(["run", "w.yaml"]);
+    assert_eq!(t.run().code, 1);
+    let junit = Test::in_dir(t.path())
+        .args(["show", "--last", "--format", "junit"])
+        .run();
+    let parse = std::process::Command::new("python3")
+        .args(["-c", "import sys, xml.etree.ElementTree as ET; r = ET.parse(sys.stdin).getroot(); s = r.find('testsuite'); print(s.get('tests'), s.get('failures'), s.get('skipped'), ','.join(c.get('name') for c in s), s.get('time'), sum(float(c.get('time') or 0) for c in s))"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut p| {
+            use std::io::Write;
+            p.stdin.take().unwrap().write_all(junit.stdout.as_bytes())?;
+            p.wait_with_output()
+        })
+        .unwrap();
+    let said = String::from_utf8_lossy(&parse.stdout);
+    let fields: Vec<&str> = said.split_whitespace().collect();
+    assert_eq!(
+        fields[..4],
+        ["4", "1", "1", "a,b,c,d"][..],
+        "{}",
+        junit.stdout
+    );
+    let (wall, sum): (f64, f64) = (fields[4].parse().unwrap(), fields[5].parse().unwrap());
+    assert!(
+        wall >= 0.3 && wall < sum,
+        "the suite's time is the run's wall time ({wall}), not the sum of overlapping steps ({sum})"
+    );
+}

@@ -84,6 +84,7 @@ fn fail_at_shows_completions_rollbacks_and_the_point_of_no_return() {
     assert_eq!(
         out.json()["scenario"],
         serde_json::json!({
+            "concurrency": 4,
             "failed": "confirm",
             "completed": ["copy", "restore"],
             "skipped": ["tail"],
@@ -335,4 +336,48 @@ steps:
             "plain-word"
         ])
     );
+}
+
+#[test]
+fn fail_at_with_concurrency_names_steps_that_may_also_complete_and_roll_back() {
+    let yaml = "runbook: 1\nname: par\nsteps:\n  - id: a\n    run: { program: \"true\" }\n    rollback: { run: { program: undo-a } }\n  - id: b\n    needs: [a]\n    run: { program: \"true\" }\n  - id: c\n    needs: [a]\n    run: { program: \"true\" }\n    rollback: { run: { program: undo-c } }\n  - id: d\n    needs: [c]\n    run: { program: \"true\" }\n    rollback: { run: { program: undo-d } }\n  - id: e\n    needs: [b]\n    run: { program: \"true\" }\n";
+    let t = Test::new().file("p.yaml", yaml);
+    let scenario = |args: &[&str]| {
+        let out = Test::in_dir(t.path())
+            .args(["plan", "p.yaml", "--fail-at", "b", "--format", "json"])
+            .args(args.iter().copied())
+            .run();
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.json()["scenario"].clone()
+    };
+    // Alone, nothing runs beside `b`.
+    let one = scenario(&["--concurrency", "1"]);
+    assert_eq!(one["concurrency"], 1);
+    assert_eq!(one["completed"], serde_json::json!(["a"]));
+    assert!(one.get("may_also_complete").is_none(), "{one}");
+    // By default (4, as for `run`) `c` and then `d` may complete while `b` runs, and would be
+    // rolled back too; `e` needs `b` and never starts.
+    let four = scenario(&[]);
+    assert_eq!(four["concurrency"], 4);
+    assert_eq!(four["completed"], serde_json::json!(["a"]));
+    assert_eq!(four["rollback"], serde_json::json!(["a"]));
+    assert_eq!(four["may_also_complete"], serde_json::json!(["c", "d"]));
+    assert_eq!(four["may_also_roll_back"], serde_json::json!(["d", "c"]));
+    let human = Test::in_dir(t.path())
+        .args(["plan", "p.yaml", "--fail-at", "b"])
+        .run();
+    assert!(
+        human
+            .stdout
+            .contains("may also complete while it runs (steps beside it): c, d")
+            && human
+                .stdout
+                .contains("and, if the steps beside it completed, also: d, c"),
+        "{}",
+        human.stdout
+    );
+    let zero = Test::in_dir(t.path())
+        .args(["plan", "p.yaml", "--concurrency", "0"])
+        .run();
+    assert_eq!(zero.code, 2);
 }

@@ -1,88 +1,93 @@
-//! `show --format junit`: one test case per step, for CI systems that collect JUnit XML.
+//! `show --format junit`: one test case per step of the runbook (steps that never ran are
+//! skipped cases), for CI systems that collect JUnit XML. Written with quick-junit.
 
-use std::fmt::Write;
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use crate::exec::event::Status;
-use crate::record::{RunRecord, StepState};
+use crate::record::{RunRecord, StepRecord, StepState};
 
-fn xml(text: &str) -> String {
-    text.chars()
-        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
-        .collect::<String>()
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+fn case(runbook: &str, id: &str, step: Option<&StepRecord>) -> TestCase {
+    let status = match step.map(|s| s.state) {
+        None => {
+            let mut status = TestCaseStatus::skipped();
+            status.set_message("not run");
+            status
+        }
+        Some(StepState::Started) => {
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            status.set_message("in doubt: started, never finished");
+            status
+        }
+        Some(StepState::Ended(Status::Failed)) => {
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            let s = step.map_or_else(Default::default, |s| {
+                (s.message.clone().unwrap_or_default(), s.stderr.clone())
+            });
+            status.set_message(if s.0.is_empty() {
+                "failed".to_owned()
+            } else {
+                s.0
+            });
+            if !s.1.is_empty() {
+                status.set_description(s.1);
+            }
+            status
+        }
+        Some(StepState::Ended(Status::Skipped)) => {
+            let mut status = TestCaseStatus::skipped();
+            status.set_message(step.and_then(|s| s.message.clone()).unwrap_or_default());
+            status
+        }
+        Some(StepState::Ended(Status::Cancelled)) => {
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+            status.set_message("cancelled");
+            status
+        }
+        Some(StepState::Ended(Status::Succeeded)) => TestCaseStatus::success(),
+    };
+    let mut case = TestCase::new(id, status);
+    case.set_classname(runbook);
+    if let Some(step) = step {
+        case.set_time(Duration::from_millis(step.duration_ms));
+        if !step.stdout.is_empty() {
+            case.set_system_out(step.stdout.as_str());
+        }
+    }
+    case
 }
 
 pub fn junit(r: &RunRecord) -> String {
-    let steps = &r.steps;
-    let failures = steps
-        .iter()
-        .filter(|s| {
-            matches!(
-                s.state,
-                StepState::Started | StepState::Ended(Status::Failed)
-            )
-        })
-        .count();
-    let skipped = steps
-        .iter()
-        .filter(|s| s.state == StepState::Ended(Status::Skipped))
-        .count();
-    let total: u64 = steps.iter().map(|s| s.duration_ms).sum();
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        out,
-        "<testsuites name=\"runbook\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">",
-        steps.len(),
-        total as f64 / 1000.0
-    );
-    let _ = writeln!(
-        out,
-        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{:.3}\" timestamp=\"{}\">",
-        xml(&r.runbook),
-        steps.len(),
-        total as f64 / 1000.0,
-        xml(&r.started_at)
-    );
-    for s in steps {
-        let _ = writeln!(
-            out,
-            "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\">",
-            xml(&r.runbook),
-            xml(&s.id),
-            s.duration_ms as f64 / 1000.0
-        );
-        match s.state {
-            StepState::Ended(Status::Failed) => {
-                let _ = writeln!(
-                    out,
-                    "      <failure message=\"{}\">{}</failure>",
-                    xml(s.message.as_deref().unwrap_or("failed")),
-                    xml(&s.stderr)
-                );
-            }
-            StepState::Started => {
-                let _ = writeln!(
-                    out,
-                    "      <failure message=\"in doubt: started, never finished\"/>"
-                );
-            }
-            StepState::Ended(Status::Skipped) => {
-                let _ = writeln!(
-                    out,
-                    "      <skipped message=\"{}\"/>",
-                    xml(s.message.as_deref().unwrap_or(""))
-                );
-            }
-            StepState::Ended(Status::Succeeded | Status::Cancelled) => {}
-        }
-        if !s.stdout.is_empty() {
-            let _ = writeln!(out, "      <system-out>{}</system-out>", xml(&s.stdout));
-        }
-        out.push_str("    </testcase>\n");
+    // Every step of the runbook in declaration order; journals that do not list them name
+    // the steps they saw.
+    let ids: Vec<&str> = match r.context.as_ref().filter(|c| !c.step_ids.is_empty()) {
+        Some(c) => c.step_ids.iter().map(String::as_str).collect(),
+        None => r.steps.iter().map(|s| s.id.as_str()).collect(),
+    };
+    let mut suite = TestSuite::new(r.runbook.as_str());
+    for id in ids {
+        suite.add_test_case(case(&r.runbook, id, r.get(id)));
     }
-    out.push_str("  </testsuite>\n</testsuites>\n");
-    out
+    // The run's wall time: steps in parallel overlap, and waits between them count.
+    let wall = r.finished.as_ref().map_or_else(
+        || Duration::from_millis(r.steps.iter().map(|s| s.duration_ms).sum()),
+        |f| Duration::from_millis(f.duration_ms),
+    );
+    suite.set_time(wall);
+    let started = chrono::DateTime::parse_from_rfc3339(&r.started_at).ok();
+    if let Some(at) = started {
+        suite.set_timestamp(at);
+    }
+    let mut report = Report::new("runbook");
+    report.set_time(wall);
+    if let Some(at) = started {
+        report.set_timestamp(at);
+    }
+    report.add_test_suite(suite);
+    let mut text = report.to_string().unwrap_or_default();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
 }
