@@ -534,6 +534,22 @@ pub enum Problem {
         span: SourceSpan,
     },
 
+    #[error("`{read}` may not exist: step `{step}` is skipped when `{when}` is false")]
+    #[diagnostic(
+        code(runbook::reads_skipped_step),
+        severity(Warning),
+        help(
+            "a skipped step has no output: add `| default(...)`, or give this step a `when` of its own that checks `steps['{step}'].status`"
+        )
+    )]
+    ReadsSkippedStep {
+        read: String,
+        step: String,
+        when: String,
+        #[label("`{step}` may be skipped")]
+        span: SourceSpan,
+    },
+
     #[error("a template is interpolated into SQL without `sql_ident` or `sql_literal`")]
     #[diagnostic(
         code(runbook::unfiltered_sql_template),

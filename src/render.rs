@@ -76,7 +76,7 @@ impl Renderer<'_> {
             Err(_) if self.dry_run => Ok(text.to_owned()),
             Err(e) => Err(RenderError {
                 field: field.to_owned(),
-                message: error_text(&e),
+                message: undefined_text(&e, text, context).unwrap_or_else(|| error_text(&e)),
             }),
         }
     }
@@ -206,4 +206,43 @@ impl Renderer<'_> {
             },
         })
     }
+}
+
+/// What an undefined value was, as written in the template, and why: a step skipped by its
+/// `when` has no outputs, and saying so beats "undefined value".
+fn undefined_text(e: &minijinja::Error, text: &str, context: &Value) -> Option<String> {
+    if e.kind() != minijinja::ErrorKind::UndefinedError {
+        return None;
+    }
+    // The error points at the failing lookup (`.outputs.v`); the whole path starts earlier.
+    let range = e.range()?;
+    let start = text
+        .get(..range.start)?
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| {
+            c.is_alphanumeric() || matches!(c, '_' | '.' | '[' | ']' | '\'' | '"' | '-')
+        })
+        .last()
+        .map_or(range.start, |(i, _)| i);
+    let written = text.get(start..range.end)?.trim();
+    let step = written
+        .strip_prefix("steps.")
+        .map(|rest| rest.split(['.', '[', ' ', '|']).next().unwrap_or(""))
+        .or_else(|| {
+            written
+                .strip_prefix("steps['")
+                .and_then(|rest| rest.split('\'').next())
+        });
+    let skipped = step.filter(|id| {
+        context
+            .get_attr("steps")
+            .and_then(|steps| steps.get_attr(id))
+            .and_then(|s| s.get_attr("status"))
+            .is_ok_and(|status| status.as_str() == Some("skipped"))
+    });
+    Some(match skipped {
+        Some(id) => format!("`{written}` is undefined: `{id}` was skipped (its `when` was false)"),
+        None => format!("`{written}` is undefined"),
+    })
 }

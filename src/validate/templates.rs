@@ -74,6 +74,11 @@ pub(super) struct Site<'a> {
 }
 
 impl Site<'_> {
+    /// The template text after a place in it (to see the filters applied to a value).
+    pub fn text_after(&self, j: JSpan) -> &str {
+        self.text.get(j.end_offset as usize..).unwrap_or("")
+    }
+
     /// The file span of a place inside the template, as the parser gives it.
     pub fn at(&self, j: JSpan) -> Span {
         self.locate(Some(j.start_offset as usize..j.end_offset as usize))

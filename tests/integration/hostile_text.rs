@@ -178,3 +178,46 @@ fn rollback_past_point_of_no_return_is_a_warning_unless_acknowledged() {
         .run();
     assert_eq!(out.code, 1, "--deny-warnings fails on it");
 }
+
+#[test]
+fn reading_a_step_that_may_be_skipped_is_a_warning_naming_it_and_its_when() {
+    let body = "  - id: probe\n    when: params.deep\n    run: { program: echo, args: [hi] }\n    outputs: { v: \"{{ result.stdout }}\" }\n  - id: use\n    needs: [probe]\n    run: { program: echo, args: [\"{{ steps.probe.outputs.v }}\"] }\n";
+    let yaml = format!(
+        "runbook: 1\nname: t\nparams:\n  deep: {{ type: bool, default: false }}\nsteps:\n{body}"
+    );
+    let (diags, code) = validate(&yaml);
+    assert_eq!(code, 0, "a warning");
+    assert_eq!(
+        diags,
+        [diag(
+            "reads_skipped_step",
+            12,
+            38,
+            "`steps.probe.outputs` may not exist: step `probe` is skipped when `params.deep` is false"
+        )]
+    );
+    // Guarded by `default`, or by a `when` of its own that looks at the step: nothing to say.
+    for guarded in [
+        body.replace("outputs.v }}", "outputs.v | default('none') }}"),
+        body.replace(
+            "needs: [probe]\n",
+            "needs: [probe]\n    when: steps.probe.status == 'succeeded'\n",
+        ),
+    ] {
+        let yaml = format!(
+            "runbook: 1\nname: t\nparams:\n  deep: {{ type: bool, default: false }}\nsteps:\n{guarded}"
+        );
+        assert_eq!(validate(&yaml).0, [], "{guarded}");
+    }
+    // At run time, the error names what was read and that the step was skipped.
+    let out = Test::new()
+        .file("r.yaml", &yaml)
+        .args(["run", "r.yaml"])
+        .run();
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("steps.probe.outputs.v") && out.stdout.contains("`probe` was skipped"),
+        "{}",
+        out.stdout
+    );
+}

@@ -6,6 +6,7 @@
 //! and its `mod` line and entry in [`registry`].
 
 mod hyphenated_step_reference;
+mod reads_skipped_step;
 mod secret_in_args;
 mod unfiltered_sql_template;
 mod unknown_filter;
@@ -29,6 +30,7 @@ pub(super) trait Lint {
 pub(super) fn registry() -> Vec<Box<dyn Lint>> {
     vec![
         Box::new(hyphenated_step_reference::HyphenatedStepReference),
+        Box::new(reads_skipped_step::ReadsSkippedStep),
         Box::new(unfiltered_sql_template::UnfilteredSqlTemplate),
         Box::new(unknown_filter::UnknownFilter::default()),
         Box::new(secret_in_args::SecretInArgs),
