@@ -47,12 +47,12 @@ impl Lint for ReadsSkippedStep {
         // The whole reference as written, with the filters applied to it.
         let last = reference.segments.last().map_or(*span, |(_, s)| *s);
         let after = site.text_after(last).trim_start();
-        if after.starts_with('|') {
-            let filter = after[1..].trim_start();
-            if filter.starts_with("default") || filter.starts_with("d(") || filter.starts_with("d ")
-            {
-                return;
-            }
+        if let Some(filter) = after.strip_prefix('|').map(str::trim_start)
+            && ["default", "d(", "d "]
+                .iter()
+                .any(|f| filter.starts_with(f))
+        {
+            return;
         }
         if let Some(owner) = site.place.owner {
             let reader = &site.runbook.steps[owner];
