@@ -10,6 +10,7 @@ mod plan;
 mod rehearsal;
 mod run;
 mod schema;
+mod secrets;
 mod shipped;
 mod sql;
 mod support;
