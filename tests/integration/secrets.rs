@@ -48,6 +48,28 @@ fn no_secret_in_events(lines: &str, secret: &str, what: &str) -> Vec<serde_json:
     events
 }
 
+/// A text field of the `n`th `step_finished` event ("" when absent).
+fn finished(events: &[serde_json::Value], n: usize, field: &str) -> String {
+    events_of(events, "step_finished")[n][field]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Runs `t` (a `--output json` run), checks its exit code and that no event value holds
+/// `secret`; returns what it printed and its events.
+#[track_caller]
+fn masked_run(
+    t: &Test,
+    secret: &str,
+    code: i32,
+) -> (crate::support::Output, Vec<serde_json::Value>) {
+    let out = t.run();
+    assert_eq!(out.code, code, "{}", out.stderr);
+    let events = no_secret_in_events(&out.stdout, secret, "--output json");
+    (out, events)
+}
+
 fn journal_text(t: &Test) -> String {
     let runs = t.path().join(".runbook/runs");
     let mut text = String::new();
@@ -105,9 +127,8 @@ fn short_and_structural_secrets_do_not_corrupt_the_journal_or_resume() {
 
         let journal = journal_text(&t);
         let events = no_secret_in_events(&journal, secret, "journal");
-        let finished = events_of(&events, "step_finished");
-        assert_eq!(finished[0]["step"], "deploy", "secret {secret:?}");
-        assert_eq!(finished[0]["stdout"], "***", "secret {secret:?}");
+        assert_eq!(finished(&events, 0, "step"), "deploy", "secret {secret:?}");
+        assert_eq!(finished(&events, 0, "stdout"), "***", "secret {secret:?}");
 
         let show = Test::in_dir(t.path())
             .args(["show", "--last", "--format", "json"])
@@ -142,9 +163,7 @@ fn a_short_secret_is_masked_where_a_template_puts_it_and_announced() {
         .file("r.yaml", yaml)
         .file("pw.txt", "a'b")
         .args(["run", "r.yaml", "--output", "json"]);
-    let out = t.run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let events = no_secret_in_events(&out.stdout, "a'b", "--output json");
+    let (out, events) = masked_run(&t, "a'b", 0);
     let started = events_of(&events, "step_started");
     assert_eq!(started[0]["action"], "sh -c 'exit 0' '***' 'pre-***'");
     // Nor in its shell-quoted form, which is how the summary would have shown it.
@@ -179,14 +198,9 @@ fn every_quoted_form_of_a_secret_is_masked() {
         .file("r.yaml", yaml)
         .file("pw.txt", secret)
         .args(["run", "r.yaml", "--output", "json"]);
-    let json = t.run();
-    assert_eq!(json.code, 1, "{}", json.stderr);
     // The command did print every form: it is the masking that hides them.
-    let events = no_secret_in_events(&json.stdout, secret, "--output json");
-    let stdout = events_of(&events, "step_finished")[0]["stdout"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let (json, events) = masked_run(&t, secret, 1);
+    let stdout = finished(&events, 0, "stdout");
     assert_eq!(stdout, "shell '***'\nps '***'\nsql N'***'\njson \"***\"\n");
     let human = Test::in_dir(t.path()).args(["run", "r.yaml"]).run();
     for text in [&json.stdout, &human.stdout, &journal_text(&t)] {
@@ -226,13 +240,8 @@ fn a_secret_cut_by_the_capture_cap_is_masked() {
         .file("r.yaml", yaml)
         .env("T_CUT_PW", secret)
         .args(["run", "r.yaml", "--output", "json"]);
-    let out = t.run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let events = no_secret_in_events(&out.stdout, secret, "--output json");
-    let stdout = events_of(&events, "step_finished")[0]["stdout"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let (_, events) = masked_run(&t, secret, 0);
+    let stdout = finished(&events, 0, "stdout");
     let (kept, note) = stdout
         .split_once("\n[… output truncated")
         .expect("the output was cut");
@@ -268,11 +277,10 @@ fn steps_do_not_inherit_the_environment_variables_secrets_are_read_from() {
         .run();
     assert_eq!(out.code, 1, "{}", out.stderr);
     let events = out.events();
-    let finished = events_of(&events, "step_finished");
-    let plain = finished[0]["stdout"].as_str().unwrap_or_default();
+    let plain = finished(&events, 0, "stdout");
     assert!(!plain.contains("T_INHERIT_PW"), "{plain}");
     assert!(plain.contains("T_OTHER_VAR=still-here"), "{plain}");
-    let asked = finished[1]["stdout"].as_str().unwrap_or_default();
+    let asked = finished(&events, 1, "stdout");
     assert!(asked.contains("T_INHERIT_PW=***"), "{asked}");
     assert!(!out.stdout.contains("inherit-me-not"), "{}", out.stdout);
 }
@@ -288,10 +296,7 @@ fn connection_password_is_masked_as_a_value_not_every_occurrence() {
         .run();
     assert_eq!(out.code, 1, "{}", out.stderr);
     let events = out.events();
-    let message = events_of(&events, "step_finished")[0]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let message = finished(&events, 0, "message");
     assert!(!message.contains("***"), "{message}");
     assert!(message.contains('a'), "{message}");
 }
