@@ -97,7 +97,7 @@ fn password_values(text: &str) -> String {
                 .chars()
                 .next_back()
                 .is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_');
-            let after = after.strip_prefix('=').filter(|_| boundary)?;
+            let after = after.strip_prefix('=').filter(|_| boundary)?.trim_start();
             Some(text.len() - after.len())
         });
         let Some(start) = found else {
@@ -397,5 +397,35 @@ fn cell(data: &ColumnData<'static>) -> Value {
                 .flatten()
                 .map(|d| d.to_string().replacen(' ', "T", 1)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{password_values, redact};
+
+    #[test]
+    fn password_values_are_masked_where_a_message_quotes_a_connection_string() {
+        assert_eq!(
+            password_values("cannot use 'server=s;Password=hunter2;PWD = {a;b}' (pwd=x)"),
+            // Up to the next `;`, quote or line end: a `)` may be part of a password.
+            "cannot use 'server=s;Password=***;PWD = ***' (pwd=***"
+        );
+        // Not a key: a word that merely ends in `pwd`, or prose.
+        assert_eq!(
+            password_values("oldpwd=1 password is wrong"),
+            "oldpwd=1 password is wrong"
+        );
+    }
+
+    #[test]
+    fn a_short_password_is_not_searched_for_a_long_one_is() {
+        let short = "server=s;password=a";
+        assert_eq!(
+            redact("cannot connect as sa", short),
+            "cannot connect as sa"
+        );
+        let long = "server=s;password=hunter22";
+        assert_eq!(redact("bad secret hunter22", long), "bad secret ***");
     }
 }
