@@ -182,6 +182,18 @@ pub fn read_secrets(runbook: &Runbook) -> Result<Vec<(String, String)>, Vec<Para
     }
 }
 
+/// The environment variables the runbook's secrets are read from.
+pub fn secret_variables(runbook: &Runbook) -> Vec<String> {
+    runbook
+        .secrets
+        .values()
+        .filter_map(|secret| match secret.source() {
+            Some(crate::model::SecretSource::Env(variable)) => Some(variable.to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn read_file(path: &Path) -> Result<Map<String, Value>, ParamError> {
     let fail = |reason: String| ParamError::File {
         path: path.display().to_string(),

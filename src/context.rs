@@ -64,6 +64,22 @@ impl Context {
         context
     }
 
+    /// The context with every secret as `***`: rendering an action with it gives what may be
+    /// shown and stored, with a secret masked wherever a template put it, however short.
+    pub fn masked(&self) -> Self {
+        let names: BTreeMap<String, &str> = self
+            .secrets
+            .try_iter()
+            .into_iter()
+            .flatten()
+            .map(|name| (name.to_string(), MASK))
+            .collect();
+        Self {
+            secrets: Value::from_serialize(&names),
+            ..self.clone()
+        }
+    }
+
     /// Records what a step left for later templates.
     pub fn set_step(&mut self, id: &str, value: Value) {
         self.steps.insert(id.to_owned(), value);

@@ -562,6 +562,34 @@ pub enum Problem {
         #[label("not quoted for SQL")]
         span: SourceSpan,
     },
+
+    #[error("a template is interpolated into a `{shell}` script without `{filter}`")]
+    #[diagnostic(
+        code(runbook::unfiltered_shell_template),
+        severity(Warning),
+        help(
+            "a value pasted into a script runs as code if it holds `;`, `$(…)` or a quote: write `{{{{ … | {filter} }}}}`, or pass it through `env` and use the variable"
+        )
+    )]
+    UnfilteredShellTemplate {
+        shell: String,
+        filter: &'static str,
+        #[label("not quoted for the shell")]
+        span: SourceSpan,
+    },
+
+    #[error("`sql_ident` is used inside a T-SQL string literal")]
+    #[diagnostic(
+        code(runbook::sql_ident_in_literal),
+        severity(Warning),
+        help(
+            "brackets do not quote inside '…': a `'` in the value ends the literal; use `| sql_literal` (without the surrounding quotes), or pass it as an `@P` argument"
+        )
+    )]
+    SqlIdentInLiteral {
+        #[label("inside a string literal")]
+        span: SourceSpan,
+    },
 }
 
 impl Problem {

@@ -1,7 +1,7 @@
 //! The run journal: every event of a run appended to `<state>/runs/<id>/journal.jsonl` and
 //! flushed to disk (`sync_data`) before the engine goes on, so that after a crash `resume`
-//! knows exactly what completed. Lines pass through the secret masker like all output. Read
-//! back into the same typed events that were written.
+//! knows exactly what completed. Events arrive with their secret values already masked
+//! ([`crate::exec::masked`]). Read back into the same typed events that were written.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -10,7 +10,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::exec::event::{Event, EventKind, JOURNAL_VERSION, Sink, event};
-use crate::mask::Masker;
 
 /// Where runs are kept: `--state-dir`, else `RUNBOOK_STATE_DIR`, else `.runbook`.
 pub fn state_dir(flag: Option<&Path>) -> PathBuf {
@@ -30,12 +29,11 @@ pub fn journal_path(state: &Path, run_id: &str) -> PathBuf {
 /// Appends events to a journal file.
 pub struct Journal {
     file: Mutex<File>,
-    masker: Masker,
 }
 
 impl Journal {
     /// Opens (creating if needed) the journal of `run_id` for appending.
-    pub fn open(state: &Path, run_id: &str, masker: Masker) -> std::io::Result<Self> {
+    pub fn open(state: &Path, run_id: &str) -> std::io::Result<Self> {
         std::fs::create_dir_all(run_dir(state, run_id))?;
         let file = OpenOptions::new()
             .create(true)
@@ -43,7 +41,6 @@ impl Journal {
             .open(journal_path(state, run_id))?;
         Ok(Self {
             file: Mutex::new(file),
-            masker,
         })
     }
 
@@ -53,7 +50,6 @@ impl Journal {
     /// leaves that step in doubt, never silently done.
     pub fn append(&self, event: &Event) -> std::io::Result<()> {
         let mut line = serde_json::to_string(event).map_err(std::io::Error::other)?;
-        line = self.masker.mask(&line).into_owned();
         line.push('\n');
         use EventKind as K;
         let sync = matches!(

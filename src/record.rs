@@ -311,6 +311,7 @@ impl RunRecord {
             }
             EventKind::AttemptFailed { .. }
             | EventKind::StepMessage { .. }
+            | EventKind::SecretsNotSearched { .. }
             | EventKind::Interrupted { .. }
             | EventKind::JournalFailed { .. } => {}
         }

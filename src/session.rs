@@ -24,7 +24,7 @@ use crate::resume::ResumeError;
 
 /// What the session needs from whoever drives it (the command line).
 pub trait Ui {
-    /// Where the events of the run are shown, with every line through `masker`.
+    /// Where the events of the run are shown (their secret values already masked).
     fn screen(&self, masker: &Masker) -> Arc<dyn Sink>;
     /// Who to ask for approvals and about steps in doubt; `None` without a terminal.
     fn prompter(&self) -> Option<Arc<dyn Prompter>>;
@@ -371,13 +371,13 @@ fn execute(
         ui.notice(&Notice::TookOverLock(stale));
     }
     let masker = Masker::new(secrets.iter().map(|(_, v)| v.as_str()));
-    let journal = Journal::open(&settings.state, &run.id, masker.clone()).map_err(|e| {
-        SessionError::Journal {
-            state: settings.state.display().to_string(),
-            reason: e.to_string(),
-        }
+    let journal = Journal::open(&settings.state, &run.id).map_err(|e| SessionError::Journal {
+        state: settings.state.display().to_string(),
+        reason: e.to_string(),
     })?;
-    let sink: Arc<dyn Sink> = Arc::new(Recorder::new(journal, ui.screen(&masker)));
+    // Secrets are masked in each event's values before the journal or the screen sees it.
+    let recorder = Arc::new(Recorder::new(journal, ui.screen(&masker)));
+    let sink: Arc<dyn Sink> = Arc::new(exec::masked::Masked::new(masker.clone(), recorder));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

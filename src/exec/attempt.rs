@@ -116,6 +116,7 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
         dry_run: false,
     };
     let value = context.value();
+    let masked = context.masked().value();
     let mut last = Attempt::default();
     let mut attempt = 0;
     while attempt < spec.policy.attempts {
@@ -129,11 +130,17 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
                 break;
             }
         };
+        let rendered_masked = if shared.masker.is_empty() {
+            None
+        } else {
+            (spec.render)(&renderer, &masked).ok()
+        };
+        let shown = shared.shown(&action, rendered_masked);
         if spec.rollback {
             if attempt == 1 {
                 shared.emit(EventKind::RollbackStepStarted {
                     step: spec.id.to_owned(),
-                    action: crate::report::action::summary(&action),
+                    action: crate::report::action::summary(&shown),
                 });
             }
         } else {
@@ -141,11 +148,11 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
                 step: spec.id.to_owned(),
                 attempt,
                 attempts: spec.policy.attempts,
-                action: crate::report::action::summary(&action),
-                detail: (attempt == 1).then(|| action.clone()),
+                action: crate::report::action::summary(&shown),
+                detail: (attempt == 1).then(|| shown.clone()),
             });
         }
-        last = execute(shared, spec, &action, &value).await;
+        last = execute(shared, spec, &action, &shown, &value).await;
         let mut outputs = BTreeMap::new();
         if last.failure.is_none() {
             let with_result = context.with_result(Some(&result_value(&last, attempt)));
@@ -242,7 +249,14 @@ fn emit_failure(
     }
 }
 
-async fn execute(shared: &Shared, spec: &Spec<'_>, action: &Action, value: &Value) -> Attempt {
+/// Runs `action`; `shown` is the same action with its secrets masked, for whoever is asked.
+async fn execute(
+    shared: &Shared,
+    spec: &Spec<'_>,
+    action: &Action,
+    shown: &Action,
+    value: &Value,
+) -> Attempt {
     match action {
         Action::Command { .. } | Action::Script { .. } => {
             let spawned = |pgid: u32| {
@@ -253,6 +267,7 @@ async fn execute(shared: &Shared, spec: &Spec<'_>, action: &Action, value: &Valu
             };
             command::run(
                 action,
+                &shared.hidden_env,
                 spec.timeout,
                 &shared.cancel,
                 &shared.groups,
@@ -286,10 +301,15 @@ async fn execute(shared: &Shared, spec: &Spec<'_>, action: &Action, value: &Valu
                 ),
             ),
         },
-        Action::Approval {
-            prompt,
-            instructions,
-        } => {
+        Action::Approval { .. } => {
+            // Whoever is asked sees the prompt as the journal does: masked.
+            let Action::Approval {
+                prompt,
+                instructions,
+            } = shown
+            else {
+                return Attempt::failed(Failure::Error, "not an approval");
+            };
             let asked = shared.approvals.ask(
                 spec.id,
                 prompt,

@@ -86,6 +86,12 @@ pub enum EventKind {
         #[serde(default)]
         step_ids: Vec<String>,
     },
+    /// Secrets too short to search for in free text (by name, never value): they are masked
+    /// where a value is exactly the secret, not inside command output or messages.
+    SecretsNotSearched {
+        secrets: Vec<String>,
+        min_length: usize,
+    },
     /// A run picked up again from its journal.
     RunResumed {
         run_id: String,

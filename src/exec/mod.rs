@@ -6,6 +6,7 @@ pub mod attempt;
 pub mod event;
 mod forward;
 pub mod interrupts;
+pub mod masked;
 mod undo;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::{Context, RunInfo};
 use crate::dag::Dag;
+use crate::mask::{MIN_SEARCH_LEN, Masker};
 use crate::model::Runbook;
 use crate::outcome::{Stop, conclude};
 use crate::steps::approval::Approvals;
@@ -42,6 +44,10 @@ pub struct Shared {
     pub approvals: Approvals,
     pub prompt_lock: tokio::sync::Mutex<()>,
     pub pool: crate::steps::sql::Pool,
+    /// The run's secrets, for what the engine builds from values (summaries, prompts).
+    pub masker: Masker,
+    /// Environment variables secrets are read from: commands do not inherit them.
+    pub hidden_env: Vec<String>,
 }
 
 impl Shared {
@@ -50,8 +56,10 @@ impl Shared {
         sink: Arc<dyn Sink>,
         groups: Groups,
         approvals: Approvals,
+        masker: Masker,
     ) -> Self {
         Self {
+            hidden_env: crate::bind::secret_variables(&runbook),
             runbook,
             templates: Templates::new(),
             sink,
@@ -60,7 +68,21 @@ impl Shared {
             approvals,
             prompt_lock: tokio::sync::Mutex::new(()),
             pool: crate::steps::sql::Pool::default(),
+            masker,
         }
+    }
+
+    /// What may be shown and journaled of an action: the action rendered with every secret as
+    /// `***` (`rendered_masked`), which masks a secret wherever a template put it however
+    /// short, then masked as values (a template that computed on a secret, or could not render
+    /// with `***`, falls back to the action itself). Summaries are made from it, so a short
+    /// secret is masked before the summary shell-quotes it.
+    pub fn shown(
+        &self,
+        action: &crate::render::Action,
+        rendered_masked: Option<crate::render::Action>,
+    ) -> crate::render::Action {
+        masked::mask_action(rendered_masked.as_ref().unwrap_or(action), &self.masker)
     }
 
     pub fn emit(&self, kind: EventKind) {
@@ -174,6 +196,7 @@ pub async fn run(
         sink,
         interrupts.groups.clone(),
         options.approvals.clone(),
+        Masker::new(secrets.iter().map(|(_, v)| v)),
     ));
     let concurrency = options.concurrency.max(1);
     shared.emit(EventKind::RunStarted {
@@ -199,6 +222,17 @@ pub async fn run(
             step_ids: runbook.steps.iter().map(|s| s.id.value.clone()).collect(),
         }),
         (None, None) => {}
+    }
+    let short: Vec<String> = secrets
+        .iter()
+        .filter(|(_, v)| v.chars().count() < MIN_SEARCH_LEN)
+        .map(|(name, _)| name.clone())
+        .collect();
+    if !short.is_empty() {
+        shared.emit(EventKind::SecretsNotSearched {
+            secrets: short,
+            min_length: MIN_SEARCH_LEN,
+        });
     }
     let mut context = Context::new(&params, &secrets, &run);
     let rolled_back_before = resume

@@ -63,6 +63,7 @@ pub(super) async fn run(
             shared.sink.clone(),
             shared.groups.clone(),
             shared.approvals.clone(),
+            shared.masker.clone(),
         );
         interrupts.track(|u| u.rollback_left = plan.actions.iter().map(|&i| id(i)).collect());
         for &i in &plan.actions {

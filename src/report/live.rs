@@ -14,7 +14,6 @@ use crate::mask::Masker;
 
 pub struct Live {
     lines: Progress,
-    masker: Masker,
     multi: MultiProgress,
     bars: Mutex<HashMap<String, ProgressBar>>,
 }
@@ -22,8 +21,7 @@ pub struct Live {
 impl Live {
     pub fn new(masker: Masker) -> Self {
         Self {
-            lines: Progress::new(Mode::Lines, masker.clone()),
-            masker,
+            lines: Progress::new(Mode::Lines, masker),
             multi: MultiProgress::new(),
             bars: Mutex::new(HashMap::new()),
         }
@@ -42,7 +40,8 @@ impl Live {
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
-        bar.set_message(self.masker.mask(&message).into_owned());
+        // Step ids only: an id is never masked.
+        bar.set_message(message);
     }
 
     fn done(&self, step: &str) {

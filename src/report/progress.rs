@@ -1,5 +1,6 @@
 //! Run output: timestamped lines for people, or one JSON event per line (`--output json`),
-//! then a summary of every step. Every line passes through the secret masker.
+//! then a summary of every step. Events arrive with their secret values masked
+//! ([`crate::exec::masked`]); the summary's free text is masked here.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -35,7 +36,7 @@ impl Progress {
     fn print(&self, text: &str) {
         let _guard = self.out.lock();
         let mut out = std::io::stdout().lock();
-        let _ = out.write_all(self.masker.mask(text).as_bytes());
+        let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
     }
 
@@ -43,7 +44,7 @@ impl Progress {
     pub fn summary(&self, run_id: &str, summary: &Summary) {
         if summary.aborted {
             // Said on stderr in every mode: the operator must know what was left undone.
-            eprintln!("{}", self.masker.mask(&summary.status));
+            eprintln!("{}", self.masker.text(&summary.status));
             return;
         }
         if self.mode == Mode::Json {
@@ -96,12 +97,13 @@ impl Progress {
             let _ = writeln!(text, "Rolled back: {}", parts.join(", "));
         }
         for (id, reason) in &summary.not_rolled_back {
-            let _ = writeln!(text, "Not rolled back: {id} ({reason})");
+            let _ = writeln!(text, "Not rolled back: {id} ({})", self.masker.text(reason));
         }
         let _ = writeln!(
             text,
             "Outcome: {} (exit {})",
-            summary.status, summary.exit_code
+            self.masker.text(&summary.status),
+            summary.exit_code
         );
         if summary.exit_code == exit::NEEDS_PERSON {
             text.push_str("ACTION NEEDED: a person must check the state of the system.\n");
@@ -234,6 +236,13 @@ impl Sink for Progress {
             }
             EventKind::JournalFailed { reason } => format!(
                 "{t} error: cannot write the run journal: {reason}; resume will not know what happened after this point\n"
+            ),
+            EventKind::SecretsNotSearched {
+                secrets,
+                min_length,
+            } => format!(
+                "{t} note: secrets shorter than {min_length} characters are masked only where a value is exactly the secret, not inside output: {}\n",
+                secrets.join(", ")
             ),
             EventKind::RunResumed { run_id, decisions } => {
                 let decided = if decisions.is_empty() {

@@ -17,6 +17,10 @@ use crate::retry::Failure;
 /// Output kept per stream; the rest is counted and dropped.
 pub const OUTPUT_CAP: usize = 1024 * 1024;
 
+/// How the note that follows cut output begins (the masker looks for it: the cut may fall
+/// inside a secret).
+pub const TRUNCATED: &str = "\n[… output truncated: ";
+
 /// Process groups of running commands, so that a hard exit can still kill them.
 #[derive(Clone, Debug, Default)]
 pub struct Groups(Arc<Mutex<HashSet<i32>>>);
@@ -104,8 +108,11 @@ pub fn argv(action: &Action) -> Option<Vec<String>> {
 }
 
 /// Runs one attempt of a command. `timeout` bounds the whole attempt, output included.
+/// `hidden` are environment variables the command does not inherit (those secrets are read
+/// from) unless the step's `env` sets them.
 pub async fn run(
     action: &Action,
+    hidden: &[String],
     timeout: Option<Duration>,
     cancel: &CancellationToken,
     groups: &Groups,
@@ -141,6 +148,9 @@ pub async fn run(
     }
     if let Some(cwd) = cwd {
         command.current_dir(cwd);
+    }
+    for name in hidden {
+        command.env_remove(name);
     }
     for (k, v) in env {
         command.env(k, v);
@@ -238,9 +248,7 @@ async fn read_capped(stream: Option<impl AsyncRead + Unpin>) -> String {
     }
     let mut text = String::from_utf8_lossy(&kept).into_owned();
     if dropped > 0 {
-        text.push_str(&format!(
-            "\n[… output truncated: {dropped} more bytes not kept]\n"
-        ));
+        text.push_str(&format!("{TRUNCATED}{dropped} more bytes not kept]\n"));
     }
     text
 }

@@ -73,12 +73,52 @@ fn passwords(connection_string: &str) -> Vec<String> {
         .collect()
 }
 
+/// Keeps the connection's password out of a message: wherever the message quotes a
+/// connection string, the value of its `password`/`pwd` key is masked (whatever its length),
+/// and a password long enough to search for is masked where it stands alone. A short password
+/// is not searched for: `pwd=a` must not turn every `a` of the message into `***`.
 fn redact(text: &str, connection_string: &str) -> String {
-    let mut text = text.to_owned();
-    for password in passwords(connection_string) {
-        text = text.replace(&password, MASK);
+    let values = password_values(text);
+    crate::mask::Masker::new(passwords(connection_string))
+        .text(&values)
+        .into_owned()
+}
+
+/// `text` with the value of every `password=…`/`pwd=…` in it masked.
+fn password_values(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while at < text.len() {
+        let found = ["password", "pwd"].iter().find_map(|key| {
+            let rest = lower.get(at..)?;
+            let after = rest.strip_prefix(key)?.trim_start();
+            let boundary = lower[..at]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_');
+            let after = after.strip_prefix('=').filter(|_| boundary)?.trim_start();
+            Some(text.len() - after.len())
+        });
+        let Some(start) = found else {
+            let c = text[at..].chars().next().map_or(1, char::len_utf8);
+            out.push_str(&text[at..at + c]);
+            at += c;
+            continue;
+        };
+        out.push_str(&text[at..start]);
+        let rest = &text[start..];
+        let len = match rest.strip_prefix('{') {
+            // `{…}` quotes a value that holds `;`.
+            Some(inner) => inner.find('}').map_or(rest.len(), |i| i + 2),
+            None => rest.find([';', '\n', '\'', '"', '`']).unwrap_or(rest.len()),
+        };
+        if len > 0 {
+            out.push_str(MASK);
+        }
+        at = start + len;
     }
-    text
+    out
 }
 
 impl Pool {
@@ -357,5 +397,35 @@ fn cell(data: &ColumnData<'static>) -> Value {
                 .flatten()
                 .map(|d| d.to_string().replacen(' ', "T", 1)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{password_values, redact};
+
+    #[test]
+    fn password_values_are_masked_where_a_message_quotes_a_connection_string() {
+        assert_eq!(
+            password_values("cannot use 'server=s;Password=hunter2;PWD = {a;b}' (pwd=x)"),
+            // Up to the next `;`, quote or line end: a `)` may be part of a password.
+            "cannot use 'server=s;Password=***;PWD = ***' (pwd=***"
+        );
+        // Not a key: a word that merely ends in `pwd`, or prose.
+        assert_eq!(
+            password_values("oldpwd=1 password is wrong"),
+            "oldpwd=1 password is wrong"
+        );
+    }
+
+    #[test]
+    fn a_short_password_is_not_searched_for_a_long_one_is() {
+        let short = "server=s;password=a";
+        assert_eq!(
+            redact("cannot connect as sa", short),
+            "cannot connect as sa"
+        );
+        let long = "server=s;password=hunter22";
+        assert_eq!(redact("bad secret hunter22", long), "bad secret ***");
     }
 }

@@ -31,7 +31,9 @@ pub(super) enum Finding<'t> {
         written: String,
         span: JSpan,
     },
-    /// A `{{ … }}`, with the filter applied last to its value, if any.
+    /// A `{{ … }}`, with the filter applied last to its value, if any. A list quoted item by
+    /// item and joined by a literal (`x | map('shell_quote') | join(' ')`) counts as quoted by
+    /// that filter.
     Emit {
         filter: Option<&'t str>,
         span: JSpan,
@@ -42,6 +44,28 @@ pub(super) enum Finding<'t> {
         test: bool,
         span: JSpan,
     },
+}
+
+/// The filter applied last to an emitted value, seeing through `map('f') | join(literal)`.
+fn last_filter<'t>(expr: &Expr<'t>) -> Option<&'t str> {
+    let Expr::Filter(f) = expr else {
+        return None;
+    };
+    let literal = |arg: &ast::CallArg<'t>| matches!(arg, ast::CallArg::Pos(Expr::Const(c)) if c.value.as_str().is_some());
+    if f.name == "join"
+        && f.args.iter().all(literal)
+        && let Some(Expr::Filter(map)) = &f.expr
+        && map.name == "map"
+        && let [ast::CallArg::Pos(Expr::Const(name))] = map.args.as_slice()
+        && let Some(name) = name.value.as_str()
+    {
+        // A name the template environment owns: `&'static`, so it outlives the template.
+        return crate::template::FILTERS
+            .iter()
+            .copied()
+            .find(|f| *f == name);
+    }
+    Some(f.name)
 }
 
 /// Everything a parsed template reads and uses.
@@ -85,10 +109,7 @@ impl<'t> Walk<'t> {
             Stmt::Template(t) => self.body(&t.children),
             Stmt::EmitExpr(e) => {
                 self.findings.push(Finding::Emit {
-                    filter: match &e.expr {
-                        Expr::Filter(f) => Some(f.name),
-                        _ => None,
-                    },
+                    filter: last_filter(&e.expr),
                     span: e.span(),
                 });
                 self.expr(&e.expr);

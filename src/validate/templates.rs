@@ -16,7 +16,7 @@ use super::template_walk::{self, Finding};
 use crate::dag::Dag;
 use crate::diagnostic::Problem;
 use crate::model::{
-    Approval, Rollback, RollbackKind, Run, Runbook, Scalar, Spanned, Sql, StepKind,
+    Approval, Rollback, RollbackKind, Run, Runbook, Scalar, Shell, Spanned, Sql, StepKind,
 };
 use crate::yaml::{Span, scalar_offset};
 
@@ -40,6 +40,8 @@ pub(super) enum Kind {
     Args,
     /// A T-SQL query, where values belong in `args`.
     SqlQuery,
+    /// A script run by this shell, where values must be quoted for it.
+    Script(Shell),
 }
 
 impl Place {
@@ -77,6 +79,11 @@ impl Site<'_> {
     /// The template text after a place in it (to see the filters applied to a value).
     pub fn text_after(&self, j: JSpan) -> &str {
         self.text.get(j.end_offset as usize..).unwrap_or("")
+    }
+
+    /// The template's text.
+    pub fn text(&self) -> &str {
+        self.text
     }
 
     /// The file span of a place inside the template, as the parser gives it.
@@ -198,7 +205,8 @@ impl<'a> Checker<'a> {
             self.template(arg, place.with(Kind::Args));
         }
         if let Some(script) = &run.script {
-            self.template(script, place);
+            let shell = run.shell.as_ref().map_or(Shell::Sh, |s| s.value);
+            self.template(script, place.with(Kind::Script(shell)));
         }
         if let Some(cwd) = &run.cwd {
             self.template(cwd, place);

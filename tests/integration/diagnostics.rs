@@ -225,7 +225,7 @@ fn run_with_program_and_script() {
 
 #[test]
 fn secret_without_source() {
-    let yaml = "runbook: 1\nname: t\nsecrets:\n  pw: { env: A, file: /b }\nsteps:\n  - id: a\n    run: { shell: sh, script: 'echo {{ secrets.pw }}' }\n";
+    let yaml = "runbook: 1\nname: t\nsecrets:\n  pw: { env: A, file: /b }\nsteps:\n  - id: a\n    run: { shell: sh, script: 'echo {{ secrets.pw | shell_quote }}' }\n";
     check(
         yaml,
         &[diag(
@@ -293,12 +293,12 @@ fn expression_syntax_error() {
 
 #[test]
 fn unknown_variable_and_unknown_param() {
-    let yaml = "runbook: 1\nname: t\nparams:\n  pool: { default: p }\nsteps:\n  - id: a\n    run: { shell: sh, script: 'echo {{ params.pool }} {{ params.pol }} {{ parms.pool }}' }\n";
+    let yaml = "runbook: 1\nname: t\nparams:\n  pool: { default: p }\nsteps:\n  - id: a\n    run: { shell: sh, script: 'echo {{ params.pool | shell_quote }} {{ params.pol | shell_quote }} {{ parms.pool | shell_quote }}' }\n";
     check(
         yaml,
         &[
-            diag("unknown_variable", 7, 58, "unknown variable `params.pol`"),
-            diag("unknown_variable", 7, 75, "unknown variable `parms`"),
+            diag("unknown_variable", 7, 72, "unknown variable `params.pol`"),
+            diag("unknown_variable", 7, 103, "unknown variable `parms`"),
         ],
     );
 }
@@ -404,7 +404,7 @@ fn result_outside_until_and_outputs() {
 
 #[test]
 fn param_default_must_fit_type_pattern_and_enum() {
-    let yaml = "runbook: 1\nname: t\nparams:\n  a: { type: int, default: many }\n  b: { default: 1mgc, pattern: '[a-z]+' }\n  c: { default: blue, enum: [red, green] }\nsteps:\n  - id: s\n    run: { shell: sh, script: 'echo {{ params.a }}{{ params.b }}{{ params.c }}' }\n";
+    let yaml = "runbook: 1\nname: t\nparams:\n  a: { type: int, default: many }\n  b: { default: 1mgc, pattern: '[a-z]+' }\n  c: { default: blue, enum: [red, green] }\nsteps:\n  - id: s\n    run: { shell: sh, script: 'echo {{ params.a | shell_quote }}{{ params.b | shell_quote }}{{ params.c | shell_quote }}' }\n";
     check(
         yaml,
         &[
@@ -432,7 +432,7 @@ fn param_default_must_fit_type_pattern_and_enum() {
 
 #[test]
 fn invalid_pattern() {
-    let yaml = "runbook: 1\nname: t\nparams:\n  a: { pattern: '[a-z' }\nsteps:\n  - id: s\n    run: { shell: sh, script: 'echo {{ params.a }}' }\n";
+    let yaml = "runbook: 1\nname: t\nparams:\n  a: { pattern: '[a-z' }\nsteps:\n  - id: s\n    run: { shell: sh, script: 'echo {{ params.a | shell_quote }}' }\n";
     check(
         yaml,
         &[diag(

@@ -11,6 +11,7 @@ mod plan;
 mod rehearsal;
 mod run;
 mod schema;
+mod secrets;
 mod shipped;
 mod sql;
 mod support;

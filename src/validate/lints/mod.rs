@@ -8,6 +8,8 @@
 mod hyphenated_step_reference;
 mod reads_skipped_step;
 mod secret_in_args;
+mod sql_ident_in_literal;
+mod unfiltered_shell_template;
 mod unfiltered_sql_template;
 mod unknown_filter;
 mod unused_declarations;
@@ -32,6 +34,8 @@ pub(super) fn registry() -> Vec<Box<dyn Lint>> {
         Box::new(hyphenated_step_reference::HyphenatedStepReference),
         Box::new(reads_skipped_step::ReadsSkippedStep),
         Box::new(unfiltered_sql_template::UnfilteredSqlTemplate),
+        Box::new(sql_ident_in_literal::SqlIdentInLiteral),
+        Box::new(unfiltered_shell_template::UnfilteredShellTemplate),
         Box::new(unknown_filter::UnknownFilter::default()),
         Box::new(secret_in_args::SecretInArgs),
         Box::new(unused_declarations::UnusedDeclarations::default()),
