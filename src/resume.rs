@@ -12,6 +12,7 @@ use crate::model::Runbook;
 use crate::outcome::Stop;
 use crate::prompt::Decision;
 use crate::record::{RollbackState, RunRecord, StepRecord, StepState};
+use crate::steps::process_group::Leftover;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResumeError {
@@ -69,10 +70,10 @@ pub fn end_leftovers(record: &RunRecord) -> Vec<(String, u32)> {
         .chain(record.rollbacks_in_doubt().map(|r| r.step.as_str()));
     let mut ended = Vec::new();
     for id in doubtful {
-        if let Some(pgid) = record.get(id).and_then(|s| s.pgid)
-            && crate::steps::command::kill_leftover(pgid)
+        if let Some(group) = record.get(id).and_then(|s| s.group.as_ref())
+            && group.end_leftover() == Leftover::Ended
         {
-            ended.push((id.to_owned(), pgid));
+            ended.push((id.to_owned(), group.pgid));
         }
     }
     if !ended.is_empty() {

@@ -7,6 +7,7 @@ mod graph;
 mod journal;
 mod long_lines;
 mod plan;
+mod processes;
 mod rehearsal;
 mod run;
 mod schema;
