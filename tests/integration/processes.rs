@@ -7,7 +7,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Test, events_of};
+use crate::support::{Output, Test, events_of};
 
 fn book(steps: &str) -> String {
     format!("runbook: 1\nname: t\nsteps:\n{steps}")
@@ -69,6 +69,16 @@ fn spawn_json(t: &Test) -> (Child, impl Iterator<Item = String>) {
     (child, lines)
 }
 
+/// Runs `steps` with `--output json`: the test, what it printed, and how long it took.
+fn timed_run(steps: &str) -> (Test, Output, Duration) {
+    let t = Test::new()
+        .file("r.yaml", book(steps))
+        .args(["run", "r.yaml", "--output", "json"]);
+    let started = Instant::now();
+    let out = t.run();
+    (t, out, started.elapsed())
+}
+
 fn sigkill(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
@@ -111,15 +121,9 @@ fn sigkill_of_runbook_ends_grandchildren_whose_shell_was_already_reaped() {
 
 #[test]
 fn a_background_process_holding_stdout_does_not_hold_the_step() {
-    let t = Test::new()
-        .file(
-            "b.yaml",
-            book("  - id: bg\n    run: { shell: sh, script: 'sleep 60 & echo $! > bg; echo done' }\n"),
-        )
-        .args(["run", "b.yaml", "--output", "json"]);
-    let started = Instant::now();
-    let out = t.run();
-    let took = started.elapsed();
+    let (t, out, took) = timed_run(
+        "  - id: bg\n    run: { shell: sh, script: 'sleep 60 & echo $! > bg; echo done' }\n",
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(took < Duration::from_secs(5), "took {took:?}");
     let events = out.events();
@@ -172,15 +176,9 @@ fn sighup_rolls_back_records_it_releases_the_lock_and_exits_130() {
 
 #[test]
 fn after_a_step_fails_for_good_a_polling_sibling_makes_no_new_attempt() {
-    let t = Test::new()
-        .file(
-            "p.yaml",
-            book("  - id: fail\n    run: { shell: sh, script: 'sleep 0.3; exit 1' }\n  - id: poll\n    run: { shell: sh, script: 'echo waiting' }\n    until: result.stdout == 'ready'\n    retry: { attempts: 20, delay: 1s }\n"),
-        )
-        .args(["run", "p.yaml", "--output", "json"]);
-    let started = Instant::now();
-    let out = t.run();
-    let took = started.elapsed();
+    let (_, out, took) = timed_run(
+        "  - id: fail\n    run: { shell: sh, script: 'sleep 0.3; exit 1' }\n  - id: poll\n    run: { shell: sh, script: 'echo waiting' }\n    until: result.stdout == 'ready'\n    retry: { attempts: 20, delay: 1s }\n",
+    );
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(took < Duration::from_secs(4), "took {took:?}");
     let events = out.events();
@@ -213,8 +211,8 @@ fn resume_with_recorded_group(edit: impl Fn(&mut serde_json::Value)) -> String {
     let (mut child, lines) = spawn_json(&t);
     let mut lines = lines;
     assert!(lines.any(|l| l.contains(r#""event":"process_started""#)));
-    sigkill(&mut child);
     let long = pid_in(&t, "long");
+    sigkill(&mut child);
     gone_within(&[long], Duration::from_secs(2));
     let run = std::fs::read_dir(t.path().join(".runbook/runs"))
         .unwrap()
@@ -241,24 +239,30 @@ fn resume_with_recorded_group(edit: impl Fn(&mut serde_json::Value)) -> String {
     out.stderr
 }
 
-/// An unrelated process leading a group of its own, as one that reused a recorded pid would.
-fn unrelated() -> Child {
-    std::process::Command::new("sleep")
+/// Starts an unrelated process leading a group of its own (as one that reused a recorded pid
+/// would), records its group in a crashed run's journal with its start time less `shift` and
+/// `host` if given, and resumes that run. Returns the process, its pid and resume's stderr.
+fn resume_recording_unrelated(shift: u64, host: Option<&str>) -> (Child, i32, String) {
+    let other = std::process::Command::new("sleep")
         .arg("30")
         .process_group(0)
         .spawn()
-        .expect("spawn sleep")
-}
-
-#[test]
-fn resume_does_not_signal_a_process_that_reused_a_recorded_process_group() {
-    let mut other = unrelated();
+        .expect("spawn sleep");
     let pid = other.id() as i32;
     let born = start_time(pid);
     let stderr = resume_with_recorded_group(|e| {
         e["pgid"] = pid.into();
-        e["start_time"] = (born - 1).into();
+        e["start_time"] = (born - shift).into();
+        if let Some(host) = host {
+            e["host"] = host.into();
+        }
     });
+    (other, pid, stderr)
+}
+
+#[test]
+fn resume_does_not_signal_a_process_that_reused_a_recorded_process_group() {
+    let (mut other, pid, stderr) = resume_recording_unrelated(1, None);
     assert!(alive(pid), "an unrelated process was killed: {stderr}");
     assert!(!stderr.contains("ended process group"), "{stderr}");
     sigkill(&mut other);
@@ -266,14 +270,7 @@ fn resume_does_not_signal_a_process_that_reused_a_recorded_process_group() {
 
 #[test]
 fn resume_does_not_touch_a_process_group_recorded_on_another_host() {
-    let mut other = unrelated();
-    let pid = other.id() as i32;
-    let born = start_time(pid);
-    let stderr = resume_with_recorded_group(|e| {
-        e["pgid"] = pid.into();
-        e["start_time"] = born.into();
-        e["host"] = "another-host".into();
-    });
+    let (mut other, pid, stderr) = resume_recording_unrelated(0, Some("another-host"));
     assert!(
         alive(pid),
         "a process of another host's run was killed: {stderr}"
@@ -284,14 +281,8 @@ fn resume_does_not_touch_a_process_group_recorded_on_another_host() {
 #[test]
 fn resume_ends_a_leftover_group_whose_leader_is_provably_the_recorded_one() {
     // The control for the two tests above: the same journal edit with the true start time
-    // ends the group, so they do not pass for lack of trying.
-    let mut other = unrelated();
-    let pid = other.id() as i32;
-    let born = start_time(pid);
-    let stderr = resume_with_recorded_group(|e| {
-        e["pgid"] = pid.into();
-        e["start_time"] = born.into();
-    });
+    // and host ends the group, so they do not pass for lack of trying.
+    let (mut other, pid, stderr) = resume_recording_unrelated(0, None);
     let _ = other.wait();
     assert!(!alive(pid));
     assert!(
