@@ -67,9 +67,11 @@ pub enum Leftover {
     Ended,
     /// Nothing of it is left (or its leader's pid now belongs to another process).
     Gone,
-    /// Recorded on another host, or before a reboot, or without the leader's identity (an
-    /// older journal): not signalled, because nothing here proves it is the same group.
-    NotOurs,
+    /// Recorded on another host: not signalled (a pid here means another process).
+    OtherHost,
+    /// Recorded before a reboot, or without the leader's identity (an older journal): not
+    /// signalled, because nothing proves it is the same group.
+    Unverifiable,
 }
 
 impl ProcessGroup {
@@ -88,12 +90,14 @@ impl ProcessGroup {
     /// is not signalled (its id may be reused); the step's supervisor ends such groups when the
     /// run dies.
     pub fn end_leftover(&self) -> Leftover {
-        if self.start_time == 0
-            || self.boot_id.is_empty()
-            || self.host != crate::lock::host()
-            || self.boot_id != boot_id()
-        {
-            return Leftover::NotOurs;
+        if self.start_time == 0 || self.boot_id.is_empty() || self.host.is_empty() {
+            return Leftover::Unverifiable;
+        }
+        if self.host != crate::lock::host() {
+            return Leftover::OtherHost;
+        }
+        if self.boot_id != boot_id() {
+            return Leftover::Unverifiable;
         }
         if self.kill() {
             Leftover::Ended

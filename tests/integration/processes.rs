@@ -275,6 +275,12 @@ fn resume_does_not_touch_a_process_group_recorded_on_another_host() {
         alive(pid),
         "a process of another host's run was killed: {stderr}"
     );
+    assert!(
+        stderr.contains(&format!(
+            "`long` ran on host another-host (process group {pid}): not signalled from here"
+        )),
+        "{stderr}"
+    );
     sigkill(&mut other);
 }
 
