@@ -230,6 +230,14 @@ enum GraphFormat {
 
 /// Parses the arguments and runs the command.
 pub fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .is_some_and(|a| a == crate::steps::supervisor::SUBCOMMAND)
+    {
+        // A step's supervisor (see `steps::supervisor`): not a command for people.
+        crate::steps::supervisor::main(&args[2..]);
+    }
     let cli = Cli::parse();
     ExitCode::from(run(cli))
 }

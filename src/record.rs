@@ -79,7 +79,7 @@ pub struct StepRecord {
     pub data: Option<StepData>,
     pub approval: Option<ApprovalRecord>,
     /// The process group of its (or its rollback's) latest command.
-    pub pgid: Option<u32>,
+    pub group: Option<crate::steps::process_group::ProcessGroup>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -232,8 +232,8 @@ impl RunRecord {
                     s.detail = Some(detail.clone());
                 }
             }
-            EventKind::ProcessStarted { step, pgid } => {
-                self.step(index, step).pgid = Some(*pgid);
+            EventKind::ProcessStarted { step, group } => {
+                self.step(index, step).group = Some(group.clone());
             }
             EventKind::StepFinished {
                 step,
@@ -382,7 +382,7 @@ impl StepRecord {
             stderr: String::new(),
             data: None,
             approval: None,
-            pgid: None,
+            group: None,
         }
     }
 

@@ -12,6 +12,7 @@ use crate::model::Runbook;
 use crate::outcome::Stop;
 use crate::prompt::Decision;
 use crate::record::{RollbackState, RunRecord, StepRecord, StepState};
+use crate::steps::process_group::{Leftover, ProcessGroup};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResumeError {
@@ -61,21 +62,20 @@ fn outcome(step: &StepRecord, status: Status) -> Outcome {
 }
 
 /// Ends what steps in doubt left running, so that what they did is settled before anyone
-/// decides whether they are done. Returns each group ended, with its step.
-pub fn end_leftovers(record: &RunRecord) -> Vec<(String, u32)> {
+/// decides whether they are done. Returns each recorded group, with its step and what became
+/// of it.
+pub fn end_leftovers(record: &RunRecord) -> Vec<(String, ProcessGroup, Leftover)> {
     let doubtful = record
         .in_doubt()
         .map(|s| s.id.as_str())
         .chain(record.rollbacks_in_doubt().map(|r| r.step.as_str()));
     let mut ended = Vec::new();
     for id in doubtful {
-        if let Some(pgid) = record.get(id).and_then(|s| s.pgid)
-            && crate::steps::command::kill_leftover(pgid)
-        {
-            ended.push((id.to_owned(), pgid));
+        if let Some(group) = record.get(id).and_then(|s| s.group.as_ref()) {
+            ended.push((id.to_owned(), group.clone(), group.end_leftover()));
         }
     }
-    if !ended.is_empty() {
+    if ended.iter().any(|(_, _, l)| *l == Leftover::Ended) {
         std::thread::sleep(Duration::from_millis(50));
     }
     ended

@@ -21,6 +21,7 @@ use crate::prompt::{Decision, Prompter};
 use crate::record::{RecordError, RunRecord};
 use crate::report::FileReport;
 use crate::resume::ResumeError;
+use crate::steps::process_group::Leftover;
 
 /// What the session needs from whoever drives it (the command line).
 pub trait Ui {
@@ -73,6 +74,12 @@ pub enum Notice {
     TookOverLock(Holder),
     /// A process group left running by a step in doubt was ended.
     EndedLeftover { step: String, pgid: u32 },
+    /// A process group recorded by a step in doubt that resume may not signal.
+    OtherHostLeftover {
+        step: String,
+        pgid: u32,
+        host: String,
+    },
 }
 
 impl std::fmt::Display for Notice {
@@ -91,6 +98,10 @@ impl std::fmt::Display for Notice {
             Notice::EndedLeftover { step, pgid } => {
                 write!(f, "ended process group {pgid} left running by `{step}`")
             }
+            Notice::OtherHostLeftover { step, pgid, host } => write!(
+                f,
+                "`{step}` ran on host {host} (process group {pgid}): not signalled from here; check that host before deciding about it"
+            ),
         }
     }
 }
@@ -290,8 +301,17 @@ fn prepare_continue(
         }));
     }
     let mut decisions = crate::resume::parse_assume(assume).map_err(SessionError::Assume)?;
-    for (step, pgid) in crate::resume::end_leftovers(&record) {
-        ui.notice(&Notice::EndedLeftover { step, pgid });
+    for (step, group, leftover) in crate::resume::end_leftovers(&record) {
+        let pgid = group.pgid;
+        match leftover {
+            Leftover::Ended => ui.notice(&Notice::EndedLeftover { step, pgid }),
+            Leftover::OtherHost => ui.notice(&Notice::OtherHostLeftover {
+                step,
+                pgid,
+                host: group.host,
+            }),
+            Leftover::Gone | Leftover::Unverifiable => {}
+        }
     }
     let resume = decide(&record, &runbook, &mut decisions, rollback_only, prompter)?;
     Ok(Prepared {

@@ -201,6 +201,17 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
             return finish(last, Status::Cancelled, attempt, started);
         }
         let retry = attempt < spec.policy.attempts && spec.policy.retries(failure);
+        // Rollback actions always get their attempts; steps make none once the run stops.
+        let stopping = async {
+            if spec.rollback {
+                std::future::pending::<()>().await;
+            }
+            shared.stopping.cancelled().await;
+        };
+        if retry && !spec.rollback && shared.stopping.is_cancelled() {
+            emit_failure(shared, spec, attempt, &last, None);
+            return not_retried(last, attempt, started);
+        }
         let delay = retry.then(|| spec.policy.delay_before(attempt + 1));
         emit_failure(shared, spec, attempt, &last, delay);
         let Some(delay) = delay else {
@@ -209,9 +220,20 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = shared.cancel.cancelled() => return finish(last, Status::Cancelled, attempt, started),
+            () = stopping => return not_retried(last, attempt, started),
         }
     }
     finish(last, Status::Failed, attempt, started)
+}
+
+/// A step whose next attempt was called off because the run is stopping.
+fn not_retried(last: Attempt, attempts: u32, started: Instant) -> Outcome {
+    let mut outcome = finish(last, Status::Cancelled, attempts, started);
+    outcome.message = Some(match outcome.message {
+        Some(m) => format!("{m}; not retried: the run is stopping"),
+        None => "not retried: the run is stopping".to_owned(),
+    });
+    outcome
 }
 
 fn finish(last: Attempt, status: Status, attempts: u32, started: Instant) -> Outcome {
@@ -259,10 +281,10 @@ async fn execute(
 ) -> Attempt {
     match action {
         Action::Command { .. } | Action::Script { .. } => {
-            let spawned = |pgid: u32| {
+            let spawned = |group| {
                 shared.emit(EventKind::ProcessStarted {
                     step: spec.id.to_owned(),
-                    pgid,
+                    group,
                 });
             };
             command::run(

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::render::Action;
 use crate::retry::Failure;
+use crate::steps::process_group::ProcessGroup;
 
 /// The version of the journal's event format, written in every `run_started` event. A journal
 /// of another version is refused with a clear error rather than misread.
@@ -106,10 +107,12 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<Action>,
     },
-    /// A step's command started, in a process group of its own.
+    /// A step's command started, in a process group of its own: the group's id and who leads
+    /// it (host, boot, start time), so that `resume` never signals a process that reused it.
     ProcessStarted {
         step: String,
-        pgid: u32,
+        #[serde(flatten)]
+        group: ProcessGroup,
     },
     AttemptFailed {
         step: String,
@@ -169,8 +172,12 @@ pub enum EventKind {
         step: String,
         reason: String,
     },
-    /// Ctrl-C or SIGTERM: the run stops and rolls back; another one exits at once.
-    Interrupted {},
+    /// Ctrl-C, SIGTERM or SIGHUP: the run stops and rolls back; another one exits at once.
+    Interrupted {
+        /// Which signal (`SIGINT`, `SIGTERM`, `SIGHUP`); empty in older journals.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        signal: String,
+    },
     /// The journal could not be written (shown, never journaled).
     JournalFailed {
         reason: String,

@@ -1,7 +1,7 @@
 //! The forward part of a run: the scheduler driving real steps. Ready steps start in
 //! declaration order up to the concurrency limit; a step whose `when` is false is skipped; a
-//! failure, the run's timeout or an interrupt stops new starts and in-flight steps finish (or
-//! are cancelled).
+//! failure, the run's timeout or an interrupt stops new starts, and in-flight steps finish their
+//! current attempt without starting another (or are cancelled).
 
 use std::sync::Arc;
 
@@ -110,6 +110,7 @@ pub(super) async fn run(
                     finished(shared, &step.id, &outcome);
                     results[i] = Some(outcome);
                     scheduler.ended(i, Ended::Failed, &step.id);
+                    shared.stopping.cancel();
                     continue;
                 }
             }
@@ -157,16 +158,22 @@ pub(super) async fn run(
                 context.set_step(&step.id, outcome.value());
                 scheduler.ended(i, ended(shared, i, outcome.status), &step.id);
                 results[i] = Some(outcome);
+                if scheduler.stopping().is_some() {
+                    // Siblings still polling must not delay the rollback with new attempts.
+                    shared.stopping.cancel();
+                }
             }
             () = run_deadline, if scheduler.stopping().is_none() => {
                 scheduler.stop(Stop::TimedOut {
                     after: runbook.timeout.as_ref().map(|t| t.value.to_string()).unwrap_or_default(),
                 });
+                shared.stopping.cancel();
                 shared.cancel.cancel();
             }
-            () = interrupts.next(), if !interrupted => {
+            _ = interrupts.next(), if !interrupted => {
                 interrupted = true;
                 scheduler.stop(Stop::Interrupted);
+                shared.stopping.cancel();
                 shared.cancel.cancel();
             }
         }

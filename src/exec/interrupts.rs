@@ -1,6 +1,10 @@
-//! Ctrl-C and SIGTERM. The first stops the run: in-flight steps are cancelled and completed
-//! ones rolled back. The second asks for a hard stop: the caller kills every running
-//! command's process group and ends the run at once, saying what was left undone.
+//! Ctrl-C (SIGINT), SIGTERM and SIGHUP. The first stops the run: in-flight steps are cancelled
+//! and completed ones rolled back. The second asks for a hard stop: the caller kills every
+//! running command's process group and ends the run at once, saying what was left undone.
+//!
+//! SIGHUP is an interrupt like the others because it is what an SSH session dropped mid-run
+//! sends: its default action would kill runbook silently, with no rollback, no record and the
+//! lock left behind.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -11,35 +15,40 @@ use super::event::{EventKind, Sink, event};
 use crate::steps::command::Groups;
 
 pub struct Interrupts {
-    first: mpsc::UnboundedReceiver<()>,
+    first: mpsc::UnboundedReceiver<String>,
     hard: Option<oneshot::Receiver<()>>,
     pub(crate) groups: Groups,
     undone: Arc<Mutex<Undone>>,
 }
 
 impl Interrupts {
-    /// Listens for SIGINT and SIGTERM (inside a tokio runtime). The first is an event at once,
-    /// whatever the run is doing (running steps or rolling back).
-    pub fn listen(sink: std::sync::Arc<dyn Sink>) -> Self {
+    /// Listens for SIGINT, SIGTERM and SIGHUP (inside a tokio runtime). The first is an event at
+    /// once, whatever the run is doing (running steps or rolling back).
+    pub fn listen(sink: Arc<dyn Sink>) -> Self {
         let (first_tx, first) = mpsc::unbounded_channel();
         let (hard_tx, hard) = oneshot::channel();
         tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut int), Ok(mut term)) = (
+            let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
                 signal(SignalKind::interrupt()),
                 signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
             ) else {
                 return;
             };
+            let name = tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+                _ = hup.recv() => "SIGHUP",
+            };
+            sink.emit(&event(EventKind::Interrupted {
+                signal: name.to_owned(),
+            }));
+            let _ = first_tx.send(name.to_owned());
             tokio::select! {
                 _ = int.recv() => {}
                 _ = term.recv() => {}
-            }
-            sink.emit(&event(EventKind::Interrupted {}));
-            let _ = first_tx.send(());
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
+                _ = hup.recv() => {}
             }
             let _ = hard_tx.send(());
         });
@@ -60,10 +69,11 @@ impl Interrupts {
         }
     }
 
-    /// Resolves on the first interrupt.
-    pub(crate) async fn next(&mut self) {
-        if self.first.recv().await.is_none() {
-            std::future::pending::<()>().await;
+    /// Resolves on the first interrupt, with the signal's name.
+    pub(crate) async fn next(&mut self) -> String {
+        match self.first.recv().await {
+            Some(signal) => signal,
+            None => std::future::pending().await,
         }
     }
 

@@ -161,7 +161,7 @@ pub fn mask_event(kind: &EventKind, m: &Masker) -> EventKind {
         | K::Approved { .. }
         | K::RollbackStarted { .. }
         | K::SecretsNotSearched { .. }
-        | K::Interrupted {}
+        | K::Interrupted { .. }
         | K::RunFinished { .. } => kind.clone(),
     }
 }

@@ -40,6 +40,10 @@ pub struct Shared {
     pub templates: Templates,
     pub sink: Arc<dyn Sink>,
     pub cancel: CancellationToken,
+    /// The run is stopping (a step failed for good, or the run timed out or was interrupted):
+    /// running steps finish their current attempt but make no new one. Unlike `cancel`, it
+    /// does not end what is running.
+    pub stopping: CancellationToken,
     pub groups: Groups,
     pub approvals: Approvals,
     pub prompt_lock: tokio::sync::Mutex<()>,
@@ -64,6 +68,7 @@ impl Shared {
             templates: Templates::new(),
             sink,
             cancel: CancellationToken::new(),
+            stopping: CancellationToken::new(),
             groups,
             approvals,
             prompt_lock: tokio::sync::Mutex::new(()),

@@ -44,7 +44,8 @@ impl Progress {
     pub fn summary(&self, run_id: &str, summary: &Summary) {
         if summary.aborted {
             // Said on stderr in every mode: the operator must know what was left undone.
-            eprintln!("{}", self.masker.text(&summary.status));
+            // Never a panic: after SIGHUP the terminal may be gone.
+            let _ = writeln!(std::io::stderr(), "{}", self.masker.text(&summary.status));
             return;
         }
         if self.mode == Mode::Json {
@@ -229,9 +230,14 @@ impl Sink for Progress {
                 status, exit_code, ..
             } => format!("{t} run {status} (exit {exit_code})\n"),
             EventKind::RunContext { .. } | EventKind::ProcessStarted { .. } => return,
-            EventKind::Interrupted {} => {
+            EventKind::Interrupted { signal } => {
+                let by = if signal.is_empty() {
+                    String::new()
+                } else {
+                    format!(" by {signal}")
+                };
                 format!(
-                    "{t} interrupted: stopping and rolling back; interrupt again to exit at once\n"
+                    "{t} interrupted{by}: stopping and rolling back; interrupt again to exit at once\n"
                 )
             }
             EventKind::JournalFailed { reason } => format!(

@@ -1,15 +1,19 @@
-//! `run` steps: a program with arguments, or a script in a shell. Each command starts in its
-//! own process group, so a timeout or an interrupt kills it with every grandchild.
+//! `run` steps: a program with arguments, or a script in a shell. Each command runs under a
+//! [`supervisor`] in a process group of its own, so that a timeout, an interrupt, the end of
+//! its main process or the death of runbook itself ends it with every descendant.
 
-use std::collections::HashSet;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::unix::pipe;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
+use super::process_group::ProcessGroup;
+use super::supervisor;
 use super::{Attempt, Failed};
 use crate::render::Action;
 use crate::retry::Failure;
@@ -21,54 +25,52 @@ pub const OUTPUT_CAP: usize = 1024 * 1024;
 /// inside a secret).
 pub const TRUNCATED: &str = "\n[… output truncated: ";
 
-/// Process groups of running commands, so that a hard exit can still kill them.
+/// Running commands (their verified process group and their supervisor), so that a hard exit
+/// can still end them.
 #[derive(Clone, Debug, Default)]
-pub struct Groups(Arc<Mutex<HashSet<i32>>>);
+pub struct Groups(Arc<Mutex<Vec<Running>>>);
+
+#[derive(Clone, Debug)]
+struct Running {
+    group: ProcessGroup,
+    supervisor: u32,
+}
 
 impl Groups {
-    fn add(&self, pgid: i32) {
+    fn add(&self, group: &ProcessGroup, supervisor: u32) {
         if let Ok(mut g) = self.0.lock() {
-            g.insert(pgid);
+            g.push(Running {
+                group: group.clone(),
+                supervisor,
+            });
         }
     }
 
-    fn remove(&self, pgid: i32) {
+    fn remove(&self, group: &ProcessGroup) {
         if let Ok(mut g) = self.0.lock() {
-            g.remove(&pgid);
+            g.retain(|r| r.group != *group);
         }
     }
 
-    /// Kills every running command's process group.
+    /// Ends every running command: its group at once, and its supervisor (which ends the
+    /// descendants that left the group).
     pub fn kill_all(&self) {
         if let Ok(g) = self.0.lock() {
-            for &pgid in g.iter() {
-                kill_group(pgid);
+            for running in g.iter() {
+                running.group.kill();
+                signal(running.supervisor, libc::SIGTERM);
             }
         }
     }
 }
 
-/// Kills a process group left by a crashed run, if it still exists as a group of its own.
-pub fn kill_leftover(pgid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pgid}/stat")) else {
-        return false;
-    };
-    // Fields after the command name: state, ppid, pgrp.
-    let pgrp = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().nth(2))
-        .and_then(|g| g.parse::<u32>().ok());
-    if pgrp != Some(pgid) {
-        return false;
-    }
-    kill_group(pgid as i32);
-    true
-}
-
-fn kill_group(pgid: i32) {
-    // SAFETY: killpg has no memory-safety preconditions; a stale group id fails with ESRCH.
-    unsafe {
-        libc::killpg(pgid, libc::SIGKILL);
+/// Sends `sig` to a supervisor: a child of ours not yet reaped, so its pid is still its own.
+fn signal(pid: u32, sig: libc::c_int) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe {
+            libc::kill(pid, sig);
+        }
     }
 }
 
@@ -107,16 +109,16 @@ pub fn argv(action: &Action) -> Option<Vec<String>> {
     }
 }
 
-/// Runs one attempt of a command. `timeout` bounds the whole attempt, output included.
-/// `hidden` are environment variables the command does not inherit (those secrets are read
-/// from) unless the step's `env` sets them.
+/// Runs one attempt of a command, under its [`supervisor`]. `timeout` bounds the whole
+/// attempt, output included. `hidden` are environment variables the command does not inherit
+/// (those secrets are read from) unless the step's `env` sets them.
 pub async fn run(
     action: &Action,
     hidden: &[String],
     timeout: Option<Duration>,
     cancel: &CancellationToken,
     groups: &Groups,
-    spawned: &(dyn Fn(u32) + Sync),
+    spawned: &(dyn Fn(ProcessGroup) + Sync),
 ) -> Attempt {
     let Some(argv) = argv(action) else {
         return Attempt::failed(Failure::Error, "not a command");
@@ -125,24 +127,42 @@ pub async fn run(
         Action::Command { cwd, env, .. } | Action::Script { cwd, env, .. } => (cwd, env),
         _ => return Attempt::failed(Failure::Error, "not a command"),
     };
-    let mut command = Command::new(&argv[0]);
+    let cannot_start = |e: &dyn std::fmt::Display| {
+        Attempt::failed(Failure::Error, format!("cannot start `{}`: {e}", argv[0]))
+    };
+    let (control, control_end) = match control_pipe() {
+        Ok(pipe) => pipe,
+        Err(e) => return cannot_start(&e),
+    };
+    let control_fd = control_end.as_raw_fd();
+    // runbook itself, re-executed as the supervisor (the binary may have been replaced on disk
+    // since the run started: /proc/self/exe is the one running).
+    let mut command = Command::new("/proc/self/exe");
     command
-        .args(&argv[1..])
+        .arg0("runbook")
+        .arg(supervisor::SUBCOMMAND)
+        .arg(control_fd.to_string())
+        .arg("--")
+        .args(&argv)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    // If runbook itself dies (SIGKILL, a crash), the command dies with it rather than going
-    // on unobserved: a resumed run must not race a step it thinks is in doubt.
+        // Its own group: Ctrl-C on the terminal is runbook's to handle, not the step's.
+        .process_group(0);
+    // If runbook dies (SIGKILL, a crash), the supervisor gets SIGTERM and ends the command with
+    // every descendant: a resumed run must not race a step it thinks is in doubt.
     let parent = std::process::id() as libc::pid_t;
-    // SAFETY: between fork and exec only async-signal-safe calls are made (prctl, getppid, _exit).
+    // SAFETY: between fork and exec only async-signal-safe calls are made (prctl,
+    // sigprocmask, getppid, fcntl, _exit).
     unsafe {
         command.pre_exec(move || {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            supervisor::block_signals();
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
             if libc::getppid() != parent {
                 libc::_exit(1);
             }
+            // The control pipe's end is the supervisor's to keep across exec.
+            libc::fcntl(control_fd, libc::F_SETFD, 0);
             Ok(())
         });
     }
@@ -157,23 +177,24 @@ pub async fn run(
     }
     let mut child = match command.spawn() {
         Ok(child) => child,
-        Err(e) => {
-            return Attempt::failed(Failure::Error, format!("cannot start `{}`: {e}", argv[0]));
+        Err(e) => return cannot_start(&e),
+    };
+    drop(control_end);
+    let supervisor_pid = child.id().unwrap_or_default();
+    let group = match started(control).await {
+        Ok(group) => group,
+        Err(message) => {
+            let _ = child.wait().await;
+            return cannot_start(&message);
         }
     };
-    let pgid = child.id().map_or(0, |id| id as i32);
-    groups.add(pgid);
+    groups.add(&group, supervisor_pid);
     // Recorded (journal) so that a resume after a crash can end what the step left running.
-    spawned(pgid as u32);
-    let stdout = tokio::spawn(read_capped(child.stdout.take()));
-    let stderr = tokio::spawn(read_capped(child.stderr.take()));
+    spawned(group.clone());
+    let stop = CancellationToken::new();
+    let mut stdout = tokio::spawn(read_capped(child.stdout.take(), stop.clone()));
+    let mut stderr = tokio::spawn(read_capped(child.stderr.take(), stop.clone()));
 
-    let finished = async {
-        let status = child.wait().await;
-        let out = stdout.await.unwrap_or_default();
-        let err = stderr.await.unwrap_or_default();
-        (status, out, err)
-    };
     let sleep = async {
         match timeout {
             Some(t) => tokio::time::sleep(t).await,
@@ -181,15 +202,36 @@ pub async fn run(
         }
     };
     let result = tokio::select! {
-        done = finished => Ok(done),
+        status = child.wait() => Ok(status),
         () = sleep => Err(Failure::Timeout),
         () = cancel.cancelled() => Err(Failure::Error),
     };
-    // The group goes in every case: nothing the step started outlives it.
-    kill_group(pgid);
-    groups.remove(pgid);
+    // The group goes in every case (a no-op once the supervisor has ended it: the check on its
+    // leader's start time keeps a reused pid safe).
+    group.kill();
+    if result.is_err() {
+        // The supervisor ends what left the group, then exits.
+        signal(supervisor_pid, libc::SIGTERM);
+        if tokio::time::timeout(Duration::from_secs(2), child.wait())
+            .await
+            .is_err()
+        {
+            let _ = child.start_kill();
+        }
+    }
+    groups.remove(&group);
+    // The supervisor has ended every process of the group, so the pipes are at their end; a
+    // writer that escaped it still cannot hold the step.
+    let stopper = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(supervisor::GRACE).await;
+        stopper.cancel();
+    });
+    let stdout = (&mut stdout).await.unwrap_or_default();
+    let stderr = (&mut stderr).await.unwrap_or_default();
+    stop.cancel();
     match result {
-        Ok((status, stdout, stderr)) => {
+        Ok(status) => {
             let status = match status {
                 Ok(s) => s,
                 Err(e) => {
@@ -229,7 +271,53 @@ pub async fn run(
     }
 }
 
-async fn read_capped(stream: Option<impl AsyncRead + Unpin>) -> String {
+/// A pipe for the supervisor's first words (both ends close-on-exec).
+fn control_pipe() -> std::io::Result<(pipe::Receiver, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into the array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just created and are owned here alone.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((pipe::Receiver::from_owned_fd(read)?, write))
+}
+
+/// Why the supervisor could not start the command.
+#[derive(Debug, thiserror::Error)]
+enum NotStarted {
+    #[error("{0}")]
+    Spawn(String),
+    #[error("the supervisor ended without starting it ({0:?})")]
+    Protocol(String),
+}
+
+/// Reads the supervisor's first line: the command's process group, or why it did not start.
+async fn started(mut control: pipe::Receiver) -> Result<ProcessGroup, NotStarted> {
+    let mut line = Vec::new();
+    let mut buf = [0u8; 256];
+    while !line.contains(&b'\n') {
+        match control.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => line.extend_from_slice(&buf[..n]),
+        }
+    }
+    let line = String::from_utf8_lossy(&line).trim_end().to_owned();
+    if let Some(message) = line.strip_prefix("err ") {
+        return Err(NotStarted::Spawn(message.to_owned()));
+    }
+    let mut words = line.strip_prefix("ok ").unwrap_or_default().split(' ');
+    match (
+        words.next().and_then(|w| w.parse().ok()),
+        words.next().and_then(|w| w.parse().ok()),
+    ) {
+        (Some(pid), Some(start_time)) => Ok(ProcessGroup::here(pid, start_time)),
+        _ => Err(NotStarted::Protocol(line)),
+    }
+}
+
+/// Reads a stream to its end, or until `stop`, keeping at most [`OUTPUT_CAP`] bytes.
+async fn read_capped(stream: Option<impl AsyncRead + Unpin>, stop: CancellationToken) -> String {
     let Some(mut stream) = stream else {
         return String::new();
     };
@@ -237,7 +325,11 @@ async fn read_capped(stream: Option<impl AsyncRead + Unpin>) -> String {
     let mut dropped = 0usize;
     let mut buf = [0u8; 16 * 1024];
     loop {
-        match stream.read(&mut buf).await {
+        let read = tokio::select! {
+            read = stream.read(&mut buf) => read,
+            () = stop.cancelled() => break,
+        };
+        match read {
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 let room = OUTPUT_CAP.saturating_sub(kept.len());

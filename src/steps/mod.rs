@@ -3,8 +3,10 @@
 
 pub mod approval;
 pub mod command;
+pub mod process_group;
 pub mod sql;
 pub mod sql_messages;
+pub mod supervisor;
 
 use crate::retry::Failure;
 

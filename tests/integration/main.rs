@@ -8,6 +8,7 @@ mod hostile_text;
 mod journal;
 mod long_lines;
 mod plan;
+mod processes;
 mod rehearsal;
 mod run;
 mod schema;

@@ -70,6 +70,11 @@ fn settings(dir: &Path) -> insta::Settings {
         (r"\bpid \d+".into(), "pid [PID]"),
         (r#""host": ?"[^"]*""#.into(), r#""host": "[HOST]""#),
         (r#""user": ?"[^"]*""#.into(), r#""user": "[USER]""#),
+        (r#""boot_id": ?"[^"]*""#.into(), r#""boot_id": "[BOOT_ID]""#),
+        (
+            r#""start_time": ?\d+"#.into(),
+            r#""start_time": "[START_TIME]""#,
+        ),
     ];
     if !hostname.trim().is_empty() {
         filters.push((format!(r"\b{}\b", regex::escape(hostname.trim())), "[HOST]"));
