@@ -64,7 +64,7 @@ enum Command {
     ///
     /// Exit status: 0 success; 1 failed (rolled back, or nothing to roll back); 2 invalid
     /// runbook or arguments; 3 needs a person (rollback incomplete, or stopped past a point of
-    /// no return); 130 interrupted.
+    /// no return); 4 the run journal could not be written; 130 interrupted.
     Run {
         /// The runbook file.
         file: PathBuf,

@@ -119,19 +119,45 @@ pub enum RecordError {
     NoContext(String),
 }
 
-/// The run ids in a state directory, oldest first (ids sort by time).
+/// The run ids in a state directory, in the order the runs started: by the time of the
+/// journal's first event (millisecond precision), then, for runs started within the same
+/// millisecond, by when the journal file was created (nanoseconds), then by id. The random
+/// part of an id says nothing about order.
 pub fn run_ids(state: &Path) -> Vec<String> {
-    let mut ids: Vec<String> = std::fs::read_dir(state.join("runs"))
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .filter(|e| e.path().join("journal.jsonl").exists())
-                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    ids.sort();
-    ids
+    let mut runs: Vec<(String, Option<std::time::SystemTime>, String)> =
+        std::fs::read_dir(state.join("runs"))
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        let journal = e.path().join("journal.jsonl");
+                        let created = std::fs::metadata(&journal).ok()?.created().ok();
+                        let id = e.file_name().to_str()?.to_owned();
+                        Some((first_event_at(&journal), created, id))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+    runs.sort();
+    runs.into_iter().map(|(_, _, id)| id).collect()
+}
+
+/// The `at` of a journal's first event ("" when it cannot be read: such runs sort first).
+fn first_event_at(journal: &Path) -> String {
+    use std::io::BufRead;
+    #[derive(serde::Deserialize)]
+    struct At {
+        at: String,
+    }
+    let Ok(file) = std::fs::File::open(journal) else {
+        return String::new();
+    };
+    let mut line = String::new();
+    // A first line is one small event; the cap keeps a hostile file from being read whole.
+    let _ = std::io::BufReader::new(std::io::Read::take(file, 64 * 1024)).read_line(&mut line);
+    serde_json::from_str::<At>(line.trim_end())
+        .map(|a| a.at)
+        .unwrap_or_default()
 }
 
 /// Reads the record of `run_id`, or of the most recent run when there is none.
@@ -349,6 +375,25 @@ impl RunRecord {
         self.rollbacks
             .iter()
             .filter(|r| r.state == RollbackState::Started)
+    }
+
+    /// Steps whose latest rollback action failed (or was cancelled): a person is needed until
+    /// `runbook rollback` runs them again with success.
+    pub fn failed_rollbacks(&self) -> Vec<&str> {
+        let mut latest: Vec<(&str, &RollbackState)> = Vec::new();
+        for r in &self.rollbacks {
+            match latest.iter_mut().find(|(s, _)| *s == r.step) {
+                Some(entry) => entry.1 = &r.state,
+                None => latest.push((&r.step, &r.state)),
+            }
+        }
+        latest
+            .into_iter()
+            .filter(|(_, state)| {
+                matches!(state, RollbackState::Ended { status, .. } if *status != Status::Succeeded)
+            })
+            .map(|(step, _)| step)
+            .collect()
     }
 
     pub fn get(&self, id: &str) -> Option<&StepRecord> {

@@ -114,6 +114,11 @@ pub enum SessionError {
     Secrets(Vec<ParamError>),
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error(
+        "run `{run}` is still running (pid {} on {}, started {}); wait for it to end, or stop that process first (Ctrl-C in its terminal, or `kill {}`); nothing was done",
+        holder.pid, holder.host, holder.started, holder.pid
+    )]
+    Live { run: String, holder: Holder },
     #[error("cannot open the run journal under `{state}`: {reason}; nothing was run")]
     Journal { state: String, reason: String },
     #[error(transparent)]
@@ -276,6 +281,13 @@ fn prepare_continue(
     ui: &dyn Ui,
 ) -> Result<Prepared, SessionError> {
     let record = crate::record::load_or_last(state, run_id)?;
+    // Before anything else (ending leftovers would kill the live run's steps).
+    if let Some(holder) = crate::lock::running(state, &record.run_id) {
+        return Err(SessionError::Live {
+            run: record.run_id.clone(),
+            holder,
+        });
+    }
     let context = record
         .context
         .clone()

@@ -145,6 +145,15 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
                 detail: (attempt == 1).then(|| action.clone()),
             });
         }
+        // The started event is on disk before the action starts; if it is not, the action
+        // must not start either (a journal that cannot be written stops the run).
+        if let Some(reason) = shared.sink.broken() {
+            last = Attempt::failed(
+                Failure::Error,
+                format!("not started: the run journal cannot be written ({reason})"),
+            );
+            return finish(last, Status::Cancelled, attempt, started);
+        }
         last = execute(shared, spec, &action, &value).await;
         let mut outputs = BTreeMap::new();
         if last.failure.is_none() {

@@ -86,6 +86,9 @@ pub enum EventKind {
     RunResumed {
         run_id: String,
         decisions: Vec<String>,
+        /// `runbook rollback`: picked up to be undone, not to go on.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        rollback: bool,
     },
     StepStarted {
         step: String,
@@ -175,6 +178,12 @@ pub enum EventKind {
 /// Where events go.
 pub trait Sink: Send + Sync {
     fn emit(&self, event: &Event);
+
+    /// Why the record of the run cannot be kept (a journal write failed); `None` while it
+    /// can. The engine starts no side effect once this says something.
+    fn broken(&self) -> Option<String> {
+        None
+    }
 }
 
 pub fn now() -> String {

@@ -235,13 +235,22 @@ impl Sink for Progress {
             EventKind::JournalFailed { reason } => format!(
                 "{t} error: cannot write the run journal: {reason}; resume will not know what happened after this point\n"
             ),
-            EventKind::RunResumed { run_id, decisions } => {
+            EventKind::RunResumed {
+                run_id,
+                decisions,
+                rollback,
+            } => {
                 let decided = if decisions.is_empty() {
                     String::new()
                 } else {
                     format!(" ({})", decisions.join(", "))
                 };
-                format!("{t} resuming run {run_id}{decided}\n")
+                let verb = if *rollback {
+                    "rolling back"
+                } else {
+                    "resuming"
+                };
+                format!("{t} {verb} run {run_id}{decided}\n")
             }
         };
         self.print(&line);
