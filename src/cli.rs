@@ -109,6 +109,11 @@ enum Command {
         /// Roll back the most recent run.
         #[arg(long, conflicts_with = "run_id")]
         last: bool,
+        /// What happened to a step in doubt: STEP=done (it completed: it is undone) or
+        /// STEP=failed (nothing to undo), repeatable; `rollback:STEP=done|rerun` for a
+        /// rollback action in doubt.
+        #[arg(long, value_name = "STEP=DECISION")]
+        assume: Vec<String>,
         /// Roll back even though the runbook file changed since the run.
         #[arg(long)]
         allow_changed: bool,
@@ -283,11 +288,13 @@ fn run(cli: Cli) -> u8 {
         Command::Rollback {
             run_id,
             last: _,
+            assume,
             allow_changed,
             exec,
         } => session_command(
             Start::Rollback {
                 run_id,
+                assume,
                 allow_changed,
             },
             &exec,

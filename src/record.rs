@@ -76,8 +76,29 @@ pub struct StepRecord {
     pub stderr: String,
     pub data: Option<StepData>,
     pub approval: Option<ApprovalRecord>,
+    /// The operator's decision about it when it was in doubt (`--assume STEP=done|failed`):
+    /// it counts as ended that way, by decision, not because the journal saw it end.
+    pub decided: Option<DecidedRecord>,
     /// The process group of its (or its rollback's) latest command.
     pub pgid: Option<u32>,
+}
+
+/// A decision about a step in doubt, and when it was taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecidedRecord {
+    /// `done` or `failed`.
+    pub decision: String,
+    pub at: String,
+}
+
+impl std::fmt::Display for DecidedRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} by the operator's decision (--assume, {}): it was in doubt",
+            self.decision, self.at
+        )
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -237,6 +258,9 @@ impl RunRecord {
                 });
             }
             EventKind::RunResumed { decisions, .. } => {
+                for decision in decisions {
+                    self.decide(decision, &event.at, index, ended);
+                }
                 self.decisions.extend(decisions.iter().cloned());
                 // A resumed run is running again until it says otherwise.
                 self.finished = None;
@@ -338,6 +362,54 @@ impl RunRecord {
         }
     }
 
+    /// Applies a decision taken on resuming (`STEP=done|failed|rerun`, `rollback:STEP=…`) to
+    /// a step still in doubt: it ends the way the operator said. `rerun` changes nothing (the
+    /// step starts again).
+    fn decide(
+        &mut self,
+        decision: &str,
+        at: &str,
+        index: &mut HashMap<String, usize>,
+        ended: &mut usize,
+    ) {
+        let Some((target, what)) = decision.rsplit_once('=') else {
+            return;
+        };
+        let decided = DecidedRecord {
+            decision: what.to_owned(),
+            at: at.to_owned(),
+        };
+        if let Some(step) = target.strip_prefix("rollback:") {
+            if what != "rerun" && self.rollbacks_in_doubt().any(|r| r.step == step) {
+                self.set_rollback(
+                    step,
+                    RollbackState::Ended {
+                        status: Status::Succeeded,
+                        message: Some(decided.to_string()),
+                    },
+                );
+            }
+            return;
+        }
+        let status = match what {
+            "done" => Status::Succeeded,
+            "failed" => Status::Failed,
+            _ => return,
+        };
+        if !index.contains_key(target) {
+            return;
+        }
+        let seq = *ended;
+        let s = self.step(index, target);
+        if s.state != StepState::Started {
+            return;
+        }
+        s.state = StepState::Ended(status);
+        s.ended_seq = Some(seq);
+        s.decided = Some(decided);
+        *ended += 1;
+    }
+
     /// A rollback action's latest state: a re-run after a crash replaces its in-doubt start.
     fn set_rollback(&mut self, step: &str, state: RollbackState) {
         let open = self
@@ -422,6 +494,7 @@ impl StepRecord {
             stderr: String::new(),
             data: None,
             approval: None,
+            decided: None,
             pgid: None,
         }
     }

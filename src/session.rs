@@ -51,6 +51,7 @@ pub enum Start {
     /// `rollback`: undo a run.
     Rollback {
         run_id: Option<String>,
+        assume: Vec<String>,
         allow_changed: bool,
     },
 }
@@ -220,11 +221,12 @@ pub fn run(start: Start, settings: Settings, ui: &dyn Ui) -> Result<Finished, Se
         )?,
         Start::Rollback {
             run_id,
+            assume,
             allow_changed,
         } => prepare_continue(
             &settings.state,
             run_id.as_deref(),
-            &[],
+            &assume,
             allow_changed,
             true,
             prompter.as_deref(),

@@ -277,3 +277,101 @@ fn last_is_the_most_recently_started_run_even_within_one_second() {
     }
     panic!("never saw two runs in one second with the later id sorting first");
 }
+
+/// a → b → c, each with a rollback; `b` announces itself in `started-b`, then sleeps. The run
+/// is killed while `b` runs: `b` is in doubt.
+fn killed_in_b() -> Test {
+    let mut yaml = String::from("runbook: 1\nname: doubt\nsteps:\n");
+    for (id, needs, script) in [
+        ("a", "", "echo a >> log"),
+        ("b", "b_needs", "touch started-b; sleep 30"),
+        ("c", "c_needs", "echo c >> log"),
+    ] {
+        yaml.push_str(&format!("  - id: {id}\n"));
+        match needs {
+            "b_needs" => yaml.push_str("    needs: [a]\n"),
+            "c_needs" => yaml.push_str("    needs: [b]\n"),
+            _ => {}
+        }
+        yaml.push_str(&format!(
+            "    run: {{ shell: sh, script: '{script}' }}\n    rollback: {{ run: {{ shell: sh, script: 'echo undo-{id} >> log' }} }}\n"
+        ));
+    }
+    let t = Test::new().file("d.yaml", yaml).args(["run", "d.yaml"]);
+    let mut child = spawn(&t);
+    wait_for(&t.path().join("started-b"));
+    let _ = child.kill();
+    let _ = child.wait();
+    t
+}
+
+#[test]
+fn a_decision_about_a_step_in_doubt_is_part_of_the_record_in_show_and_rollback() {
+    let t = killed_in_b();
+    let resumed = Test::in_dir(t.path())
+        .args(["resume", "--last", "--assume", "b=done"])
+        .run();
+    assert_eq!(resumed.code, 0, "{}{}", resumed.stdout, resumed.stderr);
+    assert_eq!(t.read("log"), "a\nc\n");
+
+    let said = "done by the operator's decision (--assume, ";
+    let show = |format: &str| {
+        let out = Test::in_dir(t.path())
+            .args(["show", "--last", "--format", format])
+            .run();
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout
+    };
+    let human = show("human");
+    assert!(
+        human.contains("succeeded  b  (") && human.contains(said),
+        "{human}"
+    );
+    assert!(show("markdown").contains(said));
+    let junit = show("junit");
+    assert!(
+        !junit.contains("in doubt: started, never finished"),
+        "{junit}"
+    );
+    assert!(junit.contains(&format!("<system-out>{said}")), "{junit}");
+    assert!(junit.contains("failures=\"0\""), "{junit}");
+    let json: serde_json::Value = serde_json::from_str(&show("json")).unwrap();
+    assert_eq!(json["decisions"][0]["step"], "b");
+    assert_eq!(json["decisions"][0]["decision"], "done");
+
+    // `rollback` needs no decision again: b is done, so it is undone, in reverse order.
+    let undone = Test::in_dir(t.path()).args(["rollback", "--last"]).run();
+    assert_eq!(undone.code, 0, "{}{}", undone.stdout, undone.stderr);
+    assert_eq!(t.read("log"), "a\nc\nundo-c\nundo-b\nundo-a\n");
+}
+
+#[test]
+fn rollback_accepts_assume_for_a_step_still_in_doubt() {
+    let t = killed_in_b();
+    let asked = Test::in_dir(t.path()).args(["rollback", "--last"]).run();
+    assert_eq!(asked.code, 2);
+    assert!(
+        asked
+            .stderr
+            .contains("steps in doubt (started, not known to have finished): b;"),
+        "{}",
+        asked.stderr
+    );
+    assert_eq!(t.read("log"), "a\n", "nothing ran without a decision");
+
+    let undone = Test::in_dir(t.path())
+        .args(["rollback", "--last", "--assume", "b=done"])
+        .run();
+    assert_eq!(undone.code, 0, "{}{}", undone.stdout, undone.stderr);
+    assert_eq!(t.read("log"), "a\nundo-b\nundo-a\n");
+    let human = Test::in_dir(t.path()).args(["show", "--last"]).run().stdout;
+    assert!(human.contains("done by the operator's decision"), "{human}");
+
+    // `failed` means it left nothing to undo.
+    let t = killed_in_b();
+    let undone = Test::in_dir(t.path())
+        .args(["rollback", "--last", "--assume", "b=failed"])
+        .run();
+    assert_eq!(undone.code, 0, "{}{}", undone.stdout, undone.stderr);
+    assert_eq!(t.read("log"), "a\nundo-a\n");
+}

@@ -54,12 +54,14 @@ pub fn junit(r: &RunRecord) -> String {
             xml(&s.id),
             s.duration_ms as f64 / 1000.0
         );
+        let decided = s.decided.as_ref().map(ToString::to_string);
         match s.state {
             StepState::Ended(Status::Failed) => {
+                let message = decided.as_deref().or(s.message.as_deref());
                 let _ = writeln!(
                     out,
                     "      <failure message=\"{}\">{}</failure>",
-                    xml(s.message.as_deref().unwrap_or("failed")),
+                    xml(message.unwrap_or("failed")),
                     xml(&s.stderr)
                 );
             }
@@ -78,8 +80,13 @@ pub fn junit(r: &RunRecord) -> String {
             }
             StepState::Ended(Status::Succeeded | Status::Cancelled) => {}
         }
-        if !s.stdout.is_empty() {
-            let _ = writeln!(out, "      <system-out>{}</system-out>", xml(&s.stdout));
+        // A step done by decision passes, and says why it passes without a recorded end.
+        let system_out = match &decided {
+            Some(d) => format!("{d}\n{}", s.stdout),
+            None => s.stdout.clone(),
+        };
+        if !system_out.is_empty() {
+            let _ = writeln!(out, "      <system-out>{}</system-out>", xml(&system_out));
         }
         out.push_str("    </testcase>\n");
     }
