@@ -8,6 +8,9 @@ use crate::exit;
 pub enum Stop {
     /// A step failed after its last attempt (or its `when` could not be evaluated).
     StepFailed { step: String },
+    /// A step's action succeeded but its `outputs` could not be rendered: it counts as
+    /// completed (its rollback applies), and what follows cannot run without its outputs.
+    OutputsFailed { step: String },
     /// The run's own `timeout` ran out.
     TimedOut { after: String },
     /// Ctrl-C or SIGTERM.
@@ -27,6 +30,9 @@ impl std::fmt::Display for Stop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Stop::StepFailed { step } => write!(f, "step `{step}` failed"),
+            Stop::OutputsFailed { step } => {
+                write!(f, "step `{step}` ran, but its outputs could not be read")
+            }
             Stop::TimedOut { after } => write!(f, "the run timed out after {after}"),
             Stop::Interrupted => f.write_str("interrupted"),
             Stop::AssumedFailed { step } => write!(f, "step `{step}` assumed failed"),

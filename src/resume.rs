@@ -57,6 +57,7 @@ fn outcome(step: &StepRecord, status: Status) -> Outcome {
         stderr: step.stderr.clone(),
         message: step.message.clone(),
         data: step.data.clone().unwrap_or_default(),
+        outputs_failed: false,
     }
 }
 

@@ -156,6 +156,9 @@ pub(super) async fn run(
                 finished(shared, &step.id, &outcome);
                 context.set_step(&step.id, outcome.value());
                 scheduler.ended(i, ended(shared, i, outcome.status), &step.id);
+                if outcome.outputs_failed {
+                    scheduler.stop(Stop::OutputsFailed { step: step.id.value.clone() });
+                }
                 results[i] = Some(outcome);
             }
             () = run_deadline, if scheduler.stopping().is_none() => {

@@ -181,7 +181,11 @@ impl Sink for Progress {
             } => {
                 let secs = *duration_ms as f64 / 1000.0;
                 match status {
-                    Status::Succeeded => format!("{t} ✓ {step} ({secs:.2}s)\n"),
+                    Status::Succeeded => match message {
+                        None => format!("{t} ✓ {step} ({secs:.2}s)\n"),
+                        // It ran, but the run cannot go on (outputs that cannot be read).
+                        Some(m) => format!("{t} ✗ {step} ({secs:.2}s): {m}\n"),
+                    },
                     Status::Failed => {
                         let mut text = format!(
                             "{t} ✗ {step} failed after {attempts} attempt{}: {}\n",

@@ -375,3 +375,33 @@ fn rollback_accepts_assume_for_a_step_still_in_doubt() {
     assert_eq!(undone.code, 0, "{}{}", undone.stdout, undone.stderr);
     assert_eq!(t.read("log"), "a\nundo-a\n");
 }
+
+#[test]
+fn outputs_that_fail_after_the_command_succeeded_are_not_retried_and_the_step_is_rolled_back() {
+    let yaml = "runbook: 1\nname: out\nsteps:\n  - id: a\n    run: { shell: sh, script: 'echo a >> log; echo 0' }\n    retry: { attempts: 3, delay: 10ms }\n    outputs:\n      ratio: \"{{ 10 // (result.stdout | trim | int) }}\"\n    rollback: { run: { shell: sh, script: 'echo undo-a >> log' } }\n  - id: b\n    needs: [a]\n    run: { shell: sh, script: 'echo b {{ steps.a.outputs.ratio }} >> log' }\n";
+    let t = Test::new()
+        .file("o.yaml", yaml)
+        .args(["run", "o.yaml", "--output", "json"]);
+    let out = t.run();
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    // Ran once (no retry), undone once, and `b` never ran.
+    assert_eq!(t.read("log"), "a\nundo-a\n");
+    let events = out.events();
+    assert_eq!(events_of(&events, "step_started").len(), 1);
+    assert!(events_of(&events, "attempt_failed").is_empty());
+    let finished = events_of(&events, "step_finished");
+    assert_eq!(finished[0]["status"], "succeeded");
+    assert!(
+        finished[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the action succeeded, but its outputs could not be read: "),
+        "{:?}",
+        finished[0]
+    );
+    let run = events_of(&events, "run_finished");
+    assert_eq!(
+        run[0]["status"],
+        "step `a` ran, but its outputs could not be read; rolled back"
+    );
+}
