@@ -111,6 +111,13 @@ pub enum SessionError {
         .0.join(", ")
     )]
     ApprovalsMissing(Vec<String>),
+    #[error("--approve {step}: {why}; {help}; nothing was run")]
+    NotAnApproval {
+        step: String,
+        /// "no step `x`" or "`x` is not an approval step".
+        why: String,
+        help: String,
+    },
     #[error("secrets could not be read; nothing was run:{}", list(.0))]
     Secrets(Vec<ParamError>),
     #[error(transparent)]
@@ -350,6 +357,40 @@ fn decide(
     }
 }
 
+/// Every `--approve STEP` names a step that asks for an approval (its own, or in its
+/// rollback): a typo must not leave the real approval unasked for, or approve nothing.
+fn check_approve(runbook: &Runbook, given: &[String]) -> Result<(), SessionError> {
+    let approvals: Vec<&str> = runbook
+        .steps
+        .iter()
+        .filter(|s| s.is_approval() || s.rollback.as_ref().is_some_and(|r| r.is_approval()))
+        .map(|s| s.id.as_str())
+        .collect();
+    let Some(step) = given.iter().find(|g| !approvals.contains(&g.as_str())) else {
+        return Ok(());
+    };
+    let why = if runbook.steps.iter().any(|s| s.id.as_str() == step) {
+        format!("`{step}` is not an approval step")
+    } else {
+        format!("no step `{step}`")
+    };
+    let help = crate::diagnostic::suggestion(step, approvals.iter().copied(), || {
+        if approvals.is_empty() {
+            "this runbook has no approval steps".to_owned()
+        } else {
+            format!(
+                "its approval steps are {}",
+                crate::diagnostic::list(approvals.iter().copied())
+            )
+        }
+    });
+    Err(SessionError::NotAnApproval {
+        step: step.clone(),
+        why,
+        help,
+    })
+}
+
 fn execute(
     prepared: Prepared,
     settings: Settings,
@@ -374,6 +415,7 @@ fn execute(
         },
         no_rollback,
     };
+    check_approve(&runbook, &options.approvals.given)?;
     let missing = exec::missing_approvals(&runbook, &options.approvals);
     if !missing.is_empty() {
         return Err(SessionError::ApprovalsMissing(missing));

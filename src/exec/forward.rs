@@ -125,7 +125,7 @@ pub(super) async fn run(
                     id: &step.id,
                     policy: Policy::resolve(
                         step.retry.as_ref(),
-                        shared.runbook.defaults.retry.as_ref(),
+                        shared.runbook.default_retry(step),
                     ),
                     timeout: shared.runbook.attempt_timeout(step),
                     until: step.until.as_ref().map(|u| u.as_str()),

@@ -405,3 +405,92 @@ fn outputs_that_fail_after_the_command_succeeded_are_not_retried_and_the_step_is
         "step `a` ran, but its outputs could not be read; rolled back"
     );
 }
+
+const APPROVALS: &str = "runbook: 1\nname: gate\ndefaults:\n  retry: { attempts: 3, delay: 10ms }\nsteps:\n  - id: first\n    run: { shell: sh, script: 'echo first >> log' }\n    rollback: { run: { shell: sh, script: 'echo undo-first >> log' } }\n  - id: confirm\n    needs: [first]\n    approval: { prompt: Go on? }\n  - id: last\n    needs: [confirm]\n    run: { shell: sh, script: 'echo last >> log' }\n";
+
+#[test]
+fn approve_of_a_missing_or_non_approval_step_is_an_error_with_did_you_mean() {
+    let t = Test::new().file("g.yaml", APPROVALS);
+    let typo = Test::in_dir(t.path())
+        .args(["run", "g.yaml", "--approve", "confrim"])
+        .run();
+    assert_eq!(typo.code, 2);
+    assert_eq!(
+        typo.stderr,
+        "error: --approve confrim: no step `confrim`; did you mean `confirm`?; nothing was run\n"
+    );
+    let not_one = Test::in_dir(t.path())
+        .args(["run", "g.yaml", "--approve", "confirm", "--approve", "last"])
+        .run();
+    assert_eq!(not_one.code, 2);
+    assert_eq!(
+        not_one.stderr,
+        "error: --approve last: `last` is not an approval step; its approval steps are `confirm`; nothing was run\n"
+    );
+    assert_eq!(t.read("log"), "", "nothing may run");
+}
+
+#[test]
+fn the_approver_is_the_real_user_not_user_from_the_environment() {
+    let t = Test::new()
+        .file("g.yaml", APPROVALS)
+        .env("USER", "mallory")
+        .env("LOGNAME", "mallory")
+        .args(["run", "g.yaml", "--approve", "confirm", "--output", "json"]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let user = crate::support::os_user();
+    assert!(!user.is_empty() && user != "mallory");
+    let events = out.events();
+    assert_eq!(events_of(&events, "approved")[0]["by"], user.as_str());
+    let show = Test::in_dir(t.path()).args(["show", "--last"]).run();
+    assert!(
+        show.stdout
+            .contains(&format!("approved by {user} (--approve)")),
+        "{}",
+        show.stdout
+    );
+    assert!(!show.stdout.contains("uid 0"), "{}", show.stdout);
+}
+
+#[test]
+fn a_refused_approval_is_not_retried_by_defaults_and_its_reason_is_recorded() {
+    let t = Test::new().file("g.yaml", APPROVALS);
+    let (code, stdout) = crate::support::on_terminal(
+        &t,
+        "run g.yaml --output json",
+        "bob",
+        b"n\nthe DBA is not on call\n",
+    );
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("Reason (recorded"), "{stdout}");
+    // Asked once, and with one attempt: `defaults.retry` (three attempts) is not for approvals.
+    assert_eq!(stdout.matches("Go on? [y/N]").count(), 1, "{stdout}");
+    assert!(
+        stdout.contains(r#""event":"step_started","step":"confirm","attempt":1,"attempts":1,"#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#""event":"step_started","step":"first","attempt":1,"attempts":3,"#),
+        "{stdout}"
+    );
+    let plan = Test::in_dir(t.path())
+        .args(["plan", "g.yaml", "--format", "json"])
+        .run()
+        .json();
+    let steps = plan["steps"].as_array().expect("steps");
+    let attempts =
+        |id: &str| steps.iter().find(|s| s["id"] == id).expect("step")["retry"]["attempts"].clone();
+    assert_eq!(
+        (attempts("first"), attempts("confirm")),
+        (3.into(), 1.into())
+    );
+    let said = format!(
+        "refused at the prompt by {}: the DBA is not on call",
+        crate::support::os_user()
+    );
+    assert!(stdout.contains(&said), "{stdout}");
+    assert_eq!(t.read("log"), "first\nundo-first\n");
+    let show = Test::in_dir(t.path()).args(["show", "--last"]).run();
+    assert!(show.stdout.contains(&said), "{}", show.stdout);
+}

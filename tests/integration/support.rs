@@ -170,6 +170,16 @@ pub fn events_of<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a ser
     events.iter().filter(|e| e["event"] == kind).collect()
 }
 
+/// The name of the user running the tests, from the user database (as `runbook` records
+/// approvers), never from `$USER`.
+pub fn os_user() -> String {
+    let out = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .expect("run id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// Runs `runbook ARGS` on a terminal (`script` provides one) and types `input` at it.
 pub fn on_terminal(t: &Test, args: &str, user: &str, input: &[u8]) -> (Option<i32>, String) {
     let bin = env!("CARGO_BIN_EXE_runbook");
