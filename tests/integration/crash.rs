@@ -3,18 +3,9 @@
 //! operator decisions, outputs that fail after a command ran, and approvals.
 
 use std::io::Write as _;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Test, events_of};
-
-fn spawn(t: &Test) -> Child {
-    t.command()
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn runbook")
-}
+use crate::support::{Test, events_of, spawn};
 
 fn wait_for(path: &std::path::Path) {
     let started = Instant::now();

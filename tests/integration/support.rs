@@ -170,6 +170,15 @@ pub fn events_of<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a ser
     events.iter().filter(|e| e["event"] == kind).collect()
 }
 
+/// Starts `runbook` in the background, its output discarded (for tests that kill it).
+pub fn spawn(t: &Test) -> std::process::Child {
+    t.command()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn runbook")
+}
+
 /// The name of the user running the tests, from the user database (as `runbook` records
 /// approvers), never from `$USER`.
 pub fn os_user() -> String {
