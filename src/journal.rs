@@ -29,6 +29,7 @@ pub fn journal_path(state: &Path, run_id: &str) -> PathBuf {
 /// Appends events to a journal file.
 pub struct Journal {
     file: Mutex<File>,
+    path: PathBuf,
     masker: Masker,
 }
 
@@ -38,14 +39,16 @@ impl Journal {
     /// its own, or it would be glued onto the fragment and the journal corrupt for good.
     pub fn open(state: &Path, run_id: &str, masker: Masker) -> std::io::Result<Self> {
         std::fs::create_dir_all(run_dir(state, run_id))?;
+        let path = journal_path(state, run_id);
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .read(true)
-            .open(journal_path(state, run_id))?;
+            .open(&path)?;
         repair_torn_tail(&file)?;
         Ok(Self {
             file: Mutex::new(file),
+            path,
             masker,
         })
     }
@@ -76,6 +79,15 @@ impl Journal {
         file.write_all(line.as_bytes())?;
         if sync {
             file.sync_data()?;
+            // Writes to a deleted file (its directory removed) succeed, and are lost: a
+            // record no one can read is no record.
+            use std::os::unix::fs::MetadataExt;
+            if file.metadata()?.nlink() == 0 {
+                return Err(std::io::Error::other(format!(
+                    "`{}` was deleted",
+                    self.path.display()
+                )));
+            }
         }
         Ok(())
     }

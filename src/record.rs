@@ -27,6 +27,8 @@ pub struct RunRecord {
     /// Decisions taken on resuming (`STEP=done`), in order.
     pub decisions: Vec<String>,
     pub finished: Option<Finished>,
+    /// The process running it now, when it is running (its lock is held).
+    pub live: Option<crate::lock::Holder>,
     /// The events themselves (for `show --format json`).
     pub events: Vec<Event>,
 }
@@ -196,7 +198,9 @@ pub fn load(state: &Path, run_id: &str) -> Result<RunRecord, RecordError> {
         return Err(RecordError::NoRun(run_id.to_owned()));
     }
     let events = journal::read(&path)?;
-    Ok(RunRecord::from_events(run_id, events))
+    let mut record = RunRecord::from_events(run_id, events);
+    record.live = crate::lock::running(state, run_id);
+    Ok(record)
 }
 
 impl RunRecord {
@@ -211,6 +215,7 @@ impl RunRecord {
             rolling_back: false,
             decisions: Vec::new(),
             finished: None,
+            live: None,
             events: Vec::new(),
         };
         let mut index: HashMap<String, usize> = HashMap::new();

@@ -291,7 +291,7 @@ fn prepare_continue(
 ) -> Result<Prepared, SessionError> {
     let record = crate::record::load_or_last(state, run_id)?;
     // Before anything else (ending leftovers would kill the live run's steps).
-    if let Some(holder) = crate::lock::running(state, &record.run_id) {
+    if let Some(holder) = record.live.clone() {
         return Err(SessionError::Live {
             run: record.run_id.clone(),
             holder,

@@ -20,11 +20,7 @@ fn lines(state: &Path) -> Vec<RunLine> {
         .map(|id| match load(state, &id) {
             Ok(r) => RunLine {
                 duration_ms: r.finished.as_ref().map(|f| f.duration_ms),
-                status: match (
-                    &r.finished,
-                    crate::lock::running(state, &id),
-                    r.failed_rollbacks(),
-                ) {
+                status: match (&r.finished, r.live.clone(), r.failed_rollbacks()) {
                     (_, Some(holder), _) => format!("running (pid {})", holder.pid),
                     (finished, None, failed) if !failed.is_empty() => format!(
                         "NEEDS A PERSON: rollback of {} failed (`runbook rollback {id}` tries it again); {}",

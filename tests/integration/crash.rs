@@ -53,6 +53,22 @@ fn resume_or_rollback_of_a_live_run_is_refused_naming_its_pid() {
         assert!(!out.stderr.contains("runbook resume"), "{}", out.stderr);
         assert_eq!(out.stdout, "", "{verb} ran something");
     }
+    // `show` and `runs` say it is running, and do not advise a resume either.
+    let show = Test::in_dir(t.path()).args(["show", "--last"]).run();
+    assert!(
+        show.stdout
+            .contains(&format!("Outcome: running now (pid {} on ", child.id())),
+        "{}",
+        show.stdout
+    );
+    assert!(!show.stdout.contains("resume"), "{}", show.stdout);
+    let runs = Test::in_dir(t.path()).args(["runs"]).run();
+    assert!(
+        runs.stdout
+            .contains(&format!("running (pid {})", child.id())),
+        "{}",
+        runs.stdout
+    );
     // A second run is refused too, without advising a resume of the live run.
     let second = Test::in_dir(t.path()).args(["run", "l.yaml"]).run();
     assert_eq!(second.code, 2);
@@ -235,6 +251,29 @@ fn a_journal_that_cannot_be_written_stops_the_run_with_exit_4() {
         finished[0]
     );
     assert!(events_of(&events, "rollback_step_started").is_empty());
+}
+
+#[test]
+fn a_deleted_journal_stops_the_run_with_exit_4() {
+    // `a` removes the state directory's runs (an operator's cleanup gone wrong): the journal
+    // file is still open, so writes would succeed and be lost.
+    let yaml = "runbook: 1\nname: gone\nsteps:\n  - id: a\n    run: { shell: sh, script: 'rm -rf .runbook/runs; echo a >> log' }\n  - id: b\n    needs: [a]\n    run: { shell: sh, script: 'echo b >> log' }\n";
+    let t = Test::new()
+        .file("g.yaml", yaml)
+        .args(["run", "g.yaml", "--output", "json"]);
+    let out = t.run();
+    assert_eq!(out.code, 4, "{}", out.stdout);
+    assert_eq!(t.read("log"), "a\n", "b ran with no record");
+    let events = out.events();
+    let failed = events_of(&events, "journal_failed");
+    assert!(
+        failed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .ends_with("was deleted"),
+        "{:?}",
+        failed[0]
+    );
 }
 
 #[test]

@@ -15,6 +15,13 @@ use crate::record::{RollbackState, RunRecord, StepRecord};
 
 /// The outcome line.
 fn outcome(r: &RunRecord) -> String {
+    if let Some(live) = &r.live {
+        // Never advise a resume of a run that is still going.
+        return format!(
+            "running now (pid {} on {}, started {})",
+            live.pid, live.host, live.started
+        );
+    }
     r.finished.as_ref().map_or_else(
         || {
             "unfinished: the process stopped before the end (`runbook resume` continues it)"
