@@ -512,3 +512,40 @@ impl StepRecord {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal(state: &Path, id: &str, at: &str) {
+        let dir = state.join("runs").join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("journal.jsonl"),
+            format!("{{\"at\":\"{at}\",\"event\":\"run_started\"}}\n"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn runs_are_ordered_by_start_then_by_creation_never_by_the_random_part_of_the_id() {
+        let state = tempfile::tempdir().unwrap();
+        let state = state.path();
+        // Same second, the later one with the smaller random part.
+        journal(state, "20261126T094427-ffff", "2026-11-26T09:44:27.100Z");
+        journal(state, "20261126T094427-0000", "2026-11-26T09:44:27.900Z");
+        // Same millisecond: the one created later started later.
+        journal(state, "20261126T094428-ffff", "2026-11-26T09:44:28.500Z");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        journal(state, "20261126T094428-0000", "2026-11-26T09:44:28.500Z");
+        assert_eq!(
+            run_ids(state),
+            [
+                "20261126T094427-ffff",
+                "20261126T094427-0000",
+                "20261126T094428-ffff",
+                "20261126T094428-0000",
+            ]
+        );
+    }
+}
