@@ -68,7 +68,7 @@ enum Command {
     ///
     /// Exit status: 0 success; 1 failed (rolled back, or nothing to roll back); 2 invalid
     /// runbook or arguments; 3 needs a person (rollback incomplete, or stopped past a point of
-    /// no return); 130 interrupted.
+    /// no return); 4 the run journal could not be written; 130 interrupted.
     Run {
         /// The runbook file.
         file: PathBuf,
@@ -113,6 +113,11 @@ enum Command {
         /// Roll back the most recent run.
         #[arg(long, conflicts_with = "run_id")]
         last: bool,
+        /// What happened to a step in doubt: STEP=done (it completed: it is undone) or
+        /// STEP=failed (nothing to undo), repeatable; `rollback:STEP=done|rerun` for a
+        /// rollback action in doubt.
+        #[arg(long, value_name = "STEP=DECISION")]
+        assume: Vec<String>,
         /// Roll back even though the runbook file changed since the run.
         #[arg(long)]
         allow_changed: bool,
@@ -302,11 +307,13 @@ fn run(cli: Cli) -> u8 {
         Command::Rollback {
             run_id,
             last: _,
+            assume,
             allow_changed,
             exec,
         } => session_command(
             Start::Rollback {
                 run_id,
+                assume,
                 allow_changed,
             },
             &exec,

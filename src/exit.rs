@@ -9,5 +9,7 @@ pub const FAILED: u8 = 1;
 pub const USAGE: u8 = 2;
 /// A person must act: a rollback failed, or the run stopped past a point of no return.
 pub const NEEDS_PERSON: u8 = 3;
+/// The run journal could not be written: the run stopped before its next side effect.
+pub const JOURNAL_FAILED: u8 = 4;
 /// Interrupted (Ctrl-C, SIGTERM).
 pub const INTERRUPTED: u8 = 130;

@@ -7,7 +7,6 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::exec::event::{Event, EventKind, JOURNAL_VERSION, Sink, event};
 
@@ -29,18 +28,25 @@ pub fn journal_path(state: &Path, run_id: &str) -> PathBuf {
 /// Appends events to a journal file.
 pub struct Journal {
     file: Mutex<File>,
+    path: PathBuf,
 }
 
 impl Journal {
-    /// Opens (creating if needed) the journal of `run_id` for appending.
+    /// Opens (creating if needed) the journal of `run_id` for appending. A torn last line (a
+    /// crash in the middle of a write) is cut off first: the next event must start a line of
+    /// its own, or it would be glued onto the fragment and the journal corrupt for good.
     pub fn open(state: &Path, run_id: &str) -> std::io::Result<Self> {
         std::fs::create_dir_all(run_dir(state, run_id))?;
+        let path = journal_path(state, run_id);
         let file = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(journal_path(state, run_id))?;
+            .read(true)
+            .open(&path)?;
+        repair_torn_tail(&file)?;
         Ok(Self {
             file: Mutex::new(file),
+            path,
         })
     }
 
@@ -69,17 +75,58 @@ impl Journal {
         file.write_all(line.as_bytes())?;
         if sync {
             file.sync_data()?;
+            // Writes to a deleted file (its directory removed) succeed, and are lost: a
+            // record no one can read is no record.
+            use std::os::unix::fs::MetadataExt;
+            if file.metadata()?.nlink() == 0 {
+                return Err(std::io::Error::other(format!(
+                    "`{}` was deleted",
+                    self.path.display()
+                )));
+            }
         }
         Ok(())
     }
 }
 
+/// Truncates `file` after its last newline, and syncs, when it does not end with one.
+fn repair_torn_tail(file: &File) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    // Read backwards in blocks until a newline (or the start of the file) is found.
+    let mut end = len;
+    let mut last = [0u8; 1];
+    file.read_exact_at(&mut last, len - 1)?;
+    if last[0] == b'\n' {
+        return Ok(());
+    }
+    let mut keep = 0;
+    let mut block = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(block.len() as u64);
+        let chunk = &mut block[..(end - start) as usize];
+        file.read_exact_at(chunk, start)?;
+        if let Some(at) = chunk.iter().rposition(|&b| b == b'\n') {
+            keep = start + at as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    file.set_len(keep)?;
+    file.sync_all()
+}
+
 /// The sink of a run: the journal first (it is the record: an event is on disk before it is
-/// on the screen), then the screen. A journal that cannot be written is said on the screen.
+/// on the screen), then the screen. A journal that cannot be written is said on the screen,
+/// and [`Sink::broken`] tells the engine to start nothing more.
 pub struct Recorder {
     journal: Journal,
     screen: std::sync::Arc<dyn Sink>,
-    failed: AtomicBool,
+    /// The first write error: from then on the run starts nothing new.
+    failed: Mutex<Option<String>>,
 }
 
 impl Recorder {
@@ -87,7 +134,7 @@ impl Recorder {
         Self {
             journal,
             screen,
-            failed: AtomicBool::new(false),
+            failed: Mutex::new(None),
         }
     }
 }
@@ -95,13 +142,24 @@ impl Recorder {
 impl Sink for Recorder {
     fn emit(&self, e: &Event) {
         if let Err(error) = self.journal.append(e)
-            && !self.failed.swap(true, Ordering::Relaxed)
+            && let Ok(mut failed) = self.failed.lock()
+            && failed.is_none()
         {
-            self.screen.emit(&event(EventKind::JournalFailed {
-                reason: error.to_string(),
-            }));
+            // Said once, at the first failure.
+            let reason = error.to_string();
+            *failed = Some(reason.clone());
+            drop(failed);
+            self.screen
+                .emit(&event(EventKind::JournalFailed { reason }));
         }
         self.screen.emit(e);
+    }
+
+    fn broken(&self) -> Option<String> {
+        match self.failed.lock() {
+            Ok(failed) => failed.clone(),
+            Err(_) => Some("journal state poisoned".to_owned()),
+        }
     }
 }
 

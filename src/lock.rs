@@ -29,8 +29,8 @@ impl Drop for Lock {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error(
-        "runbook `{runbook}` is already running: run {} (pid {} on {}, started {}); wait for it, or `runbook resume {}` if that run is yours",
-        holder.run_id, holder.pid, holder.host, holder.started, holder.run_id
+        "runbook `{runbook}` is already running: run {} (pid {} on {}, started {}); wait for it to end, or stop that process first",
+        holder.run_id, holder.pid, holder.host, holder.started
     )]
     Held { runbook: String, holder: Holder },
     #[error("cannot take the run lock `{path}`: {reason}")]
@@ -44,14 +44,16 @@ pub fn host() -> String {
         .unwrap_or_else(|_| "unknown".to_owned())
 }
 
-/// The live holder of any lock that names `run_id`: the run is in progress.
+/// The live holder of any lock that names `run_id`: the run is in progress. A holder on
+/// another host cannot be checked from here, so it counts as live.
 pub fn running(state: &Path, run_id: &str) -> Option<Holder> {
+    let here = host();
     std::fs::read_dir(state.join("locks"))
         .ok()?
         .filter_map(|e| e.ok())
         .filter_map(|e| std::fs::read_to_string(e.path()).ok())
         .filter_map(|text| serde_json::from_str::<Holder>(&text).ok())
-        .find(|h| h.run_id == run_id && h.host == host() && alive(h.pid))
+        .find(|h| h.run_id == run_id && (h.host != here || alive(h.pid)))
 }
 
 fn alive(pid: u32) -> bool {
@@ -64,7 +66,7 @@ fn alive(pid: u32) -> bool {
     }
 }
 
-/// Takes the lock of `runbook` for `run_id`. `own` lets a resume take over its own run's lock.
+/// Takes the lock of `runbook` for `run_id`.
 /// Returns the lock and, when a stale lock was taken over, who had left it.
 pub fn acquire(
     state: &Path,
@@ -102,13 +104,13 @@ pub fn acquire(
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let text = std::fs::read_to_string(&path).unwrap_or_default();
                 match serde_json::from_str::<Holder>(&text) {
-                    Ok(holder) if holder.run_id == run_id => {
-                        // Our own run's lock (a resume): take it.
-                        std::fs::remove_file(&path).map_err(io)?;
-                    }
+                    // Only a lock whose process is gone is taken, even our own run's (a resume):
+                    // a live holder is still doing the run's work.
                     Ok(holder) if holder.host == me.host && !alive(holder.pid) => {
                         std::fs::remove_file(&path).map_err(io)?;
-                        taken_over = Some(holder);
+                        if holder.run_id != run_id {
+                            taken_over = Some(holder);
+                        }
                     }
                     Ok(holder) => {
                         return Err(LockError::Held {

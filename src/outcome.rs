@@ -8,6 +8,9 @@ use crate::exit;
 pub enum Stop {
     /// A step failed after its last attempt (or its `when` could not be evaluated).
     StepFailed { step: String },
+    /// A step's action succeeded but its `outputs` could not be rendered: it counts as
+    /// completed (its rollback applies), and what follows cannot run without its outputs.
+    OutputsFailed { step: String },
     /// The run's own `timeout` ran out.
     TimedOut { after: String },
     /// Ctrl-C or SIGTERM.
@@ -18,17 +21,26 @@ pub enum Stop {
     WasRollingBack,
     /// `runbook rollback`: the operator asked for the run to be undone.
     RollbackRequested,
+    /// The journal could not be written: nothing more may start, a rollback included, since
+    /// it could not be recorded either.
+    JournalFailed { reason: String },
 }
 
 impl std::fmt::Display for Stop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Stop::StepFailed { step } => write!(f, "step `{step}` failed"),
+            Stop::OutputsFailed { step } => {
+                write!(f, "step `{step}` ran, but its outputs could not be read")
+            }
             Stop::TimedOut { after } => write!(f, "the run timed out after {after}"),
             Stop::Interrupted => f.write_str("interrupted"),
             Stop::AssumedFailed { step } => write!(f, "step `{step}` assumed failed"),
             Stop::WasRollingBack => f.write_str("the run was rolling back"),
             Stop::RollbackRequested => f.write_str("rollback requested"),
+            Stop::JournalFailed { reason } => {
+                write!(f, "the run journal cannot be written ({reason})")
+            }
         }
     }
 }
@@ -63,6 +75,13 @@ pub fn conclude(stop: Option<&Stop>, tolerated: usize, undo: Undo) -> Conclusion
         None => (
             exit::OK,
             format!("succeeded with {tolerated} tolerated failure(s)"),
+        ),
+        // Whatever else happened: what ran after this point is not on record.
+        Some(why @ Stop::JournalFailed { .. }) => (
+            exit::JOURNAL_FAILED,
+            format!(
+                "{why}; stopped before the next step and not rolled back; free the disk (or fix the state directory), then `runbook resume` or `runbook rollback`"
+            ),
         ),
         Some(why) if undo.past_no_return => (
             exit::NEEDS_PERSON,
@@ -206,6 +225,27 @@ mod tests {
             },
         );
         assert_eq!(failed.exit_code, exit::NEEDS_PERSON);
+    }
+
+    #[test]
+    fn a_journal_that_cannot_be_written_exits_4_whatever_else_happened() {
+        let stop = Stop::JournalFailed {
+            reason: "No space left on device".to_owned(),
+        };
+        let undo = Undo {
+            failed: true,
+            past_no_return: true,
+            interrupted: true,
+            ..Undo::default()
+        };
+        let c = conclude(Some(&stop), 0, undo);
+        assert_eq!(c.exit_code, exit::JOURNAL_FAILED);
+        assert!(
+            c.status
+                .starts_with("the run journal cannot be written (No space left on device)"),
+            "{}",
+            c.status
+        );
     }
 
     #[test]

@@ -3,10 +3,13 @@
 //! (`report::terminal`), so the engine never reads or writes a terminal itself.
 
 /// A person's answer to an approval.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
     Yes,
-    No,
+    /// Refused, with the reason the person gave (`None`: none given).
+    No {
+        reason: Option<String>,
+    },
     /// Nothing could be read (end of input, a closed terminal).
     Unreadable,
 }

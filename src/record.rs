@@ -27,6 +27,8 @@ pub struct RunRecord {
     /// Decisions taken on resuming (`STEP=done`), in order.
     pub decisions: Vec<String>,
     pub finished: Option<Finished>,
+    /// The process running it now, when it is running (its lock is held).
+    pub live: Option<crate::lock::Holder>,
     /// The events themselves (for `show --format json`).
     pub events: Vec<Event>,
 }
@@ -78,8 +80,29 @@ pub struct StepRecord {
     pub stderr: String,
     pub data: Option<StepData>,
     pub approval: Option<ApprovalRecord>,
+    /// The operator's decision about it when it was in doubt (`--assume STEP=done|failed`):
+    /// it counts as ended that way, by decision, not because the journal saw it end.
+    pub decided: Option<DecidedRecord>,
     /// The process group of its (or its rollback's) latest command.
     pub group: Option<crate::steps::process_group::ProcessGroup>,
+}
+
+/// A decision about a step in doubt, and when it was taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecidedRecord {
+    /// `done` or `failed`.
+    pub decision: String,
+    pub at: String,
+}
+
+impl std::fmt::Display for DecidedRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} by the operator's decision (--assume, {}): it was in doubt",
+            self.decision, self.at
+        )
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,19 +144,45 @@ pub enum RecordError {
     NoContext(String),
 }
 
-/// The run ids in a state directory, oldest first (ids sort by time).
+/// The run ids in a state directory, in the order the runs started: by the time of the
+/// journal's first event (millisecond precision), then, for runs started within the same
+/// millisecond, by when the journal file was created (nanoseconds), then by id. The random
+/// part of an id says nothing about order.
 pub fn run_ids(state: &Path) -> Vec<String> {
-    let mut ids: Vec<String> = std::fs::read_dir(state.join("runs"))
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .filter(|e| e.path().join("journal.jsonl").exists())
-                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    ids.sort();
-    ids
+    let mut runs: Vec<(String, Option<std::time::SystemTime>, String)> =
+        std::fs::read_dir(state.join("runs"))
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        let journal = e.path().join("journal.jsonl");
+                        let created = std::fs::metadata(&journal).ok()?.created().ok();
+                        let id = e.file_name().to_str()?.to_owned();
+                        Some((first_event_at(&journal), created, id))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+    runs.sort();
+    runs.into_iter().map(|(_, _, id)| id).collect()
+}
+
+/// The `at` of a journal's first event ("" when it cannot be read: such runs sort first).
+fn first_event_at(journal: &Path) -> String {
+    use std::io::BufRead;
+    #[derive(serde::Deserialize)]
+    struct At {
+        at: String,
+    }
+    let Ok(file) = std::fs::File::open(journal) else {
+        return String::new();
+    };
+    let mut line = String::new();
+    // A first line is one small event; the cap keeps a hostile file from being read whole.
+    let _ = std::io::BufReader::new(std::io::Read::take(file, 64 * 1024)).read_line(&mut line);
+    serde_json::from_str::<At>(line.trim_end())
+        .map(|a| a.at)
+        .unwrap_or_default()
 }
 
 /// Reads the record of `run_id`, or of the most recent run when there is none.
@@ -151,7 +200,9 @@ pub fn load(state: &Path, run_id: &str) -> Result<RunRecord, RecordError> {
         return Err(RecordError::NoRun(run_id.to_owned()));
     }
     let events = journal::read(&path)?;
-    Ok(RunRecord::from_events(run_id, events))
+    let mut record = RunRecord::from_events(run_id, events);
+    record.live = crate::lock::running(state, run_id);
+    Ok(record)
 }
 
 impl RunRecord {
@@ -166,6 +217,7 @@ impl RunRecord {
             rolling_back: false,
             decisions: Vec::new(),
             finished: None,
+            live: None,
             events: Vec::new(),
         };
         let mut index: HashMap<String, usize> = HashMap::new();
@@ -215,6 +267,9 @@ impl RunRecord {
                 });
             }
             EventKind::RunResumed { decisions, .. } => {
+                for decision in decisions {
+                    self.decide(decision, &event.at, index, ended);
+                }
                 self.decisions.extend(decisions.iter().cloned());
                 // A resumed run is running again until it says otherwise.
                 self.finished = None;
@@ -317,6 +372,54 @@ impl RunRecord {
         }
     }
 
+    /// Applies a decision taken on resuming (`STEP=done|failed|rerun`, `rollback:STEP=…`) to
+    /// a step still in doubt: it ends the way the operator said. `rerun` changes nothing (the
+    /// step starts again).
+    fn decide(
+        &mut self,
+        decision: &str,
+        at: &str,
+        index: &mut HashMap<String, usize>,
+        ended: &mut usize,
+    ) {
+        let Some((target, what)) = decision.rsplit_once('=') else {
+            return;
+        };
+        let decided = DecidedRecord {
+            decision: what.to_owned(),
+            at: at.to_owned(),
+        };
+        if let Some(step) = target.strip_prefix("rollback:") {
+            if what != "rerun" && self.rollbacks_in_doubt().any(|r| r.step == step) {
+                self.set_rollback(
+                    step,
+                    RollbackState::Ended {
+                        status: Status::Succeeded,
+                        message: Some(decided.to_string()),
+                    },
+                );
+            }
+            return;
+        }
+        let status = match what {
+            "done" => Status::Succeeded,
+            "failed" => Status::Failed,
+            _ => return,
+        };
+        if !index.contains_key(target) {
+            return;
+        }
+        let seq = *ended;
+        let s = self.step(index, target);
+        if s.state != StepState::Started {
+            return;
+        }
+        s.state = StepState::Ended(status);
+        s.ended_seq = Some(seq);
+        s.decided = Some(decided);
+        *ended += 1;
+    }
+
     /// A rollback action's latest state: a re-run after a crash replaces its in-doubt start.
     fn set_rollback(&mut self, step: &str, state: RollbackState) {
         let open = self
@@ -356,6 +459,25 @@ impl RunRecord {
             .filter(|r| r.state == RollbackState::Started)
     }
 
+    /// Steps whose latest rollback action failed (or was cancelled): a person is needed until
+    /// `runbook rollback` runs them again with success.
+    pub fn failed_rollbacks(&self) -> Vec<&str> {
+        let mut latest: Vec<(&str, &RollbackState)> = Vec::new();
+        for r in &self.rollbacks {
+            match latest.iter_mut().find(|(s, _)| *s == r.step) {
+                Some(entry) => entry.1 = &r.state,
+                None => latest.push((&r.step, &r.state)),
+            }
+        }
+        latest
+            .into_iter()
+            .filter(|(_, state)| {
+                matches!(state, RollbackState::Ended { status, .. } if *status != Status::Succeeded)
+            })
+            .map(|(step, _)| step)
+            .collect()
+    }
+
     pub fn get(&self, id: &str) -> Option<&StepRecord> {
         self.steps.iter().find(|s| s.id == id)
     }
@@ -383,6 +505,7 @@ impl StepRecord {
             data: None,
             approval: None,
             group: None,
+            decided: None,
         }
     }
 
@@ -392,5 +515,42 @@ impl StepRecord {
             StepState::Started => "started",
             StepState::Ended(status) => status.name(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal(state: &Path, id: &str, at: &str) {
+        let dir = state.join("runs").join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("journal.jsonl"),
+            format!("{{\"at\":\"{at}\",\"event\":\"run_started\"}}\n"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn runs_are_ordered_by_start_then_by_creation_never_by_the_random_part_of_the_id() {
+        let state = tempfile::tempdir().unwrap();
+        let state = state.path();
+        // Same second, the later one with the smaller random part.
+        journal(state, "20261126T094427-ffff", "2026-11-26T09:44:27.100Z");
+        journal(state, "20261126T094427-0000", "2026-11-26T09:44:27.900Z");
+        // Same millisecond: the one created later started later.
+        journal(state, "20261126T094428-ffff", "2026-11-26T09:44:28.500Z");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        journal(state, "20261126T094428-0000", "2026-11-26T09:44:28.500Z");
+        assert_eq!(
+            run_ids(state),
+            [
+                "20261126T094427-ffff",
+                "20261126T094427-0000",
+                "20261126T094428-ffff",
+                "20261126T094428-0000",
+            ]
+        );
     }
 }

@@ -58,6 +58,7 @@ fn outcome(step: &StepRecord, status: Status) -> Outcome {
         stderr: step.stderr.clone(),
         message: step.message.clone(),
         data: step.data.clone().unwrap_or_default(),
+        outputs_failed: false,
     }
 }
 
@@ -115,11 +116,20 @@ pub fn rebuild(
         resume.stopped.get_or_insert(Stop::WasRollingBack);
     }
     for r in &record.rollbacks {
-        if let (Some(&i), RollbackState::Ended { .. }) = (index.get(r.step.as_str()), &r.state) {
+        // Only a rollback action that succeeded is done; a failed one is tried again.
+        if let (
+            Some(&i),
+            RollbackState::Ended {
+                status: Status::Succeeded,
+                ..
+            },
+        ) = (index.get(r.step.as_str()), &r.state)
+        {
             resume.rolled_back.push(i);
         }
     }
     if rollback_only {
+        resume.rollback = true;
         resume.stopped = Some(Stop::RollbackRequested);
     } else if let Some(finished) = &record.finished {
         return Err(ResumeError::Finished {

@@ -52,6 +52,7 @@ pub enum Start {
     /// `rollback`: undo a run.
     Rollback {
         run_id: Option<String>,
+        assume: Vec<String>,
         allow_changed: bool,
     },
 }
@@ -121,10 +122,22 @@ pub enum SessionError {
         .0.join(", ")
     )]
     ApprovalsMissing(Vec<String>),
+    #[error("--approve {step}: {why}; {help}; nothing was run")]
+    NotAnApproval {
+        step: String,
+        /// "no step `x`" or "`x` is not an approval step".
+        why: String,
+        help: String,
+    },
     #[error("secrets could not be read; nothing was run:{}", list(.0))]
     Secrets(Vec<ParamError>),
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error(
+        "run `{run}` is still running (pid {} on {}, started {}); wait for it to end, or stop that process first (Ctrl-C in its terminal, or `kill {}`); nothing was done",
+        holder.pid, holder.host, holder.started, holder.pid
+    )]
+    Live { run: String, holder: Holder },
     #[error("cannot open the run journal under `{state}`: {reason}; nothing was run")]
     Journal { state: String, reason: String },
     #[error(transparent)]
@@ -226,11 +239,12 @@ pub fn run(start: Start, settings: Settings, ui: &dyn Ui) -> Result<Finished, Se
         )?,
         Start::Rollback {
             run_id,
+            assume,
             allow_changed,
         } => prepare_continue(
             &settings.state,
             run_id.as_deref(),
-            &[],
+            &assume,
             allow_changed,
             true,
             prompter.as_deref(),
@@ -287,6 +301,13 @@ fn prepare_continue(
     ui: &dyn Ui,
 ) -> Result<Prepared, SessionError> {
     let record = crate::record::load_or_last(state, run_id)?;
+    // Before anything else (ending leftovers would kill the live run's steps).
+    if let Some(holder) = record.live.clone() {
+        return Err(SessionError::Live {
+            run: record.run_id.clone(),
+            holder,
+        });
+    }
     let context = record
         .context
         .clone()
@@ -356,6 +377,40 @@ fn decide(
     }
 }
 
+/// Every `--approve STEP` names a step that asks for an approval (its own, or in its
+/// rollback): a typo must not leave the real approval unasked for, or approve nothing.
+fn check_approve(runbook: &Runbook, given: &[String]) -> Result<(), SessionError> {
+    let approvals: Vec<&str> = runbook
+        .steps
+        .iter()
+        .filter(|s| s.is_approval() || s.rollback.as_ref().is_some_and(|r| r.is_approval()))
+        .map(|s| s.id.as_str())
+        .collect();
+    let Some(step) = given.iter().find(|g| !approvals.contains(&g.as_str())) else {
+        return Ok(());
+    };
+    let why = if runbook.steps.iter().any(|s| s.id.as_str() == step) {
+        format!("`{step}` is not an approval step")
+    } else {
+        format!("no step `{step}`")
+    };
+    let help = crate::diagnostic::suggestion(step, approvals.iter().copied(), || {
+        if approvals.is_empty() {
+            "this runbook has no approval steps".to_owned()
+        } else {
+            format!(
+                "its approval steps are {}",
+                crate::diagnostic::list(approvals.iter().copied())
+            )
+        }
+    });
+    Err(SessionError::NotAnApproval {
+        step: step.clone(),
+        why,
+        help,
+    })
+}
+
 fn execute(
     prepared: Prepared,
     settings: Settings,
@@ -380,6 +435,7 @@ fn execute(
         },
         no_rollback,
     };
+    check_approve(&runbook, &options.approvals.given)?;
     let missing = exec::missing_approvals(&runbook, &options.approvals);
     if !missing.is_empty() {
         return Err(SessionError::ApprovalsMissing(missing));

@@ -39,6 +39,9 @@ pub struct Outcome {
     pub message: Option<String>,
     /// `outputs`, SQL rows and server messages.
     pub data: StepData,
+    /// The action succeeded but an `outputs` template failed: the step counts as completed
+    /// (its effect happened, so its rollback applies) and the run stops.
+    pub outputs_failed: bool,
 }
 
 impl StepData {
@@ -78,6 +81,7 @@ impl Outcome {
             stderr: String::new(),
             message: None,
             data: StepData::default(),
+            outputs_failed: false,
         }
     }
 
@@ -152,6 +156,15 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
                 detail: (attempt == 1).then(|| shown.clone()),
             });
         }
+        // The started event is on disk before the action starts; if it is not, the action
+        // must not start either (a journal that cannot be written stops the run).
+        if let Some(reason) = shared.sink.broken() {
+            last = Attempt::failed(
+                Failure::Error,
+                format!("not started: the run journal cannot be written ({reason})"),
+            );
+            return finish(last, Status::Cancelled, attempt, started);
+        }
         last = execute(shared, spec, &action, &shown, &value).await;
         let mut outputs = BTreeMap::new();
         if last.failure.is_none() {
@@ -182,8 +195,15 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
                             outputs.insert(name.clone(), v);
                         }
                         Err(e) => {
-                            last.failure = Some(Failed::new(Failure::Error, e.to_string()));
-                            break;
+                            // Not retried: the action already had its effect, and another
+                            // attempt would do it again.
+                            let mut outcome = finish(last, Status::Succeeded, attempt, started);
+                            outcome.data.outputs = outputs;
+                            outcome.message = Some(format!(
+                                "the action succeeded, but its outputs could not be read: {e}; not retried (the action already had its effect)"
+                            ));
+                            outcome.outputs_failed = true;
+                            return outcome;
                         }
                     }
                 }
@@ -246,6 +266,7 @@ fn finish(last: Attempt, status: Status, attempts: u32, started: Instant) -> Out
         message: last.failure.map(|f| f.message),
         stdout: last.stdout,
         stderr: last.stderr,
+        outputs_failed: false,
     }
 }
 

@@ -97,6 +97,9 @@ pub enum EventKind {
     RunResumed {
         run_id: String,
         decisions: Vec<String>,
+        /// `runbook rollback`: picked up to be undone, not to go on.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        rollback: bool,
     },
     StepStarted {
         step: String,
@@ -192,6 +195,11 @@ pub enum EventKind {
 /// Where events go.
 pub trait Sink: Send + Sync {
     fn emit(&self, event: &Event);
+
+    /// Why the record of the run cannot be kept (a journal write failed); `None` while it
+    /// can. The engine starts no side effect once this says something. No default: a sink
+    /// that wraps another must pass its answer on.
+    fn broken(&self) -> Option<String>;
 }
 
 pub fn now() -> String {

@@ -126,7 +126,7 @@ pub(super) async fn run(
                     id: &step.id,
                     policy: Policy::resolve(
                         step.retry.as_ref(),
-                        shared.runbook.defaults.retry.as_ref(),
+                        shared.runbook.default_retry(step),
                     ),
                     timeout: shared.runbook.attempt_timeout(step),
                     until: step.until.as_ref().map(|u| u.as_str()),
@@ -157,6 +157,9 @@ pub(super) async fn run(
                 finished(shared, &step.id, &outcome);
                 context.set_step(&step.id, outcome.value());
                 scheduler.ended(i, ended(shared, i, outcome.status), &step.id);
+                if outcome.outputs_failed {
+                    scheduler.stop(Stop::OutputsFailed { step: step.id.value.clone() });
+                }
                 results[i] = Some(outcome);
                 if scheduler.stopping().is_some() {
                     // Siblings still polling must not delay the rollback with new attempts.

@@ -35,6 +35,10 @@ impl Sink for Masked {
             kind: mask_event(&event.kind, &self.masker),
         });
     }
+
+    fn broken(&self) -> Option<String> {
+        self.inner.broken()
+    }
 }
 
 /// Output that the capture cap may have cut: the cut can fall inside a secret.
@@ -76,9 +80,14 @@ pub fn mask_event(kind: &EventKind, m: &Masker) -> EventKind {
             no_rollback: *no_rollback,
             step_ids: step_ids.clone(),
         },
-        K::RunResumed { run_id, decisions } => K::RunResumed {
+        K::RunResumed {
+            run_id,
+            decisions,
+            rollback,
+        } => K::RunResumed {
             run_id: run_id.clone(),
             decisions: decisions.clone(),
+            rollback: *rollback,
         },
         K::StepStarted {
             step,

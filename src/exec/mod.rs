@@ -177,6 +177,8 @@ pub struct Resume {
     pub rolled_back: Vec<usize>,
     /// Decisions about in-doubt steps, for the record.
     pub decisions: Vec<String>,
+    /// `runbook rollback`: the run is picked up to be undone.
+    pub rollback: bool,
 }
 
 /// Runs the runbook to its end (rollback included) and returns the summary.
@@ -215,6 +217,7 @@ pub async fn run(
         (Some(resume), _) => shared.emit(EventKind::RunResumed {
             run_id: run.id.clone(),
             decisions: resume.decisions.clone(),
+            rollback: resume.rollback,
         }),
         (None, Some(origin)) => shared.emit(EventKind::RunContext {
             path: origin.path,
@@ -253,7 +256,14 @@ pub async fn run(
         &mut interrupts,
     )
     .await;
-    let undone = match &forward.stop {
+    // A journal that cannot be written ends the run here: a rollback would be a side effect
+    // with no record.
+    let stop = match shared.sink.broken() {
+        Some(reason) => Some(Stop::JournalFailed { reason }),
+        None => forward.stop.clone(),
+    };
+    let undone = match &stop {
+        Some(Stop::JournalFailed { .. }) => undo::Undone::default(),
         Some(_) => {
             undo::run(
                 &shared,
@@ -275,7 +285,7 @@ pub async fn run(
         .count();
     let mut summary = undone.summary;
     summary.interrupted = forward.interrupted;
-    let conclusion = conclude(forward.stop.as_ref(), tolerated, summary);
+    let conclusion = conclude(stop.as_ref(), tolerated, summary);
     let duration = started.elapsed();
     shared.emit(EventKind::RunFinished {
         status: conclusion.status.clone(),

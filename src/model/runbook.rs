@@ -64,6 +64,12 @@ impl Runbook {
         limit.map(|t| t.value.get())
     }
 
+    /// The retry policy `step` falls back on: `defaults.retry`, except for an approval (a
+    /// person who said no, or did not answer, is not asked again and again).
+    pub fn default_retry(&self, step: &Step) -> Option<&Retry> {
+        self.defaults.retry.as_ref().filter(|_| !step.is_approval())
+    }
+
     /// The time limit of one attempt of `step`'s rollback action.
     pub fn rollback_timeout(&self, rollback: &super::Rollback) -> Option<std::time::Duration> {
         rollback

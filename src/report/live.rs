@@ -55,6 +55,11 @@ impl Live {
 }
 
 impl Sink for Live {
+    /// A screen keeps no record: only the journal can be broken.
+    fn broken(&self) -> Option<String> {
+        None
+    }
+
     fn emit(&self, event: &Event) {
         match &event.kind {
             EventKind::StepStarted {

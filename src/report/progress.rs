@@ -127,6 +127,11 @@ fn tail(text: &str, lines: usize) -> String {
 }
 
 impl Sink for Progress {
+    /// A screen keeps no record: only the journal can be broken.
+    fn broken(&self) -> Option<String> {
+        None
+    }
+
     fn emit(&self, event: &Event) {
         if self.mode == Mode::Json {
             let mut line = serde_json::to_string(event).unwrap_or_default();
@@ -184,7 +189,11 @@ impl Sink for Progress {
             } => {
                 let secs = *duration_ms as f64 / 1000.0;
                 match status {
-                    Status::Succeeded => format!("{t} ✓ {step} ({secs:.2}s)\n"),
+                    Status::Succeeded => match message {
+                        None => format!("{t} ✓ {step} ({secs:.2}s)\n"),
+                        // It ran, but the run cannot go on (outputs that cannot be read).
+                        Some(m) => format!("{t} ✗ {step} ({secs:.2}s): {m}\n"),
+                    },
                     Status::Failed => {
                         let mut text = format!(
                             "{t} ✗ {step} failed after {attempts} attempt{}: {}\n",
@@ -250,13 +259,22 @@ impl Sink for Progress {
                 "{t} note: secrets shorter than {min_length} characters are masked only where a value is exactly the secret, not inside output: {}\n",
                 secrets.join(", ")
             ),
-            EventKind::RunResumed { run_id, decisions } => {
+            EventKind::RunResumed {
+                run_id,
+                decisions,
+                rollback,
+            } => {
                 let decided = if decisions.is_empty() {
                     String::new()
                 } else {
                     format!(" ({})", decisions.join(", "))
                 };
-                format!("{t} resuming run {run_id}{decided}\n")
+                let verb = if *rollback {
+                    "rolling back"
+                } else {
+                    "resuming"
+                };
+                format!("{t} {verb} run {run_id}{decided}\n")
             }
         };
         self.print(&line);

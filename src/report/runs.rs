@@ -20,10 +20,17 @@ fn lines(state: &Path) -> Vec<RunLine> {
         .map(|id| match load(state, &id) {
             Ok(r) => RunLine {
                 duration_ms: r.finished.as_ref().map(|f| f.duration_ms),
-                status: match (&r.finished, crate::lock::running(state, &id)) {
-                    (Some(f), _) => f.status.clone(),
-                    (None, Some(holder)) => format!("running (pid {})", holder.pid),
-                    (None, None) => {
+                status: match (&r.finished, r.live.clone(), r.failed_rollbacks()) {
+                    (_, Some(holder), _) => format!("running (pid {})", holder.pid),
+                    (finished, None, failed) if !failed.is_empty() => format!(
+                        "NEEDS A PERSON: rollback of {} failed (`runbook rollback {id}` tries it again); {}",
+                        failed.join(", "),
+                        finished
+                            .as_ref()
+                            .map_or("stopped before the end", |f| f.status.as_str())
+                    ),
+                    (Some(f), None, _) => f.status.clone(),
+                    (None, None, _) => {
                         "stopped before the end (runbook resume continues it)".to_owned()
                     }
                 },

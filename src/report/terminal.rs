@@ -22,6 +22,17 @@ fn read_line() -> Option<String> {
     }
 }
 
+/// Asks why an approval was refused: the answer goes into the record.
+fn refusal_reason() -> Option<String> {
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "Refused. Reason (recorded in the run's journal): ");
+    let _ = err.flush();
+    drop(err);
+    read_line()
+        .map(|line| line.trim().to_owned())
+        .filter(|r| !r.is_empty())
+}
+
 impl Prompter for Terminal {
     fn approve(&self, step: &str, prompt: &str, instructions: Option<&str>) -> Answer {
         let mut err = std::io::stderr().lock();
@@ -36,7 +47,9 @@ impl Prompter for Terminal {
         drop(err);
         match read_line() {
             Some(line) if matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes") => Answer::Yes,
-            Some(_) => Answer::No,
+            Some(_) => Answer::No {
+                reason: refusal_reason(),
+            },
             None => Answer::Unreadable,
         }
     }

@@ -31,8 +31,11 @@ impl std::fmt::Debug for Approvals {
 pub enum NotApproved {
     #[error("not approved: no terminal to ask on (use --approve or --approve-all)")]
     NoTerminal,
-    #[error("refused at the prompt")]
-    Refused,
+    #[error(
+        "refused at the prompt by {by}: {}",
+        reason.as_deref().unwrap_or("no reason given")
+    )]
+    Refused { by: String, reason: Option<String> },
     #[error("no answer could be read")]
     Unreadable,
     #[error("no answer within {}", humantime::format_duration(*.0))]
@@ -90,7 +93,7 @@ impl Approvals {
                 by: user(),
                 how: "terminal",
             }),
-            Answer::No => Err(NotApproved::Refused),
+            Answer::No { reason } => Err(NotApproved::Refused { by: user(), reason }),
             Answer::Unreadable => Err(NotApproved::Unreadable),
         }
     }
@@ -101,13 +104,43 @@ pub fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
-/// The operating-system user running this process.
+/// The operating-system user running this process: the name of its real uid in the user
+/// database. `$USER` is not asked: anyone can set it, and the record names who approved.
+/// Only a uid with no entry (a container's bare uid) is told as `uid N`.
 pub fn user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| {
-            // SAFETY: getuid has no preconditions and cannot fail.
-            format!("uid {}", unsafe { libc::getuid() })
-        })
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    user_name(uid).unwrap_or_else(|| format!("uid {uid}"))
+}
+
+fn user_name(uid: libc::uid_t) -> Option<String> {
+    let mut buffer = vec![0 as libc::c_char; 4096];
+    // Large directories (LDAP) may need more room: grow until it fits, within reason.
+    while buffer.len() <= 1 << 20 {
+        // SAFETY: an all-zero passwd is a valid value for a C struct of pointers and integers.
+        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call, and `buffer.len()` is its real size;
+        // the strings `entry` points at live in `buffer`, read before it is dropped.
+        let rc = unsafe {
+            libc::getpwuid_r(
+                uid,
+                &mut entry,
+                buffer.as_mut_ptr(),
+                buffer.len(),
+                &mut found,
+            )
+        };
+        if rc == libc::ERANGE {
+            buffer.resize(buffer.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() || entry.pw_name.is_null() {
+            return None;
+        }
+        // SAFETY: getpwuid_r succeeded, so pw_name is a NUL-terminated string in `buffer`.
+        let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
+        return Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty());
+    }
+    None
 }

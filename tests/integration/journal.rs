@@ -1,10 +1,10 @@
 //! Crash-safe runs: the journal, resume after SIGKILL at many points (side effects exactly
 //! once), the run lock, corrupt journals, history and reports, and no secret on disk.
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{Test, journal_has, on_terminal, wait_until};
+use crate::support::{Test, journal_has, on_terminal, spawn, wait_until};
 
 /// Six steps in a chain; each appends its name to `log` (not idempotent). With `fail`, the
 /// sixth fails and the first four roll back (each appends `undo-…`).
@@ -29,14 +29,6 @@ fn chain(fail: bool) -> String {
         }
     }
     yaml
-}
-
-fn spawn(t: &Test) -> Child {
-    t.command()
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn runbook")
 }
 
 /// How the kill points went: resumed, resumed with in-doubt decisions, restarted.

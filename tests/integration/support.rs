@@ -204,6 +204,25 @@ fn journal_any(dir: &Path, found: impl Fn(&serde_json::Value) -> bool) -> bool {
     })
 }
 
+/// Starts `runbook` in the background, its output discarded (for tests that kill it).
+pub fn spawn(t: &Test) -> std::process::Child {
+    t.command()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn runbook")
+}
+
+/// The name of the user running the tests, from the user database (as `runbook` records
+/// approvers), never from `$USER`.
+pub fn os_user() -> String {
+    let out = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .expect("run id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// Runs `runbook ARGS` on a terminal (`script` provides one) and, once it asks a question
 /// (`[y/N] `, `…? `), types `input` at it.
 pub fn on_terminal(t: &Test, args: &str, user: &str, input: &[u8]) -> (Option<i32>, String) {

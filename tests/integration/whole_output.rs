@@ -71,6 +71,7 @@ fn settings(dir: &Path) -> insta::Settings {
         (r#""host": ?"[^"]*""#.into(), r#""host": "[HOST]""#),
         (r#""user": ?"[^"]*""#.into(), r#""user": "[USER]""#),
         (r#""boot_id": ?"[^"]*""#.into(), r#""boot_id": "[BOOT_ID]""#),
+        (r"\bby \S+ on \S+ \(pid".into(), "by [USER] on [HOST] (pid"),
         (
             r#""start_time": ?\d+"#.into(),
             r#""start_time": "[START_TIME]""#,

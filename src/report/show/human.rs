@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{approved, outcome, rollbacks};
+use super::{approved, decided, outcome, rollbacks};
 use crate::record::RunRecord;
 
 pub fn human(r: &RunRecord) -> String {
@@ -29,6 +29,9 @@ pub fn human(r: &RunRecord) -> String {
         }
         if let Some(a) = approved(s) {
             let _ = writeln!(out, "           {a}");
+        }
+        if let Some(d) = decided(s) {
+            let _ = writeln!(out, "           {d}");
         }
         if let Some(m) = &s.message {
             let _ = writeln!(out, "           {m}");

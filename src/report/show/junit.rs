@@ -23,7 +23,12 @@ fn case(runbook: &str, id: &str, step: Option<&StepRecord>) -> TestCase {
         Some(StepState::Ended(Status::Failed)) => {
             let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
             let s = step.map_or_else(Default::default, |s| {
-                (s.message.clone().unwrap_or_default(), s.stderr.clone())
+                let message = s
+                    .decided
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .or(s.message.clone());
+                (message.unwrap_or_default(), s.stderr.clone())
             });
             status.set_message(if s.0.is_empty() {
                 "failed".to_owned()
@@ -51,8 +56,13 @@ fn case(runbook: &str, id: &str, step: Option<&StepRecord>) -> TestCase {
     case.set_classname(runbook);
     if let Some(step) = step {
         case.set_time(Duration::from_millis(step.duration_ms));
-        if !step.stdout.is_empty() {
-            case.set_system_out(step.stdout.as_str());
+        // A step done by decision passes, and says why it passes without a recorded end.
+        let system_out = match &step.decided {
+            Some(d) => format!("{d}\n{}", step.stdout),
+            None => step.stdout.clone(),
+        };
+        if !system_out.is_empty() {
+            case.set_system_out(system_out);
         }
     }
     case

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{approved, outcome, rollbacks};
+use super::{approved, decided, outcome, rollbacks};
 use crate::record::RunRecord;
 
 pub fn markdown(r: &RunRecord) -> String {
@@ -17,7 +17,7 @@ pub fn markdown(r: &RunRecord) -> String {
     );
     out.push_str("| step | status | attempts | duration | details |\n|---|---|---:|---:|---|\n");
     for s in &r.steps {
-        let details = [approved(s), s.message.clone()]
+        let details = [approved(s), decided(s), s.message.clone()]
             .into_iter()
             .flatten()
             .collect::<Vec<_>>()

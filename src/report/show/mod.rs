@@ -15,6 +15,13 @@ use crate::record::{RollbackState, RunRecord, StepRecord};
 
 /// The outcome line.
 fn outcome(r: &RunRecord) -> String {
+    if let Some(live) = &r.live {
+        // Never advise a resume of a run that is still going.
+        return format!(
+            "running now (pid {} on {}, started {})",
+            live.pid, live.host, live.started
+        );
+    }
     r.finished.as_ref().map_or_else(
         || {
             "unfinished: the process stopped before the end (`runbook resume` continues it)"
@@ -38,15 +45,27 @@ fn approved(s: &StepRecord) -> Option<String> {
         .map(|a| format!("approved by {} ({}) at {}", a.by, a.how, a.at))
 }
 
+/// How a decision about a step in doubt is told.
+fn decided(s: &StepRecord) -> Option<String> {
+    s.decided.as_ref().map(ToString::to_string)
+}
+
 /// Each rollback as `(step, what happened)`.
 fn rollbacks(r: &RunRecord) -> Vec<(String, String)> {
     r.rollbacks
         .iter()
         .filter_map(|rb| match &rb.state {
             RollbackState::Started => None,
-            RollbackState::Ended { status, .. } => {
-                Some((rb.step.clone(), status.name().to_owned()))
-            }
+            RollbackState::Ended { status, message } => Some((
+                rb.step.clone(),
+                match message {
+                    // A decision says so; a failure's message is in the step's events.
+                    Some(m) if *status == crate::exec::event::Status::Succeeded => {
+                        format!("{} ({m})", status.name())
+                    }
+                    _ => status.name().to_owned(),
+                },
+            )),
             RollbackState::NotRolledBack { reason } => {
                 Some((rb.step.clone(), format!("not rolled back: {reason}")))
             }
