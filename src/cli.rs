@@ -321,7 +321,7 @@ fn run(cli: Cli) -> u8 {
         Command::Runs { format, state_dir } => {
             let state = crate::journal::state_dir(state_dir.as_deref());
             let text = match format {
-                RunsFormat::Human => report::runs::human(&state),
+                RunsFormat::Human => safe(report::runs::human(&state)),
                 RunsFormat::Json => report::runs::json(&state),
             };
             print(&text);
@@ -339,9 +339,9 @@ fn run(cli: Cli) -> u8 {
                 Err(e) => return usage_error(&e),
             };
             let text = match format {
-                ShowFormat::Human => report::show::human(&record),
+                ShowFormat::Human => safe(report::show::human(&record)),
                 ShowFormat::Json => report::show::json(&record),
-                ShowFormat::Markdown => report::show::markdown(&record),
+                ShowFormat::Markdown => safe(report::show::markdown(&record)),
                 ShowFormat::Junit => report::show::junit(&record),
             };
             print(&text);
@@ -449,9 +449,9 @@ fn plan_command(
         Err(e) => return usage_error(&e),
     };
     let text = match format {
-        PlanFormat::Human => report::plan::human(&plan),
+        PlanFormat::Human => safe(report::plan::human(&plan)),
         PlanFormat::Json => report::plan::json(&plan),
-        PlanFormat::Markdown => report::plan::markdown(&plan),
+        PlanFormat::Markdown => safe(report::plan::markdown(&plan)),
     };
     print(&text);
     exit::OK
@@ -514,6 +514,11 @@ fn use_color() -> bool {
 
 fn use_color_on_stderr() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+}
+
+/// Text for people, with control characters from runbooks and output made visible.
+fn safe(text: String) -> String {
+    report::control_chars::escape(&text).into_owned()
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error worth a panic.

@@ -34,6 +34,11 @@ impl Progress {
     }
 
     fn print(&self, text: &str) {
+        // JSON escapes control characters itself; lines for people get them made visible.
+        let text = match self.mode {
+            Mode::Json => std::borrow::Cow::Borrowed(text),
+            Mode::Lines => super::control_chars::escape(text),
+        };
         let _guard = self.out.lock();
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes());

@@ -35,14 +35,15 @@ fn refusal_reason() -> Option<String> {
 
 impl Prompter for Terminal {
     fn approve(&self, step: &str, prompt: &str, instructions: Option<&str>) -> Answer {
+        use super::control_chars::escape;
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "\n── approval needed: {step} ──");
         if let Some(text) = instructions {
             for line in text.trim_end().lines() {
-                let _ = writeln!(err, "  {line}");
+                let _ = writeln!(err, "  {}", escape(line));
             }
         }
-        let _ = write!(err, "{prompt} [y/N] ");
+        let _ = write!(err, "{} [y/N] ", escape(prompt));
         let _ = err.flush();
         drop(err);
         match read_line() {

@@ -221,3 +221,38 @@ fn reading_a_step_that_may_be_skipped_is_a_warning_naming_it_and_its_when() {
         out.stdout
     );
 }
+
+#[test]
+fn control_characters_from_runbooks_and_output_are_escaped_before_a_terminal() {
+    // A title with an escape sequence, and a step whose output clears the screen and rewrites
+    // its line before failing.
+    let yaml = steps(
+        "  - id: a\n    title: \"harmless\\e[2J\"\n    run: { shell: sh, script: 'printf \"ok\\033[2J\\rFAKE SUCCESS\\n\"; exit 1' }\n",
+    );
+    let t = Test::new().file("c.yaml", &yaml);
+    for args in [vec!["plan", "c.yaml"], vec!["run", "c.yaml"]] {
+        let out = Test::in_dir(t.path()).args(args.clone()).run();
+        assert!(
+            !out.stdout.contains('\u{1b}') && !out.stdout.contains('\r'),
+            "{args:?}: {:?}",
+            out.stdout
+        );
+    }
+    let run = Test::in_dir(t.path()).args(["show", "--last"]).run();
+    assert!(!run.stdout.contains('\u{1b}'), "{:?}", run.stdout);
+    let failed = Test::in_dir(t.path()).args(["run", "c.yaml"]).run();
+    assert!(
+        failed.stdout.contains("ok\\u{1b}[2J\\u{d}FAKE SUCCESS"),
+        "{}",
+        failed.stdout
+    );
+    // JSON keeps the text exact (escaped the JSON way).
+    let json = Test::in_dir(t.path())
+        .args(["run", "c.yaml", "--output", "json"])
+        .run();
+    assert!(
+        json.stdout.contains("ok\\u001b[2J\\rFAKE SUCCESS"),
+        "{}",
+        json.stdout
+    );
+}
