@@ -320,19 +320,12 @@ fn runs_and_show_in_every_format() {
         .args(["show", "--last", "--format", "junit"])
         .run();
     assert_eq!(junit.code, 0);
-    let parse = std::process::Command::new("python3")
-        .args(["-c", "import sys, xml.etree.ElementTree as ET; r = ET.parse(sys.stdin).getroot(); s = r.find('testsuite'); print(s.get('tests'), s.get('failures'), [c.get('name') for c in s])"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut p| {
-            use std::io::Write;
-            p.stdin.take().unwrap().write_all(junit.stdout.as_bytes())?;
-            p.wait_with_output()
-        })
-        .unwrap();
+    let parsed = junit_summary(
+        &junit.stdout,
+        "print(s.get('tests'), s.get('failures'), [c.get('name') for c in s])",
+    );
     assert_eq!(
-        String::from_utf8_lossy(&parse.stdout).trim(),
+        parsed.trim(),
         "3 1 ['ok', 'confirm', 'broken']",
         "{}",
         junit.stdout
@@ -475,18 +468,10 @@ fn junit_counts_every_step_and_uses_the_wall_time() {
     let junit = Test::in_dir(t.path())
         .args(["show", "--last", "--format", "junit"])
         .run();
-    let parse = std::process::Command::new("python3")
-        .args(["-c", "import sys, xml.etree.ElementTree as ET; r = ET.parse(sys.stdin).getroot(); s = r.find('testsuite'); print(s.get('tests'), s.get('failures'), s.get('skipped'), ','.join(c.get('name') for c in s), s.get('time'), sum(float(c.get('time') or 0) for c in s))"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut p| {
-            use std::io::Write;
-            p.stdin.take().unwrap().write_all(junit.stdout.as_bytes())?;
-            p.wait_with_output()
-        })
-        .unwrap();
-    let said = String::from_utf8_lossy(&parse.stdout);
+    let said = junit_summary(
+        &junit.stdout,
+        "print(s.get('tests'), s.get('failures'), s.get('skipped'), ','.join(c.get('name') for c in s), s.get('time'), sum(float(c.get('time') or 0) for c in s))",
+    );
     let fields: Vec<&str> = said.split_whitespace().collect();
     assert_eq!(
         fields[..4],
@@ -499,4 +484,24 @@ fn junit_counts_every_step_and_uses_the_wall_time() {
         wall >= 0.3 && wall < sum,
         "the suite's time is the run's wall time ({wall}), not the sum of overlapping steps ({sum})"
     );
+}
+
+/// Reads a JUnit report with Python's own XML parser (a real consumer of the format) and
+/// prints what `print` says about its testsuite `s`.
+fn junit_summary(xml: &str, print: &str) -> String {
+    let script = format!(
+        "import sys, xml.etree.ElementTree as ET; r = ET.parse(sys.stdin).getroot(); s = r.find('testsuite'); {print}"
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut p| {
+            use std::io::Write;
+            p.stdin.take().unwrap().write_all(xml.as_bytes())?;
+            p.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
