@@ -217,6 +217,7 @@ struct Prepared {
 /// Runs a session to its end.
 pub fn run(start: Start, settings: Settings, ui: &dyn Ui) -> Result<Finished, SessionError> {
     let prompter = ui.prompter();
+    let rollback_only = matches!(start, Start::Rollback { .. });
     let prepared = match start {
         Start::New {
             file,
@@ -228,16 +229,8 @@ pub fn run(start: Start, settings: Settings, ui: &dyn Ui) -> Result<Finished, Se
             run_id,
             assume,
             allow_changed,
-        } => prepare_continue(
-            &settings.state,
-            run_id.as_deref(),
-            &assume,
-            allow_changed,
-            false,
-            prompter.as_deref(),
-            ui,
-        )?,
-        Start::Rollback {
+        }
+        | Start::Rollback {
             run_id,
             assume,
             allow_changed,
@@ -246,7 +239,7 @@ pub fn run(start: Start, settings: Settings, ui: &dyn Ui) -> Result<Finished, Se
             run_id.as_deref(),
             &assume,
             allow_changed,
-            true,
+            rollback_only,
             prompter.as_deref(),
             ui,
         )?,
