@@ -38,6 +38,7 @@ pub(crate) mod context;
 pub(crate) mod mask;
 pub(crate) mod render;
 pub(crate) mod template;
+pub(crate) mod template_limit;
 
 // 4. Decide
 pub(crate) mod exit;
@@ -62,3 +63,37 @@ pub(crate) mod resume;
 // 7. Print
 pub mod cli;
 pub(crate) mod report;
+
+/// The fuzz target's entry (`fuzz/`): loads, validates and, when valid, plans and prints a
+/// runbook given as bytes, as `validate` and `plan` would. Not an API.
+#[doc(hidden)]
+pub fn fuzz_entry(bytes: &[u8]) {
+    let Ok(source) = std::str::from_utf8(bytes) else {
+        return;
+    };
+    let (runbook, mut problems) = load::parse(source);
+    let checked = runbook.map(|runbook| {
+        let dag = validate::validate(&runbook, source, &mut problems);
+        (runbook, dag)
+    });
+    let report = report::FileReport {
+        path: "fuzz.yaml".to_owned(),
+        source: source.to_owned(),
+        problems,
+    };
+    let valid = report.errors() == 0;
+    let reports = std::slice::from_ref(&report);
+    drop((
+        report::human(reports, false),
+        report::json(reports),
+        report::github(reports),
+    ));
+    let Some((runbook, dag)) = checked.filter(|_| valid) else {
+        return;
+    };
+    if let Ok(bound) = bind::bind(&runbook, &[], None, true)
+        && let Ok(plan) = plan::build(&runbook, &dag, &bound, runbook.steps.len().checked_sub(1))
+    {
+        drop((report::plan::human(&plan), report::plan::json(&plan)));
+    }
+}
