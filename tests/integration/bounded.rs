@@ -237,7 +237,7 @@ fn did_you_mean_on_very_long_names_takes_linear_time() {
 #[test]
 fn human_plan_of_a_long_chain_takes_linear_time() {
     let mut yaml = String::from("runbook: 1\nname: t\nsteps:\n  - id: s0\n    wait: 1s\n");
-    let n = 20_000;
+    let n = 40_000;
     for i in 1..n {
         yaml.push_str(&format!(
             "  - id: s{i}\n    needs: [s{}]\n    wait: 1s\n    rollback: {{ run: {{ program: 'true' }} }}\n",
@@ -249,11 +249,12 @@ fn human_plan_of_a_long_chain_takes_linear_time() {
     let out = Test::in_dir(t.path())
         .args(["plan", "runbook.yaml", "--fail-at", &format!("s{}", n - 1)])
         .run();
-    assert_quick(started, Duration::from_secs(120));
+    // A debug build takes 7 s alone; looking each step up in the list took 40 s.
+    assert_quick(started, Duration::from_secs(30));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains(&format!("{n} steps in {n} waves")));
     assert!(out.stdout.contains(&format!("\nWave {n}\n  ▸ s{}", n - 1)));
-    assert!(out.stdout.contains("     19998. s1\n"), "rollback list");
+    assert!(out.stdout.contains("     39998. s1\n"), "rollback list");
 }
 
 #[test]
