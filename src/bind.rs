@@ -33,6 +33,12 @@ pub enum ParamError {
     },
 }
 
+/// The largest params file read; `--params /dev/zero` must not exhaust memory.
+pub const MAX_PARAMS_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The largest secret file read: secrets are passwords and keys, not data.
+pub const MAX_SECRET_FILE_BYTES: u64 = 1024 * 1024;
+
 /// Parameter values for a run, every declared param present.
 #[derive(Debug, Clone, Default)]
 pub struct Bound {
@@ -160,18 +166,20 @@ pub fn read_secrets(runbook: &Runbook) -> Result<Vec<(String, String)>, Vec<Para
                     variable: variable.to_owned(),
                 }),
             },
-            Some(crate::model::SecretSource::File(path)) => match std::fs::read_to_string(path) {
-                Ok(v) => {
-                    let v = v.strip_suffix('\n').unwrap_or(&v);
-                    let v = v.strip_suffix('\r').unwrap_or(v);
-                    values.push((name.clone(), v.to_owned()));
+            Some(crate::model::SecretSource::File(path)) => {
+                match read_capped(Path::new(path), MAX_SECRET_FILE_BYTES, "a secret file") {
+                    Ok(v) => {
+                        let v = v.strip_suffix('\n').unwrap_or(&v);
+                        let v = v.strip_suffix('\r').unwrap_or(v);
+                        values.push((name.clone(), v.to_owned()));
+                    }
+                    Err(e) => errors.push(ParamError::SecretFile {
+                        name: name.clone(),
+                        path: path.to_owned(),
+                        reason: e.to_string(),
+                    }),
                 }
-                Err(e) => errors.push(ParamError::SecretFile {
-                    name: name.clone(),
-                    path: path.to_owned(),
-                    reason: e.to_string(),
-                }),
-            },
+            }
             None => {}
         }
     }
@@ -199,15 +207,42 @@ fn read_file(path: &Path) -> Result<Map<String, Value>, ParamError> {
         path: path.display().to_string(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let text = read_capped(path, MAX_PARAMS_FILE_BYTES, "a params file")
+        .map_err(|e| fail(e.to_string()))?;
     let node = crate::load::parse_yaml(&text).map_err(|p| fail(p.to_string()))?;
     match node.to_json() {
-        Value::Object(map) => Ok(map),
+        // `key:` and `key: ~` give no value: the param is missing (its default applies, or a
+        // required one is reported), never bound to null.
+        Value::Object(mut map) => {
+            map.retain(|_, v| !v.is_null());
+            Ok(map)
+        }
         Value::Null => Ok(Map::new()),
         _ => Err(fail(
             "expected a mapping of param names to values".to_owned(),
         )),
     }
+}
+
+/// Reads a UTF-8 file of at most `cap` bytes, without reading more than that from it (a
+/// device such as `/dev/zero` never ends).
+fn read_capped(path: &Path, cap: u64, what: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(cap + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!(
+                "larger than {} MiB, the limit for {what}",
+                cap / (1024 * 1024)
+            ),
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
 }
 
 /// Reads a `-p` value as the declared type.

@@ -392,6 +392,34 @@ pub enum Problem {
         span: SourceSpan,
     },
 
+    // ---- bounded work ----
+    #[error("{message}")]
+    #[diagnostic(
+        code(runbook::resource_limit),
+        help(
+            "split the condition into steps whose `outputs` the next step reads, or compute the value outside the runbook and pass it as a param"
+        )
+    )]
+    TemplateTooComplex {
+        message: String,
+        #[label("refused before parsing")]
+        span: SourceSpan,
+    },
+
+    #[error(
+        "these loops run {iterations} times, more than one template may ({fuel} steps of the template engine)"
+    )]
+    #[diagnostic(
+        code(runbook::resource_limit),
+        help("loop over a smaller range; a template that runs out of steps fails at run time too")
+    )]
+    TemplateLoopTooLong {
+        iterations: u128,
+        fuel: u64,
+        #[label("runs too many times")]
+        span: SourceSpan,
+    },
+
     // ---- params ----
     #[error("{what} of param `{param}` is invalid: {reason}")]
     #[diagnostic(code(runbook::invalid_param_value))]
@@ -615,8 +643,17 @@ pub fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    // Jaro-Winkler costs the product of the two lengths: names longer than any real id are
+    // not compared, nor are names too different in length to be a typo of each other.
+    const LONGEST_COMPARED: usize = 128;
+    if name.len() > LONGEST_COMPARED {
+        return None;
+    }
     let mut best: Option<(f64, &str)> = None;
     for candidate in candidates {
+        if candidate.len() > LONGEST_COMPARED || candidate.len().abs_diff(name.len()) > 32 {
+            continue;
+        }
         let score = strsim::jaro_winkler(name, candidate);
         if score >= 0.8 && best.is_none_or(|(s, _)| score > s) {
             best = Some((score, candidate));

@@ -38,6 +38,7 @@ pub(crate) mod context;
 pub(crate) mod mask;
 pub(crate) mod render;
 pub(crate) mod template;
+pub(crate) mod template_limit;
 
 // 4. Decide
 pub(crate) mod exit;
@@ -62,3 +63,9 @@ pub(crate) mod resume;
 // 7. Print
 pub mod cli;
 pub(crate) mod report;
+
+// The fuzz target's entry (`fuzz/`). Not an API.
+#[doc(hidden)]
+pub mod fuzz;
+#[doc(hidden)]
+pub use fuzz::entry as fuzz_entry;

@@ -187,10 +187,11 @@ pub fn build(
             .copied()
             .collect();
         let most_plan = rollback::plan(runbook, dag, &most);
+        let rolled_back: std::collections::HashSet<usize> = plan.actions.iter().copied().collect();
         let may_also_roll_back = most_plan
             .actions
             .iter()
-            .filter(|i| !plan.actions.contains(i))
+            .filter(|i| !rolled_back.contains(i))
             .map(|&i| id(i))
             .collect();
         let stop = Stop::StepFailed { step: id(failing) };

@@ -6,7 +6,7 @@ use minijinja::Value;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Approval, RollbackKind, Run, Scalar, Sql, Step, StepKind};
-use crate::template::{Templates, error_text};
+use crate::template::{Templates, error_text, is_limit};
 
 /// A fully rendered action.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -73,7 +73,9 @@ impl Renderer<'_> {
     pub fn text(&self, field: &str, text: &str, context: &Value) -> Result<String, RenderError> {
         match self.templates.render(text, context) {
             Ok(s) => Ok(s),
-            Err(_) if self.dry_run => Ok(text.to_owned()),
+            // A dry-run shows a template that needs run-time values as written, but not one
+            // that hit a limit: the run would fail on it.
+            Err(e) if self.dry_run && !is_limit(&e) => Ok(text.to_owned()),
             Err(e) => Err(RenderError {
                 field: field.to_owned(),
                 message: undefined_text(&e, text, context).unwrap_or_else(|| error_text(&e)),

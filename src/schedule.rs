@@ -82,6 +82,8 @@ pub struct Scheduler<'d> {
     running: usize,
     /// Completed steps in completion order: what a rollback undoes.
     completed: Vec<usize>,
+    /// Whether each step is in `completed` (a search of the list was quadratic).
+    is_completed: Vec<bool>,
     stop: Option<Stop>,
 }
 
@@ -93,6 +95,7 @@ impl<'d> Scheduler<'d> {
             concurrency: concurrency.max(1),
             running: 0,
             completed: Vec::new(),
+            is_completed: vec![false; dag.len()],
             stop: None,
         }
     }
@@ -123,7 +126,10 @@ impl<'d> Scheduler<'d> {
     pub fn restore(&mut self, step: usize, how: Ended) {
         match how {
             Ended::Completed => {
-                if !self.completed.contains(&step) {
+                if let Some(seen) = self.is_completed.get_mut(step)
+                    && !*seen
+                {
+                    *seen = true;
                     self.completed.push(step);
                 }
                 self.queue.release(self.dag, step);
@@ -190,6 +196,10 @@ pub fn predict(
     if concurrency < 2 {
         return prediction;
     }
+    let mut surely = vec![false; dag.len()];
+    for &step in &prediction.completed {
+        surely[step] = true;
+    }
     // The failing step runs long while everything the other slots can start completes: the
     // most that may complete before it fails.
     let mut scheduler = Scheduler::new(dag, concurrency);
@@ -204,7 +214,7 @@ pub fn predict(
             Ended::Completed
         };
         scheduler.ended(step, how, id);
-        if how == Ended::Completed && !prediction.completed.contains(&step) {
+        if how == Ended::Completed && !surely[step] {
             prediction.may_also_complete.push(step);
         }
     }

@@ -1,8 +1,23 @@
 //! The one template environment: strict undefined, no HTML escaping, and the quoting filters
 //! runbooks need (`sql_ident`, `sql_literal`, `shell_quote`, `ps_quote`, `from_json`,
 //! `to_json`). Expressions (`when`, `until`, `assert`) are bare minijinja expressions.
+//!
+//! Work is bounded whatever the runbook says: every template is size-checked before it is
+//! parsed ([`crate::template_limit`]), every render or evaluation has a fuel budget (so a loop
+//! of 10^10 iterations stops within a second or two), and rendered text is capped.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value};
+
+use crate::template_limit::{self, TooComplex};
+
+/// minijinja instructions one render or evaluation may execute. Real templates need a few
+/// thousand; this many take about a second in a release build.
+pub const FUEL: u64 = 20_000_000;
+
+/// The most text one template may render to (a script, a query, a value).
+pub const MAX_RENDERED_BYTES: usize = 16 * 1024 * 1024;
 
 /// Renders templates and evaluates expressions against a context.
 pub struct Templates {
@@ -21,6 +36,7 @@ impl Templates {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.set_keep_trailing_newline(true);
+        env.set_fuel(Some(FUEL));
         // `true`, not Python's `True`: rendered values go into shells and SQL.
         env.set_formatter(|out, state, value| {
             if value.kind() == minijinja::value::ValueKind::Bool {
@@ -44,7 +60,23 @@ impl Templates {
         if !(text.contains("{{") || text.contains("{%") || text.contains("{#")) {
             return Ok(text.to_owned());
         }
-        self.env.render_str(text, context)
+        template_limit::check_template(text).map_err(too_complex)?;
+        guarded(|| {
+            let template = self.env.template_from_str(text)?;
+            let mut out = Capped::default();
+            match template.render_captured_to(context, &mut out) {
+                Ok(_) => Ok(String::from_utf8_lossy(&out.bytes).into_owned()),
+                Err(_) if out.full => Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!(
+                        "the rendered text exceeds {} MiB",
+                        MAX_RENDERED_BYTES / (1024 * 1024)
+                    ),
+                )
+                .with_source(LimitReached)),
+                Err(e) => Err(e),
+            }
+        })
     }
 
     /// Whether a filter (or, with `test`, a test) of this name exists. Unknown names are
@@ -65,7 +97,58 @@ impl Templates {
 
     /// Evaluates a bare expression.
     pub fn eval(&self, expression: &str, context: &Value) -> Result<Value, Error> {
-        self.env.compile_expression(expression)?.eval(context)
+        template_limit::check_expression(expression).map_err(too_complex)?;
+        guarded(|| self.env.compile_expression(expression)?.eval(context))
+    }
+}
+
+fn too_complex(err: TooComplex) -> Error {
+    Error::new(ErrorKind::InvalidOperation, err.to_string()).with_source(LimitReached)
+}
+
+/// Marks an error as a limit of [`Templates`], not a mistake a run-time value could fix.
+#[derive(Debug, thiserror::Error)]
+#[error("limit reached")]
+struct LimitReached;
+
+/// Whether rendering stopped at a limit (size, fuel or output): a dry-run cannot show such a
+/// template as written, because the run would fail on it too.
+pub fn is_limit(err: &Error) -> bool {
+    err.kind() == ErrorKind::OutOfFuel
+        || std::error::Error::source(err).is_some_and(|s| s.is::<LimitReached>())
+}
+
+/// Runs a minijinja call, turning a panic inside minijinja into an error. The size check
+/// keeps known panics away; this is the last line of defence, not the first.
+pub fn guarded<T>(call: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    catch_unwind(AssertUnwindSafe(call)).unwrap_or_else(|_| {
+        Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "the template engine failed on this template",
+        )
+        .with_source(LimitReached))
+    })
+}
+
+/// Rendered text up to [`MAX_RENDERED_BYTES`]; a write past it fails and stops the render.
+#[derive(Default)]
+struct Capped {
+    bytes: Vec<u8>,
+    full: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > MAX_RENDERED_BYTES {
+            self.full = true;
+            return Err(std::io::ErrorKind::OutOfMemory.into());
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -162,6 +245,11 @@ pub const TESTS: &[&str] = &[
 
 /// A one-line description of a template error, without minijinja's source listing.
 pub fn error_text(err: &Error) -> String {
+    if err.kind() == ErrorKind::OutOfFuel {
+        return format!(
+            "the template does too much work (more than {FUEL} steps of the template engine); a loop over a huge range?"
+        );
+    }
     let mut text = err
         .detail()
         .map_or_else(|| err.kind().to_string(), str::to_owned);

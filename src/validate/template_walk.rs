@@ -38,6 +38,12 @@ pub(super) enum Finding<'t> {
         filter: Option<&'t str>,
         span: JSpan,
     },
+    /// A `{% for %}` whose literal `range(…)` bounds, times those of the loops around it,
+    /// run more iterations than the template engine's fuel allows: it would always fail.
+    HugeLoop {
+        iterations: u128,
+        span: JSpan,
+    },
     /// A filter (or test) by name.
     Filter {
         name: &'t str,
@@ -87,6 +93,9 @@ pub(super) fn expression_findings<'t>(expr: &Expr<'t>) -> Vec<Finding<'t>> {
 struct Walk<'t> {
     locals: Vec<&'t str>,
     findings: Vec<Finding<'t>>,
+    /// Iterations of the `for` loops around the current statement, as far as literal
+    /// `range(…)` bounds tell (0 read as 1: nothing known).
+    iterations: u128,
 }
 
 impl<'t> Walk<'t> {
@@ -117,6 +126,16 @@ impl<'t> Walk<'t> {
             Stmt::EmitRaw(_) => {}
             Stmt::ForLoop(f) => {
                 self.expr(&f.iter);
+                let outer = self.iterations;
+                self.iterations = outer.max(1).saturating_mul(literal_range_len(&f.iter));
+                if self.iterations > u128::from(crate::template::FUEL)
+                    && outer <= u128::from(crate::template::FUEL)
+                {
+                    self.findings.push(Finding::HugeLoop {
+                        iterations: self.iterations,
+                        span: f.span(),
+                    });
+                }
                 let mark = self.locals.len();
                 self.bind(&f.target);
                 self.locals.push("loop");
@@ -125,6 +144,7 @@ impl<'t> Walk<'t> {
                 }
                 self.body(&f.body);
                 self.locals.truncate(mark);
+                self.iterations = outer;
                 self.body(&f.else_body);
             }
             Stmt::IfCond(c) => {
@@ -263,6 +283,34 @@ impl<'t> Walk<'t> {
             }
         }
     }
+}
+
+/// How many items `range(…)` with literal integer bounds yields (1 for anything else).
+fn literal_range_len(iter: &Expr<'_>) -> u128 {
+    let Expr::Call(call) = iter else { return 1 };
+    if !matches!(&call.expr, Expr::Var(v) if v.id == "range") {
+        return 1;
+    }
+    let mut bounds = Vec::with_capacity(3);
+    for arg in &call.args {
+        match arg {
+            ast::CallArg::Pos(Expr::Const(c)) => match c.value.as_i64() {
+                Some(n) => bounds.push(i128::from(n)),
+                None => return 1,
+            },
+            _ => return 1,
+        }
+    }
+    let (start, stop, step) = match bounds[..] {
+        [stop] => (0, stop, 1),
+        [start, stop] => (start, stop, 1),
+        [start, stop, step] if step != 0 => (start, stop, step),
+        _ => return 1,
+    };
+    let span = if step > 0 { stop - start } else { start - stop };
+    u128::try_from((span + step.abs() - 1) / step.abs())
+        .unwrap_or(0)
+        .max(1)
 }
 
 /// `root.a['b'].c` as a reference, or the first part of the chain that is not a name lookup.

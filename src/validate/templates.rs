@@ -18,6 +18,8 @@ use crate::diagnostic::Problem;
 use crate::model::{
     Approval, Rollback, RollbackKind, Run, Runbook, Scalar, Shell, Spanned, Sql, StepKind,
 };
+use crate::template::{self};
+use crate::template_limit::{self, TooComplex};
 use crate::yaml::{Span, scalar_offset};
 
 /// Where a template stands, which decides what it may read.
@@ -248,12 +250,18 @@ impl<'a> Checker<'a> {
             return;
         }
         let site = self.site(text, span, place);
-        match machinery::parse(
-            text,
-            "<template>",
-            SyntaxConfig,
-            WhitespaceConfig::default(),
-        ) {
+        if let Err(err) = template_limit::check_template(text) {
+            return self.too_complex(&err, &site);
+        }
+        let parsed = template::guarded(|| {
+            machinery::parse(
+                text,
+                "<template>",
+                SyntaxConfig,
+                WhitespaceConfig::default(),
+            )
+        });
+        match parsed {
             Ok(tree) => self.findings(&template_walk::template_findings(&tree), &site),
             Err(err) => {
                 let message = err.detail().unwrap_or("invalid template").to_owned();
@@ -276,7 +284,10 @@ impl<'a> Checker<'a> {
 
     fn expression(&mut self, text: &Spanned<String>, place: Place) {
         let site = self.site(&text.value, text.span, place);
-        match machinery::parse_expr(&text.value) {
+        if let Err(err) = template_limit::check_expression(text) {
+            return self.too_complex(&err, &site);
+        }
+        match template::guarded(|| machinery::parse_expr(&text.value)) {
             Ok(expr) => self.findings(&template_walk::expression_findings(&expr), &site),
             Err(err) => {
                 let trimmed = text.trim();
@@ -296,11 +307,35 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// A template refused before parsing: too many operators to parse, or a stray `}}`.
+    fn too_complex(&mut self, err: &TooComplex, site: &Site<'_>) {
+        let span = site.locate(Some(err.range())).into();
+        self.problems.push(match err {
+            TooComplex::Operators { .. } => Problem::TemplateTooComplex {
+                message: err.to_string(),
+                span,
+            },
+            TooComplex::StrayClose { .. } => Problem::ExpressionSyntax {
+                message: err.to_string(),
+                span,
+                help: "write the bare expression, e.g. `params.env == 'prod'`".to_owned(),
+            },
+        });
+    }
+
     /// Each finding in the order the walk met it: its reference checked, then every lint.
     fn findings(&mut self, findings: &[Finding<'_>], site: &Site<'_>) {
         for finding in findings {
-            if let Finding::Reference(r) = finding {
-                self.references.check(r, site, self.problems);
+            match finding {
+                Finding::Reference(r) => self.references.check(r, site, self.problems),
+                Finding::HugeLoop { iterations, span } => {
+                    self.problems.push(Problem::TemplateLoopTooLong {
+                        iterations: *iterations,
+                        fuel: crate::template::FUEL,
+                        span: site.at(*span).into(),
+                    });
+                }
+                _ => {}
             }
             for lint in &mut self.lints {
                 lint.finding(finding, site, self.problems);

@@ -16,12 +16,13 @@ fn unknown_param_after(padding: usize) -> String {
     )
 }
 
-/// `when: "not not … nope"` on a line that starts with a 70,000-character script.
-fn unknown_variable_after_nots() -> String {
+/// `when: "not not … nope"` (30,000 `not`s, which overflowed the stack) on a line that starts
+/// with a 70,000-character script.
+fn thirty_thousand_nots_after_a_long_script() -> String {
     format!(
         "runbook: 1\nname: t\nsteps:\n  - {{ id: a, run: {{ shell: sh, script: \"{}\" }}, when: \"{}nope\" }}\n",
         "x".repeat(70_000),
-        "not ".repeat(2_000)
+        "not ".repeat(30_000)
     )
 }
 
@@ -86,11 +87,12 @@ fn validate_does_not_panic_past_column_65535() {
         6,
         70_019,
     );
+    // Refused before parsing, at the start of the expression.
     assert_reported_at(
-        &unknown_variable_after_nots(),
-        "runbook::unknown_variable",
+        &thirty_thousand_nots_after_a_long_script(),
+        "runbook::resource_limit",
         4,
-        78_053,
+        70_053,
     );
 }
 
