@@ -1,6 +1,7 @@
 //! Integration tests: each drives the real `runbook` binary and checks what a user sees.
 
 mod bad_input;
+mod command_line;
 mod crash;
 mod diagnostics;
 mod formats;
