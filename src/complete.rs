@@ -88,26 +88,26 @@ impl Typed {
 
 /// Every step of the runbook on the command line (`--fail-at`).
 pub fn steps() -> Vec<CompletionCandidate> {
-    let Some(runbook) = Typed::from_args().runbook() else {
-        return Vec::new();
-    };
-    runbook
-        .steps
-        .iter()
-        .map(|s| candidate(&s.id, s.title.as_ref().map(|t| t.as_str())))
-        .collect()
+    runbook_steps(|_| true)
 }
 
 /// The approval steps of the runbook on the command line (`--approve`).
 pub fn approvals() -> Vec<CompletionCandidate> {
+    runbook_steps(crate::model::Step::is_approval)
+}
+
+fn runbook_steps(wanted: impl Fn(&crate::model::Step) -> bool) -> Vec<CompletionCandidate> {
     let Some(runbook) = Typed::from_args().runbook() else {
         return Vec::new();
     };
     runbook
         .steps
         .iter()
-        .filter(|s| s.is_approval())
-        .map(|s| candidate(&s.id, s.title.as_ref().map(|t| t.as_str())))
+        .filter(|s| wanted(s))
+        .map(|s| {
+            CompletionCandidate::new(s.id.as_str())
+                .help(s.title.as_ref().map(|t| t.as_str().to_owned().into()))
+        })
         .collect()
 }
 
@@ -138,10 +138,6 @@ pub fn runs() -> Vec<CompletionCandidate> {
         .into_iter()
         .map(CompletionCandidate::new)
         .collect()
-}
-
-fn candidate(id: &str, title: Option<&str>) -> CompletionCandidate {
-    CompletionCandidate::new(id).help(title.map(|t| t.to_owned().into()))
 }
 
 #[cfg(test)]

@@ -197,13 +197,14 @@ fn zsh_and_fish_completion_scripts_parse() {
             out.stdout
         );
     }
-    let out = Test::new().args(["completions", "tcsh"]).run();
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("invalid value 'tcsh'"),
-        "{}",
-        out.stderr
-    );
+    refused(&["completions", "tcsh"], "invalid value 'tcsh'");
+}
+
+/// A usage error (exit 2) whose message says `what`.
+fn refused(args: &[&str], what: &str) {
+    let out = Test::new().args(args.iter().copied()).run();
+    assert_eq!(out.code, 2, "{args:?}: {}", out.stdout);
+    assert!(out.stderr.contains(what), "{args:?}: {}", out.stderr);
 }
 
 #[test]
@@ -376,13 +377,7 @@ fn init_refuses_names_that_are_not_runbook_names() {
             .iter()
             .all(|e| e.file_name().to_string_lossy().starts_with("unused"))
     );
-    let out = init(&t, &["--kind", "rollout"]);
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("invalid value 'rollout'"),
-        "{}",
-        out.stderr
-    );
+    refused(&["init", "--kind", "rollout"], "invalid value 'rollout'");
 }
 
 #[test]
@@ -451,6 +446,28 @@ fn colour_follows_the_flag_then_no_color_then_clicolor_force() {
         None,
         &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "")]
     ));
+}
+
+#[test]
+fn colour_flag_applies_to_help_and_usage_errors_too() {
+    let help = |args: &[&str], env: &[(&str, &str)]| {
+        let mut t = Test::new().args(args.iter().copied());
+        for (k, v) in env {
+            t = t.env(k, v);
+        }
+        let out = t.run();
+        format!("{}{}", out.stdout, out.stderr)
+    };
+    assert!(help(&["--color", "always", "--help"], &[]).contains(ESC));
+    assert!(help(&["plan", "--help", "--color=always"], &[]).contains(ESC));
+    assert!(help(&["plan", "--nope", "--color", "always"], &[]).contains(ESC));
+    assert!(!help(&["--help"], &[]).contains(ESC));
+    assert!(!help(&["--color", "never", "--help"], &[("CLICOLOR_FORCE", "1")]).contains(ESC));
+    // A bad value is a usage error that names it, not a silent default.
+    refused(
+        &["--color", "sometimes", "schema"],
+        "invalid value 'sometimes' for '--color <WHEN>'",
+    );
 }
 
 #[test]
