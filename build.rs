@@ -33,8 +33,14 @@ fn main() {
     }
     if let Some(common) = &common {
         watched.push(common.join("packed-refs"));
-        if let Some(head_ref) = head_ref.as_deref().filter(|r| r.starts_with("refs/")) {
-            watched.push(common.join(head_ref));
+        // A branch only in packed-refs gets a file of its own at its next commit, in a
+        // directory that is then watched instead (a missing file would rerun every build).
+        if let Some(branch) = head_ref.as_deref().filter(|r| r.starts_with("refs/")) {
+            let file = common.join(branch);
+            match file.parent() {
+                Some(dir) if !file.exists() => watched.push(dir.to_path_buf()),
+                _ => watched.push(file),
+            }
         }
     }
     for path in watched.iter().filter(|p| p.exists()) {

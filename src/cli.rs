@@ -490,17 +490,18 @@ fn run(cli: Cli) -> u8 {
         }
         Command::Init { name, kind } => match crate::init::init(name.as_deref(), kind) {
             Ok(written) => {
-                println!("wrote {}", written.path.display());
+                let path = written.path.display();
+                let mut text = format!("wrote {path}\n");
                 if let Some(schema) = written.schema_missing {
-                    println!(
-                        "note: for completion in editors, write the schema it names: runbook schema > {}",
+                    text.push_str(&format!(
+                        "note: for completion in editors, write the schema it names: runbook schema > {}\n",
                         schema.display()
-                    );
+                    ));
                 }
-                println!(
-                    "next: runbook validate {0} && runbook plan {0}",
-                    written.path.display()
-                );
+                text.push_str(&format!(
+                    "next: runbook validate {path} && runbook plan {path}\n"
+                ));
+                print(&text);
                 exit::OK
             }
             Err(e) => usage_error(&e),
