@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum, ValueHint};
+use clap_complete::engine::ArgValueCandidates;
 
 use crate::exit;
 use crate::report::{self, FileReport};
@@ -13,10 +14,48 @@ use crate::session::{self, Notice, SessionError, Start};
 
 /// Validate, rehearse and execute declarative operational runbooks.
 #[derive(Debug, Parser)]
-#[command(name = "runbook", version, about, max_term_width = 100)]
+#[command(name = "runbook", version = env!("RUNBOOK_VERSION"), about, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Colour: `auto` when writing to a terminal, unless NO_COLOR is set (CLICOLOR_FORCE
+    /// forces it on); `always` and `never` win over both.
+    #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
+    color: ColorWhen,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorWhen {
+    /// Whether text written to a stream that is (or is not) a terminal is coloured.
+    fn on(self, terminal: bool) -> bool {
+        let set = |var: &str| std::env::var_os(var).is_some_and(|v| !v.is_empty());
+        match self {
+            Self::Always => true,
+            Self::Never => false,
+            Self::Auto if set("NO_COLOR") => false,
+            Self::Auto
+                if set("CLICOLOR_FORCE")
+                    && std::env::var_os("CLICOLOR_FORCE") != Some("0".into()) =>
+            {
+                true
+            }
+            Self::Auto => terminal,
+        }
+    }
+
+    fn stdout(self) -> bool {
+        self.on(std::io::stdout().is_terminal())
+    }
+
+    fn stderr(self) -> bool {
+        self.on(std::io::stderr().is_terminal())
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -28,7 +67,7 @@ enum Command {
     Validate {
         /// Runbook files, or directories searched for *.yaml and *.yml (parameter files named
         /// params.*.yaml or *.params.yaml are skipped in directories).
-        #[arg(required = true, value_name = "PATH")]
+        #[arg(required = true, value_name = "PATH", value_hint = ValueHint::AnyPath)]
         paths: Vec<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = ValidateFormat::Human)]
@@ -40,6 +79,7 @@ enum Command {
     /// Draw the step graph of a runbook.
     Graph {
         /// The runbook file.
+        #[arg(value_hint = ValueHint::FilePath)]
         file: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
@@ -50,11 +90,12 @@ enum Command {
     /// Exit status: 0 plan shown, 2 invalid runbook or parameters.
     Plan {
         /// The runbook file.
+        #[arg(value_hint = ValueHint::FilePath)]
         file: PathBuf,
         #[command(flatten)]
         params: ParamArgs,
         /// Show what happens when this step fails: completions, then rollbacks, in order.
-        #[arg(long, value_name = "STEP")]
+        #[arg(long, value_name = "STEP", add = ArgValueCandidates::new(crate::complete::steps))]
         fail_at: Option<String>,
         /// Steps that may run at the same time, as for `run` (with more than one, --fail-at
         /// also says which steps may complete beside the failing one).
@@ -71,6 +112,7 @@ enum Command {
     /// no return); 4 the run journal could not be written; 130 interrupted.
     Run {
         /// The runbook file.
+        #[arg(value_hint = ValueHint::FilePath)]
         file: PathBuf,
         #[command(flatten)]
         params: ParamArgs,
@@ -89,14 +131,14 @@ enum Command {
     /// re-run when `idempotent`, otherwise decide with --assume. Exit codes as for `run`.
     Resume {
         /// The run to continue (see `runbook runs`).
-        #[arg(required_unless_present = "last")]
+        #[arg(required_unless_present = "last", add = ArgValueCandidates::new(crate::complete::runs))]
         run_id: Option<String>,
         /// Continue the most recent run.
         #[arg(long, conflicts_with = "run_id")]
         last: bool,
         /// What happened to a step in doubt: STEP=done|failed|rerun (repeatable;
         /// `rollback:STEP=done|rerun` for a rollback action in doubt).
-        #[arg(long, value_name = "STEP=DECISION")]
+        #[arg(long, value_name = "STEP=DECISION", add = ArgValueCandidates::new(crate::complete::assumptions))]
         assume: Vec<String>,
         /// Resume even though the runbook file changed since the run started.
         #[arg(long)]
@@ -108,7 +150,7 @@ enum Command {
     /// respected), e.g. to undo a successful rehearsal.
     Rollback {
         /// The run to roll back (see `runbook runs`).
-        #[arg(required_unless_present = "last")]
+        #[arg(required_unless_present = "last", add = ArgValueCandidates::new(crate::complete::runs))]
         run_id: Option<String>,
         /// Roll back the most recent run.
         #[arg(long, conflicts_with = "run_id")]
@@ -116,7 +158,7 @@ enum Command {
         /// What happened to a step in doubt: STEP=done (it completed: it is undone) or
         /// STEP=failed (nothing to undo), repeatable; `rollback:STEP=done|rerun` for a
         /// rollback action in doubt.
-        #[arg(long, value_name = "STEP=DECISION")]
+        #[arg(long, value_name = "STEP=DECISION", add = ArgValueCandidates::new(crate::complete::assumptions))]
         assume: Vec<String>,
         /// Roll back even though the runbook file changed since the run.
         #[arg(long)]
@@ -134,7 +176,7 @@ enum Command {
     /// Show what a run did: the evidence of a rehearsal or a real failover.
     Show {
         /// The run (see `runbook runs`).
-        #[arg(required_unless_present = "last")]
+        #[arg(required_unless_present = "last", add = ArgValueCandidates::new(crate::complete::runs))]
         run_id: Option<String>,
         /// Show the most recent run.
         #[arg(long, conflicts_with = "run_id")]
@@ -146,6 +188,48 @@ enum Command {
     },
     /// Print the JSON Schema of the runbook format.
     Schema,
+    /// Write a new runbook to start from: NAME.yaml (default runbook.yaml), never over an
+    /// existing file.
+    ///
+    /// It has the schema line for editors, params, a step of each common kind, a rollback and
+    /// an approval, and validates with --deny-warnings. Exit status: 0 written, 2 the file
+    /// exists or the name is not a valid runbook name.
+    Init {
+        /// The runbook's name (also its file name), or a path ending in it.
+        name: Option<String>,
+        /// What the runbook does.
+        #[arg(long, value_enum, default_value_t = crate::init::Kind::Minimal)]
+        kind: crate::init::Kind,
+    },
+    /// Print the shell script that completes commands, flags, files, run ids and step ids.
+    ///
+    /// Load it from the shell's startup file (see the README): for bash,
+    /// `source <(runbook completions bash)` in ~/.bashrc. Step ids and run ids are read when
+    /// you press Tab, by running `runbook` itself.
+    Completions { shell: Shell },
+    /// Print the manual page (roff), for `man -l` or a man directory.
+    Man,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+    Elvish,
+}
+
+impl Shell {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Bash => "bash",
+            Self::Zsh => "zsh",
+            Self::Fish => "fish",
+            Self::Powershell => "powershell",
+            Self::Elvish => "elvish",
+        }
+    }
 }
 
 /// How a resumed run or a rollback executes.
@@ -155,7 +239,7 @@ struct ExecArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
     /// Approve this approval step up front (repeatable); needed without a terminal.
-    #[arg(long, value_name = "STEP")]
+    #[arg(long, value_name = "STEP", add = ArgValueCandidates::new(crate::complete::approvals))]
     approve: Vec<String>,
     /// Approve every approval step up front.
     #[arg(long)]
@@ -219,7 +303,7 @@ enum OutputFormat {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ValidateFormat {
-    /// Annotated source snippets (plain when not a terminal or NO_COLOR is set).
+    /// Annotated source snippets (in colour when colour is on: see --color).
     Human,
     /// One JSON document with every diagnostic and a summary.
     Json,
@@ -243,18 +327,61 @@ pub fn main() -> ExitCode {
         // A step's supervisor (see `steps::supervisor`): not a command for people.
         crate::steps::supervisor::main(&args[2..]);
     }
-    let cli = Cli::parse();
+    // A shell asking for completions (`COMPLETE=bash runbook -- runbook plan …`).
+    clap_complete::CompleteEnv::with_factory(Cli::command)
+        .var(COMPLETE_VAR)
+        .complete();
+    // clap's own help and errors follow `--color always|never` too (and, with `auto`, the
+    // same NO_COLOR and CLICOLOR_FORCE); it is read before the arguments are parsed.
+    let mut command = Cli::command();
+    if let Some(when) = color_flag(&args) {
+        command = command.color(match when {
+            ColorWhen::Always => clap::ColorChoice::Always,
+            ColorWhen::Never => clap::ColorChoice::Never,
+            ColorWhen::Auto => clap::ColorChoice::Auto,
+        });
+    }
+    let cli = match Cli::from_arg_matches(&command.get_matches_from(args)) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     ExitCode::from(run(cli))
 }
 
+/// The last `--color WHEN` or `--color=WHEN` before a `--`, if it is a valid one.
+fn color_flag(args: &[std::ffi::OsString]) -> Option<ColorWhen> {
+    let args: Vec<&str> = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_str().unwrap_or_default())
+        .take_while(|a| *a != "--")
+        .collect();
+    let mut found = None;
+    for (i, arg) in args.iter().enumerate() {
+        let value = match arg.strip_prefix("--color") {
+            Some("") => args.get(i + 1).copied(),
+            Some(rest) => rest.strip_prefix('='),
+            None => None,
+        };
+        if let Some(when) = value.and_then(|v| ColorWhen::from_str(v, false).ok()) {
+            found = Some(when);
+        }
+    }
+    found
+}
+
+/// The variable the completion scripts set when they call `runbook` for candidates.
+const COMPLETE_VAR: &str = "COMPLETE";
+
 fn run(cli: Cli) -> u8 {
+    let color = cli.color;
     match cli.command {
         Command::Validate {
             paths,
             format,
             deny_warnings,
-        } => validate_command(&paths, format, deny_warnings),
-        Command::Graph { file, format } => graph_command(&file, format),
+        } => validate_command(&paths, format, deny_warnings, color),
+        Command::Graph { file, format } => graph_command(&file, format, color),
         Command::Plan {
             file,
             params,
@@ -267,6 +394,7 @@ fn run(cli: Cli) -> u8 {
             fail_at.as_deref(),
             usize::from(concurrency),
             format,
+            color,
         ),
         Command::Run {
             file,
@@ -280,7 +408,14 @@ fn run(cli: Cli) -> u8 {
                     OutputFormat::Human => PlanFormat::Human,
                     OutputFormat::Json => PlanFormat::Json,
                 };
-                return plan_command(&file, &params, None, usize::from(exec.concurrency), format);
+                return plan_command(
+                    &file,
+                    &params,
+                    None,
+                    usize::from(exec.concurrency),
+                    format,
+                    color,
+                );
             }
             let start = Start::New {
                 file,
@@ -288,7 +423,7 @@ fn run(cli: Cli) -> u8 {
                 params_file: params.params_file,
                 no_rollback,
             };
-            session_command(start, &exec)
+            session_command(start, &exec, color)
         }
         Command::Resume {
             run_id,
@@ -303,6 +438,7 @@ fn run(cli: Cli) -> u8 {
                 allow_changed,
             },
             &exec,
+            color,
         ),
         Command::Rollback {
             run_id,
@@ -317,6 +453,7 @@ fn run(cli: Cli) -> u8 {
                 allow_changed,
             },
             &exec,
+            color,
         ),
         Command::Runs { format, state_dir } => {
             let state = crate::journal::state_dir(state_dir.as_deref());
@@ -351,17 +488,65 @@ fn run(cli: Cli) -> u8 {
             print(&crate::schema::json());
             exit::OK
         }
+        Command::Init { name, kind } => match crate::init::init(name.as_deref(), kind) {
+            Ok(written) => {
+                let path = written.path.display();
+                let mut text = format!("wrote {path}\n");
+                if let Some(schema) = written.schema_missing {
+                    text.push_str(&format!(
+                        "note: for completion in editors, write the schema it names: runbook schema > {}\n",
+                        schema.display()
+                    ));
+                }
+                text.push_str(&format!(
+                    "next: runbook validate {path} && runbook plan {path}\n"
+                ));
+                print(&text);
+                exit::OK
+            }
+            Err(e) => usage_error(&e),
+        },
+        Command::Completions { shell } => completions(shell),
+        Command::Man => {
+            print(&crate::report::man::page(Cli::command()));
+            exit::OK
+        }
     }
 }
 
-fn validate_command(paths: &[PathBuf], format: ValidateFormat, deny_warnings: bool) -> u8 {
+/// The shell's registration script: it calls this binary (by its full path, so completion
+/// works before it is on PATH) with `COMPLETE=<shell>` for every Tab.
+fn completions(shell: Shell) -> u8 {
+    let shells = clap_complete::env::Shells::builtins();
+    let Some(completer) = shells.completer(shell.name()) else {
+        return usage_error(&format!("no completion support for {}", shell.name()));
+    };
+    let program = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "runbook".to_owned());
+    let mut script = Vec::new();
+    if let Err(e) =
+        completer.write_registration(COMPLETE_VAR, "runbook", "runbook", &program, &mut script)
+    {
+        return usage_error(&e);
+    }
+    print(&String::from_utf8_lossy(&script));
+    exit::OK
+}
+
+fn validate_command(
+    paths: &[PathBuf],
+    format: ValidateFormat,
+    deny_warnings: bool,
+    color: ColorWhen,
+) -> u8 {
     let files = match crate::discover::expand(paths) {
         Ok(files) => files,
         Err(e) => return usage_error(&e),
     };
     let reports: Vec<FileReport> = files.iter().map(|f| session::check(f).0).collect();
     let text = match format {
-        ValidateFormat::Human => report::human(&reports, use_color()),
+        ValidateFormat::Human => report::human(&reports, color.stdout()),
         ValidateFormat::Json => report::json(&reports),
         ValidateFormat::Github => report::github(&reports),
     };
@@ -381,12 +566,12 @@ fn usage_error(error: &dyn std::fmt::Display) -> u8 {
 }
 
 /// Prints the problems of an invalid runbook, or any other session error.
-fn session_error(error: &SessionError) -> u8 {
+fn session_error(error: &SessionError, color: ColorWhen) -> u8 {
     match error {
         SessionError::Invalid(report) => {
             eprint!(
                 "{}",
-                report::human(std::slice::from_ref(report), use_color_on_stderr())
+                report::human(std::slice::from_ref(report), color.stderr())
             );
             exit::USAGE
         }
@@ -398,10 +583,10 @@ fn session_error(error: &SessionError) -> u8 {
     }
 }
 
-fn graph_command(file: &Path, format: GraphFormat) -> u8 {
+fn graph_command(file: &Path, format: GraphFormat, color: ColorWhen) -> u8 {
     let (runbook, dag) = match session::checked(file) {
         Ok(checked) => checked,
-        Err(e) => return session_error(&e),
+        Err(e) => return session_error(&e, color),
     };
     let text = match format {
         GraphFormat::Dot => report::diagram::dot(&runbook, &dag),
@@ -417,15 +602,16 @@ fn plan_command(
     fail_at: Option<&str>,
     concurrency: usize,
     format: PlanFormat,
+    color: ColorWhen,
 ) -> u8 {
     let (runbook, dag) = match session::checked(file) {
         Ok(checked) => checked,
-        Err(e) => return session_error(&e),
+        Err(e) => return session_error(&e, color),
     };
     let bound =
         match crate::bind::bind(&runbook, &params.pairs, params.params_file.as_deref(), true) {
             Ok(bound) => bound,
-            Err(errors) => return session_error(&SessionError::Params(errors)),
+            Err(errors) => return session_error(&SessionError::Params(errors), color),
         };
     if !bound.ignored.is_empty() {
         eprintln!("note: {}", Notice::IgnoredParams(bound.ignored.clone()));
@@ -449,6 +635,9 @@ fn plan_command(
         Err(e) => return usage_error(&e),
     };
     let text = match format {
+        PlanFormat::Human if color.stdout() => {
+            report::paint::plan(&safe(report::plan::human(&plan)))
+        }
         PlanFormat::Human => safe(report::plan::human(&plan)),
         PlanFormat::Json => report::plan::json(&plan),
         PlanFormat::Markdown => safe(report::plan::markdown(&plan)),
@@ -460,6 +649,7 @@ fn plan_command(
 /// The terminal and output of a run on the command line.
 struct CommandLine {
     output: OutputFormat,
+    color: ColorWhen,
     prompter: Option<Arc<dyn crate::prompt::Prompter>>,
 }
 
@@ -476,9 +666,13 @@ impl session::Ui for CommandLine {
     fn screen(&self, masker: &crate::mask::Masker) -> Arc<dyn crate::exec::event::Sink> {
         // On a terminal, human output is the live view; elsewhere timestamped lines.
         if self.mode() == report::progress::Mode::Lines && std::io::stdout().is_terminal() {
-            Arc::new(report::Live::new(masker.clone()))
+            Arc::new(report::Live::new(masker.clone(), self.color.stdout()))
         } else {
-            Arc::new(report::progress::Progress::new(self.mode(), masker.clone()))
+            Arc::new(report::progress::Progress::new(
+                self.mode(),
+                masker.clone(),
+                self.color.stdout(),
+            ))
         }
     }
 
@@ -492,28 +686,21 @@ impl session::Ui for CommandLine {
 }
 
 /// `run`, `resume` and `rollback`.
-fn session_command(start: Start, exec: &ExecArgs) -> u8 {
+fn session_command(start: Start, exec: &ExecArgs, color: ColorWhen) -> u8 {
     let ui = CommandLine {
         output: exec.output,
+        color,
         prompter: report::terminal::Terminal::if_interactive()
             .map(|t| Arc::new(t) as Arc<dyn crate::prompt::Prompter>),
     };
     match session::run(start, exec.settings(), &ui) {
         Ok(finished) => {
-            report::progress::Progress::new(ui.mode(), finished.masker)
+            report::progress::Progress::new(ui.mode(), finished.masker, color.stdout())
                 .summary(&finished.run_id, &finished.summary);
             finished.summary.exit_code
         }
-        Err(e) => session_error(&e),
+        Err(e) => session_error(&e, color),
     }
-}
-
-fn use_color() -> bool {
-    std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
-}
-
-fn use_color_on_stderr() -> bool {
-    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
 }
 
 /// Text for people, with control characters from runbooks and output made visible.

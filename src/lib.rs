@@ -17,7 +17,8 @@
 //!    `prompt`. The engine only emits events.
 //! 6. **Remember**: the `journal` is read back into a `record` for `resume`, `runs` and
 //!    `show`.
-//! 7. **Print**: only `report` and `cli` print.
+//! 7. **Print**: only `report` and `cli` print; `complete` gives the shell the step ids and
+//!    runs it completes, `init` writes a new runbook from a template.
 
 // 1. Read
 pub(crate) mod diagnostic;
@@ -62,6 +63,8 @@ pub(crate) mod resume;
 
 // 7. Print
 pub mod cli;
+pub(crate) mod complete;
+pub(crate) mod init;
 pub(crate) mod report;
 
 // The fuzz target's entry (`fuzz/`). Not an API.

@@ -19,9 +19,9 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn new(masker: Masker) -> Self {
+    pub fn new(masker: Masker, color: bool) -> Self {
         Self {
-            lines: Progress::new(Mode::Lines, masker),
+            lines: Progress::new(Mode::Lines, masker, color),
             multi: MultiProgress::new(),
             bars: Mutex::new(HashMap::new()),
         }

@@ -8,6 +8,8 @@ mod github;
 mod human;
 mod json;
 mod live;
+pub mod man;
+pub mod paint;
 pub mod plan;
 pub mod progress;
 pub mod runs;

@@ -21,14 +21,17 @@ pub enum Mode {
 pub struct Progress {
     mode: Mode,
     masker: Masker,
+    color: bool,
     out: Mutex<()>,
 }
 
 impl Progress {
-    pub fn new(mode: Mode, masker: Masker) -> Self {
+    /// `color`: mark lines for people in colour (never JSON).
+    pub fn new(mode: Mode, masker: Masker, color: bool) -> Self {
         Self {
             mode,
             masker,
+            color,
             out: Mutex::new(()),
         }
     }
@@ -37,6 +40,9 @@ impl Progress {
         // JSON escapes control characters itself; lines for people get them made visible.
         let text = match self.mode {
             Mode::Json => std::borrow::Cow::Borrowed(text),
+            Mode::Lines if self.color => std::borrow::Cow::Owned(super::paint::run_lines(
+                &super::control_chars::escape(text),
+            )),
             Mode::Lines => super::control_chars::escape(text),
         };
         let _guard = self.out.lock();

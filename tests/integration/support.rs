@@ -89,6 +89,7 @@ impl Test {
             .args(&self.args)
             .current_dir(self.cwd.as_deref().unwrap_or(self.dir.path()))
             .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE")
             .env_remove("RUNBOOK_STATE_DIR")
             .envs(self.env.iter().map(|(k, v)| (k, v)));
         command
