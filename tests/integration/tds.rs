@@ -381,8 +381,10 @@ fn handshake(conn: &mut Conn, shared: &Shared) -> io::Result<Option<Session>> {
         &PACKET_SIZE.to_string(),
     );
     put_done(&mut out, DONE, 0, 0);
-    conn.send(&out, true)?;
+    // Counted before the client hears of it: a client that has logged in must never see the
+    // count without its login (a race under load).
     shared.logins.fetch_add(1, Ordering::SeqCst);
+    conn.send(&out, true)?;
     Ok(Some(Session { user, database }))
 }
 
