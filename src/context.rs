@@ -16,6 +16,8 @@ pub struct RunInfo {
     pub id: String,
     pub dry_run: bool,
     pub started_at: String,
+    /// The directory of the runbook file.
+    pub dir: String,
 }
 
 /// The template context of a run, extended as steps complete.

@@ -111,11 +111,13 @@ pub fn build(
     let renderer = Renderer {
         templates: &templates,
         dry_run: true,
+        runbook,
     };
     let run = RunInfo {
         id: "<run.id>".to_owned(),
         dry_run: true,
         started_at: "<run.started_at>".to_owned(),
+        dir: runbook.dir.display().to_string(),
     };
     let context = Context::dry_run(
         &params.values,

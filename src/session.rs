@@ -265,6 +265,7 @@ fn prepare_new(
         reason: e.to_string(),
     })?;
     let path = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let dir = runbook.dir.display().to_string();
     Ok(Prepared {
         runbook,
         dag,
@@ -273,6 +274,7 @@ fn prepare_new(
             id: new_run_id(),
             dry_run: false,
             started_at: crate::exec::event::now(),
+            dir,
         },
         origin: Some(Origin {
             path: path.display().to_string(),
@@ -328,6 +330,7 @@ fn prepare_continue(
         }
     }
     let resume = decide(&record, &runbook, &mut decisions, rollback_only, prompter)?;
+    let dir = runbook.dir.display().to_string();
     Ok(Prepared {
         runbook,
         dag,
@@ -336,6 +339,7 @@ fn prepare_continue(
             id: record.run_id.clone(),
             dry_run: false,
             started_at: record.started_at.clone(),
+            dir,
         },
         origin: None,
         resume: Some(resume),

@@ -58,7 +58,7 @@ pub const PARAM_KEYS: &[&str] = &[
 ];
 pub const SECRET_KEYS: &[&str] = &["env", "file"];
 pub const CONNECTION_KEYS: &[&str] = &["mssql"];
-pub const DEFAULTS_KEYS: &[&str] = &["timeout", "retry"];
+pub const DEFAULTS_KEYS: &[&str] = &["timeout", "retry", "env", "cwd"];
 pub const RETRY_KEYS: &[&str] = &["attempts", "delay", "backoff", "max_delay", "jitter", "on"];
 pub const RETRY_ON_KEYS: &[&str] = &["exit_codes", "sql_errors", "timeout", "connect"];
 pub const RUN_KEYS: &[&str] = &["program", "args", "shell", "script", "cwd"];
@@ -433,6 +433,7 @@ impl Builder<'_> {
             connections,
             defaults,
             steps,
+            dir: std::path::PathBuf::new(),
         })
     }
 
@@ -520,6 +521,8 @@ impl Builder<'_> {
         Some(Defaults {
             timeout: self.duration(&fields, "timeout"),
             retry: fields.get("retry").and_then(|n| self.retry(n)),
+            env: self.string_map(&fields, "env"),
+            cwd: self.string(&fields, "cwd"),
             span: node.span,
         })
     }

@@ -28,6 +28,9 @@ pub struct Runbook {
     #[serde(default)]
     pub defaults: Defaults,
     pub steps: Vec<Step>,
+    /// The directory of the runbook file: relative `cwd` and `./program` paths start there.
+    #[schemars(skip)]
+    pub dir: std::path::PathBuf,
 }
 
 /// A named database connection.
@@ -46,6 +49,13 @@ pub struct Connection {
 pub struct Defaults {
     pub timeout: Option<Spanned<Duration>>,
     pub retry: Option<Retry>,
+    /// Environment variables of every `run` step and rollback (templates); a step's own
+    /// `env` wins name by name.
+    #[serde(default)]
+    pub env: IndexMap<String, Spanned<String>>,
+    /// The working directory of `run` steps without their own `cwd` (a template); relative
+    /// to the runbook file's directory.
+    pub cwd: Option<Spanned<String>>,
     #[schemars(skip)]
     pub span: Span,
 }

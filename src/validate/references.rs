@@ -28,7 +28,7 @@ const STEP_ATTRS: &[&[&str]] = &[OUTCOME, &["outputs", "status", "attempts", "du
 /// What `result` holds during `until` and `outputs`.
 const RESULT_ATTRS: &[&[&str]] = &[OUTCOME, &["attempt"]];
 /// What `run` holds.
-const RUN_ATTRS: &[&[&str]] = &[&["id", "dry_run", "started_at"]];
+const RUN_ATTRS: &[&[&str]] = &[&["id", "dry_run", "started_at", "dir"]];
 
 /// Checks references for one runbook.
 pub(super) struct References<'a> {

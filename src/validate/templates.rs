@@ -143,6 +143,18 @@ impl<'a> Checker<'a> {
                 },
             );
         }
+        let defaults = Place {
+            owner: None,
+            result: false,
+            own_step: false,
+            kind: Kind::Text,
+        };
+        for value in runbook.defaults.env.values() {
+            self.template(value, defaults);
+        }
+        if let Some(cwd) = &runbook.defaults.cwd {
+            self.template(cwd, defaults);
+        }
         for (i, step) in runbook.steps.iter().enumerate() {
             let place = Place::step(i);
             if let Some(when) = &step.when {

@@ -4,6 +4,7 @@ mod bad_input;
 mod bounded;
 mod crash;
 mod diagnostics;
+mod finally;
 mod formats;
 mod graph;
 mod hostile_text;
