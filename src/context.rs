@@ -18,6 +18,10 @@ pub struct RunInfo {
     pub started_at: String,
     /// The directory of the runbook file.
     pub dir: String,
+    /// How the run ended, for finally steps: `succeeded`, `failed`, `needs_person` or
+    /// `interrupted`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
 }
 
 /// The template context of a run, extended as steps complete.
@@ -26,7 +30,7 @@ pub struct Context {
     params: Value,
     secrets: Value,
     steps: BTreeMap<String, Value>,
-    run: Value,
+    run: RunInfo,
 }
 
 impl Context {
@@ -43,7 +47,7 @@ impl Context {
             params: Value::from_serialize(params),
             secrets: Value::from_serialize(&secrets),
             steps: BTreeMap::new(),
-            run: Value::from_serialize(run),
+            run: run.clone(),
         }
     }
 
@@ -82,6 +86,16 @@ impl Context {
         }
     }
 
+    /// The run has ended this way: finally steps read it as `run.outcome`.
+    pub fn set_outcome(&mut self, outcome: &str) {
+        self.run.outcome = Some(outcome.to_owned());
+    }
+
+    /// Whether a step has left anything for later templates (it ran, or was skipped).
+    pub fn has_step(&self, id: &str) -> bool {
+        self.steps.contains_key(id)
+    }
+
     /// Records what a step left for later templates.
     pub fn set_step(&mut self, id: &str, value: Value) {
         self.steps.insert(id.to_owned(), value);
@@ -98,7 +112,7 @@ impl Context {
         map.insert("params", self.params.clone());
         map.insert("secrets", self.secrets.clone());
         map.insert("steps", Value::from_serialize(&self.steps));
-        map.insert("run", self.run.clone());
+        map.insert("run", Value::from_serialize(&self.run));
         if let Some(result) = result {
             map.insert("result", result.clone());
         }

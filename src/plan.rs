@@ -118,6 +118,7 @@ pub fn build(
         dry_run: true,
         started_at: "<run.started_at>".to_owned(),
         dir: runbook.dir.display().to_string(),
+        outcome: None,
     };
     let context = Context::dry_run(
         &params.values,
@@ -202,7 +203,7 @@ pub fn build(
             ran: plan.actions.len(),
             ..Undo::default()
         };
-        let exit_code = conclude(Some(&stop), 0, undo).exit_code;
+        let exit_code = conclude(Some(&stop), 0, undo, &[]).exit_code;
         let outcome = if undo.past_no_return {
             format!(
                 "needs a person: the run stops past the point of no return ({}); a forward fix is needed",

@@ -275,6 +275,7 @@ fn prepare_new(
             dry_run: false,
             started_at: crate::exec::event::now(),
             dir,
+            outcome: None,
         },
         origin: Some(Origin {
             path: path.display().to_string(),
@@ -340,6 +341,7 @@ fn prepare_continue(
             dry_run: false,
             started_at: record.started_at.clone(),
             dir,
+            outcome: None,
         },
         origin: None,
         resume: Some(resume),

@@ -4,6 +4,7 @@
 
 pub mod attempt;
 pub mod event;
+mod finally;
 mod forward;
 pub mod interrupts;
 pub mod masked;
@@ -285,13 +286,27 @@ pub async fn run(
         .count();
     let mut summary = undone.summary;
     summary.interrupted = forward.interrupted;
-    let conclusion = conclude(stop.as_ref(), tolerated, summary);
+    let finally = match &stop {
+        // Nothing may start that could not be recorded.
+        Some(Stop::JournalFailed { .. }) => finally::Finally::default(),
+        _ => {
+            let outcome = conclude(stop.as_ref(), tolerated, summary, &[]).outcome();
+            finally::run(&shared, outcome, &context, &mut interrupts, concurrency).await
+        }
+    };
+    let conclusion = conclude(stop.as_ref(), tolerated, summary, &finally.failed);
     let duration = started.elapsed();
     shared.emit(EventKind::RunFinished {
         status: conclusion.status.clone(),
         exit_code: conclusion.exit_code,
         duration_ms: duration.as_millis() as u64,
     });
+    let step_summary = |id: &str, r: &Option<Outcome>| StepSummary {
+        id: id.to_owned(),
+        status: r.as_ref().map(|o| o.status),
+        attempts: r.as_ref().map_or(0, |o| o.attempts),
+        duration: r.as_ref().map_or(Duration::ZERO, |o| o.duration),
+    };
     Summary {
         exit_code: conclusion.exit_code,
         status: conclusion.status,
@@ -299,12 +314,8 @@ pub async fn run(
             .steps
             .iter()
             .zip(&forward.results)
-            .map(|(s, r)| StepSummary {
-                id: s.id.value.clone(),
-                status: r.as_ref().map(|o| o.status),
-                attempts: r.as_ref().map_or(0, |o| o.attempts),
-                duration: r.as_ref().map_or(Duration::ZERO, |o| o.duration),
-            })
+            .map(|(s, r)| step_summary(&s.id, r))
+            .chain(finally.results.iter().map(|(id, r)| step_summary(id, r)))
             .collect(),
         rollback: undone.results,
         not_rolled_back: undone.not_rolled_back,

@@ -25,6 +25,7 @@ pub const RUNBOOK_KEYS: &[&str] = &[
     "connections",
     "defaults",
     "steps",
+    "finally",
 ];
 pub const STEP_KEYS: &[&str] = &[
     "id",
@@ -423,6 +424,18 @@ impl Builder<'_> {
             }
         };
 
+        let finally = match fields.get("finally") {
+            Some(node) => {
+                let items = self.seq("finally", node);
+                items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, item)| self.step(i, item))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+
         Some(Runbook {
             version: version.unwrap_or(Spanned::new(1, Span::default())),
             name: name.unwrap_or_else(|| Spanned::new(String::new(), Span::default())),
@@ -433,6 +446,7 @@ impl Builder<'_> {
             connections,
             defaults,
             steps,
+            finally,
             dir: std::path::PathBuf::new(),
         })
     }

@@ -28,6 +28,10 @@ pub struct Runbook {
     #[serde(default)]
     pub defaults: Defaults,
     pub steps: Vec<Step>,
+    /// Steps that run after the run ended, whatever its outcome (after the rollback, if
+    /// any); `needs` names only other finally steps. Their failure never rolls back.
+    #[serde(default)]
+    pub finally: Vec<Step>,
     /// The directory of the runbook file: relative `cwd` and `./program` paths start there.
     #[schemars(skip)]
     pub dir: std::path::PathBuf,
@@ -61,6 +65,24 @@ pub struct Defaults {
 }
 
 impl Runbook {
+    /// The finally steps as a runbook of their own (same params, secrets, connections,
+    /// defaults and directory, no run timeout): checked and scheduled like any steps.
+    pub fn finally_part(&self) -> Runbook {
+        Runbook {
+            version: self.version.clone(),
+            name: self.name.clone(),
+            description: None,
+            timeout: None,
+            params: self.params.clone(),
+            secrets: self.secrets.clone(),
+            connections: self.connections.clone(),
+            defaults: self.defaults.clone(),
+            steps: self.finally.clone(),
+            finally: Vec::new(),
+            dir: self.dir.clone(),
+        }
+    }
+
     /// The time limit of one attempt of `step`: its own `timeout`, else `defaults.timeout`.
     /// An approval waits for a person, who may take longer than a command: only the step's
     /// own timeout applies to it.

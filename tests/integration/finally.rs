@@ -1,7 +1,157 @@
 //! `finally` steps, `defaults.env` and `defaults.cwd`, and paths relative to the runbook
 //! file: each checked through what the real binary does.
 
-use crate::support::Test;
+use crate::support::{Test, validate, wait_until};
+
+/// A runbook whose run steps are `steps` and whose finally steps log `run.outcome`.
+fn book(steps: &str, finally: &str) -> String {
+    format!("runbook: 1\nname: t\nsteps:\n{steps}finally:\n{finally}")
+}
+
+const LOG_OUTCOME: &str = "  - id: cleanup\n    run: { shell: sh, script: 'echo \"cleanup $OUTCOME\" >> log' }\n    env: { OUTCOME: '{{ run.outcome }}' }\n";
+
+fn run(steps: &str, finally: &str) -> (Test, crate::support::Output) {
+    let t = Test::new()
+        .file("r.yaml", book(steps, finally))
+        .args(["run", "r.yaml"]);
+    let out = t.run();
+    (t, out)
+}
+
+#[test]
+fn finally_runs_after_a_success_with_outcome_succeeded() {
+    let (t, out) = run(
+        "  - id: a\n    run: { shell: sh, script: 'echo a >> log' }\n",
+        LOG_OUTCOME,
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(t.read("log"), "a\ncleanup succeeded\n");
+}
+
+#[test]
+fn finally_runs_after_the_rollback_of_a_failure_and_keeps_exit_1() {
+    let (t, out) = run(
+        "  - id: a\n    run: { shell: sh, script: 'echo a >> log' }\n    rollback: { run: { shell: sh, script: 'echo undo-a >> log' } }\n  - id: b\n    needs: [a]\n    run: { shell: sh, script: 'exit 1' }\n",
+        LOG_OUTCOME,
+    );
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert_eq!(t.read("log"), "a\nundo-a\ncleanup failed\n");
+}
+
+#[test]
+fn finally_runs_after_a_failed_rollback_and_keeps_exit_3() {
+    let (t, out) = run(
+        "  - id: a\n    run: { shell: sh, script: 'echo a >> log' }\n    rollback: { run: { shell: sh, script: 'exit 1' } }\n  - id: b\n    needs: [a]\n    run: { shell: sh, script: 'exit 1' }\n",
+        "  - id: broken\n    run: { shell: sh, script: 'exit 1' }\n  - id: cleanup\n    run: { shell: sh, script: 'echo \"cleanup $OUTCOME\" >> log' }\n    env: { OUTCOME: '{{ run.outcome }}' }\n",
+    );
+    // A failing finally step does not hide the more serious code.
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    assert_eq!(t.read("log"), "a\ncleanup needs_person\n");
+}
+
+#[test]
+fn a_failing_finally_step_turns_exit_0_into_1_and_the_others_still_run() {
+    let (t, out) = run(
+        "  - id: a\n    run: { shell: sh, script: 'echo a >> log' }\n    rollback: { run: { shell: sh, script: 'echo undo-a >> log' } }\n",
+        "  - id: broken\n    run: { shell: sh, script: 'exit 7' }\n  - id: notify\n    needs: [broken]\n    run: { shell: sh, script: 'echo \"notify {{ steps.broken.status }}\" >> log' }\n",
+    );
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    // Never a rollback for a finally step's failure; its dependents still run after it.
+    assert_eq!(t.read("log"), "a\nnotify failed\n");
+    assert!(
+        out.stdout.contains("finally step(s) failed: `broken`"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn finally_steps_run_in_needs_order_and_read_steps_that_did_not_run() {
+    let (t, out) = run(
+        "  - id: a\n    run: { shell: sh, script: 'exit 1' }\n  - id: b\n    needs: [a]\n    run: { shell: sh, script: 'echo b >> log' }\n",
+        "  - id: second\n    needs: [first]\n    run: { shell: sh, script: 'echo \"second b={{ steps.b.status }} a={{ steps.a.status }}\" >> log' }\n  - id: first\n    run: { shell: sh, script: 'echo first >> log' }\n",
+    );
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert_eq!(t.read("log"), "first\nsecond b=not_run a=failed\n");
+}
+
+#[test]
+fn finally_runs_after_ctrl_c_with_outcome_interrupted_and_exit_130() {
+    let t = Test::new()
+        .file(
+            "r.yaml",
+            book(
+                "  - id: long\n    run: { shell: sh, script: 'touch started; sleep 30' }\n",
+                LOG_OUTCOME,
+            ),
+        )
+        .args(["run", "r.yaml"]);
+    let mut child = crate::support::spawn(&t);
+    wait_until("the long step starts", || t.path().join("started").exists());
+    // SAFETY: sends SIGINT to the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(t.read("log"), "cleanup interrupted\n");
+}
+
+#[test]
+fn finally_steps_are_journaled_and_shown() {
+    let (t, out) = run(
+        "  - id: a\n    run: { shell: sh, script: 'true' }\n",
+        LOG_OUTCOME,
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let shown = Test::in_dir(t.path())
+        .args(["show", "--last", "--format", "json"])
+        .run();
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    let json = shown.json();
+    let text = json.to_string();
+    assert!(text.contains("\"cleanup\""), "{text}");
+    assert!(text.contains("finally_started"), "{text}");
+}
+
+#[test]
+fn finally_validation_errors_are_located() {
+    let (diags, code) = validate(
+        "runbook: 1\nname: t\nsteps:\n  - id: a\n    run: { program: echo, args: ['{{ run.outcome }}'] }\nfinally:\n  - id: a\n    run: { program: 'true' }\n  - id: f\n    needs: [b]\n    run: { program: 'true' }\n    rollback: { run: { program: 'true' } }\n  - id: b\n    run: { program: 'true' }\n  - id: g\n    needs: [a2]\n    run: { program: 'true' }\n",
+    );
+    assert_eq!(code, 1);
+    let got: Vec<(&str, u64, u64)> = diags
+        .iter()
+        .map(|d| (d.code.as_str(), d.line, d.column))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("runbook::outcome_not_available", 5, 38),
+            ("runbook::duplicate_step", 7, 9),
+            ("runbook::finally_rollback", 12, 15),
+            ("runbook::unknown_step", 16, 13),
+        ],
+        "{diags:?}"
+    );
+}
+
+#[test]
+fn a_finally_step_cannot_need_a_step_of_the_run() {
+    let (diags, code) = validate(
+        "runbook: 1\nname: t\nsteps:\n  - id: deploy\n    run: { program: 'true' }\nfinally:\n  - id: cleanup\n    needs: [deploy]\n    run: { program: 'true' }\n",
+    );
+    assert_eq!(code, 1);
+    assert_eq!(
+        diags,
+        vec![crate::support::diag(
+            "finally_needs_step",
+            8,
+            13,
+            "finally step `cleanup` needs `deploy`, a step of the run"
+        )]
+    );
+}
 
 #[test]
 fn defaults_env_is_merged_per_name_and_the_step_wins() {
