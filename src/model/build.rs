@@ -406,14 +406,7 @@ impl Builder<'_> {
         };
 
         let steps = match fields.get("steps") {
-            Some(node) => {
-                let items = self.seq("steps", node);
-                items
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, item)| self.step(i, item))
-                    .collect()
-            }
+            Some(node) => self.steps("steps", node),
             None => {
                 self.missing(
                     &fields,
@@ -425,14 +418,7 @@ impl Builder<'_> {
         };
 
         let finally = match fields.get("finally") {
-            Some(node) => {
-                let items = self.seq("finally", node);
-                items
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, item)| self.step(i, item))
-                    .collect()
-            }
+            Some(node) => self.steps("finally", node),
             None => Vec::new(),
         };
 
@@ -571,6 +557,16 @@ impl Builder<'_> {
             jitter: self.bool(&fields, "jitter"),
             on,
         })
+    }
+
+    /// A list of steps (`steps` or `finally`).
+    fn steps(&mut self, field: &str, node: &Node) -> Vec<Step> {
+        let items = self.seq(field, node);
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| self.step(i, item))
+            .collect()
     }
 
     fn step(&mut self, index: usize, node: &Node) -> Option<Step> {

@@ -221,3 +221,40 @@ pub fn make_executable(path: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
+
+#[test]
+fn plan_shows_finally_steps_in_a_section_of_their_own() {
+    let t = Test::new().file(
+        "r.yaml",
+        book(
+            "  - id: a\n    run: { program: 'true' }\n",
+            "  - id: tell\n    needs: [tidy]\n    run: { program: echo, args: ['{{ run.outcome }}'] }\n  - id: tidy\n    run: { program: 'true' }\n",
+        ),
+    );
+    let json = Test::in_dir(t.path())
+        .args(["plan", "r.yaml", "--format", "json"])
+        .run();
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let plan = json.json();
+    let ids: Vec<&str> = plan["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, ["a"]);
+    let finally = &plan["finally"];
+    assert_eq!(finally[0]["id"], "tell");
+    assert_eq!(finally[0]["wave"], 2);
+    assert_eq!(finally[0]["action"]["args"][0], "<run.outcome>");
+    assert_eq!(finally[1]["wave"], 1);
+    let human = Test::in_dir(t.path()).args(["plan", "r.yaml"]).run();
+    assert_eq!(human.code, 0, "{}", human.stderr);
+    let section = human
+        .stdout
+        .split_once("\nFinally (")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("no finally section:\n{}", human.stdout));
+    assert!(section.contains("▸ tell"), "{section}");
+    assert!(section.contains("needs: tidy"), "{section}");
+}
