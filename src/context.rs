@@ -1,5 +1,5 @@
-//! The values templates read: `params`, `secrets`, `steps`, `run` and, in `until` and
-//! `outputs`, `result`. A dry-run fills `steps` with placeholders and `secrets` with `***`.
+//! The values templates read: `params`, `secrets`, `env` (the env file), `steps`, `run` and,
+//! in `until` and `outputs`, `result`. A dry-run fills `steps` with placeholders and `secrets` with `***`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -31,6 +31,9 @@ pub struct Context {
     secrets: Value,
     steps: BTreeMap<String, Value>,
     run: RunInfo,
+    /// The env file's values, and the same with its secret ones as `***`.
+    env: Value,
+    env_masked: Value,
 }
 
 impl Context {
@@ -48,6 +51,8 @@ impl Context {
             secrets: Value::from_serialize(&secrets),
             steps: BTreeMap::new(),
             run: run.clone(),
+            env: Value::from(BTreeMap::<String, String>::new()),
+            env_masked: Value::from(BTreeMap::<String, String>::new()),
         }
     }
 
@@ -63,6 +68,8 @@ impl Context {
             .map(|n| (n, MASK.to_owned()))
             .collect();
         let mut context = Self::new(params, &secrets, run);
+        context.env = Value::from_object(Placeholder("env".to_owned()));
+        context.env_masked = context.env.clone();
         for id in step_ids {
             let placeholder = Value::from_object(Placeholder(format!("steps.{id}")));
             context.steps.insert(id, placeholder);
@@ -82,8 +89,28 @@ impl Context {
             .collect();
         Self {
             secrets: Value::from_serialize(&names),
+            env: self.env_masked.clone(),
             ..self.clone()
         }
+    }
+
+    /// The values of the env file, `env.NAME` in templates.
+    pub fn set_env(&mut self, env: &crate::env_file::EnvValues) {
+        let values: BTreeMap<&str, &str> = env
+            .values
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let masked: BTreeMap<&str, &str> = env
+            .values
+            .iter()
+            .map(|(k, v)| match env.secret.contains(k) {
+                true => (k.as_str(), MASK),
+                false => (k.as_str(), v.as_str()),
+            })
+            .collect();
+        self.env = Value::from_serialize(&values);
+        self.env_masked = Value::from_serialize(&masked);
     }
 
     /// The run has ended this way: finally steps read it as `run.outcome`.
@@ -113,6 +140,7 @@ impl Context {
         map.insert("secrets", self.secrets.clone());
         map.insert("steps", Value::from_serialize(&self.steps));
         map.insert("run", Value::from_serialize(&self.run));
+        map.insert("env", self.env.clone());
         if let Some(result) = result {
             map.insert("result", result.clone());
         }

@@ -38,6 +38,11 @@ pub fn load(path: &Path) -> Loaded {
             let (mut runbook, problems) = parse(&source);
             if let Some(runbook) = &mut runbook {
                 runbook.dir = dir_of(path);
+                if let Some(env_file) = &mut runbook.env_file {
+                    let (line, column) = crate::line_index::LineIndex::new(&source)
+                        .position(env_file.path.span.offset);
+                    env_file.at = format!("{display}:{line}:{column}");
+                }
             }
             Loaded {
                 path: display,

@@ -131,6 +131,8 @@ pub enum SessionError {
     },
     #[error("secrets could not be read; nothing was run:{}", list(.0))]
     Secrets(Vec<ParamError>),
+    #[error("{0}; nothing was run")]
+    EnvFile(#[from] crate::env_file::EnvFileError),
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error(
@@ -440,12 +442,18 @@ fn execute(
         return Err(SessionError::ApprovalsMissing(missing));
     }
     let secrets = crate::bind::read_secrets(&runbook).map_err(SessionError::Secrets)?;
+    let env = crate::env_file::read(&runbook)?;
     let (_lock, stale) =
         crate::lock::acquire(&settings.state, &runbook.name, &run.id, &run.started_at)?;
     if let Some(stale) = stale {
         ui.notice(&Notice::TookOverLock(stale));
     }
-    let masker = Masker::new(secrets.iter().map(|(_, v)| v.as_str()));
+    let masker = Masker::new(
+        secrets
+            .iter()
+            .map(|(_, v)| v.as_str())
+            .chain(env.secret_values()),
+    );
     let journal = Journal::open(&settings.state, &run.id).map_err(|e| SessionError::Journal {
         state: settings.state.display().to_string(),
         reason: e.to_string(),
@@ -468,6 +476,7 @@ fn execute(
             dag: Arc::new(dag),
             params,
             secrets,
+            env,
             run,
             origin,
             resume,

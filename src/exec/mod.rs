@@ -159,6 +159,8 @@ pub struct Job {
     pub dag: Arc<Dag>,
     pub params: serde_json::Map<String, serde_json::Value>,
     pub secrets: Vec<(String, String)>,
+    /// The env file's values.
+    pub env: crate::env_file::EnvValues,
     pub run: RunInfo,
     /// Where a new run comes from; `None` for a resumed one.
     pub origin: Option<Origin>,
@@ -195,6 +197,7 @@ pub async fn run(
         dag,
         params,
         secrets,
+        env,
         run,
         origin,
         resume,
@@ -204,7 +207,12 @@ pub async fn run(
         sink,
         interrupts.groups.clone(),
         options.approvals.clone(),
-        Masker::new(secrets.iter().map(|(_, v)| v)),
+        Masker::new(
+            secrets
+                .iter()
+                .map(|(_, v)| v.as_str())
+                .chain(env.secret_values()),
+        ),
     ));
     let concurrency = options.concurrency.max(1);
     shared.emit(EventKind::RunStarted {
@@ -244,6 +252,7 @@ pub async fn run(
         });
     }
     let mut context = Context::new(&params, &secrets, &run);
+    context.set_env(&env);
     let rolled_back_before = resume
         .as_ref()
         .map(|r| r.rolled_back.clone())

@@ -24,6 +24,7 @@ pub const RUNBOOK_KEYS: &[&str] = &[
     "secrets",
     "connections",
     "defaults",
+    "env_file",
     "steps",
     "finally",
 ];
@@ -59,6 +60,7 @@ pub const PARAM_KEYS: &[&str] = &[
 ];
 pub const SECRET_KEYS: &[&str] = &["env", "file"];
 pub const CONNECTION_KEYS: &[&str] = &["mssql"];
+pub const ENV_FILE_KEYS: &[&str] = &["path", "secret"];
 pub const DEFAULTS_KEYS: &[&str] = &["timeout", "retry", "env", "cwd"];
 pub const RETRY_KEYS: &[&str] = &["attempts", "delay", "backoff", "max_delay", "jitter", "on"];
 pub const RETRY_ON_KEYS: &[&str] = &["exit_codes", "sql_errors", "timeout", "connect"];
@@ -405,6 +407,8 @@ impl Builder<'_> {
             None => Defaults::default(),
         };
 
+        let env_file = fields.get("env_file").and_then(|n| self.env_file(n));
+
         let steps = match fields.get("steps") {
             Some(node) => self.steps("steps", node),
             None => {
@@ -431,6 +435,7 @@ impl Builder<'_> {
             secrets,
             connections,
             defaults,
+            env_file,
             steps,
             finally,
             dir: std::path::PathBuf::new(),
@@ -477,6 +482,24 @@ impl Builder<'_> {
             allowed,
             pattern: self.string(&fields, "pattern"),
             required: self.bool(&fields, "required"),
+        })
+    }
+
+    fn env_file(&mut self, node: &Node) -> Option<EnvFile> {
+        let fields = self.fields(node, "env_file", "`env_file`".to_owned(), ENV_FILE_KEYS)?;
+        let path = self.string(&fields, "path");
+        if path.is_none() && fields.get("path").is_none() {
+            self.missing(
+                &fields,
+                "path",
+                "name the file: `env_file: { path: ./site.env }`".to_owned(),
+            );
+        }
+        Some(EnvFile {
+            path: path?,
+            secret: self.string_list(&fields, "secret"),
+            at: String::new(),
+            span: node.span,
         })
     }
 

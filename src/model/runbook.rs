@@ -27,6 +27,7 @@ pub struct Runbook {
     pub connections: IndexMap<String, Connection>,
     #[serde(default)]
     pub defaults: Defaults,
+    pub env_file: Option<EnvFile>,
     pub steps: Vec<Step>,
     /// Steps that run after the run ended, whatever its outcome (after the rollback, if
     /// any); `needs` names only other finally steps. Their failure never rolls back.
@@ -45,6 +46,22 @@ pub struct Connection {
     pub name: Spanned<String>,
     /// An ADO.NET connection string for SQL Server (a template: params and secrets allowed).
     pub mssql: Spanned<String>,
+}
+
+/// `env_file:` a dotenv file read when the run starts; its values are `env.NAME` in templates.
+#[derive(Clone, Debug, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct EnvFile {
+    /// The file, relative to the runbook's directory: `NAME=value` lines, `#` comments.
+    pub path: Spanned<String>,
+    /// Names whose values are masked like secrets wherever they would be shown.
+    #[serde(default)]
+    pub secret: Vec<Spanned<String>>,
+    /// Where `env_file` is written (`file:line:column`), for errors at run start.
+    #[schemars(skip)]
+    pub at: String,
+    #[schemars(skip)]
+    pub span: Span,
 }
 
 /// Values every step inherits unless it sets its own.
@@ -77,6 +94,7 @@ impl Runbook {
             secrets: self.secrets.clone(),
             connections: self.connections.clone(),
             defaults: self.defaults.clone(),
+            env_file: self.env_file.clone(),
             steps: self.finally.clone(),
             finally: Vec::new(),
             dir: self.dir.clone(),

@@ -12,7 +12,7 @@ use crate::diagnostic::{Problem, list, suggestion};
 use crate::model::Runbook;
 
 /// Names a template can start from.
-const ROOTS: &[&str] = &["params", "secrets", "steps", "run", "result"];
+const ROOTS: &[&str] = &["params", "secrets", "env", "steps", "run", "result"];
 /// What one attempt of a step produced: part of both `steps.<id>` and `result`.
 const OUTCOME: &[&str] = &[
     "stdout",
@@ -68,6 +68,8 @@ impl<'a> References<'a> {
         match r.root {
             "params" => declared(r, &runbook.params, site, problems),
             "secrets" => declared(r, &runbook.secrets, site, problems),
+            // The env file is read when the run starts: its names are not known here.
+            "env" if runbook.env_file.is_some() => {}
             "run" => {
                 if let Some((name, name_span)) = first
                     && attribute("run", name, RUN_ATTRS, site, *name_span, problems)

@@ -258,3 +258,90 @@ fn plan_shows_finally_steps_in_a_section_of_their_own() {
     assert!(section.contains("▸ tell"), "{section}");
     assert!(section.contains("needs: tidy"), "{section}");
 }
+
+#[test]
+fn env_file_values_are_read_in_templates_and_secret_ones_masked() {
+    // The shortest common secret: a 4-character token, masked in the screen and the journal.
+    let t = Test::new()
+        .file("ops/site.env", "# site\nexport HOST=db1.example\nTOKEN='t0k3'\n")
+        .file(
+            "ops/r.yaml",
+            "runbook: 1\nname: t\nenv_file: { path: site.env, secret: [TOKEN] }\nsteps:\n  - id: show\n    env: { HOST: '{{ env.HOST }}', TOKEN: '{{ env.TOKEN }}' }\n    run: { shell: sh, script: 'echo \"host=$HOST token=$TOKEN\" > \"$HOST.out\"; echo \"token=$TOKEN\"' }\n",
+        )
+        .args(["run", "ops/r.yaml", "--output", "json"]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    // The command saw the real values...
+    assert_eq!(t.read("db1.example.out"), "host=db1.example token=t0k3\n");
+    // ...nothing shown or journaled did.
+    assert!(!out.stdout.contains("t0k3"), "{}", out.stdout);
+    assert!(out.stdout.contains("token=***"), "{}", out.stdout);
+    let journals = walk(&t.path().join(".runbook"));
+    assert!(!journals.is_empty(), "no journal under .runbook");
+    for text in journals {
+        assert!(!text.contains("t0k3"), "{text}");
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut texts = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            texts.extend(walk(&path));
+        } else if let Ok(text) = std::fs::read_to_string(&path) {
+            texts.push(text);
+        }
+    }
+    texts
+}
+
+#[test]
+fn a_missing_env_file_is_an_error_naming_it_and_where_it_is_declared() {
+    let t = Test::new()
+        .file(
+            "r.yaml",
+            "runbook: 1\nname: t\nenv_file:\n  path: site.env\nsteps:\n  - id: a\n    run: { shell: sh, script: 'touch ran' }\n",
+        )
+        .args(["run", "r.yaml"]);
+    let out = t.run();
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("r.yaml:4:9"), "{}", out.stderr);
+    assert!(out.stderr.contains("site.env"), "{}", out.stderr);
+    assert!(out.stderr.contains("nothing was run"), "{}", out.stderr);
+    assert!(!t.path().join("ran").exists());
+}
+
+#[test]
+fn a_secret_name_the_env_file_does_not_set_is_refused() {
+    // A typo under `secret` would otherwise leave the real value unmasked.
+    let t = Test::new()
+        .file("site.env", "TOKEN=abcd\n")
+        .file(
+            "r.yaml",
+            "runbook: 1\nname: t\nenv_file: { path: site.env, secret: [TOKNE] }\nsteps:\n  - id: a\n    run: { program: echo, args: ['{{ env.TOKEN }}'] }\n",
+        )
+        .args(["run", "r.yaml"]);
+    let out = t.run();
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("`TOKNE`"), "{}", out.stderr);
+    assert!(!out.stdout.contains("abcd"), "{}", out.stdout);
+}
+
+#[test]
+fn a_bad_env_file_line_is_located() {
+    let t = Test::new()
+        .file("site.env", "A=1\nthis is not a setting\n")
+        .file(
+            "r.yaml",
+            "runbook: 1\nname: t\nenv_file: { path: site.env }\nsteps:\n  - id: a\n    run: { program: echo, args: ['{{ env.A }}'] }\n",
+        )
+        .args(["run", "r.yaml"]);
+    let out = t.run();
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("site.env` line 2: expected NAME=value"),
+        "{}",
+        out.stderr
+    );
+}
