@@ -384,13 +384,19 @@ fn check_approve(runbook: &Runbook, given: &[String]) -> Result<(), SessionError
     let approvals: Vec<&str> = runbook
         .steps
         .iter()
+        .chain(&runbook.finally)
         .filter(|s| s.is_approval() || s.rollback.as_ref().is_some_and(|r| r.is_approval()))
         .map(|s| s.id.as_str())
         .collect();
     let Some(step) = given.iter().find(|g| !approvals.contains(&g.as_str())) else {
         return Ok(());
     };
-    let why = if runbook.steps.iter().any(|s| s.id.as_str() == step) {
+    let why = if runbook
+        .steps
+        .iter()
+        .chain(&runbook.finally)
+        .any(|s| s.id.as_str() == step)
+    {
         format!("`{step}` is not an approval step")
     } else {
         format!("no step `{step}`")

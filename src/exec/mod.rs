@@ -140,6 +140,7 @@ pub fn missing_approvals(runbook: &Runbook, approvals: &Approvals) -> Vec<String
     runbook
         .steps
         .iter()
+        .chain(&runbook.finally)
         .filter(|s| s.is_approval() || s.rollback.as_ref().is_some_and(|r| r.is_approval()))
         .filter(|s| !approvals.preapproved(&s.id))
         .map(|s| s.id.value.clone())

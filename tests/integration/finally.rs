@@ -345,3 +345,24 @@ fn a_bad_env_file_line_is_located() {
         out.stderr
     );
 }
+
+#[test]
+fn a_finally_approval_without_a_terminal_is_refused_before_anything_runs() {
+    let t = Test::new()
+        .file(
+            "r.yaml",
+            book(
+                "  - id: a\n    run: { shell: sh, script: 'touch ran' }\n",
+                "  - id: confirm-cleanup\n    approval: { prompt: 'Clean up?' }\n",
+            ),
+        )
+        .args(["run", "r.yaml"]);
+    let out = t.run();
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("confirm-cleanup"), "{}", out.stderr);
+    assert!(!t.path().join("ran").exists());
+    let approved = Test::in_dir(t.path())
+        .args(["run", "r.yaml", "--approve", "confirm-cleanup"])
+        .run();
+    assert_eq!(approved.code, 0, "{}{}", approved.stdout, approved.stderr);
+}
