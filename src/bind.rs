@@ -226,7 +226,7 @@ fn read_file(path: &Path) -> Result<Map<String, Value>, ParamError> {
 
 /// Reads a UTF-8 file of at most `cap` bytes, without reading more than that from it (a
 /// device such as `/dev/zero` never ends).
-fn read_capped(path: &Path, cap: u64, what: &str) -> std::io::Result<String> {
+pub(crate) fn read_capped(path: &Path, cap: u64, what: &str) -> std::io::Result<String> {
     use std::io::Read;
     let mut bytes = Vec::new();
     std::fs::File::open(path)?

@@ -1,5 +1,5 @@
-//! The values templates read: `params`, `secrets`, `steps`, `run` and, in `until` and
-//! `outputs`, `result`. A dry-run fills `steps` with placeholders and `secrets` with `***`.
+//! The values templates read: `params`, `secrets`, `env` (the env file), `steps`, `run` and,
+//! in `until` and `outputs`, `result`. A dry-run fills `steps` with placeholders and `secrets` with `***`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,6 +16,12 @@ pub struct RunInfo {
     pub id: String,
     pub dry_run: bool,
     pub started_at: String,
+    /// The directory of the runbook file.
+    pub dir: String,
+    /// How the run ended, for finally steps: `succeeded`, `failed`, `needs_person` or
+    /// `interrupted`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
 }
 
 /// The template context of a run, extended as steps complete.
@@ -24,7 +30,10 @@ pub struct Context {
     params: Value,
     secrets: Value,
     steps: BTreeMap<String, Value>,
-    run: Value,
+    run: RunInfo,
+    /// The env file's values, and the same with its secret ones as `***`.
+    env: Value,
+    env_masked: Value,
 }
 
 impl Context {
@@ -41,7 +50,9 @@ impl Context {
             params: Value::from_serialize(params),
             secrets: Value::from_serialize(&secrets),
             steps: BTreeMap::new(),
-            run: Value::from_serialize(run),
+            run: run.clone(),
+            env: Value::from(BTreeMap::<String, String>::new()),
+            env_masked: Value::from(BTreeMap::<String, String>::new()),
         }
     }
 
@@ -57,6 +68,8 @@ impl Context {
             .map(|n| (n, MASK.to_owned()))
             .collect();
         let mut context = Self::new(params, &secrets, run);
+        context.env = Value::from_object(Placeholder("env".to_owned()));
+        context.env_masked = context.env.clone();
         for id in step_ids {
             let placeholder = Value::from_object(Placeholder(format!("steps.{id}")));
             context.steps.insert(id, placeholder);
@@ -76,8 +89,38 @@ impl Context {
             .collect();
         Self {
             secrets: Value::from_serialize(&names),
+            env: self.env_masked.clone(),
             ..self.clone()
         }
+    }
+
+    /// The values of the env file, `env.NAME` in templates.
+    pub fn set_env(&mut self, env: &crate::env_file::EnvValues) {
+        let values: BTreeMap<&str, &str> = env
+            .values
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let masked: BTreeMap<&str, &str> = env
+            .values
+            .iter()
+            .map(|(k, v)| match env.secret.contains(k) {
+                true => (k.as_str(), MASK),
+                false => (k.as_str(), v.as_str()),
+            })
+            .collect();
+        self.env = Value::from_serialize(&values);
+        self.env_masked = Value::from_serialize(&masked);
+    }
+
+    /// The run has ended this way: finally steps read it as `run.outcome`.
+    pub fn set_outcome(&mut self, outcome: &str) {
+        self.run.outcome = Some(outcome.to_owned());
+    }
+
+    /// Whether a step has left anything for later templates (it ran, or was skipped).
+    pub fn has_step(&self, id: &str) -> bool {
+        self.steps.contains_key(id)
     }
 
     /// Records what a step left for later templates.
@@ -96,7 +139,8 @@ impl Context {
         map.insert("params", self.params.clone());
         map.insert("secrets", self.secrets.clone());
         map.insert("steps", Value::from_serialize(&self.steps));
-        map.insert("run", self.run.clone());
+        map.insert("run", Value::from_serialize(&self.run));
+        map.insert("env", self.env.clone());
         if let Some(result) = result {
             map.insert("result", result.clone());
         }

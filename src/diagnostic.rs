@@ -192,6 +192,43 @@ pub enum Problem {
         help: String,
     },
 
+    #[error("finally step `{step}` needs `{id}`, a step of the run")]
+    #[diagnostic(
+        code(runbook::finally_needs_step),
+        help(
+            "finally steps run after the whole run ended, whatever it did: `needs` may name only other finally steps; read `steps['{id}'].status` to act on how `{id}` ended"
+        )
+    )]
+    FinallyNeedsStep {
+        step: String,
+        id: String,
+        #[label("a step of the run, not a finally step")]
+        span: SourceSpan,
+    },
+
+    #[error("finally step `{step}` has a rollback")]
+    #[diagnostic(
+        code(runbook::finally_rollback),
+        help(
+            "finally steps are never rolled back (they run after the rollback); remove `rollback:`"
+        )
+    )]
+    FinallyRollback {
+        step: String,
+        #[label("never runs")]
+        span: SourceSpan,
+    },
+
+    #[error("`run.outcome` is known only in finally steps")]
+    #[diagnostic(
+        code(runbook::outcome_not_available),
+        help("move this step under `finally:`; the run's steps run before its outcome is known")
+    )]
+    OutcomeNotAvailable {
+        #[label("`run.outcome` is not defined here")]
+        span: SourceSpan,
+    },
+
     #[error("step `{id}` needs itself")]
     #[diagnostic(
         code(runbook::self_dependency),

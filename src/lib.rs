@@ -6,7 +6,7 @@
 //!    `model`; every problem is a `diagnostic`.
 //! 2. **Check**: `validate` reports every problem at once and builds the step graph (`dag`);
 //!    `discover` finds the files `validate` checks; `schema` is generated from the model.
-//! 3. **Bind and render**: `bind` binds the operator's params and reads secrets, `template`
+//! 3. **Bind and render**: `bind` binds the operator's params and reads secrets, `env_file` reads the dotenv file, `template`
 //!    and `context` fill in templates, `render` turns a step into the action it will run,
 //!    `mask` hides secrets in everything shown or stored.
 //! 4. **Decide**: `schedule` says which step starts next (for the run, the plan's waves and the
@@ -36,6 +36,7 @@ pub(crate) mod validate;
 // 3. Bind and render
 pub(crate) mod bind;
 pub(crate) mod context;
+pub(crate) mod env_file;
 pub(crate) mod mask;
 pub(crate) mod render;
 pub(crate) mod template;

@@ -21,12 +21,29 @@ pub struct Loaded {
     pub problems: Vec<Problem>,
 }
 
+/// The absolute directory of the runbook file at `path`.
+pub fn dir_of(path: &Path) -> std::path::PathBuf {
+    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    match absolute.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    }
+}
+
 /// Reads and parses `path`. Problems in the file are in [`Loaded::problems`].
 pub fn load(path: &Path) -> Loaded {
     let display = path.display().to_string();
     match read(path) {
         Ok(source) => {
-            let (runbook, problems) = parse(&source);
+            let (mut runbook, problems) = parse(&source);
+            if let Some(runbook) = &mut runbook {
+                runbook.dir = dir_of(path);
+                if let Some(env_file) = &mut runbook.env_file {
+                    let (line, column) = crate::line_index::LineIndex::new(&source)
+                        .position(env_file.path.span.offset);
+                    env_file.at = format!("{display}:{line}:{column}");
+                }
+            }
             Loaded {
                 path: display,
                 source,

@@ -67,9 +67,45 @@ pub struct Conclusion {
     pub status: String,
 }
 
+impl Conclusion {
+    /// `run.outcome` for finally steps: `succeeded`, `failed`, `needs_person` or
+    /// `interrupted`.
+    pub fn outcome(&self) -> &'static str {
+        match self.exit_code {
+            exit::OK => "succeeded",
+            exit::INTERRUPTED => "interrupted",
+            exit::NEEDS_PERSON => "needs_person",
+            _ => "failed",
+        }
+    }
+}
+
 /// The outcome of a run: `stop` is why it stopped (`None`: it went through), `tolerated` the
-/// number of failed steps with `continue_on_failure`.
-pub fn conclude(stop: Option<&Stop>, tolerated: usize, undo: Undo) -> Conclusion {
+/// number of failed steps with `continue_on_failure`, `finally_failed` the finally steps that
+/// failed: they turn a success into exit 1 (cleanup that did not happen is worth a look) and
+/// leave any other code as it is, since that code already says more.
+pub fn conclude(
+    stop: Option<&Stop>,
+    tolerated: usize,
+    undo: Undo,
+    finally_failed: &[String],
+) -> Conclusion {
+    let mut conclusion = conclude_run(stop, tolerated, undo);
+    if !finally_failed.is_empty() {
+        if conclusion.exit_code == exit::OK {
+            conclusion.exit_code = exit::FAILED;
+        }
+        let names: Vec<String> = finally_failed.iter().map(|s| format!("`{s}`")).collect();
+        conclusion.status = format!(
+            "{}; finally step(s) failed: {}",
+            conclusion.status,
+            names.join(", ")
+        );
+    }
+    conclusion
+}
+
+fn conclude_run(stop: Option<&Stop>, tolerated: usize, undo: Undo) -> Conclusion {
     let (exit_code, status) = match stop {
         None if tolerated == 0 => (exit::OK, "succeeded".to_owned()),
         None => (
@@ -119,8 +155,8 @@ mod tests {
 
     #[test]
     fn a_run_that_went_through_exits_0() {
-        assert_eq!(conclude(None, 0, Undo::default()).exit_code, exit::OK);
-        let tolerated = conclude(None, 2, Undo::default());
+        assert_eq!(conclude(None, 0, Undo::default(), &[]).exit_code, exit::OK);
+        let tolerated = conclude(None, 2, Undo::default(), &[]);
         assert_eq!(tolerated.exit_code, exit::OK);
         assert_eq!(tolerated.status, "succeeded with 2 tolerated failure(s)");
     }
@@ -134,6 +170,7 @@ mod tests {
                 ran: 2,
                 ..Undo::default()
             },
+            &[],
         );
         assert_eq!(
             c,
@@ -142,7 +179,7 @@ mod tests {
                 status: "step `b` failed; rolled back".to_owned()
             }
         );
-        let nothing = conclude(Some(&failed()), 0, Undo::default());
+        let nothing = conclude(Some(&failed()), 0, Undo::default(), &[]);
         assert_eq!(nothing.status, "step `b` failed; nothing to roll back");
         let kept = conclude(
             Some(&failed()),
@@ -151,6 +188,7 @@ mod tests {
                 suppressed: true,
                 ..Undo::default()
             },
+            &[],
         );
         assert_eq!(
             (kept.exit_code, kept.status.as_str()),
@@ -166,7 +204,7 @@ mod tests {
             ..Undo::default()
         };
         assert_eq!(
-            conclude(Some(&failed()), 0, past).exit_code,
+            conclude(Some(&failed()), 0, past, &[]).exit_code,
             exit::NEEDS_PERSON
         );
         let broken = Undo {
@@ -175,7 +213,7 @@ mod tests {
             interrupted: true,
             ..Undo::default()
         };
-        let c = conclude(Some(&Stop::Interrupted), 0, broken);
+        let c = conclude(Some(&Stop::Interrupted), 0, broken, &[]);
         assert_eq!(
             (c.exit_code, c.status.as_str()),
             (
@@ -194,6 +232,7 @@ mod tests {
                 interrupted: true,
                 ..Undo::default()
             },
+            &[],
         );
         assert_eq!(
             (c.exit_code, c.status.as_str()),
@@ -210,6 +249,7 @@ mod tests {
                 ran: 1,
                 ..Undo::default()
             },
+            &[],
         );
         assert_eq!(
             (c.exit_code, c.status.as_str()),
@@ -223,6 +263,7 @@ mod tests {
                 failed: true,
                 ..Undo::default()
             },
+            &[],
         );
         assert_eq!(failed.exit_code, exit::NEEDS_PERSON);
     }
@@ -238,7 +279,7 @@ mod tests {
             interrupted: true,
             ..Undo::default()
         };
-        let c = conclude(Some(&stop), 0, undo);
+        let c = conclude(Some(&stop), 0, undo, &[]);
         assert_eq!(c.exit_code, exit::JOURNAL_FAILED);
         assert!(
             c.status
@@ -249,12 +290,66 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_finally_step_turns_0_into_1_and_leaves_other_codes() {
+        let cleanup = ["cleanup".to_owned()];
+        let ok = conclude(None, 0, Undo::default(), &cleanup);
+        assert_eq!(
+            (ok.exit_code, ok.status.as_str()),
+            (exit::FAILED, "succeeded; finally step(s) failed: `cleanup`")
+        );
+        let rolled_back = Undo {
+            ran: 1,
+            ..Undo::default()
+        };
+        assert_eq!(
+            conclude(Some(&failed()), 0, rolled_back, &cleanup).exit_code,
+            exit::FAILED
+        );
+        let broken = Undo {
+            failed: true,
+            ..Undo::default()
+        };
+        assert_eq!(
+            conclude(Some(&failed()), 0, broken, &cleanup).exit_code,
+            exit::NEEDS_PERSON
+        );
+        let interrupted = Undo {
+            interrupted: true,
+            ..Undo::default()
+        };
+        assert_eq!(
+            conclude(Some(&Stop::Interrupted), 0, interrupted, &cleanup).exit_code,
+            exit::INTERRUPTED
+        );
+    }
+
+    #[test]
+    fn run_outcome_follows_the_exit_code() {
+        let outcome = |stop: Option<&Stop>, undo| conclude(stop, 0, undo, &[]).outcome();
+        assert_eq!(outcome(None, Undo::default()), "succeeded");
+        assert_eq!(outcome(Some(&failed()), Undo::default()), "failed");
+        let broken = Undo {
+            failed: true,
+            ..Undo::default()
+        };
+        assert_eq!(outcome(Some(&failed()), broken), "needs_person");
+        let interrupted = Undo {
+            interrupted: true,
+            ..Undo::default()
+        };
+        assert_eq!(
+            outcome(Some(&Stop::Interrupted), interrupted),
+            "interrupted"
+        );
+    }
+
+    #[test]
     fn a_timeout_names_its_limit() {
         let stop = Stop::TimedOut {
             after: "5m".to_owned(),
         };
         assert_eq!(
-            conclude(Some(&stop), 0, Undo::default()).status,
+            conclude(Some(&stop), 0, Undo::default(), &[]).status,
             "the run timed out after 5m; nothing to roll back"
         );
     }

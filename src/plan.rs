@@ -25,6 +25,9 @@ pub struct Plan {
     pub params_from_example: Vec<String>,
     pub waves: Vec<Vec<String>>,
     pub steps: Vec<PlannedStep>,
+    /// The `finally:` steps, run after the run whatever its outcome (`wave` is within them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub finally: Vec<PlannedStep>,
     pub approvals: Vec<String>,
     pub points_of_no_return: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -111,11 +114,14 @@ pub fn build(
     let renderer = Renderer {
         templates: &templates,
         dry_run: true,
+        runbook,
     };
     let run = RunInfo {
         id: "<run.id>".to_owned(),
         dry_run: true,
         started_at: "<run.started_at>".to_owned(),
+        dir: runbook.dir.display().to_string(),
+        outcome: None,
     };
     let context = Context::dry_run(
         &params.values,
@@ -124,49 +130,33 @@ pub fn build(
         &run,
     );
     let value = context.value();
-
     let waves = dag.waves();
-    let mut wave_of = vec![0; runbook.steps.len()];
-    for (w, wave) in waves.iter().enumerate() {
-        for &s in wave {
-            wave_of[s] = w + 1;
+
+    let steps = plan_steps(runbook, dag, &renderer, &templates, &value)?;
+    let finally = match runbook.finally.is_empty() {
+        true => Vec::new(),
+        false => {
+            let part = runbook.finally_part();
+            let mut context = Context::dry_run(
+                &params.values,
+                runbook.secrets.keys().cloned(),
+                runbook
+                    .steps
+                    .iter()
+                    .chain(&runbook.finally)
+                    .map(|s| s.id.value.clone()),
+                &run,
+            );
+            context.set_outcome("<run.outcome>");
+            plan_steps(
+                &part,
+                &Dag::new(&part),
+                &renderer,
+                &templates,
+                &context.value(),
+            )?
         }
-    }
-    let mut steps = Vec::with_capacity(runbook.steps.len());
-    for (i, step) in runbook.steps.iter().enumerate() {
-        let error = |source| PlanError {
-            step: step.id.value.clone(),
-            source,
-        };
-        let mut action = renderer.step(step, &value).map_err(error)?;
-        let mut rollback = renderer.rollback(step, &value).transpose().map_err(error)?;
-        for action in std::iter::once(&mut action).chain(rollback.as_mut()) {
-            describe_connection(runbook, &renderer, &value, action);
-        }
-        let when = step.when.as_ref().map(|w| When {
-            expression: w.value.clone(),
-            value: static_value(&templates, w, &value),
-        });
-        steps.push(PlannedStep {
-            id: step.id.value.clone(),
-            title: step.title.as_ref().map(|t| t.value.clone()),
-            wave: wave_of[i],
-            needs: step.needs.iter().map(|n| n.value.clone()).collect(),
-            when,
-            action,
-            timeout: runbook
-                .attempt_timeout(step)
-                .map(|t| humantime::format_duration(t).to_string()),
-            retry: Policy::resolve(step.retry.as_ref(), runbook.default_retry(step)),
-            until: step.until.as_ref().map(|u| u.value.clone()),
-            outputs: step.outputs.keys().cloned().collect(),
-            rollback,
-            irreversible: step.is_irreversible(),
-            probe: step.is_probe(),
-            idempotent: step.is_idempotent(),
-            continue_on_failure: step.continues_on_failure(),
-        });
-    }
+    };
 
     let scenario = fail_at.map(|failing| {
         let skipped_by_when = |i: usize| {
@@ -200,7 +190,7 @@ pub fn build(
             ran: plan.actions.len(),
             ..Undo::default()
         };
-        let exit_code = conclude(Some(&stop), 0, undo).exit_code;
+        let exit_code = conclude(Some(&stop), 0, undo, &[]).exit_code;
         let outcome = if undo.past_no_return {
             format!(
                 "needs a person: the run stops past the point of no return ({}); a forward fix is needed",
@@ -258,6 +248,7 @@ pub fn build(
             .map(|s| s.id.value.clone())
             .collect(),
         steps,
+        finally,
         scenario,
     })
 }
@@ -302,4 +293,56 @@ fn static_value(
         return None;
     }
     templates.eval(when, context).ok().map(|v| v.is_true())
+}
+
+/// Each step of `runbook` as planned, with its wave in `dag`.
+fn plan_steps(
+    runbook: &Runbook,
+    dag: &Dag,
+    renderer: &Renderer,
+    templates: &Templates,
+    value: &minijinja::Value,
+) -> Result<Vec<PlannedStep>, PlanError> {
+    let mut wave_of = vec![0; runbook.steps.len()];
+    for (w, wave) in dag.waves().iter().enumerate() {
+        for &s in wave {
+            wave_of[s] = w + 1;
+        }
+    }
+    let mut steps = Vec::with_capacity(runbook.steps.len());
+    for (i, step) in runbook.steps.iter().enumerate() {
+        let error = |source| PlanError {
+            step: step.id.value.clone(),
+            source,
+        };
+        let mut action = renderer.step(step, value).map_err(error)?;
+        let mut rollback = renderer.rollback(step, value).transpose().map_err(error)?;
+        for action in std::iter::once(&mut action).chain(rollback.as_mut()) {
+            describe_connection(runbook, renderer, value, action);
+        }
+        let when = step.when.as_ref().map(|w| When {
+            expression: w.value.clone(),
+            value: static_value(templates, w, value),
+        });
+        steps.push(PlannedStep {
+            id: step.id.value.clone(),
+            title: step.title.as_ref().map(|t| t.value.clone()),
+            wave: wave_of[i],
+            needs: step.needs.iter().map(|n| n.value.clone()).collect(),
+            when,
+            action,
+            timeout: runbook
+                .attempt_timeout(step)
+                .map(|t| humantime::format_duration(t).to_string()),
+            retry: Policy::resolve(step.retry.as_ref(), runbook.default_retry(step)),
+            until: step.until.as_ref().map(|u| u.value.clone()),
+            outputs: step.outputs.keys().cloned().collect(),
+            rollback,
+            irreversible: step.is_irreversible(),
+            probe: step.is_probe(),
+            idempotent: step.is_idempotent(),
+            continue_on_failure: step.continues_on_failure(),
+        });
+    }
+    Ok(steps)
 }

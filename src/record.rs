@@ -26,6 +26,8 @@ pub struct RunRecord {
     pub rolling_back: bool,
     /// Decisions taken on resuming (`STEP=done`), in order.
     pub decisions: Vec<String>,
+    /// How the run's steps had ended when its finally steps started (`run.outcome`).
+    pub finally_outcome: Option<String>,
     pub finished: Option<Finished>,
     /// The process running it now, when it is running (its lock is held).
     pub live: Option<crate::lock::Holder>,
@@ -216,6 +218,7 @@ impl RunRecord {
             rollbacks: Vec::new(),
             rolling_back: false,
             decisions: Vec::new(),
+            finally_outcome: None,
             finished: None,
             live: None,
             events: Vec::new(),
@@ -352,6 +355,9 @@ impl RunRecord {
                         reason: reason.clone(),
                     },
                 });
+            }
+            EventKind::FinallyStarted { outcome, .. } => {
+                self.finally_outcome = Some(outcome.clone());
             }
             EventKind::RunFinished {
                 status,

@@ -5,7 +5,7 @@
 use minijinja::Value;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Approval, RollbackKind, Run, Scalar, Sql, Step, StepKind};
+use crate::model::{Approval, RollbackKind, Run, Runbook, Scalar, Sql, Step, StepKind};
 use crate::template::{Templates, error_text, is_limit};
 
 /// A fully rendered action.
@@ -67,6 +67,8 @@ pub struct RenderError {
 pub struct Renderer<'t> {
     pub templates: &'t Templates,
     pub dry_run: bool,
+    /// Where `defaults` and the runbook's directory (for relative paths) come from.
+    pub runbook: &'t Runbook,
 }
 
 impl Renderer<'_> {
@@ -83,14 +85,36 @@ impl Renderer<'_> {
         }
     }
 
+    /// `defaults.env` merged name by name with the step's own `env`, which wins.
     fn env(
         &self,
         env: &indexmap::IndexMap<String, crate::model::Spanned<String>>,
         context: &Value,
     ) -> Result<Vec<(String, String)>, RenderError> {
-        env.iter()
-            .map(|(k, v)| Ok((k.clone(), self.text(&format!("env.{k}"), v, context)?)))
+        let inherited = self
+            .runbook
+            .defaults
+            .env
+            .iter()
+            .filter(|(k, _)| !env.contains_key(*k))
+            .map(|(k, v)| (k, v, "defaults.env"));
+        inherited
+            .chain(env.iter().map(|(k, v)| (k, v, "env")))
+            .map(|(k, v, field)| Ok((k.clone(), self.text(&format!("{field}.{k}"), v, context)?)))
             .collect()
+    }
+
+    /// A path the runbook wrote relative to its own directory, made absolute; the
+    /// directory of `runbook validate DIR` or of the operator's shell must not matter.
+    fn in_runbook_dir(&self, path: String) -> String {
+        if std::path::Path::new(&path).is_absolute() {
+            return path;
+        }
+        let path = path.strip_prefix("./").unwrap_or(&path);
+        match path {
+            "" | "." => self.runbook.dir.display().to_string(),
+            _ => self.runbook.dir.join(path).display().to_string(),
+        }
     }
 
     /// What a step does.
@@ -134,10 +158,12 @@ impl Renderer<'_> {
         env: Vec<(String, String)>,
         context: &Value,
     ) -> Result<Action, RenderError> {
-        let cwd = match &run.cwd {
-            Some(c) => Some(self.text("run.cwd", c, context)?),
-            None => None,
-        };
+        let cwd = match (&run.cwd, &self.runbook.defaults.cwd) {
+            (Some(c), _) => Some(self.text("run.cwd", c, context)?),
+            (None, Some(c)) => Some(self.text("defaults.cwd", c, context)?),
+            (None, None) => None,
+        }
+        .map(|c| self.in_runbook_dir(c));
         if let Some(program) = &run.program {
             let args = run
                 .args
@@ -145,8 +171,13 @@ impl Renderer<'_> {
                 .enumerate()
                 .map(|(i, a)| self.text(&format!("run.args[{i}]"), a, context))
                 .collect::<Result<_, _>>()?;
+            let mut program = self.text("run.program", program, context)?;
+            // `./tool` is the runbook's own tool; a bare name is looked up on PATH.
+            if program.starts_with("./") {
+                program = self.in_runbook_dir(program);
+            }
             return Ok(Action::Command {
-                program: self.text("run.program", program, context)?,
+                program,
                 args,
                 cwd,
                 env,

@@ -131,6 +131,8 @@ pub enum SessionError {
     },
     #[error("secrets could not be read; nothing was run:{}", list(.0))]
     Secrets(Vec<ParamError>),
+    #[error("{0}; nothing was run")]
+    EnvFile(#[from] crate::env_file::EnvFileError),
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error(
@@ -265,6 +267,7 @@ fn prepare_new(
         reason: e.to_string(),
     })?;
     let path = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let dir = runbook.dir.display().to_string();
     Ok(Prepared {
         runbook,
         dag,
@@ -273,6 +276,8 @@ fn prepare_new(
             id: new_run_id(),
             dry_run: false,
             started_at: crate::exec::event::now(),
+            dir,
+            outcome: None,
         },
         origin: Some(Origin {
             path: path.display().to_string(),
@@ -328,6 +333,7 @@ fn prepare_continue(
         }
     }
     let resume = decide(&record, &runbook, &mut decisions, rollback_only, prompter)?;
+    let dir = runbook.dir.display().to_string();
     Ok(Prepared {
         runbook,
         dag,
@@ -336,6 +342,8 @@ fn prepare_continue(
             id: record.run_id.clone(),
             dry_run: false,
             started_at: record.started_at.clone(),
+            dir,
+            outcome: None,
         },
         origin: None,
         resume: Some(resume),
@@ -376,13 +384,19 @@ fn check_approve(runbook: &Runbook, given: &[String]) -> Result<(), SessionError
     let approvals: Vec<&str> = runbook
         .steps
         .iter()
+        .chain(&runbook.finally)
         .filter(|s| s.is_approval() || s.rollback.as_ref().is_some_and(|r| r.is_approval()))
         .map(|s| s.id.as_str())
         .collect();
     let Some(step) = given.iter().find(|g| !approvals.contains(&g.as_str())) else {
         return Ok(());
     };
-    let why = if runbook.steps.iter().any(|s| s.id.as_str() == step) {
+    let why = if runbook
+        .steps
+        .iter()
+        .chain(&runbook.finally)
+        .any(|s| s.id.as_str() == step)
+    {
         format!("`{step}` is not an approval step")
     } else {
         format!("no step `{step}`")
@@ -434,12 +448,18 @@ fn execute(
         return Err(SessionError::ApprovalsMissing(missing));
     }
     let secrets = crate::bind::read_secrets(&runbook).map_err(SessionError::Secrets)?;
+    let env = crate::env_file::read(&runbook)?;
     let (_lock, stale) =
         crate::lock::acquire(&settings.state, &runbook.name, &run.id, &run.started_at)?;
     if let Some(stale) = stale {
         ui.notice(&Notice::TookOverLock(stale));
     }
-    let masker = Masker::new(secrets.iter().map(|(_, v)| v.as_str()));
+    let masker = Masker::new(
+        secrets
+            .iter()
+            .map(|(_, v)| v.as_str())
+            .chain(env.secret_values()),
+    );
     let journal = Journal::open(&settings.state, &run.id).map_err(|e| SessionError::Journal {
         state: settings.state.display().to_string(),
         reason: e.to_string(),
@@ -462,6 +482,7 @@ fn execute(
             dag: Arc::new(dag),
             params,
             secrets,
+            env,
             run,
             origin,
             resume,

@@ -118,6 +118,7 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
     let renderer = Renderer {
         templates: &shared.templates,
         dry_run: false,
+        runbook: &shared.runbook,
     };
     let value = context.value();
     let masked = context.masked().value();

@@ -185,6 +185,11 @@ pub enum EventKind {
     JournalFailed {
         reason: String,
     },
+    /// The run's steps (and their rollback) are over: the finally steps start.
+    FinallyStarted {
+        outcome: String,
+        steps: usize,
+    },
     RunFinished {
         status: String,
         exit_code: u8,

@@ -171,6 +171,7 @@ pub fn mask_event(kind: &EventKind, m: &Masker) -> EventKind {
         | K::RollbackStarted { .. }
         | K::SecretsNotSearched { .. }
         | K::Interrupted { .. }
+        | K::FinallyStarted { .. }
         | K::RunFinished { .. } => kind.clone(),
     }
 }

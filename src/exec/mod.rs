@@ -4,6 +4,7 @@
 
 pub mod attempt;
 pub mod event;
+mod finally;
 mod forward;
 pub mod interrupts;
 pub mod masked;
@@ -139,6 +140,7 @@ pub fn missing_approvals(runbook: &Runbook, approvals: &Approvals) -> Vec<String
     runbook
         .steps
         .iter()
+        .chain(&runbook.finally)
         .filter(|s| s.is_approval() || s.rollback.as_ref().is_some_and(|r| r.is_approval()))
         .filter(|s| !approvals.preapproved(&s.id))
         .map(|s| s.id.value.clone())
@@ -158,6 +160,8 @@ pub struct Job {
     pub dag: Arc<Dag>,
     pub params: serde_json::Map<String, serde_json::Value>,
     pub secrets: Vec<(String, String)>,
+    /// The env file's values.
+    pub env: crate::env_file::EnvValues,
     pub run: RunInfo,
     /// Where a new run comes from; `None` for a resumed one.
     pub origin: Option<Origin>,
@@ -194,6 +198,7 @@ pub async fn run(
         dag,
         params,
         secrets,
+        env,
         run,
         origin,
         resume,
@@ -203,7 +208,12 @@ pub async fn run(
         sink,
         interrupts.groups.clone(),
         options.approvals.clone(),
-        Masker::new(secrets.iter().map(|(_, v)| v)),
+        Masker::new(
+            secrets
+                .iter()
+                .map(|(_, v)| v.as_str())
+                .chain(env.secret_values()),
+        ),
     ));
     let concurrency = options.concurrency.max(1);
     shared.emit(EventKind::RunStarted {
@@ -243,6 +253,7 @@ pub async fn run(
         });
     }
     let mut context = Context::new(&params, &secrets, &run);
+    context.set_env(&env);
     let rolled_back_before = resume
         .as_ref()
         .map(|r| r.rolled_back.clone())
@@ -285,13 +296,27 @@ pub async fn run(
         .count();
     let mut summary = undone.summary;
     summary.interrupted = forward.interrupted;
-    let conclusion = conclude(stop.as_ref(), tolerated, summary);
+    let finally = match &stop {
+        // Nothing may start that could not be recorded.
+        Some(Stop::JournalFailed { .. }) => finally::Finally::default(),
+        _ => {
+            let outcome = conclude(stop.as_ref(), tolerated, summary, &[]).outcome();
+            finally::run(&shared, outcome, &context, &mut interrupts, concurrency).await
+        }
+    };
+    let conclusion = conclude(stop.as_ref(), tolerated, summary, &finally.failed);
     let duration = started.elapsed();
     shared.emit(EventKind::RunFinished {
         status: conclusion.status.clone(),
         exit_code: conclusion.exit_code,
         duration_ms: duration.as_millis() as u64,
     });
+    let step_summary = |id: &str, r: &Option<Outcome>| StepSummary {
+        id: id.to_owned(),
+        status: r.as_ref().map(|o| o.status),
+        attempts: r.as_ref().map_or(0, |o| o.attempts),
+        duration: r.as_ref().map_or(Duration::ZERO, |o| o.duration),
+    };
     Summary {
         exit_code: conclusion.exit_code,
         status: conclusion.status,
@@ -299,12 +324,8 @@ pub async fn run(
             .steps
             .iter()
             .zip(&forward.results)
-            .map(|(s, r)| StepSummary {
-                id: s.id.value.clone(),
-                status: r.as_ref().map(|o| o.status),
-                attempts: r.as_ref().map_or(0, |o| o.attempts),
-                duration: r.as_ref().map_or(Duration::ZERO, |o| o.duration),
-            })
+            .map(|(s, r)| step_summary(&s.id, r))
+            .chain(finally.results.iter().map(|(id, r)| step_summary(id, r)))
             .collect(),
         rollback: undone.results,
         not_rolled_back: undone.not_rolled_back,

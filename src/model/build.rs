@@ -24,7 +24,9 @@ pub const RUNBOOK_KEYS: &[&str] = &[
     "secrets",
     "connections",
     "defaults",
+    "env_file",
     "steps",
+    "finally",
 ];
 pub const STEP_KEYS: &[&str] = &[
     "id",
@@ -58,7 +60,8 @@ pub const PARAM_KEYS: &[&str] = &[
 ];
 pub const SECRET_KEYS: &[&str] = &["env", "file"];
 pub const CONNECTION_KEYS: &[&str] = &["mssql"];
-pub const DEFAULTS_KEYS: &[&str] = &["timeout", "retry"];
+pub const ENV_FILE_KEYS: &[&str] = &["path", "secret"];
+pub const DEFAULTS_KEYS: &[&str] = &["timeout", "retry", "env", "cwd"];
 pub const RETRY_KEYS: &[&str] = &["attempts", "delay", "backoff", "max_delay", "jitter", "on"];
 pub const RETRY_ON_KEYS: &[&str] = &["exit_codes", "sql_errors", "timeout", "connect"];
 pub const RUN_KEYS: &[&str] = &["program", "args", "shell", "script", "cwd"];
@@ -404,15 +407,10 @@ impl Builder<'_> {
             None => Defaults::default(),
         };
 
+        let env_file = fields.get("env_file").and_then(|n| self.env_file(n));
+
         let steps = match fields.get("steps") {
-            Some(node) => {
-                let items = self.seq("steps", node);
-                items
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, item)| self.step(i, item))
-                    .collect()
-            }
+            Some(node) => self.steps("steps", node),
             None => {
                 self.missing(
                     &fields,
@@ -421,6 +419,11 @@ impl Builder<'_> {
                 );
                 Vec::new()
             }
+        };
+
+        let finally = match fields.get("finally") {
+            Some(node) => self.steps("finally", node),
+            None => Vec::new(),
         };
 
         Some(Runbook {
@@ -432,7 +435,10 @@ impl Builder<'_> {
             secrets,
             connections,
             defaults,
+            env_file,
             steps,
+            finally,
+            dir: std::path::PathBuf::new(),
         })
     }
 
@@ -479,6 +485,24 @@ impl Builder<'_> {
         })
     }
 
+    fn env_file(&mut self, node: &Node) -> Option<EnvFile> {
+        let fields = self.fields(node, "env_file", "`env_file`".to_owned(), ENV_FILE_KEYS)?;
+        let path = self.string(&fields, "path");
+        if path.is_none() && fields.get("path").is_none() {
+            self.missing(
+                &fields,
+                "path",
+                "name the file: `env_file: { path: ./site.env }`".to_owned(),
+            );
+        }
+        Some(EnvFile {
+            path: path?,
+            secret: self.string_list(&fields, "secret"),
+            at: String::new(),
+            span: node.span,
+        })
+    }
+
     fn secret(&mut self, key: &Key, node: &Node) -> Option<Secret> {
         let fields = self.fields(
             node,
@@ -520,6 +544,8 @@ impl Builder<'_> {
         Some(Defaults {
             timeout: self.duration(&fields, "timeout"),
             retry: fields.get("retry").and_then(|n| self.retry(n)),
+            env: self.string_map(&fields, "env"),
+            cwd: self.string(&fields, "cwd"),
             span: node.span,
         })
     }
@@ -554,6 +580,16 @@ impl Builder<'_> {
             jitter: self.bool(&fields, "jitter"),
             on,
         })
+    }
+
+    /// A list of steps (`steps` or `finally`).
+    fn steps(&mut self, field: &str, node: &Node) -> Vec<Step> {
+        let items = self.seq(field, node);
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| self.step(i, item))
+            .collect()
     }
 
     fn step(&mut self, index: usize, node: &Node) -> Option<Step> {

@@ -27,7 +27,15 @@ pub struct Runbook {
     pub connections: IndexMap<String, Connection>,
     #[serde(default)]
     pub defaults: Defaults,
+    pub env_file: Option<EnvFile>,
     pub steps: Vec<Step>,
+    /// Steps that run after the run ended, whatever its outcome (after the rollback, if
+    /// any); `needs` names only other finally steps. Their failure never rolls back.
+    #[serde(default)]
+    pub finally: Vec<Step>,
+    /// The directory of the runbook file: relative `cwd` and `./program` paths start there.
+    #[schemars(skip)]
+    pub dir: std::path::PathBuf,
 }
 
 /// A named database connection.
@@ -40,17 +48,59 @@ pub struct Connection {
     pub mssql: Spanned<String>,
 }
 
+/// `env_file:` a dotenv file read when the run starts; its values are `env.NAME` in templates.
+#[derive(Clone, Debug, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct EnvFile {
+    /// The file, relative to the runbook's directory: `NAME=value` lines, `#` comments.
+    pub path: Spanned<String>,
+    /// Names whose values are masked like secrets wherever they would be shown.
+    #[serde(default)]
+    pub secret: Vec<Spanned<String>>,
+    /// Where `env_file` is written (`file:line:column`), for errors at run start.
+    #[schemars(skip)]
+    pub at: String,
+    #[schemars(skip)]
+    pub span: Span,
+}
+
 /// Values every step inherits unless it sets its own.
 #[derive(Clone, Debug, Default, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Defaults {
     pub timeout: Option<Spanned<Duration>>,
     pub retry: Option<Retry>,
+    /// Environment variables of every `run` step and rollback (templates); a step's own
+    /// `env` wins name by name.
+    #[serde(default)]
+    pub env: IndexMap<String, Spanned<String>>,
+    /// The working directory of `run` steps without their own `cwd` (a template); relative
+    /// to the runbook file's directory.
+    pub cwd: Option<Spanned<String>>,
     #[schemars(skip)]
     pub span: Span,
 }
 
 impl Runbook {
+    /// The finally steps as a runbook of their own (same params, secrets, connections,
+    /// defaults and directory, no run timeout): checked and scheduled like any steps.
+    pub fn finally_part(&self) -> Runbook {
+        Runbook {
+            version: self.version.clone(),
+            name: self.name.clone(),
+            description: None,
+            timeout: None,
+            params: self.params.clone(),
+            secrets: self.secrets.clone(),
+            connections: self.connections.clone(),
+            defaults: self.defaults.clone(),
+            env_file: self.env_file.clone(),
+            steps: self.finally.clone(),
+            finally: Vec::new(),
+            dir: self.dir.clone(),
+        }
+    }
+
     /// The time limit of one attempt of `step`: its own `timeout`, else `defaults.timeout`.
     /// An approval waits for a person, who may take longer than a command: only the step's
     /// own timeout applies to it.

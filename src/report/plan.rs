@@ -164,6 +164,19 @@ pub fn human(plan: &Plan) -> String {
             }
         }
     }
+    if !plan.finally.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nFinally (after the run and its rollback, whatever the outcome; run.outcome is succeeded, failed, needs_person or interrupted)"
+        );
+        for step in &plan.finally {
+            let _ = writeln!(out, "  ▸ {}{}", step.id, flags(step));
+            if !step.needs.is_empty() {
+                let _ = writeln!(out, "      needs: {}", step.needs.join(", "));
+            }
+            crate::report::action::lines(&step.action, "      ", &mut out);
+        }
+    }
     let _ = writeln!(
         out,
         "\nApprovals: {}",
@@ -286,6 +299,14 @@ pub fn markdown(plan: &Plan) -> String {
                 step.title.as_deref().unwrap_or("").replace('|', "\\|"),
             );
         }
+    }
+    for step in &plan.finally {
+        let _ = writeln!(
+            out,
+            "| finally | `{}` | {} | — | |",
+            step.id,
+            step.title.as_deref().unwrap_or("").replace('|', "\\|")
+        );
     }
     let _ = writeln!(out, "\n## Steps\n");
     for step in &plan.steps {

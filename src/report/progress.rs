@@ -246,6 +246,9 @@ impl Sink for Progress {
             EventKind::NotRolledBack { step, reason } => {
                 format!("{t} · {step} not rolled back: {reason}\n")
             }
+            EventKind::FinallyStarted { outcome, steps } => {
+                format!("{t} ▸ finally: {steps} step(s), run.outcome = {outcome}\n")
+            }
             EventKind::RunFinished {
                 status, exit_code, ..
             } => format!("{t} run {status} (exit {exit_code})\n"),

@@ -1,10 +1,11 @@
 //! Validation: every problem of a runbook in one pass, after the shape has been read.
 //!
 //! Each check lives in its own file and appends to one list of problems: `graph` (ids and
-//! `needs`), `steps` (each step's fields), `params`, and `templates`, which walks every
+//! `needs`), `finally` (the finally steps' own graph), `steps` (each step's fields), `params`, and `templates`, which walks every
 //! template (`template_walk`), checks what it reads (`references`) and runs the template
 //! lints registered in `lints`.
 
+mod finally;
 mod lints;
 mod needs;
 mod no_return;
@@ -23,10 +24,11 @@ use crate::model::Runbook;
 /// Returns the dependency graph, which is acyclic when no error was found.
 pub fn validate(runbook: &Runbook, source: &str, problems: &mut Vec<Problem>) -> Dag {
     let dag = needs::check(runbook, problems);
+    let finally = finally::check(runbook, &dag, problems);
     steps::check(runbook, problems);
     no_return::check(runbook, &dag, problems);
     param_declarations::check(runbook, problems);
-    templates::check(runbook, &dag, source, problems);
+    templates::check(runbook, &dag, finally.as_ref(), source, problems);
     dag
 }
 

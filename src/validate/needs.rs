@@ -11,6 +11,11 @@ use crate::diagnostic::{Problem, list, suggestion};
 use crate::model::Runbook;
 
 pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) -> Dag {
+    check_name(runbook, problems);
+    check_steps(runbook, problems)
+}
+
+fn check_name(runbook: &Runbook, problems: &mut Vec<Problem>) {
     // A missing name (reported when the model was built) has no span; `name: ""` has one.
     let written = runbook.name.span.len > 0;
     if written && !is_valid_id(&runbook.name, true) {
@@ -21,7 +26,10 @@ pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) -> Dag {
             help: "a name starts with a letter or `_`, then letters, digits, `_` or `-`".to_owned(),
         });
     }
+}
 
+/// Ids and `needs` of `runbook.steps`; the graph they make.
+pub fn check_steps(runbook: &Runbook, problems: &mut Vec<Problem>) -> Dag {
     let mut first: HashMap<&str, usize> = HashMap::with_capacity(runbook.steps.len());
     for (i, step) in runbook.steps.iter().enumerate() {
         if !is_valid_id(&step.id, true) {

@@ -12,7 +12,7 @@ use crate::diagnostic::{Problem, list, suggestion};
 use crate::model::Runbook;
 
 /// Names a template can start from.
-const ROOTS: &[&str] = &["params", "secrets", "steps", "run", "result"];
+const ROOTS: &[&str] = &["params", "secrets", "env", "steps", "run", "result"];
 /// What one attempt of a step produced: part of both `steps.<id>` and `result`.
 const OUTCOME: &[&str] = &[
     "stdout",
@@ -28,7 +28,7 @@ const STEP_ATTRS: &[&[&str]] = &[OUTCOME, &["outputs", "status", "attempts", "du
 /// What `result` holds during `until` and `outputs`.
 const RESULT_ATTRS: &[&[&str]] = &[OUTCOME, &["attempt"]];
 /// What `run` holds.
-const RUN_ATTRS: &[&[&str]] = &[&["id", "dry_run", "started_at"]];
+const RUN_ATTRS: &[&[&str]] = &[&["id", "dry_run", "started_at", "dir", "outcome"]];
 
 /// Checks references for one runbook.
 pub(super) struct References<'a> {
@@ -37,6 +37,9 @@ pub(super) struct References<'a> {
     scratch: Scratch,
     /// Step-id suggestions compare against every step: bounded, as in `needs`.
     suggestions_left: usize,
+    /// For finally steps: the run's runbook and graph, whose steps they may all read
+    /// (each possibly not run), and `run.outcome`.
+    run: Option<(&'a Runbook, &'a Dag)>,
 }
 
 impl<'a> References<'a> {
@@ -46,6 +49,15 @@ impl<'a> References<'a> {
             dag,
             scratch: Scratch::default(),
             suggestions_left: super::needs::MAX_SUGGESTIONS,
+            run: None,
+        }
+    }
+
+    /// References of finally steps, which run after the run of `runbook` (graph `dag`).
+    pub fn after(self, runbook: &'a Runbook, dag: &'a Dag) -> Self {
+        Self {
+            run: Some((runbook, dag)),
+            ..self
         }
     }
 
@@ -56,9 +68,17 @@ impl<'a> References<'a> {
         match r.root {
             "params" => declared(r, &runbook.params, site, problems),
             "secrets" => declared(r, &runbook.secrets, site, problems),
+            // The env file is read when the run starts: its names are not known here.
+            "env" if runbook.env_file.is_some() => {}
             "run" => {
-                if let Some((name, name_span)) = first {
-                    attribute("run", name, RUN_ATTRS, site, *name_span, problems);
+                if let Some((name, name_span)) = first
+                    && attribute("run", name, RUN_ATTRS, site, *name_span, problems)
+                    && name == "outcome"
+                    && self.run.is_none()
+                {
+                    problems.push(Problem::OutcomeNotAvailable {
+                        span: site.at(*name_span).into(),
+                    });
                 }
             }
             "result" => {
@@ -104,6 +124,13 @@ impl<'a> References<'a> {
     ) {
         let runbook = self.runbook;
         let id_span = r.segments[0].1;
+        if let Some((run, run_dag)) = self.run
+            && self.dag.index_of(id).is_none()
+            && let Some(target) = run_dag.index_of(id)
+        {
+            // A finally step reads a step of the run: it may not have run (see `status`).
+            return step_attributes(r, id, &run.steps[target].outputs, site, problems);
+        }
         let Some(target) = self.dag.index_of(id) else {
             let budget = if self.suggestions_left > 0 {
                 usize::MAX
@@ -135,30 +162,39 @@ impl<'a> References<'a> {
                 return;
             }
         }
-        let Some((attr, attr_span)) = r.segments.get(1) else {
-            return;
-        };
-        let name = format!("steps.{id}");
-        if !attribute(&name, attr, STEP_ATTRS, site, *attr_span, problems) {
-            return;
-        }
-        if attr == "outputs"
-            && let Some((output, output_span)) = r.segments.get(2)
-        {
-            let outputs = &runbook.steps[target].outputs;
-            if !outputs.contains_key(output.as_str()) {
-                let names = outputs.keys().map(String::as_str);
-                let help = suggestion(output, names.clone(), || {
-                    format!("`{id}` declares outputs: {}", list(names))
-                });
-                problems.push(Problem::UnknownAttribute {
-                    name: format!("{name}.outputs"),
-                    attribute: output.clone(),
-                    span: site.at(*output_span).into(),
-                    help,
-                });
-            }
-        }
+        step_attributes(r, id, &runbook.steps[target].outputs, site, problems);
+    }
+}
+
+/// `steps.<id>.<attr>` and `steps.<id>.outputs.<name>` against what the step declares.
+fn step_attributes(
+    r: &Reference<'_>,
+    id: &str,
+    outputs: &IndexMap<String, crate::model::Spanned<String>>,
+    site: &Site<'_>,
+    problems: &mut Vec<Problem>,
+) {
+    let Some((attr, attr_span)) = r.segments.get(1) else {
+        return;
+    };
+    let name = format!("steps.{id}");
+    if !attribute(&name, attr, STEP_ATTRS, site, *attr_span, problems) {
+        return;
+    }
+    if attr == "outputs"
+        && let Some((output, output_span)) = r.segments.get(2)
+        && !outputs.contains_key(output.as_str())
+    {
+        let names = outputs.keys().map(String::as_str);
+        let help = suggestion(output, names.clone(), || {
+            format!("`{id}` declares outputs: {}", list(names))
+        });
+        problems.push(Problem::UnknownAttribute {
+            name: format!("{name}.outputs"),
+            attribute: output.clone(),
+            span: site.at(*output_span).into(),
+            help,
+        });
     }
 }
 

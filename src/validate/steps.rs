@@ -24,7 +24,7 @@ pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
         .and_then(|r| r.attempts.as_ref())
         .map_or(1, |a| a.value);
 
-    for step in &runbook.steps {
+    for step in runbook.steps.iter().chain(&runbook.finally) {
         match &step.kind {
             StepKind::Run(run) => check_run(run, problems),
             StepKind::Sql(sql) => check_connection(runbook, sql, problems),

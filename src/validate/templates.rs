@@ -107,7 +107,14 @@ impl Site<'_> {
     }
 }
 
-pub fn check(runbook: &Runbook, dag: &Dag, source: &str, problems: &mut Vec<Problem>) {
+/// Checks every template of `runbook`; `finally` is its finally part with its own graph.
+pub fn check(
+    runbook: &Runbook,
+    dag: &Dag,
+    finally: Option<&(Runbook, Dag)>,
+    source: &str,
+    problems: &mut Vec<Problem>,
+) {
     let mut checker = Checker {
         runbook,
         source,
@@ -116,6 +123,12 @@ pub fn check(runbook: &Runbook, dag: &Dag, source: &str, problems: &mut Vec<Prob
         lints: lints::registry(),
     };
     checker.runbook_templates();
+    if let Some((part, finally_dag)) = finally {
+        // Finally steps read each other along their own graph, and any step of the run.
+        checker.runbook = part;
+        checker.references = References::new(part, finally_dag).after(runbook, dag);
+        checker.steps_templates();
+    }
     for lint in &mut checker.lints {
         lint.finish(runbook, checker.problems);
     }
@@ -143,6 +156,23 @@ impl<'a> Checker<'a> {
                 },
             );
         }
+        let defaults = Place {
+            owner: None,
+            result: false,
+            own_step: false,
+            kind: Kind::Text,
+        };
+        for value in runbook.defaults.env.values() {
+            self.template(value, defaults);
+        }
+        if let Some(cwd) = &runbook.defaults.cwd {
+            self.template(cwd, defaults);
+        }
+        self.steps_templates();
+    }
+
+    fn steps_templates(&mut self) {
+        let runbook = self.runbook;
         for (i, step) in runbook.steps.iter().enumerate() {
             let place = Place::step(i);
             if let Some(when) = &step.when {

@@ -5,6 +5,7 @@ mod bounded;
 mod command_line;
 mod crash;
 mod diagnostics;
+mod finally;
 mod formats;
 mod graph;
 mod hostile_text;
