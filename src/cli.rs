@@ -651,6 +651,8 @@ struct CommandLine {
     output: OutputFormat,
     color: ColorWhen,
     prompter: Option<Arc<dyn crate::prompt::Prompter>>,
+    /// The live view's spinners, shared with the prompter that hides them while it asks.
+    spinners: indicatif::MultiProgress,
 }
 
 impl CommandLine {
@@ -666,7 +668,11 @@ impl session::Ui for CommandLine {
     fn screen(&self, masker: &crate::mask::Masker) -> Arc<dyn crate::exec::event::Sink> {
         // On a terminal, human output is the live view; elsewhere timestamped lines.
         if self.mode() == report::progress::Mode::Lines && std::io::stdout().is_terminal() {
-            Arc::new(report::Live::new(masker.clone(), self.color.stdout()))
+            Arc::new(report::Live::new(
+                masker.clone(),
+                self.color.stdout(),
+                self.spinners.clone(),
+            ))
         } else {
             Arc::new(report::progress::Progress::new(
                 self.mode(),
@@ -687,11 +693,13 @@ impl session::Ui for CommandLine {
 
 /// `run`, `resume` and `rollback`.
 fn session_command(start: Start, exec: &ExecArgs, color: ColorWhen) -> u8 {
+    let spinners = indicatif::MultiProgress::new();
     let ui = CommandLine {
         output: exec.output,
         color,
-        prompter: report::terminal::Terminal::if_interactive()
+        prompter: report::terminal::Terminal::if_interactive(spinners.clone())
             .map(|t| Arc::new(t) as Arc<dyn crate::prompt::Prompter>),
+        spinners,
     };
     match session::run(start, exec.settings(), &ui) {
         Ok(finished) => {

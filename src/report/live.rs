@@ -19,10 +19,12 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn new(masker: Masker, color: bool) -> Self {
+    /// `multi` is shared with the terminal that asks questions, which hides the spinners
+    /// while a prompt is on the screen.
+    pub fn new(masker: Masker, color: bool, multi: MultiProgress) -> Self {
         Self {
             lines: Progress::new(Mode::Lines, masker, color),
-            multi: MultiProgress::new(),
+            multi,
             bars: Mutex::new(HashMap::new()),
         }
     }
