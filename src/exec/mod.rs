@@ -3,6 +3,7 @@
 //! ([`crate::outcome::conclude`]). The engine only emits events; it never prints or exits.
 
 pub mod attempt;
+mod each;
 pub mod event;
 mod finally;
 mod forward;
@@ -279,7 +280,7 @@ pub async fn run(
             undo::run(
                 &shared,
                 &dag,
-                &forward.completed,
+                &forward,
                 &rolled_back_before,
                 &context,
                 &interrupts,
