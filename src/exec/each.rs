@@ -74,11 +74,58 @@ impl Looped {
     }
 }
 
+/// The instances of a `for_each` step that ended in an earlier process (a resumed run),
+/// rebuilt with their items from the list rendered again; `None` if `i` has no `for_each`.
+pub(super) fn restored(
+    shared: &Shared,
+    i: usize,
+    context: &Context,
+    prior: &[(String, Outcome)],
+) -> Option<Looped> {
+    let step = &shared.runbook.steps[i];
+    // Instances are recorded under the step's id: `STEP[KEY]`.
+    let prefix = format!("{}[", step.id.value);
+    // A list that no longer renders: the recorded instances are kept, without their items.
+    let items = crate::items::items(step, &shared.templates, &context.value())?.unwrap_or_default();
+    let mut looped = Looped {
+        instances: items
+            .into_iter()
+            .map(|item| Instance {
+                id: item.id,
+                item: item.value,
+                outcome: None,
+            })
+            .collect(),
+        completed: Vec::new(),
+    };
+    for (id, outcome) in prior.iter().filter(|(id, _)| id.starts_with(&prefix)) {
+        let n = match looped.instances.iter().position(|x| &x.id == id) {
+            Some(n) => n,
+            // The list renders differently now: the instance is kept, without its item.
+            None => {
+                looped.instances.push(Instance {
+                    id: id.clone(),
+                    item: serde_json::Value::Null,
+                    outcome: None,
+                });
+                looped.instances.len() - 1
+            }
+        };
+        looped.instances[n].outcome = Some(outcome.clone());
+        if outcome.status == Status::Succeeded {
+            looped.completed.push(n);
+        }
+    }
+    Some(looped)
+}
+
 /// Runs the instances of step `i` over `items`; returns the step's outcome and its instances.
+/// Items in `prior` (by instance id) ended in an earlier process: they are not run again.
 pub(super) async fn run(
     shared: &Arc<Shared>,
     i: usize,
     items: Vec<Item>,
+    prior: Vec<(String, Outcome)>,
     context: &Context,
 ) -> (Outcome, Looped) {
     let started = Instant::now();
@@ -100,6 +147,16 @@ pub(super) async fn run(
         while !shared.stopping.is_cancelled()
             && let Some(n) = queue.start_next()
         {
+            let instance = &mut looped.instances[n];
+            if let Some((_, outcome)) = prior.iter().find(|(id, _)| id == &instance.id) {
+                let succeeded = outcome.status == Status::Succeeded;
+                queue.ended(!succeeded);
+                if succeeded {
+                    looped.completed.push(n);
+                }
+                instance.outcome = Some(outcome.clone());
+                continue;
+            }
             let shared = shared.clone();
             let instance = &looped.instances[n];
             let id = instance.id.clone();

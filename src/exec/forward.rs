@@ -74,14 +74,32 @@ pub(super) async fn run(
     let mut scheduler = Scheduler::new(dag, concurrency);
     let mut results: Vec<Option<Outcome>> = vec![None; n];
     let mut loops: Vec<Option<Looped>> = vec![None; n];
+    let mut prior: Vec<(String, Outcome)> = Vec::new();
     if let Some(resume) = resume {
+        prior = resume.instances;
         for (i, outcome) in resume.done {
-            context.set_step(&runbook.steps[i].id, outcome.value());
+            match each::restored(shared, i, context, &prior) {
+                Some(looped) => {
+                    context.set_step(&runbook.steps[i].id, looped.value(&outcome));
+                    loops[i] = Some(looped);
+                }
+                None => context.set_step(&runbook.steps[i].id, outcome.value()),
+            }
             scheduler.restore(i, ended(shared, i, outcome.status));
             results[i] = Some(outcome);
         }
         if let Some(stop) = resume.stopped {
             scheduler.stop(stop);
+            // A loop stopped part-way: its completed items count for the rollback.
+            for i in 0..n {
+                if results[i].is_none()
+                    && let Some(looped) = each::restored(shared, i, context, &prior)
+                    && !looped.completed.is_empty()
+                {
+                    scheduler.partly_completed(i);
+                    loops[i] = Some(looped);
+                }
+            }
         }
     }
     let deadline = runbook
@@ -143,8 +161,14 @@ pub(super) async fn run(
             let shared = shared.clone();
             let snapshot = context.clone();
             if let Some(items) = items {
+                let prefix = format!("{}[", step.id.value);
+                let prior: Vec<(String, Outcome)> = prior
+                    .iter()
+                    .filter(|(id, _)| id.starts_with(&prefix))
+                    .cloned()
+                    .collect();
                 running.spawn(async move {
-                    let (outcome, looped) = each::run(&shared, i, items, &snapshot).await;
+                    let (outcome, looped) = each::run(&shared, i, items, prior, &snapshot).await;
                     (i, outcome, Some(looped))
                 });
                 continue;

@@ -26,7 +26,7 @@ pub(super) async fn run(
     shared: &Arc<Shared>,
     dag: &Dag,
     forward: &Forward,
-    rolled_back_before: &[usize],
+    rolled_back_before: &[String],
     context: &Context,
     interrupts: &Interrupts,
     no_rollback: bool,
@@ -95,7 +95,7 @@ pub(super) async fn run(
         interrupts.track(|u| u.rollback_left = units.iter().map(|(_, id, _)| id.clone()).collect());
         for (i, unit_id, unit_context) in &units {
             let i = *i;
-            if rolled_back_before.contains(&i) {
+            if rolled_back_before.contains(unit_id) {
                 continue;
             }
             let step = &runbook.steps[i];

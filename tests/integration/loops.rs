@@ -292,3 +292,80 @@ fn a_for_each_reading_a_step_it_does_not_need_is_refused() {
     assert_eq!(code, 1, "{diags:?}");
     assert_eq!(diags[0].code, "runbook::not_an_ancestor", "{diags:?}");
 }
+
+/// A loop over a, b, c, d then `after`; item c announces itself in `started-c` and sleeps the
+/// first time. The run is killed while c runs: `install[c]` is in doubt, a and b completed.
+fn killed_in_item_c() -> Test {
+    let steps = "  - id: install\n    for_each: [a, b, c, d]\n    run: { shell: sh, script: 'echo \"{{ item }}\" >> log; if [ \"{{ item }}\" = c ] && [ ! -e started-c ]; then touch started-c; sleep 30; fi' }\n    rollback: { run: { shell: sh, script: 'echo \"undo {{ item }}\" >> log' } }\n  - id: after\n    needs: [install]\n    run: { shell: sh, script: 'echo \"after {{ steps.install.items | length }} {{ steps.install.items[0].status }}\" >> log' }\n";
+    let t = Test::new()
+        .file("r.yaml", book(steps))
+        .args(["run", "r.yaml"]);
+    let mut child = crate::support::spawn(&t);
+    crate::support::wait_until("item c runs", || t.path().join("started-c").exists());
+    let _ = child.kill();
+    let _ = child.wait();
+    t
+}
+
+#[test]
+fn resume_after_sigkill_mid_loop_reruns_nothing_completed_and_asks_only_about_the_item_in_doubt() {
+    let t = killed_in_item_c();
+    assert_eq!(t.read("log"), "a\nb\nc\n");
+    let asked = Test::in_dir(t.path()).args(["resume", "--last"]).run();
+    assert_eq!(asked.code, 2, "{}{}", asked.stdout, asked.stderr);
+    assert!(
+        both(&asked).contains("steps in doubt (started, not known to have finished): install[c];"),
+        "{}",
+        both(&asked)
+    );
+    assert_eq!(t.read("log"), "a\nb\nc\n", "nothing ran without a decision");
+
+    let resumed = Test::in_dir(t.path())
+        .args(["resume", "--last", "--assume", "install[c]=done"])
+        .run();
+    assert_eq!(resumed.code, 0, "{}{}", resumed.stdout, resumed.stderr);
+    assert_eq!(
+        t.read("log"),
+        "a\nb\nc\nd\nafter 4 succeeded\n",
+        "a, b and c are not run again; d and the step after the loop run"
+    );
+
+    // Rerunning the item in doubt runs that item alone again.
+    let t = killed_in_item_c();
+    let resumed = Test::in_dir(t.path())
+        .args(["resume", "--last", "--assume", "install[c]=rerun"])
+        .run();
+    assert_eq!(resumed.code, 0, "{}{}", resumed.stdout, resumed.stderr);
+    assert_eq!(t.read("log"), "a\nb\nc\nc\nd\nafter 4 succeeded\n");
+}
+
+#[test]
+fn rollback_of_a_run_killed_mid_loop_undoes_its_items_in_reverse_with_their_own_item() {
+    let t = killed_in_item_c();
+    let undone = Test::in_dir(t.path())
+        .args(["rollback", "--last", "--assume", "install[c]=done"])
+        .run();
+    assert_eq!(undone.code, 0, "{}{}", undone.stdout, undone.stderr);
+    assert_eq!(t.read("log"), "a\nb\nc\nundo c\nundo b\nundo a\n");
+
+    // `failed`: c left nothing to undo.
+    let t = killed_in_item_c();
+    let undone = Test::in_dir(t.path())
+        .args(["rollback", "--last", "--assume", "install[c]=failed"])
+        .run();
+    assert_eq!(undone.code, 0, "{}{}", undone.stdout, undone.stderr);
+    assert_eq!(t.read("log"), "a\nb\nc\nundo b\nundo a\n");
+}
+
+#[test]
+fn rollback_of_a_finished_loop_undoes_every_item_in_reverse() {
+    let (t, out) = run(&install(""), &["-p", "hosts=[\"p\",\"q\"]"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let undone = Test::in_dir(t.path()).args(["rollback", "--last"]).run();
+    assert_eq!(undone.code, 0, "{}{}", undone.stdout, undone.stderr);
+    assert!(
+        t.read("log").ends_with("end q\nundo q\nundo p\n"),
+        "{}",
+        t.read("log")
+    );
+}
