@@ -8,13 +8,11 @@ use std::time::{Duration, Instant};
 use minijinja::Value;
 use tokio::task::JoinSet;
 
-use super::attempt::{self, Outcome, Spec};
+use super::attempt::Outcome;
 use super::event::Status;
 use super::{Shared, finished};
 use crate::context::Context;
 use crate::items::Item;
-use crate::render::Renderer;
-use crate::retry::Policy;
 use crate::schedule::ItemQueue;
 
 /// One item of a `for_each` step and how its instance ended (`None`: it never started).
@@ -34,6 +32,21 @@ pub struct Looped {
 }
 
 impl Looped {
+    /// Instances of `items`, none started yet.
+    fn new(items: Vec<Item>) -> Self {
+        Self {
+            instances: items
+                .into_iter()
+                .map(|item| Instance {
+                    id: item.id,
+                    item: item.value,
+                    outcome: None,
+                })
+                .collect(),
+            completed: Vec::new(),
+        }
+    }
+
     /// What `steps.<id>` holds: the step's own result, `items` (each instance's result and
     /// its `item`, in list order) and `failed_items` (their instance ids).
     pub fn value(&self, outcome: &Outcome) -> Value {
@@ -87,17 +100,7 @@ pub(super) fn restored(
     let prefix = format!("{}[", step.id.value);
     // A list that no longer renders: the recorded instances are kept, without their items.
     let items = crate::items::items(step, &shared.templates, &context.value())?.unwrap_or_default();
-    let mut looped = Looped {
-        instances: items
-            .into_iter()
-            .map(|item| Instance {
-                id: item.id,
-                item: item.value,
-                outcome: None,
-            })
-            .collect(),
-        completed: Vec::new(),
-    };
+    let mut looped = Looped::new(items);
     for (id, outcome) in prior.iter().filter(|(id, _)| id.starts_with(&prefix)) {
         let n = match looped.instances.iter().position(|x| &x.id == id) {
             Some(n) => n,
@@ -131,17 +134,7 @@ pub(super) async fn run(
     let started = Instant::now();
     let step = &shared.runbook.steps[i];
     let mut queue = ItemQueue::new(items.len(), step.item_concurrency(), step.failure_budget());
-    let mut looped = Looped {
-        instances: items
-            .into_iter()
-            .map(|item| Instance {
-                id: item.id,
-                item: item.value,
-                outcome: None,
-            })
-            .collect(),
-        completed: Vec::new(),
-    };
+    let mut looped = Looped::new(items);
     let mut running: JoinSet<(usize, Outcome)> = JoinSet::new();
     loop {
         while !shared.stopping.is_cancelled()
@@ -162,21 +155,7 @@ pub(super) async fn run(
             let id = instance.id.clone();
             let context = context.with_item(step.item_name(), &instance.item);
             running.spawn(async move {
-                let step = &shared.runbook.steps[i];
-                let render = |r: &Renderer, v: &Value| r.step(step, v);
-                let spec = Spec {
-                    id: &id,
-                    policy: Policy::resolve(
-                        step.retry.as_ref(),
-                        shared.runbook.default_retry(step),
-                    ),
-                    timeout: shared.runbook.attempt_timeout(step),
-                    until: step.until.as_ref().map(|u| u.as_str()),
-                    outputs: Some(&step.outputs),
-                    rollback: false,
-                    render: &render,
-                };
-                let outcome = attempt::run(&shared, &spec, &context).await;
+                let outcome = super::forward::attempts(&shared, i, &id, &context).await;
                 (n, outcome)
             });
         }

@@ -61,6 +61,23 @@ fn gate(shared: &Shared, i: usize, context: &Context) -> Gate {
     }
 }
 
+/// The attempts of step `i` under `id` (its own, or one of its instances'): its action,
+/// retry, timeout, `until` and `outputs`.
+pub(super) async fn attempts(shared: &Shared, i: usize, id: &str, context: &Context) -> Outcome {
+    let step = &shared.runbook.steps[i];
+    let render = |r: &Renderer, v: &minijinja::Value| r.step(step, v);
+    let spec = Spec {
+        id,
+        policy: Policy::resolve(step.retry.as_ref(), shared.runbook.default_retry(step)),
+        timeout: shared.runbook.attempt_timeout(step),
+        until: step.until.as_ref().map(|u| u.as_str()),
+        outputs: Some(&step.outputs),
+        rollback: false,
+        render: &render,
+    };
+    attempt::run(shared, &spec, context).await
+}
+
 pub(super) async fn run(
     shared: &Arc<Shared>,
     dag: &Dag,
@@ -174,21 +191,8 @@ pub(super) async fn run(
                 continue;
             }
             running.spawn(async move {
-                let step = &shared.runbook.steps[i];
-                let render = |r: &Renderer, v: &minijinja::Value| r.step(step, v);
-                let spec = Spec {
-                    id: &step.id,
-                    policy: Policy::resolve(
-                        step.retry.as_ref(),
-                        shared.runbook.default_retry(step),
-                    ),
-                    timeout: shared.runbook.attempt_timeout(step),
-                    until: step.until.as_ref().map(|u| u.as_str()),
-                    outputs: Some(&step.outputs),
-                    rollback: false,
-                    render: &render,
-                };
-                let outcome = attempt::run(&shared, &spec, &snapshot).await;
+                let id = &shared.runbook.steps[i].id;
+                let outcome = attempts(&shared, i, id, &snapshot).await;
                 (i, outcome, None)
             });
         }
