@@ -1,10 +1,11 @@
 //! The items of a `for_each` step: its list rendered (a template evaluated to a list, or the
 //! literal list) and each item's instance id, `STEP[KEY]`, KEY being the item when it is a
-//! string or number, else its index.
+//! string or number, else its index (also for a string that is no readable one-line key).
 
 use minijinja::Value;
 use thiserror::Error;
 
+use crate::mask::Masker;
 use crate::model::{ForEach, Step};
 use crate::template::Templates;
 
@@ -27,27 +28,41 @@ pub enum ItemsError {
     Duplicate { key: String },
 }
 
-/// The instance id of `step` for `value`, the item at `index`.
-pub fn instance_id(step: &str, index: usize, value: &serde_json::Value) -> String {
+/// Longer strings are keyed by their index: an id is typed in `--assume` and `--fail-at`.
+const MAX_KEY_CHARS: usize = 100;
+
+/// The instance id of `step` for `value`, the item at `index`. A string that would not make a
+/// readable one-line key (empty, too long, with control characters) or that holds one of
+/// `secrets` (ids are printed and journaled as they are) is keyed by its index.
+fn instance_id(step: &str, index: usize, value: &serde_json::Value, secrets: &Masker) -> String {
     match value {
-        serde_json::Value::String(s) => format!("{step}[{s}]"),
+        serde_json::Value::String(s)
+            if !s.is_empty()
+                && secrets.value(s) == s.as_str()
+                && s.chars().count() <= MAX_KEY_CHARS
+                && !s.chars().any(char::is_control) =>
+        {
+            format!("{step}[{s}]")
+        }
         serde_json::Value::Number(n) => format!("{step}[{n}]"),
         _ => format!("{step}[{index}]"),
     }
 }
 
 /// The items of `step` with the template context `context`; `None` if it has no `for_each`.
+/// An item holding one of `secrets` is keyed by its index.
 pub fn items(
     step: &Step,
     templates: &Templates,
     context: &Value,
+    secrets: &Masker,
 ) -> Option<Result<Vec<Item>, ItemsError>> {
     let for_each = step.for_each.as_ref()?;
     let list = match &for_each.value {
         ForEach::List(items) => Ok(items.clone()),
         ForEach::Template(text) => evaluate(text, templates, context),
     };
-    Some(list.and_then(|list| keyed(&step.id.value, list)))
+    Some(list.and_then(|list| keyed(&step.id.value, list, secrets)))
 }
 
 /// A template that is one `{{ expression }}` is evaluated to its value (a list stays a
@@ -92,12 +107,16 @@ fn describe_text(text: &str) -> String {
     format!("the text `{short}`")
 }
 
-fn keyed(step: &str, list: Vec<serde_json::Value>) -> Result<Vec<Item>, ItemsError> {
+fn keyed(
+    step: &str,
+    list: Vec<serde_json::Value>,
+    secrets: &Masker,
+) -> Result<Vec<Item>, ItemsError> {
     let mut seen = std::collections::HashSet::new();
     list.into_iter()
         .enumerate()
         .map(|(index, value)| {
-            let id = instance_id(step, index, &value);
+            let id = instance_id(step, index, &value, secrets);
             if !seen.insert(id.clone()) {
                 let key = id[step.len() + 1..id.len() - 1].to_owned();
                 return Err(ItemsError::Duplicate { key });

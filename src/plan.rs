@@ -526,7 +526,8 @@ fn plan_loop(
         _ => false,
     };
     let value = context.value();
-    let items = match crate::items::items(step, templates, &value) {
+    let items = match crate::items::items(step, templates, &value, &crate::mask::Masker::default())
+    {
         Some(Ok(items)) if !reads_steps => items,
         _ => {
             let text = match step.for_each.as_ref().map(|f| &f.value) {

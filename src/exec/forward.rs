@@ -153,7 +153,12 @@ pub(super) async fn run(
                     continue;
                 }
             }
-            let items = match crate::items::items(step, &shared.templates, &context.value()) {
+            let items = match crate::items::items(
+                step,
+                &shared.templates,
+                &context.value(),
+                &shared.masker,
+            ) {
                 None => None,
                 Some(Ok(items)) => Some(items),
                 Some(Err(e)) => {

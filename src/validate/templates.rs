@@ -194,7 +194,14 @@ impl<'a> Checker<'a> {
                 );
             }
             if let Some(when) = &step.when {
-                self.expression(when, place);
+                // `when` decides for the whole step, before its list is rendered.
+                self.expression(
+                    when,
+                    Place {
+                        item: false,
+                        ..place
+                    },
+                );
             }
             if let Some(until) = &step.until {
                 self.expression(until, place.reading_result());

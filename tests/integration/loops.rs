@@ -145,6 +145,48 @@ fn items_that_are_not_scalars_are_keyed_by_their_index() {
 }
 
 #[test]
+fn an_item_with_a_newline_or_an_escape_is_keyed_by_its_index_not_printed_raw() {
+    let steps = "  - id: each\n    for_each: [\"a\\nb\", \"c\\u001b[31m\", ok]\n    run: { program: 'true' }\n";
+    let (_, out) = run(steps, &["--output", "json"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    for id in ["each[0]", "each[1]", "each[ok]"] {
+        assert!(
+            out.stdout.contains(&format!("\"step\":\"{id}\"")),
+            "{id}: {}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn an_item_holding_a_secret_is_keyed_by_its_index_never_shown() {
+    let yaml = "runbook: 1\nname: t\nsecrets:\n  tok: { env: TOK }\nsteps:\n  - id: each\n    for_each: '{{ [secrets.tok, \"plain\"] }}'\n    run: { program: 'true' }\n";
+    let t = Test::new()
+        .file("r.yaml", yaml)
+        .env("TOK", "hunter2-loop-secret")
+        .args(["run", "r.yaml", "--output", "json"]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("\"step\":\"each[0]\""),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("\"step\":\"each[plain]\""),
+        "{}",
+        out.stdout
+    );
+    assert!(!both(&out).contains("hunter2"), "{}", both(&out));
+    let journals = std::fs::read_dir(t.path().join(".runbook/runs")).expect("runs");
+    for run in journals.flatten() {
+        let journal = std::fs::read_to_string(run.path().join("journal.jsonl")).unwrap_or_default();
+        assert!(journal.contains("each[0]"), "{journal}");
+        assert!(!journal.contains("hunter2"), "{journal}");
+    }
+}
+
+#[test]
 fn a_for_each_that_gives_no_list_fails_the_step_with_a_clear_message() {
     let steps = "  - id: each\n    for_each: '{{ params.bad }}'\n    run: { program: 'true' }\n";
     let (_, out) = run(steps, &[]);
@@ -243,14 +285,18 @@ fn plan_fail_at_an_instance_predicts_the_real_run() {
 #[test]
 fn the_item_variable_is_unknown_outside_its_for_each_and_in_the_list_itself() {
     let yaml = book(
-        "  - id: a\n    run: { program: echo, args: ['{{ item }}'] }\n  - id: b\n    for_each: '{{ item }}'\n    run: { program: 'true' }\n",
+        "  - id: a\n    run: { program: echo, args: ['{{ item }}'] }\n  - id: b\n    for_each: '{{ item }}'\n    run: { program: 'true' }\n  - id: c\n    for_each: [x]\n    when: 'item == \"x\"'\n    run: { program: echo, args: ['{{ item }}'] }\n",
     );
     let (diags, code) = problems(&yaml);
     assert_eq!(code, 1, "{diags:?}");
     let codes: Vec<&str> = diags.iter().map(|d| d.code.as_str()).collect();
     assert_eq!(
         codes,
-        ["runbook::unknown_variable", "runbook::unknown_variable"],
+        [
+            "runbook::unknown_variable",
+            "runbook::unknown_variable",
+            "runbook::unknown_variable"
+        ],
         "{diags:?}"
     );
 }
