@@ -26,6 +26,12 @@ fn both(out: &crate::support::Output) -> String {
     format!("{}{}", out.stdout, out.stderr)
 }
 
+/// Asserts that a `--output json` run has events of instance `id`.
+fn assert_instance(out: &crate::support::Output, id: &str) {
+    let field = format!("\"step\":\"{id}\"");
+    assert!(out.stdout.contains(&field), "no {id}: {}", out.stdout);
+}
+
 /// Diagnostics other than unused params (the shared `book` declares two).
 fn problems(yaml: &str) -> (Vec<crate::support::Diag>, i32) {
     let (diags, code) = validate(yaml);
@@ -137,11 +143,7 @@ fn items_that_are_not_scalars_are_keyed_by_their_index() {
     let (t, out) = run(steps, &["--output", "json"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert_eq!(t.read("log"), "p\nq\n");
-    assert!(
-        out.stdout.contains("\"step\":\"each[1]\""),
-        "{}",
-        out.stdout
-    );
+    assert_instance(&out, "each[1]");
 }
 
 #[test]
@@ -150,11 +152,7 @@ fn an_item_with_a_newline_or_an_escape_is_keyed_by_its_index_not_printed_raw() {
     let (_, out) = run(steps, &["--output", "json"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     for id in ["each[0]", "each[1]", "each[ok]"] {
-        assert!(
-            out.stdout.contains(&format!("\"step\":\"{id}\"")),
-            "{id}: {}",
-            out.stdout
-        );
+        assert_instance(&out, id);
     }
 }
 
@@ -167,16 +165,8 @@ fn an_item_holding_a_secret_is_keyed_by_its_index_never_shown() {
         .args(["run", "r.yaml", "--output", "json"]);
     let out = t.run();
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout.contains("\"step\":\"each[0]\""),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("\"step\":\"each[plain]\""),
-        "{}",
-        out.stdout
-    );
+    assert_instance(&out, "each[0]");
+    assert_instance(&out, "each[plain]");
     assert!(!both(&out).contains("hunter2"), "{}", both(&out));
     let journals = std::fs::read_dir(t.path().join(".runbook/runs")).expect("runs");
     for run in journals.flatten() {
