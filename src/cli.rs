@@ -619,7 +619,19 @@ fn plan_command(
     let failing = match fail_at {
         None => None,
         Some(id) => match dag.index_of(id) {
-            Some(i) => Some(i),
+            Some(i) => Some(crate::plan::FailAt::from(i)),
+            // `STEP[KEY]`: one instance of a `for_each` step.
+            None if let Some(i) = id
+                .split_once('[')
+                .filter(|_| id.ends_with(']'))
+                .and_then(|(step, _)| dag.index_of(step))
+                .filter(|&i| runbook.steps[i].for_each.is_some()) =>
+            {
+                Some(crate::plan::FailAt {
+                    step: i,
+                    instance: Some(id.to_owned()),
+                })
+            }
             None => {
                 let help = crate::diagnostic::suggestion(
                     id,

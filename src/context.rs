@@ -34,6 +34,8 @@ pub struct Context {
     /// The env file's values, and the same with its secret ones as `***`.
     env: Value,
     env_masked: Value,
+    /// In a `for_each` instance: the item, under its variable name.
+    item: Option<(String, Value)>,
 }
 
 impl Context {
@@ -53,6 +55,7 @@ impl Context {
             run: run.clone(),
             env: Value::from(BTreeMap::<String, String>::new()),
             env_masked: Value::from(BTreeMap::<String, String>::new()),
+            item: None,
         }
     }
 
@@ -128,6 +131,14 @@ impl Context {
         self.steps.insert(id.to_owned(), value);
     }
 
+    /// The context of a `for_each` instance: `name` holds its item.
+    pub fn with_item(&self, name: &str, item: &serde_json::Value) -> Self {
+        Self {
+            item: Some((name.to_owned(), Value::from_serialize(item))),
+            ..self.clone()
+        }
+    }
+
     /// The context as a template value.
     pub fn value(&self) -> Value {
         self.with_result(None)
@@ -143,6 +154,9 @@ impl Context {
         map.insert("env", self.env.clone());
         if let Some(result) = result {
             map.insert("result", result.clone());
+        }
+        if let Some((name, item)) = &self.item {
+            map.insert(name.as_str(), item.clone());
         }
         Value::from_serialize(&map)
     }

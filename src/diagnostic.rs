@@ -114,6 +114,47 @@ pub enum Problem {
         help: Option<String>,
     },
 
+    #[error("step `{id}` has `{key}` but no `for_each`")]
+    #[diagnostic(
+        code(runbook::loop_key_without_for_each),
+        help(
+            "`as`, `concurrency` and `max_failures` apply to the items of a `for_each`; add one or remove the key"
+        )
+    )]
+    LoopKeyWithoutForEach {
+        id: String,
+        key: &'static str,
+        #[label("only for a `for_each` step")]
+        span: SourceSpan,
+    },
+
+    #[error("`{name}` cannot name the item of a `for_each`")]
+    #[diagnostic(
+        code(runbook::bad_item_name),
+        help(
+            "use a letter or `_`, then letters, digits or `_`, and none of params, secrets, env, steps, run, result"
+        )
+    )]
+    BadItemName {
+        name: String,
+        #[label("not a usable variable name")]
+        span: SourceSpan,
+    },
+
+    #[error("`{field}` must be at least {min}")]
+    #[diagnostic(
+        code(runbook::out_of_range),
+        help(
+            "`concurrency` counts items at once (1 or more); `max_failures` counts items allowed to fail (0 or more)"
+        )
+    )]
+    OutOfRange {
+        field: String,
+        min: i64,
+        #[label("less than {min}")]
+        span: SourceSpan,
+    },
+
     #[error("{context} has no `{field}`")]
     #[diagnostic(code(runbook::missing_field))]
     MissingField {

@@ -32,7 +32,7 @@ pub fn entry(bytes: &[u8]) {
             &runbook,
             &dag,
             &bound,
-            runbook.steps.len().checked_sub(1),
+            runbook.steps.len().checked_sub(1).map(Into::into),
             4,
         )
     {

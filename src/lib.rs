@@ -37,6 +37,7 @@ pub(crate) mod validate;
 pub(crate) mod bind;
 pub(crate) mod context;
 pub(crate) mod env_file;
+pub(crate) mod items;
 pub(crate) mod mask;
 pub(crate) mod render;
 pub(crate) mod template;

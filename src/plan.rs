@@ -57,6 +57,33 @@ pub struct PlannedStep {
     pub probe: bool,
     pub idempotent: bool,
     pub continue_on_failure: bool,
+    /// A `for_each` step: its items, and each instance when the list is known at plan time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub for_each: Option<PlannedLoop>,
+}
+
+/// The items of a `for_each` step as planned.
+#[derive(Debug, Serialize)]
+pub struct PlannedLoop {
+    /// The item variable.
+    #[serde(rename = "as")]
+    pub item_as: String,
+    /// What the list is, when only the run will know it (`<steps.find-logs.rows>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items_of: Option<String>,
+    pub concurrency: usize,
+    pub max_failures: usize,
+    /// Every instance, rendered with its item (empty when the list is not known yet).
+    pub instances: Vec<PlannedInstance>,
+}
+
+/// One instance of a `for_each` step as planned.
+#[derive(Debug, Serialize)]
+pub struct PlannedInstance {
+    pub id: String,
+    pub action: Action,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Action>,
 }
 
 /// A `when` condition and, where it depends only on params, its value.
@@ -102,14 +129,59 @@ pub struct PlanError {
     pub source: crate::render::RenderError,
 }
 
+/// Where `--fail-at` makes the rehearsed run fail: a step, or one instance of a `for_each`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailAt {
+    pub step: usize,
+    /// `STEP[KEY]`: the instance that fails.
+    pub instance: Option<String>,
+}
+
+impl From<usize> for FailAt {
+    fn from(step: usize) -> Self {
+        Self {
+            step,
+            instance: None,
+        }
+    }
+}
+
+/// Why `--fail-at STEP[KEY]` names no instance the plan can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum FailAtError {
+    #[error(
+        "--fail-at: the items of `{step}` are known only at run time; name the step itself to fail it whole"
+    )]
+    ItemsUnknown { step: String },
+    #[error("--fail-at: `{step}` has no instance `{id}`; its instances: {known}")]
+    NoInstance {
+        step: String,
+        id: String,
+        known: String,
+    },
+    #[error(
+        "--fail-at: one failing item of `{step}` is within its max_failures ({budget}): the run would go on; name the step itself to fail it whole"
+    )]
+    WithinBudget { step: String, budget: usize },
+}
+
+/// What `build` can refuse.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Render(#[from] PlanError),
+    #[error(transparent)]
+    FailAt(#[from] FailAtError),
+}
+
 /// Builds the plan of `runbook` with the bound params; `fail_at` adds the failure scenario.
 pub fn build(
     runbook: &Runbook,
     dag: &Dag,
     params: &Bound,
-    fail_at: Option<usize>,
+    fail_at: Option<FailAt>,
     concurrency: usize,
-) -> Result<Plan, PlanError> {
+) -> Result<Plan, BuildError> {
     let templates = Templates::new();
     let renderer = Renderer {
         templates: &templates,
@@ -129,10 +201,9 @@ pub fn build(
         runbook.steps.iter().map(|s| s.id.value.clone()),
         &run,
     );
-    let value = context.value();
     let waves = dag.waves();
 
-    let steps = plan_steps(runbook, dag, &renderer, &templates, &value)?;
+    let steps = plan_steps(runbook, dag, &renderer, &templates, &context)?;
     let finally = match runbook.finally.is_empty() {
         true => Vec::new(),
         false => {
@@ -148,17 +219,20 @@ pub fn build(
                 &run,
             );
             context.set_outcome("<run.outcome>");
-            plan_steps(
-                &part,
-                &Dag::new(&part),
-                &renderer,
-                &templates,
-                &context.value(),
-            )?
+            plan_steps(&part, &Dag::new(&part), &renderer, &templates, &context)?
         }
     };
 
-    let scenario = fail_at.map(|failing| {
+    let fail_at_id = fail_at.as_ref().and_then(|f| f.instance.clone());
+    // The instance that fails, by its position among the step's instances.
+    let failing_item = match &fail_at {
+        Some(FailAt {
+            step,
+            instance: Some(id),
+        }) => Some(failing_instance(&steps[*step], runbook, *step, id)?),
+        _ => None,
+    };
+    let scenario = fail_at.map(|FailAt { step: failing, .. }| {
         let skipped_by_when = |i: usize| {
             steps[i]
                 .when
@@ -166,9 +240,35 @@ pub fn build(
                 .is_some_and(|w| w.value == Some(false))
         };
         let id = |i: usize| runbook.steps[i].id.value.clone();
+        // A `for_each` step stands for its instances: those that complete, in order, and
+        // their rollbacks in reverse.
+        let done = |i: usize| -> Vec<String> {
+            match (&steps[i].for_each, i == failing) {
+                (Some(each), true) => each
+                    .instances
+                    .iter()
+                    .take(failing_item.unwrap_or(0))
+                    .map(|p| p.id.clone())
+                    .collect(),
+                (Some(each), false) if !each.instances.is_empty() => {
+                    each.instances.iter().map(|p| p.id.clone()).collect()
+                }
+                _ => vec![id(i)],
+            }
+        };
+        let undone = |i: usize| -> Vec<String> {
+            let mut ids = done(i);
+            ids.reverse();
+            ids
+        };
         let predicted =
             crate::schedule::predict(dag, failing, &id(failing), concurrency, skipped_by_when);
-        let (completed, skipped) = (predicted.completed, predicted.skipped);
+        let (mut completed, skipped) = (predicted.completed, predicted.skipped);
+        // Items before the failing one completed: the step counts for the rollback.
+        let partly = failing_item.is_some_and(|k| k > 0);
+        if partly {
+            completed.push(failing);
+        }
         let plan = rollback::plan(runbook, dag, &completed);
         // If the steps beside it complete too, their rollbacks run as well.
         let most: Vec<usize> = completed
@@ -182,12 +282,13 @@ pub fn build(
             .actions
             .iter()
             .filter(|i| !rolled_back.contains(i))
-            .map(|&i| id(i))
+            .flat_map(|&i| undone(i))
             .collect();
         let stop = Stop::StepFailed { step: id(failing) };
+        let rollback: Vec<String> = plan.actions.iter().flat_map(|&i| undone(i)).collect();
         let undo = Undo {
             past_no_return: !plan.past_no_return.is_empty(),
-            ran: plan.actions.len(),
+            ran: rollback.len(),
             ..Undo::default()
         };
         let exit_code = conclude(Some(&stop), 0, undo, &[]).exit_code;
@@ -203,12 +304,19 @@ pub fn build(
         };
         Scenario {
             concurrency,
-            may_also_complete: predicted.may_also_complete.iter().map(|&i| id(i)).collect(),
+            may_also_complete: predicted
+                .may_also_complete
+                .iter()
+                .flat_map(|&i| done(i))
+                .collect(),
             may_also_roll_back,
-            failed: id(failing),
-            completed: completed.iter().map(|&i| id(i)).collect(),
+            failed: match &fail_at_id {
+                Some(instance) => instance.clone(),
+                None => id(failing),
+            },
+            completed: completed.iter().flat_map(|&i| done(i)).collect(),
             skipped: skipped.iter().map(|&i| id(i)).collect(),
-            rollback: plan.actions.iter().map(|&i| id(i)).collect(),
+            rollback,
             not_rolled_back: plan
                 .kept
                 .iter()
@@ -301,8 +409,9 @@ fn plan_steps(
     dag: &Dag,
     renderer: &Renderer,
     templates: &Templates,
-    value: &minijinja::Value,
+    context: &Context,
 ) -> Result<Vec<PlannedStep>, PlanError> {
+    let value = &context.value();
     let mut wave_of = vec![0; runbook.steps.len()];
     for (w, wave) in dag.waves().iter().enumerate() {
         for &s in wave {
@@ -315,11 +424,17 @@ fn plan_steps(
             step: step.id.value.clone(),
             source,
         };
-        let mut action = renderer.step(step, value).map_err(error)?;
-        let mut rollback = renderer.rollback(step, value).transpose().map_err(error)?;
-        for action in std::iter::once(&mut action).chain(rollback.as_mut()) {
-            describe_connection(runbook, renderer, value, action);
-        }
+        let for_each = match step.for_each.is_some() {
+            true => Some(plan_loop(runbook, step, renderer, templates, context).map_err(error)?),
+            false => None,
+        };
+        // A `for_each` step's own action shows its item as `<item>`.
+        let placeholder = step.for_each.as_ref().map(|_| {
+            let name = step.item_name();
+            context.with_item(name, &serde_json::Value::String(format!("<{name}>")))
+        });
+        let value = &placeholder.map_or_else(|| value.clone(), |c| c.value());
+        let (action, rollback) = render_step(runbook, step, renderer, value).map_err(error)?;
         let when = step.when.as_ref().map(|w| When {
             expression: w.value.clone(),
             value: static_value(templates, w, value),
@@ -342,7 +457,101 @@ fn plan_steps(
             probe: step.is_probe(),
             idempotent: step.is_idempotent(),
             continue_on_failure: step.continues_on_failure(),
+            for_each,
         });
     }
     Ok(steps)
+}
+
+/// The position of instance `id` among the planned instances of step `i`.
+fn failing_instance(
+    step: &PlannedStep,
+    runbook: &Runbook,
+    i: usize,
+    id: &str,
+) -> Result<usize, FailAtError> {
+    let name = || runbook.steps[i].id.value.clone();
+    let Some(each) = step.for_each.as_ref().filter(|e| e.items_of.is_none()) else {
+        return Err(FailAtError::ItemsUnknown { step: name() });
+    };
+    if each.max_failures > 0 {
+        return Err(FailAtError::WithinBudget {
+            step: name(),
+            budget: each.max_failures,
+        });
+    }
+    each.instances
+        .iter()
+        .position(|p| p.id == id)
+        .ok_or_else(|| FailAtError::NoInstance {
+            step: name(),
+            id: id.to_owned(),
+            known: crate::diagnostic::list(each.instances.iter().map(|p| p.id.as_str())),
+        })
+}
+
+/// A step's action and rollback rendered with `value`.
+fn render_step(
+    runbook: &Runbook,
+    step: &crate::model::Step,
+    renderer: &Renderer,
+    value: &minijinja::Value,
+) -> Result<(Action, Option<Action>), crate::render::RenderError> {
+    let mut action = renderer.step(step, value)?;
+    let mut rollback = renderer.rollback(step, value).transpose()?;
+    for action in std::iter::once(&mut action).chain(rollback.as_mut()) {
+        describe_connection(runbook, renderer, value, action);
+    }
+    Ok((action, rollback))
+}
+
+/// The instances of a `for_each` step when its list is known at plan time (a literal list,
+/// or a template over params); else what the list will be, as a placeholder.
+fn plan_loop(
+    runbook: &Runbook,
+    step: &crate::model::Step,
+    renderer: &Renderer,
+    templates: &Templates,
+    context: &Context,
+) -> Result<PlannedLoop, crate::render::RenderError> {
+    let mut planned = PlannedLoop {
+        item_as: step.item_name().to_owned(),
+        items_of: None,
+        concurrency: step.item_concurrency(),
+        max_failures: step.failure_budget(),
+        instances: Vec::new(),
+    };
+    let reads_steps = match step.for_each.as_ref().map(|f| &f.value) {
+        Some(crate::model::ForEach::Template(text)) => text.contains("steps"),
+        _ => false,
+    };
+    let value = context.value();
+    let items = match crate::items::items(step, templates, &value, &crate::mask::Masker::default())
+    {
+        Some(Ok(items)) if !reads_steps => items,
+        _ => {
+            let text = match step.for_each.as_ref().map(|f| &f.value) {
+                // A placeholder renders as `<steps.x.rows>`; a filter over one cannot render.
+                Some(crate::model::ForEach::Template(text)) => {
+                    templates.render(text, &value).unwrap_or_else(|_| {
+                        let inner = text.trim().trim_start_matches("{{").trim_end_matches("}}");
+                        format!("<{}>", inner.trim())
+                    })
+                }
+                _ => String::new(),
+            };
+            planned.items_of = Some(text);
+            return Ok(planned);
+        }
+    };
+    for item in items {
+        let value = context.with_item(step.item_name(), &item.value).value();
+        let (action, rollback) = render_step(runbook, step, renderer, &value)?;
+        planned.instances.push(PlannedInstance {
+            id: item.id,
+            action,
+            rollback,
+        });
+    }
+    Ok(planned)
 }

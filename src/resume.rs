@@ -95,8 +95,24 @@ pub fn rebuild(
         .enumerate()
         .map(|(i, s)| (s.id.as_str(), i))
         .collect();
+    // `STEP[KEY]`: an instance of the `for_each` step STEP.
+    let loop_of = |id: &str| -> Option<usize> {
+        let (step, _) = id.strip_suffix(']')?.split_once('[')?;
+        index
+            .get(step)
+            .copied()
+            .filter(|&i| runbook.steps[i].for_each.is_some())
+    };
     let mut resume = Resume::default();
     for step in record.ended_in_order() {
+        if let (None, Some(_), StepState::Ended(status)) =
+            (index.get(step.id.as_str()), loop_of(&step.id), step.state)
+        {
+            resume
+                .instances
+                .push((step.id.clone(), outcome(step, status)));
+            continue;
+        }
         let (Some(&i), StepState::Ended(status)) = (index.get(step.id.as_str()), step.state) else {
             continue;
         };
@@ -126,6 +142,13 @@ pub fn rebuild(
         ) = (index.get(r.step.as_str()), &r.state)
         {
             resume.rolled_back.push(i);
+        } else if loop_of(&r.step).is_some()
+            && let RollbackState::Ended {
+                status: Status::Succeeded,
+                ..
+            } = &r.state
+        {
+            resume.rolled_back_instances.push(r.step.clone());
         }
     }
     if rollback_only {
@@ -140,7 +163,12 @@ pub fn rebuild(
 
     let mut missing = Vec::new();
     for step in record.in_doubt() {
-        let Some(&i) = index.get(step.id.as_str()) else {
+        let instance = !index.contains_key(step.id.as_str());
+        let Some(i) = index
+            .get(step.id.as_str())
+            .copied()
+            .or_else(|| loop_of(&step.id))
+        else {
             continue;
         };
         let id = &step.id;
@@ -149,11 +177,20 @@ pub fn rebuild(
             .copied()
             .or_else(|| runbook.steps[i].is_idempotent().then_some(Decision::Rerun));
         match decision {
+            Some(Decision::Done) if instance => {
+                let done = Outcome::empty(Status::Succeeded);
+                resume.instances.push((id.clone(), done));
+                resume.decisions.push(format!("{id}=done"));
+            }
             Some(Decision::Done) => {
                 resume.done.push((i, Outcome::empty(Status::Succeeded)));
                 resume.decisions.push(format!("{id}=done"));
             }
             Some(Decision::Failed) => {
+                if instance {
+                    let failed = Outcome::empty(Status::Failed);
+                    resume.instances.push((id.clone(), failed));
+                }
                 resume
                     .stopped
                     .get_or_insert_with(|| Stop::AssumedFailed { step: id.clone() });
@@ -164,13 +201,17 @@ pub fn rebuild(
         }
     }
     for r in record.rollbacks_in_doubt() {
-        let Some(&i) = index.get(r.step.as_str()) else {
+        let step = index.get(r.step.as_str()).copied();
+        if step.is_none() && loop_of(&r.step).is_none() {
             continue;
-        };
+        }
         let key = format!("rollback:{}", r.step);
         match assume.get(&key) {
             Some(Decision::Done) | Some(Decision::Failed) => {
-                resume.rolled_back.push(i);
+                match step {
+                    Some(i) => resume.rolled_back.push(i),
+                    None => resume.rolled_back_instances.push(r.step.clone()),
+                }
                 resume.decisions.push(format!("{key}=done"));
             }
             Some(Decision::Rerun) => resume.decisions.push(format!("{key}=rerun")),

@@ -139,6 +139,17 @@ impl<'d> Scheduler<'d> {
         }
     }
 
+    /// A step that failed after part of its work completed (a `for_each` with items done):
+    /// it counts for the rollback, and releases nothing.
+    pub fn partly_completed(&mut self, step: usize) {
+        if let Some(seen) = self.is_completed.get_mut(step)
+            && !*seen
+        {
+            *seen = true;
+            self.completed.push(step);
+        }
+    }
+
     /// The run stops: nothing new starts. The first reason is kept.
     pub fn stop(&mut self, why: Stop) {
         self.stop.get_or_insert(why);
@@ -154,6 +165,58 @@ impl<'d> Scheduler<'d> {
 
     pub fn into_parts(self) -> (Vec<usize>, Option<Stop>) {
         (self.completed, self.stop)
+    }
+}
+
+/// The items of a `for_each` step: they start in list order, up to the step's concurrency,
+/// until more items have failed than its `max_failures` allows (or the run stops).
+#[derive(Clone, Debug)]
+pub struct ItemQueue {
+    next: usize,
+    len: usize,
+    concurrency: usize,
+    budget: usize,
+    running: usize,
+    failed: usize,
+}
+
+impl ItemQueue {
+    pub fn new(len: usize, concurrency: usize, budget: usize) -> Self {
+        Self {
+            next: 0,
+            len,
+            concurrency: concurrency.max(1),
+            budget,
+            running: 0,
+            failed: 0,
+        }
+    }
+
+    /// The next item to start, if the budget is not spent and a slot is free.
+    pub fn start_next(&mut self) -> Option<usize> {
+        if self.over_budget() || self.running >= self.concurrency || self.next >= self.len {
+            return None;
+        }
+        self.next += 1;
+        self.running += 1;
+        Some(self.next - 1)
+    }
+
+    /// A running item ended; `failed` when it failed or was cancelled.
+    pub fn ended(&mut self, failed: bool) {
+        self.running = self.running.saturating_sub(1);
+        if failed {
+            self.failed += 1;
+        }
+    }
+
+    /// More items failed than `max_failures` allows: no new item starts, the step fails.
+    pub fn over_budget(&self) -> bool {
+        self.failed > self.budget
+    }
+
+    pub fn failed(&self) -> usize {
+        self.failed
     }
 }
 
@@ -297,6 +360,21 @@ mod tests {
         s.restore(1, Ended::Completed);
         assert_eq!(s.start_next(), Some(2));
         assert_eq!(s.completed(), &[0, 1]);
+    }
+
+    #[test]
+    fn items_start_in_order_up_to_the_limit_until_the_budget_is_spent() {
+        let mut q = ItemQueue::new(4, 2, 1);
+        assert_eq!(
+            (q.start_next(), q.start_next(), q.start_next()),
+            (Some(0), Some(1), None)
+        );
+        q.ended(true);
+        assert_eq!(q.start_next(), Some(2), "one failure is within the budget");
+        q.ended(true);
+        assert!(q.over_budget());
+        assert_eq!(q.start_next(), None, "past the budget nothing new starts");
+        assert_eq!(q.failed(), 2);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 
 use super::attempt::{self, Outcome, Spec};
+use super::each::{self, Looped};
 use super::event::{EventKind, Status};
 use super::{Interrupts, Resume, Shared, finished};
 use crate::context::Context;
@@ -21,6 +22,8 @@ use crate::schedule::{Ended, Scheduler};
 pub(super) struct Forward {
     /// How each step ended (`None`: it never started).
     pub results: Vec<Option<Outcome>>,
+    /// The instances of each `for_each` step that started.
+    pub loops: Vec<Option<Looped>>,
     /// Completed steps in completion order: what a rollback undoes.
     pub completed: Vec<usize>,
     pub stop: Option<Stop>,
@@ -58,6 +61,23 @@ fn gate(shared: &Shared, i: usize, context: &Context) -> Gate {
     }
 }
 
+/// The attempts of step `i` under `id` (its own, or one of its instances'): its action,
+/// retry, timeout, `until` and `outputs`.
+pub(super) async fn attempts(shared: &Shared, i: usize, id: &str, context: &Context) -> Outcome {
+    let step = &shared.runbook.steps[i];
+    let render = |r: &Renderer, v: &minijinja::Value| r.step(step, v);
+    let spec = Spec {
+        id,
+        policy: Policy::resolve(step.retry.as_ref(), shared.runbook.default_retry(step)),
+        timeout: shared.runbook.attempt_timeout(step),
+        until: step.until.as_ref().map(|u| u.as_str()),
+        outputs: Some(&step.outputs),
+        rollback: false,
+        render: &render,
+    };
+    attempt::run(shared, &spec, context).await
+}
+
 pub(super) async fn run(
     shared: &Arc<Shared>,
     dag: &Dag,
@@ -70,21 +90,40 @@ pub(super) async fn run(
     let n = runbook.steps.len();
     let mut scheduler = Scheduler::new(dag, concurrency);
     let mut results: Vec<Option<Outcome>> = vec![None; n];
+    let mut loops: Vec<Option<Looped>> = vec![None; n];
+    let mut prior: Vec<(String, Outcome)> = Vec::new();
     if let Some(resume) = resume {
+        prior = resume.instances;
         for (i, outcome) in resume.done {
-            context.set_step(&runbook.steps[i].id, outcome.value());
+            match each::restored(shared, i, context, &prior) {
+                Some(looped) => {
+                    context.set_step(&runbook.steps[i].id, looped.value(&outcome));
+                    loops[i] = Some(looped);
+                }
+                None => context.set_step(&runbook.steps[i].id, outcome.value()),
+            }
             scheduler.restore(i, ended(shared, i, outcome.status));
             results[i] = Some(outcome);
         }
         if let Some(stop) = resume.stopped {
             scheduler.stop(stop);
+            // A loop stopped part-way: its completed items count for the rollback.
+            for i in 0..n {
+                if results[i].is_none()
+                    && let Some(looped) = each::restored(shared, i, context, &prior)
+                    && !looped.completed.is_empty()
+                {
+                    scheduler.partly_completed(i);
+                    loops[i] = Some(looped);
+                }
+            }
         }
     }
     let deadline = runbook
         .timeout
         .as_ref()
         .map(|t| tokio::time::Instant::now() + t.value.get());
-    let mut running: JoinSet<(usize, Outcome)> = JoinSet::new();
+    let mut running: JoinSet<(usize, Outcome, Option<Looped>)> = JoinSet::new();
     let mut interrupted = false;
     loop {
         while let Some(i) = scheduler.start_next() {
@@ -114,28 +153,52 @@ pub(super) async fn run(
                     continue;
                 }
             }
+            let items = match crate::items::items(
+                step,
+                &shared.templates,
+                &context.value(),
+                &shared.masker,
+            ) {
+                None => None,
+                Some(Ok(items)) => Some(items),
+                Some(Err(e)) => {
+                    let outcome = Outcome {
+                        message: Some(e.to_string()),
+                        ..Outcome::empty(Status::Failed)
+                    };
+                    finished(shared, &step.id, &outcome);
+                    context.set_step(&step.id, outcome.value());
+                    let how = ended(shared, i, Status::Failed);
+                    results[i] = Some(outcome);
+                    scheduler.ended(i, how, &step.id);
+                    if how == Ended::Failed {
+                        shared.stopping.cancel();
+                    }
+                    continue;
+                }
+            };
             interrupts.track(|u| {
                 u.running.insert(step.id.value.clone());
             });
             let shared = shared.clone();
             let snapshot = context.clone();
+            if let Some(items) = items {
+                let prefix = format!("{}[", step.id.value);
+                let prior: Vec<(String, Outcome)> = prior
+                    .iter()
+                    .filter(|(id, _)| id.starts_with(&prefix))
+                    .cloned()
+                    .collect();
+                running.spawn(async move {
+                    let (outcome, looped) = each::run(&shared, i, items, prior, &snapshot).await;
+                    (i, outcome, Some(looped))
+                });
+                continue;
+            }
             running.spawn(async move {
-                let step = &shared.runbook.steps[i];
-                let render = |r: &Renderer, v: &minijinja::Value| r.step(step, v);
-                let spec = Spec {
-                    id: &step.id,
-                    policy: Policy::resolve(
-                        step.retry.as_ref(),
-                        shared.runbook.default_retry(step),
-                    ),
-                    timeout: shared.runbook.attempt_timeout(step),
-                    until: step.until.as_ref().map(|u| u.as_str()),
-                    outputs: Some(&step.outputs),
-                    rollback: false,
-                    render: &render,
-                };
-                let outcome = attempt::run(&shared, &spec, &snapshot).await;
-                (i, outcome)
+                let id = &shared.runbook.steps[i].id;
+                let outcome = attempts(&shared, i, id, &snapshot).await;
+                (i, outcome, None)
             });
         }
         if running.is_empty() {
@@ -149,14 +212,25 @@ pub(super) async fn run(
         };
         tokio::select! {
             joined = running.join_next() => {
-                let Some(Ok((i, outcome))) = joined else { continue };
+                let Some(Ok((i, outcome, looped))) = joined else { continue };
                 let step = &runbook.steps[i];
                 interrupts.track(|u| {
                     u.running.remove(step.id.as_str());
                 });
                 finished(shared, &step.id, &outcome);
-                context.set_step(&step.id, outcome.value());
+                match &looped {
+                    Some(looped) => context.set_step(&step.id, looped.value(&outcome)),
+                    None => context.set_step(&step.id, outcome.value()),
+                }
                 scheduler.ended(i, ended(shared, i, outcome.status), &step.id);
+                if let Some(looped) = &looped
+                    && outcome.status != Status::Succeeded
+                    && !looped.completed.is_empty()
+                {
+                    // Items that completed did their work: the rollback undoes them.
+                    scheduler.partly_completed(i);
+                }
+                loops[i] = looped;
                 if outcome.outputs_failed {
                     scheduler.stop(Stop::OutputsFailed { step: step.id.value.clone() });
                 }
@@ -184,6 +258,7 @@ pub(super) async fn run(
     let (completed, stop) = scheduler.into_parts();
     Forward {
         results,
+        loops,
         completed,
         stop,
         interrupted,

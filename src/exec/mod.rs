@@ -3,6 +3,7 @@
 //! ([`crate::outcome::conclude`]). The engine only emits events; it never prints or exits.
 
 pub mod attempt;
+mod each;
 pub mod event;
 mod finally;
 mod forward;
@@ -179,6 +180,11 @@ pub struct Resume {
     pub stopped: Option<Stop>,
     /// Rollback actions that already ran before the crash.
     pub rolled_back: Vec<usize>,
+    /// Instances of `for_each` steps that ended before the crash (or were decided done or
+    /// failed), in the order they ended: they are not run again.
+    pub instances: Vec<(String, Outcome)>,
+    /// Rollback actions of instances that already ran before the crash.
+    pub rolled_back_instances: Vec<String>,
     /// Decisions about in-doubt steps, for the record.
     pub decisions: Vec<String>,
     /// `runbook rollback`: the run is picked up to be undone.
@@ -254,9 +260,16 @@ pub async fn run(
     }
     let mut context = Context::new(&params, &secrets, &run);
     context.set_env(&env);
-    let rolled_back_before = resume
+    // By id: a `for_each` step's rollbacks are its instances'.
+    let rolled_back_before: Vec<String> = resume
         .as_ref()
-        .map(|r| r.rolled_back.clone())
+        .map(|r| {
+            r.rolled_back
+                .iter()
+                .map(|&i| runbook.steps[i].id.value.clone())
+                .chain(r.rolled_back_instances.iter().cloned())
+                .collect()
+        })
         .unwrap_or_default();
     let forward = forward::run(
         &shared,
@@ -279,7 +292,7 @@ pub async fn run(
             undo::run(
                 &shared,
                 &dag,
-                &forward.completed,
+                &forward,
                 &rolled_back_before,
                 &context,
                 &interrupts,

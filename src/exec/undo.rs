@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::attempt::{self, Spec};
 use super::event::{EventKind, Status};
+use super::forward::Forward;
 use super::{Interrupts, Shared};
 use crate::context::Context;
 use crate::dag::Dag;
@@ -24,14 +25,15 @@ pub(super) struct Undone {
 pub(super) async fn run(
     shared: &Arc<Shared>,
     dag: &Dag,
-    completed: &[usize],
-    rolled_back_before: &[usize],
+    forward: &Forward,
+    rolled_back_before: &[String],
     context: &Context,
     interrupts: &Interrupts,
     no_rollback: bool,
 ) -> Undone {
     let runbook = &shared.runbook;
     let id = |i: usize| runbook.steps[i].id.value.clone();
+    let (completed, loops) = (&forward.completed, &forward.loops);
     let plan = crate::rollback::plan(runbook, dag, completed);
     let mut undone = Undone {
         summary: Undo {
@@ -53,8 +55,33 @@ pub(super) async fn run(
                 .push((id(i), "--no-rollback".to_owned()));
         }
     } else if !plan.actions.is_empty() {
+        // A `for_each` step is undone instance by instance, in reverse completion order, each
+        // with its own item.
+        let units: Vec<(usize, String, Context)> = plan
+            .actions
+            .iter()
+            .flat_map(|&i| match loops.get(i).and_then(Option::as_ref) {
+                Some(looped) => {
+                    let name = runbook.steps[i].item_name();
+                    looped
+                        .completed
+                        .iter()
+                        .rev()
+                        .map(|&n| {
+                            let instance = &looped.instances[n];
+                            (
+                                i,
+                                instance.id.clone(),
+                                context.with_item(name, &instance.item),
+                            )
+                        })
+                        .collect()
+                }
+                None => vec![(i, id(i), context.clone())],
+            })
+            .collect();
         shared.emit(EventKind::RollbackStarted {
-            steps: plan.actions.iter().map(|&i| id(i)).collect(),
+            steps: units.iter().map(|(_, id, _)| id.clone()).collect(),
         });
         // Rollback runs even after an interrupt: a fresh token, and sessions of its own (those
         // of the run may be mid-query).
@@ -65,15 +92,16 @@ pub(super) async fn run(
             shared.approvals.clone(),
             shared.masker.clone(),
         );
-        interrupts.track(|u| u.rollback_left = plan.actions.iter().map(|&i| id(i)).collect());
-        for &i in &plan.actions {
-            if rolled_back_before.contains(&i) {
+        interrupts.track(|u| u.rollback_left = units.iter().map(|(_, id, _)| id.clone()).collect());
+        for (i, unit_id, unit_context) in &units {
+            let i = *i;
+            if rolled_back_before.contains(unit_id) {
                 continue;
             }
             let step = &runbook.steps[i];
-            let label = format!("rollback of {}", step.id.value);
+            let label = format!("rollback of {unit_id}");
             interrupts.track(|u| {
-                u.rollback_left.retain(|s| s != step.id.as_str());
+                u.rollback_left.retain(|s| s != unit_id);
                 u.running.insert(label.clone());
             });
             let Some(action) = &step.rollback else {
@@ -88,7 +116,7 @@ pub(super) async fn run(
                 })
             };
             let spec = Spec {
-                id: &step.id,
+                id: unit_id,
                 policy: Policy::resolve(action.retry.as_ref(), None),
                 timeout: runbook.rollback_timeout(action),
                 until: None,
@@ -96,7 +124,7 @@ pub(super) async fn run(
                 rollback: true,
                 render: &render,
             };
-            let outcome = attempt::run(&rollback_shared, &spec, context).await;
+            let outcome = attempt::run(&rollback_shared, &spec, unit_context).await;
             interrupts.track(|u| {
                 u.running.remove(&label);
             });
@@ -105,11 +133,11 @@ pub(super) async fn run(
                 undone.summary.failed = true;
             }
             rollback_shared.emit(EventKind::RollbackStepFinished {
-                step: id(i),
+                step: unit_id.clone(),
                 status: outcome.status,
                 message: outcome.message.clone(),
             });
-            undone.results.push((id(i), outcome.status));
+            undone.results.push((unit_id.clone(), outcome.status));
         }
     }
     for (i, reason) in &plan.kept {

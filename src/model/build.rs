@@ -43,6 +43,10 @@ pub const STEP_KEYS: &[&str] = &[
     "idempotent",
     "continue_on_failure",
     "env",
+    "for_each",
+    "as",
+    "concurrency",
+    "max_failures",
     "run",
     "sql",
     "wait",
@@ -630,9 +634,43 @@ impl Builder<'_> {
             idempotent: self.bool(&fields, "idempotent"),
             continue_on_failure: self.bool(&fields, "continue_on_failure"),
             env: self.string_map(&fields, "env"),
+            for_each: fields.get("for_each").and_then(|n| self.for_each(n)),
+            item_as: self.string(&fields, "as"),
+            concurrency: self.count(&fields, "concurrency", 1),
+            max_failures: self.count(&fields, "max_failures", 0),
             kind,
             span: node.span,
         })
+    }
+
+    /// `for_each`: a template string or a literal list.
+    fn for_each(&mut self, node: &Node) -> Option<Spanned<ForEach>> {
+        match &node.value {
+            Value::Seq(_) => match node.to_json() {
+                serde_json::Value::Array(items) => {
+                    Some(Spanned::new(ForEach::List(items), node.span))
+                }
+                _ => None,
+            },
+            _ => self
+                .string_node("for_each", node)
+                .map(|s| Spanned::new(ForEach::Template(s.value), s.span)),
+        }
+    }
+
+    /// A whole number of at least `min`.
+    fn count(&mut self, fields: &Fields, key: &str, min: i64) -> Option<Spanned<i64>> {
+        let node = fields.get(key)?;
+        let n = self.int(key, node)?;
+        if n.value < min {
+            self.push(Problem::OutOfRange {
+                field: key.to_owned(),
+                min,
+                span: node.span.into(),
+            });
+            return None;
+        }
+        Some(n)
     }
 
     /// The step's kind: the first of the kind keys that could be read. A step must have

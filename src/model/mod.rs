@@ -17,5 +17,6 @@ pub use retry::{Backoff, Retry, RetryOn};
 pub use runbook::{Connection, Defaults, EnvFile, Runbook};
 pub use spanned::Spanned;
 pub use step::{
-    Approval, Assert, Rollback, RollbackKind, Run, STEP_KINDS, Scalar, Shell, Sql, Step, StepKind,
+    Approval, Assert, ForEach, Rollback, RollbackKind, Run, STEP_KINDS, Scalar, Shell, Sql, Step,
+    StepKind,
 };

@@ -40,6 +40,15 @@ pub struct Step {
     /// Environment variables for commands (templates).
     #[serde(default)]
     pub env: IndexMap<String, Spanned<String>>,
+    /// Repeats the step once per item: a template that renders to a list, or a literal list.
+    pub for_each: Option<Spanned<ForEach>>,
+    /// The name of the item variable in a `for_each` step (default `item`).
+    #[serde(rename = "as")]
+    pub item_as: Option<Spanned<String>>,
+    /// How many items of a `for_each` run at once (default 1: one after another, in order).
+    pub concurrency: Option<Spanned<i64>>,
+    /// How many items of a `for_each` may fail before the step fails (default 0).
+    pub max_failures: Option<Spanned<i64>>,
     /// What the step does: one of the keys `run`, `sql`, `wait`, `assert`, `approval`.
     #[serde(flatten)]
     #[schemars(with = "StepKindKeys")]
@@ -100,6 +109,35 @@ impl Step {
     pub fn is_approval(&self) -> bool {
         matches!(self.kind, StepKind::Approval(_))
     }
+
+    /// The item variable of a `for_each` step.
+    pub fn item_name(&self) -> &str {
+        self.item_as.as_ref().map_or("item", |a| a.as_str())
+    }
+
+    /// How many items of a `for_each` run at once.
+    pub fn item_concurrency(&self) -> usize {
+        self.concurrency
+            .as_ref()
+            .map_or(1, |c| usize::try_from(c.value).unwrap_or(1).max(1))
+    }
+
+    /// How many items of a `for_each` may fail while the step still succeeds.
+    pub fn failure_budget(&self) -> usize {
+        self.max_failures
+            .as_ref()
+            .map_or(0, |m| usize::try_from(m.value).unwrap_or(0))
+    }
+}
+
+/// The list a `for_each` step repeats over.
+#[derive(Clone, Debug, PartialEq, JsonSchema)]
+#[serde(untagged)]
+pub enum ForEach {
+    /// A template rendering to a list, rendered when the step becomes ready.
+    Template(String),
+    /// A literal list of items.
+    List(Vec<serde_json::Value>),
 }
 
 /// The shell that runs a `script`.

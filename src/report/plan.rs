@@ -107,6 +107,47 @@ fn flags(step: &PlannedStep) -> String {
     }
 }
 
+/// A `for_each` step: every instance with its action and rollback, or, when the list is only
+/// known at run time, what it will be with the step's action (its item as `<item>`).
+fn loop_lines(step: &PlannedStep, each: &crate::plan::PlannedLoop, out: &mut String) {
+    let pace = match each.concurrency {
+        1 => "one at a time, in order".to_owned(),
+        n => format!("{n} at a time"),
+    };
+    let budget = format!("max_failures {}", each.max_failures);
+    let rollback =
+        |action: &Option<crate::render::Action>, indent: &str, out: &mut String| match action {
+            Some(action) => {
+                let _ = writeln!(out, "{indent}rollback:");
+                crate::report::action::lines(action, &format!("{indent}  "), out);
+            }
+            None => {
+                let _ = writeln!(out, "{indent}rollback: none");
+            }
+        };
+    if let Some(of) = &each.items_of {
+        let _ = writeln!(
+            out,
+            "      for each {} of {of} (known at run time), {pace}, {budget}",
+            each.item_as
+        );
+        crate::report::action::lines(&step.action, "      ", out);
+        rollback(&step.rollback, "      ", out);
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "      for each {}: {} items, {pace}, {budget}",
+        each.item_as,
+        each.instances.len()
+    );
+    for instance in &each.instances {
+        let _ = writeln!(out, "      ▸ {}", instance.id);
+        crate::report::action::lines(&instance.action, "          ", out);
+        rollback(&instance.rollback, "          ", out);
+    }
+}
+
 pub fn human(plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -140,7 +181,10 @@ pub fn human(plan: &Plan) -> String {
                 };
                 let _ = writeln!(out, "      when: {}{value}", when.expression);
             }
-            crate::report::action::lines(&step.action, "      ", &mut out);
+            match &step.for_each {
+                Some(each) => loop_lines(step, each, &mut out),
+                None => crate::report::action::lines(&step.action, "      ", &mut out),
+            }
             if let Some(until) = &step.until {
                 let _ = writeln!(out, "      until: {until}");
             }
@@ -151,6 +195,8 @@ pub fn human(plan: &Plan) -> String {
                 let _ = writeln!(out, "      timeout: {timeout}");
             }
             match &step.rollback {
+                // Shown with the instances.
+                _ if step.for_each.is_some() => {}
                 Some(action) => {
                     let _ = writeln!(out, "      rollback:");
                     crate::report::action::lines(action, "        ", &mut out);

@@ -12,7 +12,7 @@ use crate::diagnostic::{Problem, list, suggestion};
 use crate::model::Runbook;
 
 /// Names a template can start from.
-const ROOTS: &[&str] = &["params", "secrets", "env", "steps", "run", "result"];
+pub(crate) const ROOTS: &[&str] = &["params", "secrets", "env", "steps", "run", "result"];
 /// What one attempt of a step produced: part of both `steps.<id>` and `result`.
 const OUTCOME: &[&str] = &[
     "stdout",
@@ -27,6 +27,8 @@ const OUTCOME: &[&str] = &[
 const STEP_ATTRS: &[&[&str]] = &[OUTCOME, &["outputs", "status", "attempts", "duration"]];
 /// What `result` holds during `until` and `outputs`.
 const RESULT_ATTRS: &[&[&str]] = &[OUTCOME, &["attempt"]];
+/// What `steps.<id>` of a `for_each` step holds besides.
+const LOOP_ATTRS: &[&str] = &["items", "failed_items"];
 /// What `run` holds.
 const RUN_ATTRS: &[&[&str]] = &[&["id", "dry_run", "started_at", "dir", "outcome"]];
 
@@ -65,6 +67,15 @@ impl<'a> References<'a> {
     pub fn check(&mut self, r: &Reference<'_>, site: &Site<'_>, problems: &mut Vec<Problem>) {
         let runbook = self.runbook;
         let first = r.segments.first();
+        if site.place.item
+            && let Some(owner) = site.place.owner
+            && let Some(step) = runbook.steps.get(owner)
+            && step.for_each.is_some()
+            && r.root == step.item_name()
+        {
+            // The item of a `for_each`: any value, known only when the list is rendered.
+            return;
+        }
         match r.root {
             "params" => declared(r, &runbook.params, site, problems),
             "secrets" => declared(r, &runbook.secrets, site, problems),
@@ -129,7 +140,7 @@ impl<'a> References<'a> {
             && let Some(target) = run_dag.index_of(id)
         {
             // A finally step reads a step of the run: it may not have run (see `status`).
-            return step_attributes(r, id, &run.steps[target].outputs, site, problems);
+            return step_attributes(r, id, &run.steps[target], site, problems);
         }
         let Some(target) = self.dag.index_of(id) else {
             let budget = if self.suggestions_left > 0 {
@@ -162,7 +173,7 @@ impl<'a> References<'a> {
                 return;
             }
         }
-        step_attributes(r, id, &runbook.steps[target].outputs, site, problems);
+        step_attributes(r, id, &runbook.steps[target], site, problems);
     }
 }
 
@@ -170,15 +181,26 @@ impl<'a> References<'a> {
 fn step_attributes(
     r: &Reference<'_>,
     id: &str,
-    outputs: &IndexMap<String, crate::model::Spanned<String>>,
+    step: &crate::model::Step,
     site: &Site<'_>,
     problems: &mut Vec<Problem>,
 ) {
+    let outputs = &step.outputs;
     let Some((attr, attr_span)) = r.segments.get(1) else {
         return;
     };
     let name = format!("steps.{id}");
-    if !attribute(&name, attr, STEP_ATTRS, site, *attr_span, problems) {
+    let looped: &[&[&str]] = &[
+        OUTCOME,
+        &["outputs", "status", "attempts", "duration"],
+        LOOP_ATTRS,
+    ];
+    let known = if step.for_each.is_some() {
+        looped
+    } else {
+        STEP_ATTRS
+    };
+    if !attribute(&name, attr, known, site, *attr_span, problems) {
         return;
     }
     if attr == "outputs"

@@ -5,6 +5,46 @@
 use crate::diagnostic::{Problem, list, suggestion};
 use crate::model::{Retry, Rollback, RollbackKind, Run, Runbook, Sql, StepKind};
 
+/// The loop keys of a step: `as`, `concurrency` and `max_failures` belong to a `for_each`, and
+/// the item variable must not hide a name templates read.
+fn check_loop(step: &crate::model::Step, problems: &mut Vec<Problem>) {
+    if step.for_each.is_none() {
+        let keys = [
+            ("as", step.item_as.as_ref().map(|a| a.span)),
+            ("concurrency", step.concurrency.as_ref().map(|c| c.span)),
+            ("max_failures", step.max_failures.as_ref().map(|m| m.span)),
+        ];
+        for (key, span) in keys {
+            if let Some(span) = span {
+                problems.push(Problem::LoopKeyWithoutForEach {
+                    id: step.id.value.clone(),
+                    key,
+                    span: span.into(),
+                });
+            }
+        }
+        return;
+    }
+    if let Some(name) = &step.item_as {
+        let valid = name
+            .value
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name
+                .value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let taken = crate::validate::references::ROOTS.contains(&name.as_str());
+        if !valid || taken {
+            problems.push(Problem::BadItemName {
+                name: name.value.clone(),
+                span: name.span.into(),
+            });
+        }
+    }
+}
+
 pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
     for secret in runbook.secrets.values() {
         if secret.source().is_none() {
@@ -34,6 +74,7 @@ pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
             check_retry(retry, problems);
         }
         check_env(&step.env, problems);
+        check_loop(step, problems);
         if let Some(action) = &step.rollback {
             check_env(&action.env, problems);
             check_action(runbook, action, problems);

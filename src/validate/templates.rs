@@ -31,6 +31,8 @@ pub(super) struct Place {
     pub result: bool,
     /// The owner itself is readable (its rollback runs after it).
     pub own_step: bool,
+    /// The owner's `for_each` item is readable (everywhere in the step but `for_each`).
+    pub item: bool,
     pub kind: Kind,
 }
 
@@ -52,6 +54,7 @@ impl Place {
             owner: Some(owner),
             result: false,
             own_step: false,
+            item: true,
             kind: Kind::Text,
         }
     }
@@ -152,6 +155,7 @@ impl<'a> Checker<'a> {
                     owner: None,
                     result: false,
                     own_step: false,
+                    item: false,
                     kind: Kind::Text,
                 },
             );
@@ -160,6 +164,7 @@ impl<'a> Checker<'a> {
             owner: None,
             result: false,
             own_step: false,
+            item: false,
             kind: Kind::Text,
         };
         for value in runbook.defaults.env.values() {
@@ -175,8 +180,28 @@ impl<'a> Checker<'a> {
         let runbook = self.runbook;
         for (i, step) in runbook.steps.iter().enumerate() {
             let place = Place::step(i);
+            if let Some(for_each) = &step.for_each
+                && let crate::model::ForEach::Template(text) = &for_each.value
+            {
+                // The list is rendered before any item exists.
+                let list = crate::model::Spanned::new(text.clone(), for_each.span);
+                self.template(
+                    &list,
+                    Place {
+                        item: false,
+                        ..place
+                    },
+                );
+            }
             if let Some(when) = &step.when {
-                self.expression(when, place);
+                // `when` decides for the whole step, before its list is rendered.
+                self.expression(
+                    when,
+                    Place {
+                        item: false,
+                        ..place
+                    },
+                );
             }
             if let Some(until) = &step.until {
                 self.expression(until, place.reading_result());
