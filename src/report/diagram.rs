@@ -3,7 +3,16 @@
 use std::fmt::Write;
 
 use crate::dag::Dag;
-use crate::model::Runbook;
+use crate::model::{ForEach, Runbook, Step};
+
+/// A `for_each` step is one node: how many items when the list is written out, else what it
+/// repeats over (known at run time).
+fn repeats(step: &Step) -> Option<String> {
+    Some(match &step.for_each.as_ref()?.value {
+        ForEach::List(items) => format!("for each of {} items", items.len()),
+        ForEach::Template(text) => format!("for each of {}", text.trim()),
+    })
+}
 
 /// Graphviz: `runbook graph FILE --format dot | dot -Tsvg`.
 pub fn dot(runbook: &Runbook, dag: &Dag) -> String {
@@ -16,6 +25,10 @@ pub fn dot(runbook: &Runbook, dag: &Dag) -> String {
             let _ = write!(label, "\n{}", title.value);
         }
         let mut attrs = String::new();
+        if let Some(repeats) = repeats(step) {
+            let _ = write!(label, "\n[{repeats}]");
+            attrs.push_str(", peripheries=2");
+        }
         if step.is_approval() {
             label.push_str("\n[approval]");
             attrs.push_str(", shape=hexagon, style=\"\"");
@@ -44,6 +57,9 @@ pub fn mermaid(runbook: &Runbook, dag: &Dag) -> String {
         let mut label = mermaid_text(&step.id);
         if let Some(title) = &step.title {
             let _ = write!(label, "<br/>{}", mermaid_text(title));
+        }
+        if let Some(repeats) = repeats(step) {
+            let _ = write!(label, "<br/>↻ {}", mermaid_text(&repeats));
         }
         if step.is_irreversible() {
             label.push_str("<br/>⚠ irreversible");

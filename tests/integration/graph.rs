@@ -50,3 +50,30 @@ fn invalid_runbook_is_not_drawn() {
         out.stderr
     );
 }
+
+#[test]
+fn a_for_each_step_is_one_node_saying_what_it_repeats_over() {
+    let yaml = "runbook: 1\nname: g\nparams:\n  hosts: { type: list, default: [a] }\nsteps:\n  - id: fixed\n    for_each: [x, y, z]\n    run: { program: echo, args: [\"{{ item }}\"] }\n  - id: hosts\n    needs: [fixed]\n    for_each: \"{{ params.hosts }}\"\n    run: { program: echo, args: [\"{{ item }}\"] }\n";
+    let t = Test::new().file("g.yaml", yaml);
+    let dot = Test::in_dir(t.path()).args(["graph", "g.yaml"]).run();
+    assert_eq!(dot.code, 0, "{}", dot.stderr);
+    assert!(
+        dot.stdout
+            .contains("s0 [label=\"fixed\\n[for each of 3 items]\", peripheries=2];")
+            && dot.stdout.contains(
+                "s1 [label=\"hosts\\n[for each of {{ params.hosts }}]\", peripheries=2];"
+            ),
+        "{}",
+        dot.stdout
+    );
+    let mermaid = Test::in_dir(t.path())
+        .args(["graph", "g.yaml", "--format", "mermaid"])
+        .run();
+    assert!(
+        mermaid
+            .stdout
+            .contains("s0[\"fixed<br/>↻ for each of 3 items\"]"),
+        "{}",
+        mermaid.stdout
+    );
+}
