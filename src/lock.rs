@@ -58,12 +58,10 @@ pub fn running(state: &Path, run_id: &str) -> Option<Holder> {
 
 fn alive(pid: u32) -> bool {
     // A zombie is as good as gone; /proc tells, where signal 0 would not.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
-        Err(_) => false,
-    }
+    i32::try_from(pid)
+        .ok()
+        .and_then(crate::steps::process_group::stat)
+        .is_some_and(|s| !matches!(s.state, 'Z' | 'X'))
 }
 
 /// Takes the lock of `runbook` for `run_id`.

@@ -24,6 +24,8 @@ pub struct ProcessGroup {
 /// The fields of `/proc/PID/stat` that matter here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stat {
+    /// `R`, `S`, … ; `Z` (zombie) and `X` (dead) are as good as gone.
+    pub state: char,
     pub ppid: i32,
     pub pgrp: i32,
     pub start_time: u64,
@@ -36,6 +38,7 @@ pub fn stat(pid: i32) -> Option<Stat> {
     let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
     // Field N of proc(5) is at index N - 3 here (field 3, the state, is first).
     Some(Stat {
+        state: fields.first()?.chars().next()?,
         ppid: fields.get(1)?.parse().ok()?,
         pgrp: fields.get(2)?.parse().ok()?,
         start_time: fields.get(19)?.parse().ok()?,
