@@ -250,6 +250,10 @@ struct ExecArgs {
     /// Where runs are kept: journals and locks [default: .runbook].
     #[arg(long, env = "RUNBOOK_STATE_DIR", value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Do not show the steps' output lines as they arrive (human output; the journal and
+    /// `show` still have it).
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 impl ExecArgs {
@@ -665,6 +669,8 @@ struct CommandLine {
     prompter: Option<Arc<dyn crate::prompt::Prompter>>,
     /// The live view's spinners, shared with the prompter that hides them while it asks.
     spinners: indicatif::MultiProgress,
+    /// `--quiet`: no output lines of steps.
+    quiet: bool,
 }
 
 impl CommandLine {
@@ -684,13 +690,13 @@ impl session::Ui for CommandLine {
                 masker.clone(),
                 self.color.stdout(),
                 self.spinners.clone(),
+                self.quiet,
             ))
         } else {
-            Arc::new(report::progress::Progress::new(
-                self.mode(),
-                masker.clone(),
-                self.color.stdout(),
-            ))
+            Arc::new(
+                report::progress::Progress::new(self.mode(), masker.clone(), self.color.stdout())
+                    .quiet(self.quiet && self.mode() == report::progress::Mode::Lines),
+            )
         }
     }
 
@@ -712,6 +718,7 @@ fn session_command(start: Start, exec: &ExecArgs, color: ColorWhen) -> u8 {
         prompter: report::terminal::Terminal::if_interactive(spinners.clone())
             .map(|t| Arc::new(t) as Arc<dyn crate::prompt::Prompter>),
         spinners,
+        quiet: exec.quiet,
     };
     match session::run(start, exec.settings(), &ui) {
         Ok(finished) => {

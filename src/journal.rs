@@ -141,6 +141,12 @@ impl Recorder {
 
 impl Sink for Recorder {
     fn emit(&self, e: &Event) {
+        // Live output is for the screen: the journal keeps each step's whole output in its
+        // `step_finished`, and a resume needs no line of it.
+        if matches!(e.kind, EventKind::Output { .. }) {
+            self.screen.emit(e);
+            return;
+        }
         if let Err(error) = self.journal.append(e)
             && let Ok(mut failed) = self.failed.lock()
             && failed.is_none()

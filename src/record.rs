@@ -372,6 +372,7 @@ impl RunRecord {
             }
             EventKind::AttemptFailed { .. }
             | EventKind::StepMessage { .. }
+            | EventKind::Output { .. }
             | EventKind::SecretsNotSearched { .. }
             | EventKind::Interrupted { .. }
             | EventKind::JournalFailed { .. } => {}

@@ -2,6 +2,7 @@
 //! delays between attempts. Every attempt is an event.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use minijinja::Value;
@@ -13,6 +14,7 @@ use crate::model::Spanned;
 use crate::render::{Action, RenderError, Renderer};
 use crate::retry::{Failure, Policy};
 use crate::steps::approval::NotApproved;
+use crate::steps::lines::Line;
 use crate::steps::sql_messages::Messages;
 use crate::steps::{Attempt, Failed, command};
 
@@ -309,6 +311,16 @@ async fn execute(
                     group,
                 });
             };
+            let sink = shared.sink.clone();
+            let step = spec.id.to_owned();
+            let on_line = Arc::new(move |stream, line: Line| {
+                sink.emit(&super::event::event(EventKind::Output {
+                    step: step.clone(),
+                    stream,
+                    line: line.text,
+                    cut: line.cut,
+                }));
+            });
             command::run(
                 action,
                 &shared.hidden_env,
@@ -316,6 +328,7 @@ async fn execute(
                 &shared.cancel,
                 &shared.groups,
                 &spawned,
+                on_line,
             )
             .await
         }

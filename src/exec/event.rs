@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::render::Action;
 use crate::retry::Failure;
+use crate::steps::lines::Stream;
 use crate::steps::process_group::ProcessGroup;
 
 /// The version of the journal's event format, written in every `run_started` event. A journal
@@ -194,6 +195,16 @@ pub enum EventKind {
         status: String,
         exit_code: u8,
         duration_ms: u64,
+    },
+    /// A line a running step printed, as it arrives (shown, never journaled: the journal keeps
+    /// the step's whole output in `step_finished`).
+    Output {
+        step: String,
+        stream: Stream,
+        line: String,
+        /// The line was too long: this is its beginning.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        cut: bool,
     },
 }
 

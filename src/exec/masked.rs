@@ -144,6 +144,22 @@ pub fn mask_event(kind: &EventKind, m: &Masker) -> EventKind {
             step: step.clone(),
             message: value(message, m),
         },
+        K::Output {
+            step,
+            stream,
+            line,
+            cut,
+        } => K::Output {
+            step: step.clone(),
+            stream: *stream,
+            // A cut line may end inside a secret.
+            line: if *cut {
+                m.cut(line).into_owned()
+            } else {
+                value(line, m)
+            },
+            cut: *cut,
+        },
         K::RollbackStepStarted { step, action } => K::RollbackStepStarted {
             step: step.clone(),
             action: value(action, m),

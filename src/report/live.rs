@@ -1,6 +1,7 @@
 //! The live view on a terminal: a spinner line per running step with its attempt and elapsed
 //! time; everything else is printed above the spinners as the timestamped lines of
-//! [`Progress`](super::progress::Progress).
+//! [`Progress`](super::progress::Progress), and the steps' output lines as they arrive
+//! (`step │ line`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,10 +21,10 @@ pub struct Live {
 
 impl Live {
     /// `multi` is shared with the terminal that asks questions, which hides the spinners
-    /// while a prompt is on the screen.
-    pub fn new(masker: Masker, color: bool, multi: MultiProgress) -> Self {
+    /// while a prompt is on the screen. `quiet` hides the steps' output lines.
+    pub fn new(masker: Masker, color: bool, multi: MultiProgress, quiet: bool) -> Self {
         Self {
-            lines: Progress::new(Mode::Lines, masker, color),
+            lines: Progress::new(Mode::Lines, masker, color).quiet(quiet),
             multi,
             bars: Mutex::new(HashMap::new()),
         }
@@ -82,6 +83,15 @@ impl Sink for Live {
             }
             EventKind::StepFinished { step, .. } | EventKind::RollbackStepFinished { step, .. } => {
                 self.done(step);
+            }
+            // A step's output goes above the spinners as it comes, without a time: it is
+            // shown now.
+            EventKind::Output {
+                step, line, cut, ..
+            } => {
+                self.multi
+                    .suspend(|| self.lines.output(None, step, line, *cut));
+                return;
             }
             _ => {}
         }

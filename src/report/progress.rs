@@ -2,6 +2,7 @@
 //! then a summary of every step. Events arrive with their secret values masked
 //! ([`crate::exec::masked`]); the summary's free text is masked here.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::Mutex;
@@ -10,6 +11,7 @@ use crate::exec::Summary;
 use crate::exec::event::{Event, EventKind, Sink, Status};
 use crate::exit;
 use crate::mask::Masker;
+use crate::retry::Failure;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -23,6 +25,13 @@ pub struct Progress {
     masker: Masker,
     color: bool,
     out: Mutex<()>,
+    /// `--quiet`: steps' output lines are not shown (human mode).
+    quiet: bool,
+    /// Steps between the attempts of a poll (`until` false): the next attempt's start is not
+    /// a line of its own, so each attempt is one line.
+    polling: Mutex<HashSet<String>>,
+    /// Completed steps with no rollback, said in one line once the run says something else.
+    no_rollback: Mutex<Vec<String>>,
 }
 
 impl Progress {
@@ -33,7 +42,41 @@ impl Progress {
             masker,
             color,
             out: Mutex::new(()),
+            quiet: false,
+            polling: Mutex::new(HashSet::new()),
+            no_rollback: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Hides steps' output lines (`--quiet`).
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.quiet = quiet;
+        self
+    }
+
+    /// One line of a step's output: `step │ line`, after the time when `at` is given.
+    pub fn output(&self, at: Option<&str>, step: &str, line: &str, cut: bool) {
+        if self.quiet {
+            return;
+        }
+        let more = if cut { " […]" } else { "" };
+        let text = match at {
+            Some(at) => format!("{}   {step} │ {line}{more}\n", clock(at)),
+            None => format!("  {step} │ {line}{more}\n"),
+        };
+        self.print(&text);
+    }
+
+    /// The steps with no rollback gathered so far, as one line.
+    fn no_rollback_line(&self, t: &str) -> Option<String> {
+        let steps = std::mem::take(&mut *self.no_rollback.lock().ok()?);
+        (!steps.is_empty()).then(|| {
+            format!(
+                "{t} · not rolled back ({}): {}\n",
+                crate::rollback::Reason::NoRollback,
+                steps.join(", ")
+            )
+        })
     }
 
     fn print(&self, text: &str) {
@@ -108,7 +151,16 @@ impl Progress {
                 .collect();
             let _ = writeln!(text, "Rolled back: {}", parts.join(", "));
         }
-        for (id, reason) in &summary.not_rolled_back {
+        let none = crate::rollback::Reason::NoRollback.to_string();
+        let (undeclared, kept): (Vec<_>, Vec<_>) = summary
+            .not_rolled_back
+            .iter()
+            .partition(|(_, reason)| *reason == none);
+        if !undeclared.is_empty() {
+            let ids: Vec<&str> = undeclared.iter().map(|(id, _)| id.as_str()).collect();
+            let _ = writeln!(text, "Not rolled back ({none}): {}", ids.join(", "));
+        }
+        for (id, reason) in kept {
             let _ = writeln!(text, "Not rolled back: {id} ({})", self.masker.text(reason));
         }
         let _ = writeln!(
@@ -151,6 +203,17 @@ impl Sink for Progress {
             return;
         }
         let t = clock(&event.at);
+        if let EventKind::NotRolledBack { step, reason } = &event.kind
+            && *reason == crate::rollback::Reason::NoRollback.to_string()
+        {
+            if let Ok(mut steps) = self.no_rollback.lock() {
+                steps.push(step.clone());
+            }
+            return;
+        }
+        if let Some(line) = self.no_rollback_line(t) {
+            self.print(&line);
+        }
         let line = match &event.kind {
             EventKind::RunStarted {
                 run_id,
@@ -168,12 +231,30 @@ impl Sink for Progress {
                 action,
                 ..
             } => {
+                if self.polling.lock().is_ok_and(|mut p| p.remove(step)) {
+                    return;
+                }
                 let n = if *attempts > 1 {
                     format!(" (attempt {attempt}/{attempts})")
                 } else {
                     String::new()
                 };
                 format!("{t} ▶ {step}{n}: {action}\n")
+            }
+            EventKind::AttemptFailed {
+                step,
+                attempt,
+                message,
+                retry_in_ms: Some(ms),
+                reason: Failure::Until,
+            } => {
+                if let Ok(mut polling) = self.polling.lock() {
+                    polling.insert(step.clone());
+                }
+                format!(
+                    "{t} … {step} attempt {attempt}: {message}; next attempt in {}\n",
+                    humantime::format_duration(std::time::Duration::from_millis(*ms))
+                )
             }
             EventKind::AttemptFailed {
                 step,
@@ -211,9 +292,12 @@ impl Sink for Progress {
                             if *attempts == 1 { "" } else { "s" },
                             message.as_deref().unwrap_or("failed")
                         );
-                        text.push_str(&tail(stderr, 10));
-                        if stderr.trim().is_empty() {
-                            text.push_str(&tail(stdout, 10));
+                        // Its lines were shown as they came, unless `--quiet` hid them.
+                        if self.quiet {
+                            text.push_str(&tail(stderr, 10));
+                            if stderr.trim().is_empty() {
+                                text.push_str(&tail(stdout, 10));
+                            }
                         }
                         text
                     }
@@ -253,6 +337,12 @@ impl Sink for Progress {
                 status, exit_code, ..
             } => format!("{t} run {status} (exit {exit_code})\n"),
             EventKind::RunContext { .. } | EventKind::ProcessStarted { .. } => return,
+            EventKind::Output {
+                step, line, cut, ..
+            } => {
+                self.output(Some(&event.at), step, line, *cut);
+                return;
+            }
             EventKind::Interrupted { signal } => {
                 let by = if signal.is_empty() {
                     String::new()

@@ -12,6 +12,7 @@ use tokio::net::unix::pipe;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
+use super::lines::{OnLine, Splitter, Stream};
 use super::process_group::ProcessGroup;
 use super::supervisor;
 use super::{Attempt, Failed};
@@ -119,6 +120,7 @@ pub async fn run(
     cancel: &CancellationToken,
     groups: &Groups,
     spawned: &(dyn Fn(ProcessGroup) + Sync),
+    on_line: Arc<OnLine>,
 ) -> Attempt {
     let Some(argv) = argv(action) else {
         return Attempt::failed(Failure::Error, "not a command");
@@ -192,8 +194,18 @@ pub async fn run(
     // Recorded (journal) so that a resume after a crash can end what the step left running.
     spawned(group.clone());
     let stop = CancellationToken::new();
-    let mut stdout = tokio::spawn(read_capped(child.stdout.take(), stop.clone()));
-    let mut stderr = tokio::spawn(read_capped(child.stderr.take(), stop.clone()));
+    let mut stdout = tokio::spawn(read_capped(
+        child.stdout.take(),
+        stop.clone(),
+        Stream::Stdout,
+        on_line.clone(),
+    ));
+    let mut stderr = tokio::spawn(read_capped(
+        child.stderr.take(),
+        stop.clone(),
+        Stream::Stderr,
+        on_line,
+    ));
 
     let sleep = async {
         match timeout {
@@ -316,14 +328,22 @@ async fn started(mut control: pipe::Receiver) -> Result<ProcessGroup, NotStarted
     }
 }
 
-/// Reads a stream to its end, or until `stop`, keeping at most [`OUTPUT_CAP`] bytes.
-async fn read_capped(stream: Option<impl AsyncRead + Unpin>, stop: CancellationToken) -> String {
+/// Reads a stream to its end, or until `stop`, keeping at most [`OUTPUT_CAP`] bytes; every
+/// line goes to `on_line` as it completes (the live view), cap or no cap.
+async fn read_capped(
+    stream: Option<impl AsyncRead + Unpin>,
+    stop: CancellationToken,
+    which: Stream,
+    on_line: Arc<OnLine>,
+) -> String {
     let Some(mut stream) = stream else {
         return String::new();
     };
     let mut kept = Vec::new();
     let mut dropped = 0usize;
     let mut buf = [0u8; 16 * 1024];
+    let mut lines = Splitter::default();
+    let mut emit = |line| on_line(which, line);
     loop {
         let read = tokio::select! {
             read = stream.read(&mut buf) => read,
@@ -332,12 +352,14 @@ async fn read_capped(stream: Option<impl AsyncRead + Unpin>, stop: CancellationT
         match read {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                lines.push(&buf[..n], &mut emit);
                 let room = OUTPUT_CAP.saturating_sub(kept.len());
                 kept.extend_from_slice(&buf[..n.min(room)]);
                 dropped += n.saturating_sub(room);
             }
         }
     }
+    lines.finish(&mut emit);
     let mut text = String::from_utf8_lossy(&kept).into_owned();
     if dropped > 0 {
         text.push_str(&format!("{TRUNCATED}{dropped} more bytes not kept]\n"));

@@ -3,6 +3,7 @@
 
 pub mod approval;
 pub mod command;
+pub mod lines;
 pub mod process_group;
 pub mod sql;
 pub mod sql_messages;

@@ -10,6 +10,7 @@ mod formats;
 mod graph;
 mod hostile_text;
 mod journal;
+mod live_output;
 mod long_lines;
 mod loops;
 mod plan;

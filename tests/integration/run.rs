@@ -229,7 +229,7 @@ fn rollback_runs_in_reverse_completion_order() {
     assert_eq!(t.read("log"), "a\nb\nc\nd\nundo-d\nundo-b\nundo-a\n");
     assert!(
         out.stdout
-            .contains("Not rolled back: c (no rollback declared)")
+            .contains("Not rolled back (no rollback declared): c\n")
     );
     assert!(
         out.stdout

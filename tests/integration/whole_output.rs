@@ -178,3 +178,34 @@ fn help() {
     snapshot("help", Test::new().args(["--help"]));
     snapshot("run_help", Test::new().args(["run", "--help"]));
 }
+
+/// Steps' output lines, a poll (one line per attempt) and a rollback that names the steps
+/// without one once.
+const OUTPUT_POLL_ROLLBACK: &str = r#"runbook: 1
+name: lines
+steps:
+  - id: say
+    run: { shell: sh, script: "echo first line; echo second line" }
+    rollback: { run: { program: echo, args: [undone] } }
+  - id: note
+    needs: [say]
+    run: { program: "true" }
+  - id: poll
+    needs: [note]
+    retry: { attempts: 3, delay: 10ms }
+    run: { program: "true" }
+    until: "result.attempt >= 2"
+  - id: fail
+    needs: [poll]
+    run: { shell: sh, script: "echo giving up; exit 3" }
+"#;
+
+#[test]
+fn live_output_lines_a_poll_and_a_rollback() {
+    snapshot(
+        "run_output_lines_human",
+        Test::new()
+            .file("lines.yaml", OUTPUT_POLL_ROLLBACK)
+            .args(["run", "lines.yaml"]),
+    );
+}
