@@ -12,7 +12,7 @@
 //! 4. **Decide**: `schedule` says which step starts next (for the run, the plan's waves and the
 //!    `--fail-at` prediction alike), `retry` whether to try again, `rollback` what a failure
 //!    undoes, `outcome` how a stop ends (its exit code, from `exit`). `plan` is the dry-run.
-//! 5. **Run**: a `session` (approvals, secrets, `lock`, `journal`) drives `exec`, which
+//! 5. **Run**: a `session` (approvals, secrets, `lock` and `estate_lock`, `journal`) drives `exec`, which
 //!    runs each attempt through `steps` (one executor per kind) and asks people through
 //!    `prompt`. The engine only emits events.
 //! 6. **Remember**: the `journal` is read back into a `record` for `resume`, `runs` and
@@ -52,6 +52,7 @@ pub(crate) mod rollback;
 pub(crate) mod schedule;
 
 // 5. Run
+pub(crate) mod estate_lock;
 pub(crate) mod exec;
 pub(crate) mod lock;
 pub(crate) mod prompt;

@@ -56,7 +56,8 @@ pub fn running(state: &Path, run_id: &str) -> Option<Holder> {
         .find(|h| h.run_id == run_id && (h.host != here || alive(h.pid)))
 }
 
-fn alive(pid: u32) -> bool {
+/// Whether process `pid` of this host is running (a zombie is not).
+pub(crate) fn alive(pid: u32) -> bool {
     // A zombie is as good as gone; /proc tells, where signal 0 would not.
     i32::try_from(pid)
         .ok()

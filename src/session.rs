@@ -73,6 +73,8 @@ pub enum Notice {
     IgnoredParams(Vec<String>),
     /// A lock whose process is gone was taken over.
     TookOverLock(Holder),
+    /// An estate lock whose process is gone was taken over.
+    TookOverEstateLock(Box<crate::estate_lock::EstateHolder>),
     /// A process group left running by a step in doubt was ended.
     EndedLeftover { step: String, pgid: u32 },
     /// A process group recorded by a step in doubt that resume may not signal.
@@ -95,6 +97,16 @@ impl std::fmt::Display for Notice {
                 f,
                 "took over the lock left by run {} (pid {} on {}, started {}), whose process is gone",
                 stale.run_id, stale.pid, stale.host, stale.started
+            ),
+            Notice::TookOverEstateLock(stale) => write!(
+                f,
+                "took over estate lock `{}` left by run {} of `{}` (pid {} on {}, started {}), whose process is gone",
+                stale.key,
+                stale.holder.run_id,
+                stale.runbook,
+                stale.holder.pid,
+                stale.holder.host,
+                stale.holder.started
             ),
             Notice::EndedLeftover { step, pgid } => {
                 write!(f, "ended process group {pgid} left running by `{step}`")
@@ -135,6 +147,8 @@ pub enum SessionError {
     EnvFile(#[from] crate::env_file::EnvFileError),
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error(transparent)]
+    EstateLock(#[from] crate::estate_lock::EstateLockError),
     #[error(
         "run `{run}` is still running (pid {} on {}, started {}); wait for it to end, or stop that process first (Ctrl-C in its terminal, or `kill {}`); nothing was done",
         holder.pid, holder.host, holder.started, holder.pid
@@ -214,6 +228,8 @@ struct Prepared {
     origin: Option<Origin>,
     resume: Option<exec::Resume>,
     no_rollback: bool,
+    /// The runbook file (to say where a lock key that cannot be rendered is written).
+    file: PathBuf,
 }
 
 /// Runs a session to its end.
@@ -285,6 +301,7 @@ fn prepare_new(
         }),
         resume: None,
         no_rollback,
+        file: file.to_path_buf(),
     })
 }
 
@@ -348,6 +365,7 @@ fn prepare_continue(
         origin: None,
         resume: Some(resume),
         no_rollback: context.no_rollback && !rollback_only,
+        file,
     })
 }
 
@@ -432,6 +450,7 @@ fn execute(
         origin,
         resume,
         no_rollback,
+        file,
     } = prepared;
     let options = exec::Options {
         concurrency: settings.concurrency,
@@ -453,6 +472,17 @@ fn execute(
         crate::lock::acquire(&settings.state, &runbook.name, &run.id, &run.started_at)?;
     if let Some(stale) = stale {
         ui.notice(&Notice::TookOverLock(stale));
+    }
+    let keys = crate::estate_lock::keys(&runbook, &params, &run, &file)?;
+    let (_estate_locks, stale) = crate::estate_lock::acquire(
+        &settings.state,
+        &keys,
+        &runbook.name,
+        &run.id,
+        &run.started_at,
+    )?;
+    for stale in stale {
+        ui.notice(&Notice::TookOverEstateLock(Box::new(stale)));
     }
     let masker = Masker::new(
         secrets

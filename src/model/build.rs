@@ -27,6 +27,7 @@ pub const RUNBOOK_KEYS: &[&str] = &[
     "env_file",
     "steps",
     "finally",
+    "locks",
 ];
 pub const STEP_KEYS: &[&str] = &[
     "id",
@@ -442,6 +443,7 @@ impl Builder<'_> {
             env_file,
             steps,
             finally,
+            locks: self.string_list(&fields, "locks"),
             dir: std::path::PathBuf::new(),
         })
     }

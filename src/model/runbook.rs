@@ -33,6 +33,11 @@ pub struct Runbook {
     /// any); `needs` names only other finally steps. Their failure never rolls back.
     #[serde(default)]
     pub finally: Vec<Step>,
+    /// Estate locks: keys (templates over `params` and `run`, rendered when the run starts)
+    /// that no two active runs in the same state directory may hold at once, whatever their
+    /// runbooks, e.g. `sql:{{ params.backup_sql }}/{{ params.database }}`.
+    #[serde(default)]
+    pub locks: Vec<Spanned<String>>,
     /// The directory of the runbook file: relative `cwd` and `./program` paths start there.
     #[schemars(skip)]
     pub dir: std::path::PathBuf,
@@ -97,6 +102,7 @@ impl Runbook {
             env_file: self.env_file.clone(),
             steps: self.finally.clone(),
             finally: Vec::new(),
+            locks: Vec::new(),
             dir: self.dir.clone(),
         }
     }

@@ -173,6 +173,9 @@ impl<'a> Checker<'a> {
         if let Some(cwd) = &runbook.defaults.cwd {
             self.template(cwd, defaults);
         }
+        for key in &runbook.locks {
+            self.template(key, defaults);
+        }
         self.steps_templates();
     }
 

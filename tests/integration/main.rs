@@ -5,6 +5,7 @@ mod bounded;
 mod command_line;
 mod crash;
 mod diagnostics;
+mod estate_locks;
 mod finally;
 mod formats;
 mod graph;

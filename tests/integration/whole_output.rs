@@ -209,3 +209,25 @@ fn live_output_lines_a_poll_and_a_rollback() {
             .args(["run", "lines.yaml"]),
     );
 }
+
+#[test]
+fn an_estate_lock_refusal() {
+    let holder = |name: &str| {
+        format!(
+            "runbook: 1\nname: {name}\nparams:\n  db: {{ default: mgc }}\nlocks: [\"sql:backup-sql/{{{{ params.db }}}}\"]\nsteps:\n  - id: work\n    run: {{ shell: sh, script: \"touch started; while [ ! -f go ]; do sleep 0.02; done\" }}\n"
+        )
+    };
+    let t = Test::new()
+        .file("failover.yaml", holder("failover"))
+        .file("failback.yaml", holder("failback"));
+    let mut first = crate::support::spawn(&Test::in_dir(t.path()).args(["run", "failover.yaml"]));
+    crate::support::wait_until("the failover holds its lock", || {
+        t.path().join("started").exists()
+    });
+    snapshot(
+        "run_estate_lock_refused",
+        Test::in_dir(t.path()).args(["run", "failback.yaml"]),
+    );
+    std::fs::write(t.path().join("go"), "").expect("go");
+    assert!(first.wait().expect("wait").success());
+}
