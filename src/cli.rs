@@ -75,6 +75,10 @@ enum Command {
         /// Fail (exit 1) on warnings too.
         #[arg(long)]
         deny_warnings: bool,
+        /// Add the opt-in lints: a step that changes something (`run`, `sql`) with neither
+        /// `probe` nor `rehearse`.
+        #[arg(long)]
+        strict: bool,
     },
     /// Draw the step graph of a runbook.
     Graph {
@@ -104,6 +108,21 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
         format: PlanFormat,
+    },
+    /// Pre-flight against the live estate: run the probes and `rehearse:` actions only.
+    ///
+    /// Never runs a step's own action unless it is `probe: true`, never rolls back, asks no
+    /// approval and writes no journal. Exit status: 0 nothing failed, 1 a step failed,
+    /// 2 invalid runbook or parameters.
+    Check {
+        /// The runbook file.
+        #[arg(value_hint = ValueHint::FilePath)]
+        file: PathBuf,
+        #[command(flatten)]
+        params: ParamArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
+        format: CheckFormat,
     },
     /// Execute a runbook.
     ///
@@ -300,6 +319,14 @@ enum PlanFormat {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum CheckFormat {
+    Human,
+    Json,
+    Markdown,
+    Junit,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum OutputFormat {
     Human,
     Json,
@@ -384,7 +411,13 @@ fn run(cli: Cli) -> u8 {
             paths,
             format,
             deny_warnings,
-        } => validate_command(&paths, format, deny_warnings, color),
+            strict,
+        } => validate_command(&paths, format, deny_warnings, strict, color),
+        Command::Check {
+            file,
+            params,
+            format,
+        } => check_command(&file, &params, format, color),
         Command::Graph { file, format } => graph_command(&file, format, color),
         Command::Plan {
             file,
@@ -542,13 +575,26 @@ fn validate_command(
     paths: &[PathBuf],
     format: ValidateFormat,
     deny_warnings: bool,
+    strict: bool,
     color: ColorWhen,
 ) -> u8 {
     let files = match crate::discover::expand(paths) {
         Ok(files) => files,
         Err(e) => return usage_error(&e),
     };
-    let reports: Vec<FileReport> = files.iter().map(|f| session::check(f).0).collect();
+    let reports: Vec<FileReport> = files
+        .iter()
+        .map(|f| {
+            let (mut report, checked) = session::check(f);
+            if strict && let Some((runbook, _)) = checked {
+                crate::validate::strict(&runbook, &mut report.problems);
+                report
+                    .problems
+                    .sort_by_key(|p| p.primary_span().map(|s| s.offset()));
+            }
+            report
+        })
+        .collect();
     let text = match format {
         ValidateFormat::Human => report::human(&reports, color.stdout()),
         ValidateFormat::Json => report::json(&reports),
@@ -660,6 +706,35 @@ fn plan_command(
     };
     print(&text);
     exit::OK
+}
+
+/// `check`: the live pre-flight and its report.
+fn check_command(file: &Path, params: &ParamArgs, format: CheckFormat, color: ColorWhen) -> u8 {
+    let report = match crate::check::check(file, &params.pairs, params.params_file.as_deref()) {
+        Ok(report) => report,
+        Err(e) => return session_error(&e, color),
+    };
+    if !report.ignored_params.is_empty() {
+        eprintln!(
+            "note: {}",
+            Notice::IgnoredParams(report.ignored_params.clone())
+        );
+    }
+    if !report.short_secrets.is_empty() {
+        eprintln!(
+            "note: secrets shorter than {} characters are masked only where a value is exactly the secret, not inside output: {}",
+            crate::mask::MIN_SEARCH_LEN,
+            report.short_secrets.join(", ")
+        );
+    }
+    let text = match format {
+        CheckFormat::Human => safe(report::check::human(&report)),
+        CheckFormat::Json => report::check::json(&report),
+        CheckFormat::Markdown => safe(report::check::markdown(&report)),
+        CheckFormat::Junit => report::check::junit(&report),
+    };
+    print(&text);
+    report.exit_code()
 }
 
 /// The terminal and output of a run on the command line.

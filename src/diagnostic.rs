@@ -328,6 +328,19 @@ pub enum Problem {
         span: SourceSpan,
     },
 
+    #[error("a rehearse action must have exactly one of `run`, `sql`; it has {count}")]
+    #[diagnostic(
+        code(runbook::invalid_rehearse),
+        help(
+            "write the read-only action `runbook check` runs instead, e.g. `rehearse: {{ run: {{ shell: powershell, script: … -WhatIf }} }}`"
+        )
+    )]
+    InvalidRehearse {
+        count: usize,
+        #[label("here")]
+        span: SourceSpan,
+    },
+
     #[error("unknown connection `{name}`")]
     #[diagnostic(code(runbook::unknown_connection))]
     UnknownConnection {
@@ -546,6 +559,21 @@ pub enum Problem {
     UnusedSecret {
         name: String,
         #[label("declared here")]
+        span: SourceSpan,
+    },
+
+    #[error("step `{id}` changes something (`{kind}`) but has neither `probe` nor `rehearse`")]
+    #[diagnostic(
+        code(runbook::not_rehearsable),
+        severity(Warning),
+        help(
+            "`runbook check` can only report it as not rehearsed: give it a read-only `rehearse:` action (e.g. the cmdlet with -WhatIf, RESTORE VERIFYONLY), or `probe: true` if it only reads"
+        )
+    )]
+    NotRehearsable {
+        id: String,
+        kind: &'static str,
+        #[label("not rehearsed by `runbook check`")]
         span: SourceSpan,
     },
 

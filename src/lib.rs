@@ -14,7 +14,8 @@
 //!    undoes, `outcome` how a stop ends (its exit code, from `exit`). `plan` is the dry-run.
 //! 5. **Run**: a `session` (approvals, secrets, `lock` and `estate_lock`, `journal`) drives `exec`, which
 //!    runs each attempt through `steps` (one executor per kind) and asks people through
-//!    `prompt`. The engine only emits events.
+//!    `prompt`. The engine only emits events. `check` is the live pre-flight: probes and
+//!    `rehearse:` actions only, through the same attempt runner, with no journal.
 //! 6. **Remember**: the `journal` is read back into a `record` for `resume`, `runs` and
 //!    `show`.
 //! 7. **Print**: only `report` and `cli` print; `complete` gives the shell the step ids and
@@ -52,6 +53,7 @@ pub(crate) mod rollback;
 pub(crate) mod schedule;
 
 // 5. Run
+pub(crate) mod check;
 pub(crate) mod estate_lock;
 pub(crate) mod exec;
 pub(crate) mod lock;

@@ -152,6 +152,19 @@ impl Renderer<'_> {
         })
     }
 
+    /// What `runbook check` runs instead of a step's action, if the step has a `rehearse:`.
+    pub fn rehearse(&self, step: &Step, context: &Value) -> Option<Result<Action, RenderError>> {
+        let rehearse = step.rehearse.as_ref()?;
+        let env = match self.env(&step.env, context) {
+            Ok(env) => env,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(match &rehearse.kind {
+            crate::model::RehearseKind::Run(run) => self.run(run, env, context),
+            crate::model::RehearseKind::Sql(sql) => self.sql(sql, context),
+        })
+    }
+
     fn run(
         &self,
         run: &Run,

@@ -57,7 +57,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn new(
+    pub(crate) fn new(
         runbook: Arc<Runbook>,
         sink: Arc<dyn Sink>,
         groups: Groups,

@@ -41,6 +41,7 @@ pub const STEP_KEYS: &[&str] = &[
     "rollback",
     "irreversible",
     "probe",
+    "rehearse",
     "idempotent",
     "continue_on_failure",
     "env",
@@ -73,6 +74,7 @@ pub const RUN_KEYS: &[&str] = &["program", "args", "shell", "script", "cwd"];
 pub const SQL_KEYS: &[&str] = &["connection", "query", "args", "database"];
 pub const ASSERT_KEYS: &[&str] = &["that", "message"];
 pub const APPROVAL_KEYS: &[&str] = &["prompt", "instructions"];
+pub const REHEARSE_KEYS: &[&str] = &["run", "sql"];
 pub const ROLLBACK_KEYS: &[&str] = &[
     "run",
     "sql",
@@ -633,6 +635,7 @@ impl Builder<'_> {
             rollback: fields.get("rollback").and_then(|n| self.action(n)),
             irreversible: self.bool(&fields, "irreversible"),
             probe: self.bool(&fields, "probe"),
+            rehearse: fields.get("rehearse").and_then(|n| self.rehearse(n)),
             idempotent: self.bool(&fields, "idempotent"),
             continue_on_failure: self.bool(&fields, "continue_on_failure"),
             env: self.string_map(&fields, "env"),
@@ -853,6 +856,30 @@ impl Builder<'_> {
             retry: fields.get("retry").and_then(|n| self.retry(n)),
             env: self.string_map(&fields, "env"),
             past_point_of_no_return: self.bool(&fields, "past_point_of_no_return"),
+            span: node.span,
+        })
+    }
+
+    /// `rehearse:` exactly one of `run`, `sql`.
+    fn rehearse(&mut self, node: &Node) -> Option<Rehearse> {
+        let fields = self.fields(node, "rehearse", "`rehearse`".to_owned(), REHEARSE_KEYS)?;
+        let built: Vec<RehearseKind> = [
+            self.kind_key(&fields, "run", Self::run)
+                .map(RehearseKind::Run),
+            self.kind_key(&fields, "sql", Self::sql)
+                .map(RehearseKind::Sql),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if built.len() != 1 {
+            self.push(Problem::InvalidRehearse {
+                count: built.len(),
+                span: node.span.into(),
+            });
+        }
+        Some(Rehearse {
+            kind: built.into_iter().next()?,
             span: node.span,
         })
     }

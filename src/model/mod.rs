@@ -6,6 +6,7 @@
 pub mod build;
 mod duration;
 mod param;
+mod rehearse;
 mod retry;
 mod runbook;
 mod spanned;
@@ -13,6 +14,7 @@ mod step;
 
 pub use duration::Duration;
 pub use param::{Param, ParamType, Secret, SecretSource};
+pub use rehearse::{Rehearse, RehearseKind};
 pub use retry::{Backoff, Retry, RetryOn};
 pub use runbook::{Connection, Defaults, EnvFile, Runbook};
 pub use spanned::Spanned;

@@ -33,6 +33,8 @@ pub struct Step {
     pub irreversible: Option<Spanned<bool>>,
     /// Read-only: safe to run during a rehearsal.
     pub probe: Option<Spanned<bool>>,
+    /// What `runbook check` runs instead of the step's action (read-only by contract).
+    pub rehearse: Option<super::Rehearse>,
     /// Safe to run again if a crash leaves it in doubt.
     pub idempotent: Option<Spanned<bool>>,
     /// A failure marks the step failed but lets its dependents run.

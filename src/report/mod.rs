@@ -2,6 +2,7 @@
 //! a run, `runs` and `show`, the text of an action, and the terminal that asks questions.
 
 pub mod action;
+pub mod check;
 pub mod control_chars;
 pub mod diagram;
 mod github;

@@ -10,11 +10,13 @@ mod lints;
 mod needs;
 mod no_return;
 mod param_declarations;
+pub(crate) mod reads;
 mod references;
 pub(crate) mod scalars;
 mod steps;
 mod template_walk;
 mod templates;
+mod unrehearsed;
 
 use crate::dag::Dag;
 use crate::diagnostic::Problem;
@@ -30,6 +32,11 @@ pub fn validate(runbook: &Runbook, source: &str, problems: &mut Vec<Problem>) ->
     param_declarations::check(runbook, problems);
     templates::check(runbook, &dag, finally.as_ref(), source, problems);
     dag
+}
+
+/// The opt-in checks of `validate --strict`, appended to `problems`.
+pub fn strict(runbook: &Runbook, problems: &mut Vec<Problem>) {
+    unrehearsed::check(runbook, problems);
 }
 
 /// Ids of steps, params, secrets, outputs and connections: a letter or `_` first, then

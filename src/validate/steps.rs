@@ -3,7 +3,7 @@
 //! checked when the model is built.)
 
 use crate::diagnostic::{Problem, list, suggestion};
-use crate::model::{Retry, Rollback, RollbackKind, Run, Runbook, Sql, StepKind};
+use crate::model::{RehearseKind, Retry, Rollback, RollbackKind, Run, Runbook, Sql, StepKind};
 
 /// The loop keys of a step: `as`, `concurrency` and `max_failures` belong to a `for_each`, and
 /// the item variable must not hide a name templates read.
@@ -69,6 +69,11 @@ pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
             StepKind::Run(run) => check_run(run, problems),
             StepKind::Sql(sql) => check_connection(runbook, sql, problems),
             StepKind::Wait(_) | StepKind::Assert(_) | StepKind::Approval(_) => {}
+        }
+        match step.rehearse.as_ref().map(|r| &r.kind) {
+            Some(RehearseKind::Run(run)) => check_run(run, problems),
+            Some(RehearseKind::Sql(sql)) => check_connection(runbook, sql, problems),
+            None => {}
         }
         if let Some(retry) = &step.retry {
             check_retry(retry, problems);

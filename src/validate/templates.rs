@@ -227,6 +227,11 @@ impl<'a> Checker<'a> {
                 }
                 StepKind::Approval(approval) => self.approval(approval, place),
             }
+            match step.rehearse.as_ref().map(|r| &r.kind) {
+                Some(crate::model::RehearseKind::Run(run)) => self.run(run, place),
+                Some(crate::model::RehearseKind::Sql(sql)) => self.sql(sql, place),
+                None => {}
+            }
             if let Some(action) = &step.rollback {
                 self.action(
                     action,

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod bounded;
+mod check;
 mod command_line;
 mod crash;
 mod diagnostics;

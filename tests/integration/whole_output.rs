@@ -42,6 +42,43 @@ steps:
     run: { program: echo }
 "#;
 
+/// A pre-flight with a step of each status `runbook check` reports.
+const PREFLIGHT: &str = r#"runbook: 1
+name: preflight
+params:
+  target: { type: string, default: blue }
+steps:
+  - id: probe-disk
+    probe: true
+    run: { shell: sh, script: "echo 42" }
+    outputs: { free: "{{ result.stdout | trim }}" }
+  - id: enough-space
+    needs: [probe-disk]
+    assert: "steps['probe-disk'].outputs.free | int > 10"
+  - id: only-on-green
+    needs: [probe-disk]
+    when: "params.target == 'green'"
+    run: { program: echo, args: [green] }
+  - id: approve
+    needs: [enough-space]
+    approval: { prompt: "Switch to {{ params.target }}?" }
+  - id: switch
+    needs: [approve]
+    run: { program: echo, args: [switch] }
+    rehearse: { run: { shell: sh, script: "echo cannot reach the switch >&2; exit 4" } }
+  - id: stamp
+    needs: [approve]
+    run: { shell: sh, script: "date +%s" }
+  - id: show-stamp
+    needs: [stamp]
+    probe: true
+    run: { program: echo, args: ["{{ steps.stamp.stdout }}"] }
+finally:
+  - id: cleanup
+    run: { program: "true" }
+    rehearse: { run: { program: "true" } }
+"#;
+
 /// Placeholders for what changes from one run, machine or user to the next.
 fn settings(dir: &Path) -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
@@ -230,4 +267,19 @@ fn an_estate_lock_refusal() {
     );
     std::fs::write(t.path().join("go"), "").expect("go");
     assert!(first.wait().expect("wait").success());
+}
+
+#[test]
+fn check_of_a_preflight_in_every_format() {
+    for format in ["human", "json", "markdown", "junit"] {
+        snapshot(
+            &format!("check_{format}"),
+            Test::new().file("preflight.yaml", PREFLIGHT).args([
+                "check",
+                "preflight.yaml",
+                "--format",
+                format,
+            ]),
+        );
+    }
 }
