@@ -16,7 +16,8 @@
 //!    runs each attempt through `steps` (one executor per kind) and asks people through
 //!    `prompt`. The engine only emits events.
 //! 6. **Remember**: the `journal` is read back into a `record` for `resume`, `runs` and
-//!    `show`.
+//!    `show`; `scenario` runs a runbook's tests (`runbook test`) through the engine with
+//!    mocked results, and records a run's journal as a test.
 //! 7. **Print**: only `report` and `cli` print; `complete` gives the shell the step ids and
 //!    runs it completes, `init` writes a new runbook from a template.
 
@@ -62,6 +63,7 @@ pub(crate) mod steps;
 pub(crate) mod journal;
 pub(crate) mod record;
 pub(crate) mod resume;
+pub(crate) mod scenario;
 
 // 7. Print
 pub mod cli;

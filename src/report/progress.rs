@@ -23,6 +23,8 @@ pub struct Progress {
     masker: Masker,
     color: bool,
     out: Mutex<()>,
+    /// Where the text goes instead of stdout (`runbook test` keeps the report a run prints).
+    capture: Option<std::sync::Arc<Mutex<String>>>,
 }
 
 impl Progress {
@@ -33,6 +35,15 @@ impl Progress {
             masker,
             color,
             out: Mutex::new(()),
+            capture: None,
+        }
+    }
+
+    /// Human lines kept in `capture` rather than printed: the report a run would print.
+    pub fn captured(masker: Masker, capture: std::sync::Arc<Mutex<String>>) -> Self {
+        Self {
+            capture: Some(capture),
+            ..Self::new(Mode::Lines, masker, false)
         }
     }
 
@@ -45,6 +56,12 @@ impl Progress {
             )),
             Mode::Lines => super::control_chars::escape(text),
         };
+        if let Some(capture) = &self.capture {
+            if let Ok(mut kept) = capture.lock() {
+                kept.push_str(&text);
+            }
+            return;
+        }
         let _guard = self.out.lock();
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes());

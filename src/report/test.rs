@@ -1,0 +1,113 @@
+//! `runbook test` results: per scenario pass or fail with every reason, then a count (human),
+//! or JUnit XML for CI (one suite per test file, one case per scenario). Invalid test files are
+//! shown as the validator shows runbooks, located at their line and column.
+
+use std::fmt::Write as _;
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+
+use crate::scenario::{FileOutcome, FileResult};
+
+/// Scenarios that passed and failed, and files that were invalid.
+pub fn totals(results: &[FileResult]) -> (usize, usize, usize) {
+    let (mut passed, mut failed, mut invalid) = (0, 0, 0);
+    for result in results {
+        match &result.outcome {
+            FileOutcome::Invalid(_) => invalid += 1,
+            FileOutcome::Ran(scenarios) => {
+                for s in scenarios {
+                    if s.failures.is_empty() {
+                        passed += 1;
+                    } else {
+                        failed += 1;
+                    }
+                }
+            }
+        }
+    }
+    (passed, failed, invalid)
+}
+
+pub fn human(results: &[FileResult], color: bool) -> String {
+    let mut text = String::new();
+    for result in results {
+        match &result.outcome {
+            FileOutcome::Invalid(reports) => {
+                let _ = writeln!(text, "INVALID {}", result.path);
+                text.push_str(&super::human(reports, color));
+            }
+            FileOutcome::Ran(scenarios) => {
+                for s in scenarios {
+                    let mark = if s.failures.is_empty() {
+                        "PASS"
+                    } else {
+                        "FAIL"
+                    };
+                    let _ = writeln!(text, "{mark} {} › {}", result.path, s.name);
+                    for failure in &s.failures {
+                        let mut lines = failure.lines();
+                        if let Some(first) = lines.next() {
+                            let _ = writeln!(text, "  - {first}");
+                        }
+                        for line in lines {
+                            let _ = writeln!(text, "    {line}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let (passed, failed, invalid) = totals(results);
+    let _ = write!(
+        text,
+        "\n{} scenario{}: {passed} passed, {failed} failed",
+        passed + failed,
+        if passed + failed == 1 { "" } else { "s" }
+    );
+    if invalid > 0 {
+        let _ = write!(
+            text,
+            "; {invalid} invalid test file{}",
+            if invalid == 1 { "" } else { "s" }
+        );
+    }
+    text.push('\n');
+    text
+}
+
+pub fn junit(results: &[FileResult]) -> String {
+    let mut report = Report::new("runbook test");
+    for result in results {
+        let mut suite = TestSuite::new(result.path.as_str());
+        match &result.outcome {
+            FileOutcome::Invalid(reports) => {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+                status.set_message("invalid test file");
+                status.set_description(super::human(reports, false));
+                let mut case = TestCase::new("(test file)", status);
+                case.set_classname(result.path.as_str());
+                suite.add_test_case(case);
+            }
+            FileOutcome::Ran(scenarios) => {
+                for s in scenarios {
+                    let status = if s.failures.is_empty() {
+                        TestCaseStatus::success()
+                    } else {
+                        let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                        status.set_message(s.failures[0].lines().next().unwrap_or("failed"));
+                        status.set_description(s.failures.join("\n"));
+                        status
+                    };
+                    let mut case = TestCase::new(s.name.as_str(), status);
+                    case.set_classname(result.path.as_str());
+                    case.set_time(s.duration);
+                    suite.add_test_case(case);
+                }
+            }
+        }
+        report.add_test_suite(suite);
+    }
+    report
+        .to_string()
+        .unwrap_or_else(|e| format!("<!-- cannot write the JUnit report: {e} -->\n"))
+}
