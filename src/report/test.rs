@@ -3,10 +3,72 @@
 //! shown as the validator shows runbooks, located at their line and column.
 
 use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
+use super::progress::Progress;
+use crate::exec::Summary;
+use crate::exec::event::{Event, EventKind, Sink};
+use crate::mask::Masker;
 use crate::scenario::{FileOutcome, FileResult};
+
+/// What a run under test shows: its events (for the expectations), and the report it would
+/// print, kept as text (`output_contains`), with the whole rendered text of every action
+/// under its line (a script's or query's later lines too).
+pub struct Transcript {
+    events: Mutex<Vec<Event>>,
+    text: Arc<Mutex<String>>,
+    screen: Progress,
+}
+
+impl Transcript {
+    /// `masker` masks the summary's free text; events arrive masked.
+    pub fn new(masker: Masker) -> Self {
+        let text = Arc::new(Mutex::new(String::new()));
+        Self {
+            events: Mutex::default(),
+            screen: Progress::captured(masker, text.clone()),
+            text,
+        }
+    }
+
+    pub fn summary(&self, run_id: &str, summary: &Summary) {
+        self.screen.summary(run_id, summary);
+    }
+
+    pub fn events(&self) -> Vec<Event> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    pub fn text(&self) -> String {
+        self.text.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+}
+
+impl Sink for Transcript {
+    fn emit(&self, event: &Event) {
+        if let Ok(mut events) = self.events.lock() {
+            events.push(event.clone());
+        }
+        self.screen.emit(event);
+        if let EventKind::StepStarted {
+            detail: Some(action),
+            ..
+        } = &event.kind
+        {
+            let mut lines = String::new();
+            super::action::lines(action, "      ", &mut lines);
+            if let Ok(mut text) = self.text.lock() {
+                text.push_str(&super::control_chars::escape(&lines));
+            }
+        }
+    }
+
+    fn broken(&self) -> Option<String> {
+        None
+    }
+}
 
 /// Scenarios that passed and failed, and files that were invalid.
 pub fn totals(results: &[FileResult]) -> (usize, usize, usize) {

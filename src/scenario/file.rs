@@ -170,10 +170,9 @@ fn scenario(node: &Node, problems: &mut Vec<Problem>) -> Option<Scenario> {
             return None;
         }
     };
-    let params = field(entries, "params")
-        .and_then(|n| map(n, "`params`", problems))
-        .map(|entries| entries.iter().map(|(k, v)| (key(k), v.to_json())).collect())
-        .unwrap_or_default();
+    let params = each_entry(entries, "params", problems, |k, v, _| {
+        Some((key(k), v.to_json()))
+    });
     let approvals = match field(entries, "approvals") {
         None => Approvals::None,
         Some(n) if n.as_str() == Some("all") => Approvals::All,
@@ -190,32 +189,24 @@ fn scenario(node: &Node, problems: &mut Vec<Problem>) -> Option<Scenario> {
             }
         },
     };
-    let mocks = field(entries, "mocks")
-        .and_then(|n| map(n, "`mocks`", problems))
-        .map(|entries| {
-            entries
-                .iter()
-                .filter_map(|(k, v)| {
-                    let mocks = match &v.value {
-                        Value::Seq(items) if !items.is_empty() => Mocks::PerAttempt(
-                            items.iter().filter_map(|m| mock(m, problems)).collect(),
-                        ),
-                        Value::Seq(_) => {
-                            problems.push(invalid(
-                                v.span,
-                                "an empty list of mocks",
-                                "no attempt is answered",
-                                "give one mock per attempt, or a single mock for every attempt",
-                            ));
-                            return None;
-                        }
-                        _ => Mocks::Every(mock(v, problems)?),
-                    };
-                    Some((key(k), mocks))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let mocks = each_entry(entries, "mocks", problems, |k, v, problems| {
+        let mocks = match &v.value {
+            Value::Seq(items) if !items.is_empty() => {
+                Mocks::PerAttempt(items.iter().filter_map(|m| mock(m, problems)).collect())
+            }
+            Value::Seq(_) => {
+                problems.push(invalid(
+                    v.span,
+                    "an empty list of mocks",
+                    "no attempt is answered",
+                    "give one mock per attempt, or a single mock for every attempt",
+                ));
+                return None;
+            }
+            _ => Mocks::Every(mock(v, problems)?),
+        };
+        Some((key(k), mocks))
+    });
     let expect = field(entries, "expect")
         .map(|n| expect(n, problems))
         .unwrap_or_default();
@@ -335,18 +326,21 @@ fn expect(node: &Node, problems: &mut Vec<Problem>) -> Expect {
             })
             .unwrap_or_default()
     };
-    let attempts = field(entries, "attempts")
-        .and_then(|n| map(n, "`attempts`", problems))
-        .map(|entries| {
-            entries
-                .iter()
-                .filter_map(|(k, v)| {
-                    let n = integer(v, "attempts", problems)?;
-                    Some((key(k), u32::try_from(n).unwrap_or(0)))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let attempts = each_entry(entries, "attempts", problems, |k, v, problems| {
+        let n = integer(v, "attempts", problems)?;
+        match u32::try_from(n) {
+            Ok(n) => Some((key(k), n)),
+            Err(_) => {
+                problems.push(invalid(
+                    v.span,
+                    "`attempts` counts attempts: 0 or more",
+                    "not a count",
+                    "write how many attempts the step made, 0 when it never started",
+                ));
+                None
+            }
+        }
+    });
     Expect {
         ran: list_of("ran", problems),
         skipped: list_of("skipped", problems),
@@ -363,6 +357,25 @@ fn expect(node: &Node, problems: &mut Vec<Problem>) -> Expect {
 
 fn key(k: &Key) -> Spanned<String> {
     Spanned::new(k.name.clone(), k.span)
+}
+
+/// The entries of the mapping at `name` (none when it is absent), each read by `read`.
+fn each_entry<T>(
+    entries: &[(Key, Node)],
+    name: &str,
+    problems: &mut Vec<Problem>,
+    mut read: impl FnMut(&Key, &Node, &mut Vec<Problem>) -> Option<T>,
+) -> Vec<T> {
+    let Some(node) = field(entries, name) else {
+        return Vec::new();
+    };
+    let Some(inner) = map(node, &format!("`{name}`"), problems) else {
+        return Vec::new();
+    };
+    inner
+        .iter()
+        .filter_map(|(k, v)| read(k, v, problems))
+        .collect()
 }
 
 fn field<'a>(entries: &'a [(Key, Node)], name: &str) -> Option<&'a Node> {

@@ -107,6 +107,7 @@ pub fn check(file: &TestFile, runbook: &Runbook, problems: &mut Vec<Problem>) {
                 ));
             }
         }
+        mocked_outputs(scenario, runbook, problems);
     }
 }
 
@@ -141,5 +142,39 @@ fn mockable<'a>(
             "nothing to mock",
             "mock the commands, queries and waits the run would execute",
         )),
+    }
+}
+
+/// Outputs a mock gives must be outputs its step declares.
+fn mocked_outputs(
+    scenario: &super::file::Scenario,
+    runbook: &Runbook,
+    problems: &mut Vec<Problem>,
+) {
+    for (unit, mocks) in &scenario.mocks {
+        let Some(step) = all_steps(runbook).find(|s| s.id.as_str() == step_of(unit)) else {
+            continue;
+        };
+        let each: Vec<&super::file::Mock> = match mocks {
+            super::file::Mocks::Every(mock) => vec![mock],
+            super::file::Mocks::PerAttempt(all) => all.iter().collect(),
+        };
+        let given = each.iter().flat_map(|m| m.outputs.keys());
+        for name in given {
+            if unit.starts_with("rollback:") || !step.outputs.contains_key(name) {
+                let declared = step.outputs.keys().map(String::as_str);
+                problems.push(invalid(
+                    unit.span,
+                    &format!(
+                        "mocks: `{}` gives output `{name}`, which `{}` does not declare",
+                        unit.value, step.id.value
+                    ),
+                    "undeclared output",
+                    &suggestion(name, declared.clone(), || {
+                        format!("its outputs are {}", list(declared))
+                    }),
+                ));
+            }
+        }
     }
 }

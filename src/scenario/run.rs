@@ -4,7 +4,7 @@
 //! events (masked), the report it would print, and its exit code.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::file::{Approvals, Scenario};
 use super::mock::Mocked;
@@ -15,7 +15,7 @@ use crate::exec::event::{Event, Sink};
 use crate::exec::{self, Interrupts, Job};
 use crate::mask::Masker;
 use crate::model::Runbook;
-use crate::report::progress::Progress;
+use crate::report::test::Transcript;
 
 /// What a scenario's run left.
 pub struct Ran {
@@ -40,25 +40,6 @@ pub enum NotRun {
 
 /// The run id every scenario's report shows.
 pub const RUN_ID: &str = "test";
-
-/// Events as they happen, for the expectations, and the report a run prints.
-struct Capture {
-    events: Mutex<Vec<Event>>,
-    screen: Progress,
-}
-
-impl Sink for Capture {
-    fn emit(&self, event: &Event) {
-        if let Ok(mut events) = self.events.lock() {
-            events.push(event.clone());
-        }
-        self.screen.emit(event);
-    }
-
-    fn broken(&self) -> Option<String> {
-        None
-    }
-}
 
 pub fn run(
     runbook: &Runbook,
@@ -94,12 +75,11 @@ pub fn run(
             .map(|(_, v)| v.as_str())
             .chain(env.secret_values()),
     );
-    let output = Arc::new(Mutex::new(String::new()));
-    let capture = Arc::new(Capture {
-        events: Mutex::default(),
-        screen: Progress::captured(masker.clone(), output.clone()),
-    });
-    let sink: Arc<dyn Sink> = Arc::new(exec::masked::Masked::new(masker.clone(), capture.clone()));
+    let transcript = Arc::new(Transcript::new(masker.clone()));
+    let sink: Arc<dyn Sink> = Arc::new(exec::masked::Masked::new(
+        masker.clone(),
+        transcript.clone(),
+    ));
     let mocked = Arc::new(Mocked::new(
         scenario
             .mocks
@@ -147,12 +127,10 @@ pub fn run(
         exec::run(job, options, sink, interrupts).await
     });
     runtime.shutdown_background();
-    Progress::captured(masker, output.clone()).summary(RUN_ID, &summary);
-    let events = capture.events.lock().map(|e| e.clone()).unwrap_or_default();
-    let output = output.lock().map(|o| o.clone()).unwrap_or_default();
+    transcript.summary(RUN_ID, &summary);
     Ok(Ran {
-        events,
-        output,
+        events: transcript.events(),
+        output: transcript.text(),
         exit_code: summary.exit_code,
         missing: mocked.missing(),
     })

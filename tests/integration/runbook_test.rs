@@ -70,10 +70,16 @@ fn one(name: &str, params: &str, mocks: &str, expect: &str) -> String {
 }
 
 fn run_test(test: &str) -> crate::support::Output {
+    tested("failover", FAILOVER, test)
+}
+
+/// Runs `runbook test NAME.test.yaml` beside `NAME.yaml`.
+fn tested(name: &str, runbook: &str, test: &str) -> crate::support::Output {
+    let file = format!("{name}.test.yaml");
     Test::new()
-        .file("failover.yaml", FAILOVER)
-        .file("failover.test.yaml", test)
-        .args(["test", "failover.test.yaml"])
+        .file(&format!("{name}.yaml"), runbook)
+        .file(&file, test)
+        .args(["test", file.as_str()])
         .run()
 }
 
@@ -350,11 +356,7 @@ scenarios:
       output_contains: ["next attempt in 1h"]
 "#;
     let started = Instant::now();
-    let out = Test::new()
-        .file("slow.yaml", runbook)
-        .file("slow.test.yaml", test)
-        .args(["test", "slow.test.yaml"])
-        .run();
+    let out = tested("slow", runbook, test);
     assert_eq!(out.code, 0, "{}", out.stdout);
     assert!(started.elapsed() < Duration::from_secs(30));
 }
@@ -401,11 +403,7 @@ scenarios:
     expect:
       attempts: { wait-online: 1 }
 "#;
-    let out = Test::new()
-        .file("poll.yaml", POLL)
-        .file("poll.test.yaml", test)
-        .args(["test", "poll.test.yaml"])
-        .run();
+    let out = tested("poll", POLL, test);
     assert_eq!(out.code, 1, "{}", out.stdout);
     assert_eq!(
         out.stdout,
@@ -466,11 +464,7 @@ scenarios:
     expect:
       rolled_back: ["restart[web1]", "restart[web2]"]
 "#;
-    let out = Test::new()
-        .file("restart.yaml", LOOP)
-        .file("restart.test.yaml", test)
-        .args(["test", "restart.test.yaml"])
-        .run();
+    let out = tested("restart", LOOP, test);
     assert_eq!(out.code, 1, "{}", out.stdout);
     assert_eq!(
         out.stdout,
@@ -494,25 +488,36 @@ steps:
     run: { program: echo, args: [three] }
 "#;
 
+/// Runs `runbook run FILE` in `t`'s directory with its own state directory (as `env` says),
+/// expecting `code`; returns the state directory and the run's id.
+fn real_run(t: &Test, file: &str, env: &[(&str, &str)], code: i32) -> (String, String) {
+    let state = t.path().join("state").to_string_lossy().into_owned();
+    let mut run = Test::in_dir(t.path());
+    for (k, v) in env {
+        run = run.env(k, v);
+    }
+    let out = run
+        .args(["run", file, "--state-dir", &state, "--output", "json"])
+        .run();
+    assert_eq!(out.code, code, "{}{}", out.stdout, out.stderr);
+    let run_id = out.events()[0]["run_id"].as_str().unwrap().to_owned();
+    (state, run_id)
+}
+
+/// `runbook test --record RUN_ID` (and more `args`) in `t`'s directory, which must succeed.
+fn record(t: &Test, state: &str, run_id: &str, args: &[&str]) {
+    let out = Test::in_dir(t.path())
+        .args(["test", "--record", run_id, "--state-dir", state])
+        .args(args.iter().copied())
+        .run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}
+
 #[test]
 fn record_round_trip_passes_then_fails_with_a_diff_when_the_order_changes() {
     let t = Test::new().file("sequence.yaml", SEQUENCE);
-    let state = t.path().join("state");
-    let state = state.to_string_lossy().into_owned();
-    let run = Test::in_dir(t.path())
-        .args(["run", "sequence.yaml", "--state-dir", &state])
-        .run();
-    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
-    let run_id = std::fs::read_dir(t.path().join("state").join("runs"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .next()
-        .expect("a run id");
-    let recorded = Test::in_dir(t.path())
-        .args(["test", "--record", &run_id, "--state-dir", &state])
-        .run();
-    assert_eq!(recorded.code, 0, "{}{}", recorded.stdout, recorded.stderr);
+    let (state, run_id) = real_run(&t, "sequence.yaml", &[], 1);
+    record(&t, &state, &run_id, &[]);
     let file = format!("sequence.{run_id}.test.yaml");
     let text = t.read(&file);
     assert!(text.contains("runbook: \"sequence.yaml\""), "{text}");
@@ -570,32 +575,9 @@ steps:
 #[test]
 fn record_writes_where_output_says() {
     let t = Test::new().file("sequence.yaml", SEQUENCE).file("ok", "");
-    let state = t.path().join("state").to_string_lossy().into_owned();
-    let run = Test::in_dir(t.path())
-        .args([
-            "run",
-            "sequence.yaml",
-            "--state-dir",
-            &state,
-            "--output",
-            "json",
-        ])
-        .run();
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let run_id = run.events()[0]["run_id"].as_str().unwrap().to_owned();
+    let (state, run_id) = real_run(&t, "sequence.yaml", &[], 0);
     std::fs::create_dir(t.path().join("tests")).unwrap();
-    let out = Test::in_dir(t.path())
-        .args([
-            "test",
-            "--record",
-            &run_id,
-            "--state-dir",
-            &state,
-            "-o",
-            "tests/seq.test.yaml",
-        ])
-        .run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    record(&t, &state, &run_id, &["-o", "tests/seq.test.yaml"]);
     let text = t.read("tests/seq.test.yaml");
     assert!(text.contains("runbook: \"../sequence.yaml\""), "{text}");
     assert!(
@@ -728,11 +710,210 @@ fn validate_of_a_directory_skips_test_files() {
 }
 
 #[test]
-fn the_shipped_examples_pass_their_tests() {
+fn the_shipped_runbooks_pass_their_tests() {
     let out = Test::new()
-        .args(["test", &repo().join("runbooks/examples").to_string_lossy()])
+        .args(["test", &repo().join("runbooks").to_string_lossy()])
         .run();
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains(" passed, 0 failed\n"), "{}", out.stdout);
     assert!(!out.stdout.contains("FAIL"), "{}", out.stdout);
+}
+
+#[test]
+fn a_recorded_test_holds_no_secret() {
+    // The command prints the secret; the journal masks it, and so does the recorded test.
+    let runbook = r#"
+runbook: 1
+name: leaky
+secrets:
+  token: { env: LEAKY_TOKEN }
+steps:
+  - id: leak
+    env: { T: "{{ secrets.token }}" }
+    run: { shell: sh, script: 'echo "token=$T"' }
+    outputs: { said: "{{ result.stdout | trim }}" }
+  - id: use
+    needs: [leak]
+    run: { program: echo, args: ["{{ secrets.token }}", "{{ steps.leak.outputs.said }}"] }
+"#;
+    let t = Test::new().file("leaky.yaml", runbook);
+    let (state, run_id) = real_run(
+        &t,
+        "leaky.yaml",
+        &[("LEAKY_TOKEN", "s3cr3t-token-value")],
+        0,
+    );
+    record(&t, &state, &run_id, &[]);
+    let text = t.read(&format!("leaky.{run_id}.test.yaml"));
+    assert!(!text.contains("s3cr3t"), "{text}");
+    assert!(text.contains("token=***"), "{text}");
+    // The replay gives the secret another value: it is masked in the report all the same.
+    let replay = Test::in_dir(t.path())
+        .args(["test", &format!("leaky.{run_id}.test.yaml")])
+        .run();
+    assert_eq!(replay.code, 0, "{}", replay.stdout);
+}
+
+#[test]
+fn a_mocked_output_the_step_does_not_declare_is_a_located_error() {
+    let test = "test: 1\nrunbook: failover.yaml\nscenarios:\n  - name: x\n    mocks:\n      repoint: { outputs: { served: x } }\n";
+    let out = run_test(test);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("mocks: `repoint` gives output `served`, which `repoint` does not declare"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("[failover.test.yaml:6:7]"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn mocked_outputs_are_given_as_they_are() {
+    let runbook = r#"
+runbook: 1
+name: outputs
+steps:
+  - id: find
+    run: { program: ./find }
+    outputs: { version: "{{ result.stdout | trim }}" }
+  - id: check
+    needs: [find]
+    assert: { that: "steps.find.outputs.version == '2.0'", message: "found {{ steps.find.outputs.version }}" }
+"#;
+    let test = r#"
+test: 1
+runbook: outputs.yaml
+scenarios:
+  - name: the output given wins over the one rendered
+    mocks:
+      find: { stdout: "1.0\n", outputs: { version: "2.0" } }
+    expect: { ran: [find, check], exit_code: 0 }
+  - name: rendered from stdout
+    mocks:
+      find: { stdout: "1.0\n" }
+    expect: { ran: [find], exit_code: 1, output_contains: ["found 1.0"] }
+"#;
+    let out = tested("outputs", runbook, test);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+}
+
+#[test]
+fn sql_errors_in_mocks_are_retried_as_retry_on_says() {
+    let runbook = r#"
+runbook: 1
+name: deadlock
+connections:
+  sql: { mssql: "server=tcp:sql.invalid;user id=sa;password=x" }
+steps:
+  - id: update
+    sql: { connection: sql, query: "UPDATE t SET x = 1" }
+    retry: { attempts: 3, on: { sql_errors: [1205] } }
+"#;
+    let test = r#"
+test: 1
+runbook: deadlock.yaml
+scenarios:
+  - name: a deadlock is retried
+    mocks:
+      update: [{ fail: { reason: sql, number: 1205 } }, { rows: [] }]
+    expect: { ran: [update], attempts: { update: 2 }, exit_code: 0 }
+  - name: another error is not
+    mocks:
+      update: [{ fail: { reason: sql, number: 2627, message: "duplicate key" } }]
+    expect: { ran: [], attempts: { update: 1 }, exit_code: 1, output_contains: ["SQL error 2627: duplicate key"] }
+"#;
+    let out = tested("deadlock", runbook, test);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+}
+
+#[test]
+fn approvals_not_given_are_refused_and_the_run_rolls_back() {
+    let runbook = r#"
+runbook: 1
+name: approve
+steps:
+  - id: prepare
+    run: { program: ./prepare }
+    rollback: { run: { program: ./unprepare } }
+  - id: go
+    needs: [prepare]
+    approval: { prompt: "Go?" }
+  - id: switch
+    needs: [go]
+    run: { program: ./switch }
+"#;
+    let test = r#"
+test: 1
+runbook: approve.yaml
+scenarios:
+  - name: approved
+    approvals: [go]
+    mocks: { prepare: {}, switch: {} }
+    expect: { ran: [prepare, go, switch], exit_code: 0 }
+  - name: approved all
+    approvals: all
+    mocks: { prepare: {}, switch: {} }
+    expect: { ran: [prepare, go, switch], exit_code: 0 }
+  - name: refused
+    mocks: { prepare: {}, "rollback:prepare": {} }
+    expect: { ran: [prepare], rolled_back: [prepare], exit_code: 1, output_contains: ["not approved"] }
+"#;
+    let out = tested("approve", runbook, test);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+}
+
+#[test]
+fn output_contains_sees_every_line_of_a_rendered_script_and_query() {
+    let runbook = r#"
+runbook: 1
+name: scripts
+params:
+  pool: { type: string, default: pchat.contoso.com }
+  database: { type: string, default: mgc }
+connections:
+  sql: { mssql: "server=tcp:sql.invalid;user id=sa;password=x" }
+steps:
+  - id: state
+    run:
+      shell: sh
+      script: |
+        # set the pool state
+        echo start
+        echo "Set-CsPersistentChatState -Identity service:{{ params.pool }} -PoolState FailedOver"
+  - id: restore
+    needs: [state]
+    sql:
+      connection: sql
+      query: |
+        SELECT 1;
+        RESTORE DATABASE [mgc] WITH RECOVERY
+      args: ["{{ params.database }}"]
+"#;
+    let test = r#"
+test: 1
+runbook: scripts.yaml
+scenarios:
+  - name: later lines are in the output
+    mocks: { state: {}, restore: {} }
+    expect:
+      exit_code: 0
+      output_contains:
+        - "service:pchat.contoso.com -PoolState FailedOver"
+        - "RESTORE DATABASE [mgc] WITH RECOVERY"
+        - "@P1 = N'mgc'"
+  - name: a line that is not rendered is not found
+    mocks: { state: {}, restore: {} }
+    expect:
+      output_contains: ["{{ params.pool }}"]
+"#;
+    let out = tested("scripts", runbook, test);
+    assert_eq!(
+        out.stdout,
+        "PASS scripts.test.yaml › later lines are in the output\nFAIL scripts.test.yaml › a line that is not rendered is not found\n  - output_contains: the output has no `{{ params.pool }}`\n\n2 scenarios: 1 passed, 1 failed\n"
+    );
 }
