@@ -205,6 +205,34 @@ enum Command {
         #[arg(long, env = "RUNBOOK_STATE_DIR", value_name = "DIR")]
         state_dir: Option<PathBuf>,
     },
+    /// Run runbook tests (*.test.yaml): scenarios with mocked results, through the real engine.
+    ///
+    /// Nothing real runs: every command, query and rollback action is answered by its mock.
+    /// With --record, writes a test file from a finished run's journal instead. Exit status:
+    /// 0 every scenario passed (or the test was written), 1 a scenario failed, 2 an invalid
+    /// test file or usage problem.
+    Test {
+        /// Test files, or directories searched for *.test.yaml.
+        #[arg(value_name = "PATH", required_unless_present = "record", value_hint = ValueHint::AnyPath)]
+        paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TestFormat::Human)]
+        format: TestFormat,
+        /// Steps that may run at the same time, as for `run`.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+        concurrency: u16,
+        /// Write a test file from this run's journal: its results become the mocks, what it
+        /// did the expectations.
+        #[arg(long, value_name = "RUN_ID", conflicts_with = "paths", add = ArgValueCandidates::new(crate::complete::runs))]
+        record: Option<String>,
+        /// With --record: the file to write [default: <runbook stem>.<run id>.test.yaml next to
+        /// the runbook].
+        #[arg(short = 'o', long = "output", value_name = "FILE", requires = "record", value_hint = ValueHint::FilePath)]
+        output: Option<PathBuf>,
+        /// Where runs are kept (for --record) [default: .runbook].
+        #[arg(long, env = "RUNBOOK_STATE_DIR", value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
     /// Print the JSON Schema of the runbook format.
     Schema,
     /// Write a new runbook to start from: NAME.yaml (default runbook.yaml), never over an
@@ -340,6 +368,14 @@ enum ValidateFormat {
     Json,
     /// GitHub Actions workflow commands.
     Github,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TestFormat {
+    /// Pass or fail per scenario, with the reasons.
+    Human,
+    /// JUnit XML, one test case per scenario.
+    Junit,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -521,6 +557,30 @@ fn run(cli: Cli) -> u8 {
             print(&text);
             exit::OK
         }
+        Command::Test {
+            paths,
+            format,
+            concurrency,
+            record,
+            output,
+            state_dir,
+        } => match record {
+            Some(run_id) => {
+                let state = crate::journal::state_dir(state_dir.as_deref());
+                match crate::scenario::record::record(&state, &run_id, output.as_deref()) {
+                    Ok(path) => {
+                        print(&format!(
+                            "wrote {}\nnext: runbook test {}\n",
+                            path.display(),
+                            path.display()
+                        ));
+                        exit::OK
+                    }
+                    Err(e) => usage_error(&e),
+                }
+            }
+            None => test_command(&paths, format, usize::from(concurrency), color),
+        },
         Command::Schema => {
             print(&crate::schema::json());
             exit::OK
@@ -606,6 +666,27 @@ fn validate_command(
         exit::FAILED
     } else {
         exit::OK
+    }
+}
+
+fn test_command(paths: &[PathBuf], format: TestFormat, concurrency: usize, color: ColorWhen) -> u8 {
+    let files = match crate::discover::tests(paths) {
+        Ok(files) => files,
+        Err(e) => return usage_error(&e),
+    };
+    let results: Vec<crate::scenario::FileResult> = files
+        .iter()
+        .map(|f| crate::scenario::run_file(f, concurrency))
+        .collect();
+    let text = match format {
+        TestFormat::Human => safe(report::test::human(&results, color.stdout())),
+        TestFormat::Junit => report::test::junit(&results),
+    };
+    print(&text);
+    match report::test::totals(&results) {
+        (_, _, invalid) if invalid > 0 => exit::USAGE,
+        (_, failed, _) if failed > 0 => exit::FAILED,
+        _ => exit::OK,
     }
 }
 

@@ -724,6 +724,18 @@ pub enum Problem {
         #[label("inside a string literal")]
         span: SourceSpan,
     },
+
+    // ---- test files (`*.test.yaml`) ----
+    #[error("{message}")]
+    #[diagnostic(code(runbook::invalid_test))]
+    InvalidTest {
+        message: String,
+        #[label("{label}")]
+        span: SourceSpan,
+        label: String,
+        #[help]
+        help: String,
+    },
 }
 
 impl Problem {

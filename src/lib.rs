@@ -17,7 +17,8 @@
 //!    `prompt`. The engine only emits events. `check` is the live pre-flight: probes and
 //!    `rehearse:` actions only, through the same attempt runner, with no journal.
 //! 6. **Remember**: the `journal` is read back into a `record` for `resume`, `runs` and
-//!    `show`.
+//!    `show`; `scenario` runs a runbook's tests (`runbook test`) through the engine with
+//!    mocked results, and records a run's journal as a test.
 //! 7. **Print**: only `report` and `cli` print; `complete` gives the shell the step ids and
 //!    runs it completes, `init` writes a new runbook from a template.
 
@@ -65,6 +66,7 @@ pub(crate) mod steps;
 pub(crate) mod journal;
 pub(crate) mod record;
 pub(crate) mod resume;
+pub(crate) mod scenario;
 
 // 7. Print
 pub mod cli;

@@ -64,7 +64,7 @@ pub fn load(path: &Path) -> Loaded {
 }
 
 /// The text of the file, or the problem and whatever text could be read for context.
-fn read(path: &Path) -> Result<String, Box<(Problem, String)>> {
+pub fn read(path: &Path) -> Result<String, Box<(Problem, String)>> {
     let io = |err: std::io::Error| {
         Box::new((
             Problem::Io {

@@ -460,6 +460,7 @@ fn execute(
             prompter,
         },
         no_rollback,
+        stand_in: None,
     };
     check_approve(&runbook, &options.approvals.given)?;
     let missing = exec::missing_approvals(&runbook, &options.approvals);

@@ -193,7 +193,10 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
                 && let Some(declared) = spec.outputs
             {
                 for (name, template) in declared {
-                    match renderer.text(&format!("outputs.{name}"), template, &with_result) {
+                    let given = last.outputs.get(name).cloned().map(Ok);
+                    match given.unwrap_or_else(|| {
+                        renderer.text(&format!("outputs.{name}"), template, &with_result)
+                    }) {
                         Ok(v) => {
                             outputs.insert(name.clone(), v);
                         }
@@ -240,8 +243,14 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
         let Some(delay) = delay else {
             break;
         };
+        // Under test nothing real waits: the delay is reported, not slept.
+        let slept = if shared.stand_in.is_some() {
+            Duration::ZERO
+        } else {
+            delay
+        };
         tokio::select! {
-            () = tokio::time::sleep(delay) => {}
+            () = tokio::time::sleep(slept) => {}
             () = shared.cancel.cancelled() => return finish(last, Status::Cancelled, attempt, started),
             () = stopping => return not_retried(last, attempt, started),
         }
@@ -303,6 +312,18 @@ async fn execute(
     shown: &Action,
     value: &Value,
 ) -> Attempt {
+    // Under test, commands, queries and waits are answered by the test's mocks; asserts and
+    // approvals are decided as in a real run.
+    if let Some(stand_in) = &shared.stand_in
+        && !matches!(action, Action::Assert { .. } | Action::Approval { .. })
+    {
+        let unit = if spec.rollback {
+            format!("rollback:{}", spec.id)
+        } else {
+            spec.id.to_owned()
+        };
+        return stand_in.answer(&unit, action);
+    }
     match action {
         Action::Command { .. } | Action::Script { .. } => {
             let spawned = |group| {

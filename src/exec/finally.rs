@@ -45,6 +45,7 @@ pub(super) async fn run(
         shared.groups.clone(),
         shared.approvals.clone(),
         shared.masker.clone(),
+        shared.stand_in.clone(),
     ));
     shared.emit(EventKind::FinallyStarted {
         outcome: outcome.to_owned(),

@@ -9,6 +9,7 @@ mod finally;
 mod forward;
 pub mod interrupts;
 pub mod masked;
+pub mod stand_in;
 mod undo;
 
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub struct Options {
     pub concurrency: usize,
     pub approvals: Approvals,
     pub no_rollback: bool,
+    /// Answers actions instead of running them (`runbook test`); `None` for a real run.
+    pub stand_in: Option<Arc<dyn stand_in::StandIn>>,
 }
 
 /// Everything the tasks of one run share.
@@ -54,6 +57,8 @@ pub struct Shared {
     pub masker: Masker,
     /// Environment variables secrets are read from: commands do not inherit them.
     pub hidden_env: Vec<String>,
+    /// Answers actions instead of running them (`runbook test`); `None` for a real run.
+    pub stand_in: Option<Arc<dyn stand_in::StandIn>>,
 }
 
 impl Shared {
@@ -63,6 +68,7 @@ impl Shared {
         groups: Groups,
         approvals: Approvals,
         masker: Masker,
+        stand_in: Option<Arc<dyn stand_in::StandIn>>,
     ) -> Self {
         Self {
             hidden_env: crate::bind::secret_variables(&runbook),
@@ -76,6 +82,7 @@ impl Shared {
             prompt_lock: tokio::sync::Mutex::new(()),
             pool: crate::steps::sql::Pool::default(),
             masker,
+            stand_in,
         }
     }
 
@@ -220,6 +227,7 @@ pub async fn run(
                 .map(|(_, v)| v.as_str())
                 .chain(env.secret_values()),
         ),
+        options.stand_in.clone(),
     ));
     let concurrency = options.concurrency.max(1);
     shared.emit(EventKind::RunStarted {

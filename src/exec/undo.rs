@@ -91,6 +91,7 @@ pub(super) async fn run(
             shared.groups.clone(),
             shared.approvals.clone(),
             shared.masker.clone(),
+            shared.stand_in.clone(),
         );
         interrupts.track(|u| u.rollback_left = units.iter().map(|(_, id, _)| id.clone()).collect());
         for (i, unit_id, unit_context) in &units {

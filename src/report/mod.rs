@@ -16,6 +16,7 @@ pub mod progress;
 pub mod runs;
 pub mod show;
 pub mod terminal;
+pub mod test;
 
 pub use github::github;
 pub use human::human;

@@ -32,6 +32,8 @@ pub struct Progress {
     polling: Mutex<HashSet<String>>,
     /// Completed steps with no rollback, said in one line once the run says something else.
     no_rollback: Mutex<Vec<String>>,
+    /// Where the text goes instead of stdout (`runbook test` keeps the report a run prints).
+    capture: Option<std::sync::Arc<Mutex<String>>>,
 }
 
 impl Progress {
@@ -45,6 +47,15 @@ impl Progress {
             quiet: false,
             polling: Mutex::new(HashSet::new()),
             no_rollback: Mutex::new(Vec::new()),
+            capture: None,
+        }
+    }
+
+    /// Human lines kept in `capture` rather than printed: the report a run would print.
+    pub fn captured(masker: Masker, capture: std::sync::Arc<Mutex<String>>) -> Self {
+        Self {
+            capture: Some(capture),
+            ..Self::new(Mode::Lines, masker, false)
         }
     }
 
@@ -88,6 +99,12 @@ impl Progress {
             )),
             Mode::Lines => super::control_chars::escape(text),
         };
+        if let Some(capture) = &self.capture {
+            if let Ok(mut kept) = capture.lock() {
+                kept.push_str(&text);
+            }
+            return;
+        }
         let _guard = self.out.lock();
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes());

@@ -23,6 +23,8 @@ pub struct Attempt {
     pub sql: Option<sql::Results>,
     /// Informational messages the server sent (PRINT, progress).
     pub messages: Vec<String>,
+    /// Outputs given as they are rather than rendered from `outputs` (a test's mock).
+    pub outputs: std::collections::BTreeMap<String, String>,
 }
 
 /// Why an attempt failed (what retry decides on), and the message for people.

@@ -19,6 +19,7 @@ mod plan;
 mod processes;
 mod rehearsal;
 mod run;
+mod runbook_test;
 mod schema;
 mod secrets;
 mod shipped;

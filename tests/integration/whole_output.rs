@@ -283,3 +283,39 @@ fn check_of_a_preflight_in_every_format() {
         );
     }
 }
+/// A runbook and its tests: one scenario that passes, one that fails on several expectations.
+fn tested() -> Test {
+    Test::new().file("small.yaml", SMALL).file(
+        "small.test.yaml",
+        r#"test: 1
+runbook: small.yaml
+scenarios:
+  - name: every step runs
+    mocks:
+      prepare: { stdout: "preparing blue\n" }
+      switch: { stdout: "switched\n" }
+    expect:
+      ran: [prepare, check, switch]
+      exit_code: 0
+  - name: expects the wrong order and outcome
+    mocks:
+      prepare: { stdout: "preparing blue\n" }
+      switch: { exit_code: 1 }
+      "rollback:prepare": {}
+    expect:
+      ran: [check, prepare]
+      rolled_back: []
+      exit_code: 0
+      output_lacks: ["preparing"]
+"#,
+    )
+}
+
+#[test]
+fn test_results_in_every_format() {
+    snapshot("test_human", tested().args(["test", "small.test.yaml"]));
+    snapshot(
+        "test_junit",
+        tested().args(["test", "small.test.yaml", "--format", "junit"]),
+    );
+}

@@ -1,0 +1,124 @@
+//! `runbook test`: runbook tests with mocked results. A test file (`*.test.yaml`) names a
+//! runbook and scenarios; each scenario runs the runbook through the real engine with every
+//! command, query and wait answered by its mocks ([`mock`]), then compares what happened with
+//! what it expects ([`expect`]). `--record` ([`record`]) writes a test file from a real run.
+//!
+//! Stages: find the files, read each ([`file`]), check the names it uses against its runbook
+//! ([`names`]), run each scenario ([`run`]), compare.
+
+pub mod expect;
+pub mod file;
+pub mod mock;
+pub mod names;
+pub mod record;
+pub mod run;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::report::FileReport;
+
+/// How one test file went.
+pub struct FileResult {
+    pub path: String,
+    pub outcome: FileOutcome,
+}
+
+pub enum FileOutcome {
+    /// The test file, or the runbook it names, has errors: nothing ran.
+    Invalid(Vec<FileReport>),
+    Ran(Vec<ScenarioResult>),
+}
+
+/// How one scenario went: no failures is a pass.
+pub struct ScenarioResult {
+    pub name: String,
+    pub failures: Vec<String>,
+    pub duration: Duration,
+}
+
+/// Reads and runs one test file.
+pub fn run_file(path: &Path, concurrency: usize) -> FileResult {
+    let display = path.display().to_string();
+    let invalid = |reports| FileResult {
+        path: display.clone(),
+        outcome: FileOutcome::Invalid(reports),
+    };
+    let source = match crate::load::read(path) {
+        Ok(source) => source,
+        Err(failure) => {
+            let (problem, source) = *failure;
+            return invalid(vec![FileReport {
+                path: display.clone(),
+                source,
+                problems: vec![problem],
+            }]);
+        }
+    };
+    let mut problems = Vec::new();
+    let report = |problems| FileReport {
+        path: display.clone(),
+        source: source.clone(),
+        problems,
+    };
+    let Some(test) = file::parse(path, &source, &mut problems) else {
+        return invalid(vec![report(problems)]);
+    };
+    if !test.runbook.is_file() {
+        let message = format!(
+            "the runbook `{}` cannot be read",
+            test.runbook.value.display()
+        );
+        problems.push(file::invalid(
+            test.runbook.span,
+            &message,
+            "no such file",
+            "`runbook:` is a path relative to the test file",
+        ));
+        return invalid(vec![report(problems)]);
+    }
+    let (runbook_report, checked) = crate::session::check(&test.runbook);
+    let (runbook, dag) = match checked {
+        Some(checked) if runbook_report.errors() == 0 => checked,
+        _ => return invalid(vec![runbook_report]),
+    };
+    names::check(&test, &runbook, &mut problems);
+    if !problems.is_empty() {
+        return invalid(vec![report(problems)]);
+    }
+    let scenarios = test
+        .scenarios
+        .iter()
+        .map(|scenario| {
+            let started = Instant::now();
+            let failures = match run::run(&runbook, &dag, scenario, concurrency) {
+                Ok(ran) => {
+                    let actual = expect::Actual::of(&runbook, &ran.events);
+                    // Without its mocks the run is not the one the scenario describes: its
+                    // expectations say nothing until the mocks are there.
+                    if ran.missing.is_empty() {
+                        expect::compare(
+                            &runbook,
+                            &scenario.expect,
+                            &actual,
+                            ran.exit_code,
+                            &ran.output,
+                        )
+                    } else {
+                        ran.missing
+                    }
+                }
+                Err(e) => vec![format!("the scenario could not run: {e}")],
+            };
+            ScenarioResult {
+                name: scenario.name.value.clone(),
+                failures,
+                duration: started.elapsed(),
+            }
+        })
+        .collect();
+    FileResult {
+        path: display,
+        outcome: FileOutcome::Ran(scenarios),
+    }
+}
