@@ -544,7 +544,11 @@ fn validate_command(
         Ok(files) => files,
         Err(e) => return usage_error(&e),
     };
-    let reports: Vec<FileReport> = files.iter().map(|f| session::check(f).0).collect();
+    let mut groups = crate::include::Groups::default();
+    let reports: Vec<FileReport> = files
+        .iter()
+        .map(|f| session::check_with(f, &mut groups).0)
+        .collect();
     let text = match format {
         ValidateFormat::Human => report::human(&reports, color.stdout()),
         ValidateFormat::Json => report::json(&reports),

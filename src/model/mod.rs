@@ -5,6 +5,7 @@
 
 pub mod build;
 mod duration;
+mod group;
 mod param;
 mod retry;
 mod runbook;
@@ -12,11 +13,12 @@ mod spanned;
 mod step;
 
 pub use duration::Duration;
+pub use group::GroupFile;
 pub use param::{Param, ParamType, Secret, SecretSource};
 pub use retry::{Backoff, Retry, RetryOn};
 pub use runbook::{Connection, Defaults, EnvFile, Runbook};
 pub use spanned::Spanned;
 pub use step::{
-    Approval, Assert, ForEach, Rollback, RollbackKind, Run, STEP_KINDS, Scalar, Shell, Sql, Step,
-    StepKind,
+    Approval, Assert, ForEach, Passed, Rollback, RollbackKind, Run, STEP_KINDS, Scalar, Shell, Sql,
+    Step, StepKind,
 };

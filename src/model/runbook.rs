@@ -36,6 +36,9 @@ pub struct Runbook {
     /// The directory of the runbook file: relative `cwd` and `./program` paths start there.
     #[schemars(skip)]
     pub dir: std::path::PathBuf,
+    /// A group file (`group: 1`): its declared outputs, templates over its own steps.
+    #[schemars(skip)]
+    pub group: Option<IndexMap<String, Spanned<String>>>,
 }
 
 /// A named database connection.
@@ -98,6 +101,7 @@ impl Runbook {
             steps: self.finally.clone(),
             finally: Vec::new(),
             dir: self.dir.clone(),
+            group: None,
         }
     }
 

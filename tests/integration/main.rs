@@ -8,6 +8,7 @@ mod diagnostics;
 mod finally;
 mod formats;
 mod graph;
+mod groups;
 mod hostile_text;
 mod journal;
 mod long_lines;
