@@ -642,10 +642,11 @@ fn validate_command(
         Ok(files) => files,
         Err(e) => return usage_error(&e),
     };
+    let mut groups = crate::include::Groups::default();
     let reports: Vec<FileReport> = files
         .iter()
         .map(|f| {
-            let (mut report, checked) = session::check(f);
+            let (mut report, checked) = session::check_with(f, &mut groups);
             if strict && let Some((runbook, _)) = checked {
                 crate::validate::strict(&runbook, &mut report.problems);
                 report

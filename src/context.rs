@@ -36,6 +36,8 @@ pub struct Context {
     env_masked: Value,
     /// In a `for_each` instance: the item, under its variable name.
     item: Option<(String, Value)>,
+    /// In a group: its params with every secret passed in as `***`.
+    params_masked: Option<Value>,
 }
 
 impl Context {
@@ -56,6 +58,7 @@ impl Context {
             env: Value::from(BTreeMap::<String, String>::new()),
             env_masked: Value::from(BTreeMap::<String, String>::new()),
             item: None,
+            params_masked: None,
         }
     }
 
@@ -93,6 +96,10 @@ impl Context {
         Self {
             secrets: Value::from_serialize(&names),
             env: self.env_masked.clone(),
+            params: self
+                .params_masked
+                .clone()
+                .unwrap_or_else(|| self.params.clone()),
             ..self.clone()
         }
     }
@@ -135,6 +142,29 @@ impl Context {
     pub fn with_item(&self, name: &str, item: &serde_json::Value) -> Self {
         Self {
             item: Some((name.to_owned(), Value::from_serialize(item))),
+            ..self.clone()
+        }
+    }
+
+    /// The context inside a group used under `prefix`: `params` are the group's, `steps` its
+    /// own steps under their ids in the group (`prefix.` dropped).
+    pub fn in_group(
+        &self,
+        params: &BTreeMap<String, serde_json::Value>,
+        masked: &BTreeMap<String, serde_json::Value>,
+        prefix: &str,
+    ) -> Self {
+        let start = format!("{prefix}.");
+        let steps = self
+            .steps
+            .range(start.clone()..)
+            .take_while(|(id, _)| id.starts_with(&start))
+            .map(|(id, v)| (id[start.len()..].to_owned(), v.clone()))
+            .collect();
+        Self {
+            params: Value::from_serialize(params),
+            params_masked: Some(Value::from_serialize(masked)),
+            steps,
             ..self.clone()
         }
     }

@@ -736,6 +736,126 @@ pub enum Problem {
         #[help]
         help: String,
     },
+    // ---- step groups ----
+    #[error("step `{id}` uses a group and also has `{key}`")]
+    #[diagnostic(
+        code(runbook::use_with_key),
+        help(
+            "a `use:` step takes only `id`, `title`, `needs`, `use` and `with`: the group's own steps carry their actions, rollbacks, retries and loops (repeat over a list inside the group with `for_each` on its steps)"
+        )
+    )]
+    UseWithKey {
+        id: String,
+        key: String,
+        #[label("not allowed next to `use`")]
+        span: SourceSpan,
+    },
+
+    #[error("step `{id}` has `with` but no `use`")]
+    #[diagnostic(
+        code(runbook::with_without_use),
+        help("`with:` passes params to the group named by `use:`; add `use:` or remove `with:`")
+    )]
+    WithWithoutUse {
+        id: String,
+        #[label("only for a `use` step")]
+        span: SourceSpan,
+    },
+
+    #[error("cannot include `{path}`: {reason}")]
+    #[diagnostic(
+        code(runbook::group_unreadable),
+        help(
+            "`use:` is a path relative to the file that holds it, e.g. `./groups/prechecks.yaml`"
+        )
+    )]
+    GroupUnreadable {
+        path: String,
+        reason: String,
+        #[label("included here")]
+        span: SourceSpan,
+    },
+
+    #[error("`{path}` is outside the runbook's directory `{root}`")]
+    #[diagnostic(
+        code(runbook::group_outside),
+        help(
+            "groups live under the directory of the runbook that is run (a copied runbook folder must carry its groups); move the group there"
+        )
+    )]
+    GroupOutside {
+        path: String,
+        root: String,
+        #[label("leaves the runbook's directory")]
+        span: SourceSpan,
+    },
+
+    #[error("`{path}` is not a step group")]
+    #[diagnostic(
+        code(runbook::not_a_group),
+        help("a group file starts with `group: 1` (a runbook, `runbook: 1`, cannot be included)")
+    )]
+    NotAGroup {
+        path: String,
+        #[label("included here")]
+        span: SourceSpan,
+    },
+
+    #[error("the groups include each other: {chain}")]
+    #[diagnostic(
+        code(runbook::group_cycle),
+        help("a group cannot include itself, directly or through other groups; break the chain")
+    )]
+    GroupCycle {
+        chain: String,
+        #[label("closes the cycle")]
+        span: SourceSpan,
+    },
+
+    #[error("group `{group}` has no param `{name}`")]
+    #[diagnostic(code(runbook::unknown_group_param))]
+    UnknownGroupParam {
+        group: String,
+        name: String,
+        #[label("not a param of the group")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    #[error("group `{group}` needs param `{name}`, which `with` does not pass")]
+    #[diagnostic(
+        code(runbook::missing_group_param),
+        help("pass it: `with: {{ {name}: ... }}`, or give the param a `default` in the group")
+    )]
+    MissingGroupParam {
+        group: String,
+        name: String,
+        #[label("`{name}` missing")]
+        span: SourceSpan,
+    },
+
+    #[error("`{path}` is a step group, not a runbook")]
+    #[diagnostic(
+        code(runbook::group_not_runnable),
+        help("a group runs only inside a runbook that includes it with `use:`")
+    )]
+    GroupNotRunnable {
+        path: String,
+        #[label("`group: 1`")]
+        span: SourceSpan,
+    },
+
+    #[error("finally step `{id}` uses a group")]
+    #[diagnostic(
+        code(runbook::finally_use),
+        help("`use:` is for the run's steps; write the finally steps out")
+    )]
+    FinallyUse {
+        id: String,
+        #[label("not in `finally`")]
+        span: SourceSpan,
+    },
 }
 
 impl Problem {

@@ -16,6 +16,8 @@ pub fn entry(bytes: &[u8]) {
         path: "fuzz.yaml".to_owned(),
         source: source.to_owned(),
         problems,
+        included_from: Vec::new(),
+        included: Vec::new(),
     };
     let valid = report.errors() == 0;
     let reports = std::slice::from_ref(&report);

@@ -32,6 +32,7 @@ pub(crate) mod yaml;
 // 2. Check
 pub(crate) mod dag;
 pub(crate) mod discover;
+pub(crate) mod include;
 pub(crate) mod schema;
 pub(crate) mod validate;
 
@@ -42,6 +43,7 @@ pub(crate) mod env_file;
 pub(crate) mod items;
 pub(crate) mod mask;
 pub(crate) mod render;
+pub(crate) mod scope;
 pub(crate) mod template;
 pub(crate) mod template_limit;
 

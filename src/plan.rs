@@ -424,6 +424,12 @@ fn plan_steps(
             step: step.id.value.clone(),
             source,
         };
+        // A step from a group reads the group's params and siblings.
+        let scoped =
+            (!step.scope.is_empty()).then(|| crate::scope::for_step(step, templates, context));
+        let context = scoped.as_ref().unwrap_or(context);
+        let scoped_value = scoped.as_ref().map(Context::value);
+        let value = scoped_value.as_ref().unwrap_or(value);
         let for_each = match step.for_each.is_some() {
             true => Some(plan_loop(runbook, step, renderer, templates, context).map_err(error)?),
             false => None,

@@ -8,10 +8,54 @@ use crate::model::Runbook;
 pub fn json() -> String {
     let schema = schemars::schema_for!(Runbook);
     let mut value = schema.to_value();
+    with_group(&mut value);
     forbid_null(&mut value);
     let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// One schema for both kinds of file, so that runbooks and step groups share the editor line:
+/// the root is `oneOf` the runbook (its keys stay at the root) and the group (`group: 1`).
+fn with_group(value: &mut Value) {
+    let group = schemars::schema_for!(crate::model::GroupFile).to_value();
+    let Some(root) = value.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Object(defs)) = group.get("$defs")
+        && let Some(Value::Object(ours)) = root.get_mut("$defs")
+    {
+        for (name, def) in defs {
+            ours.entry(name.clone()).or_insert_with(|| def.clone());
+        }
+    }
+    let mut group_root = group;
+    if let Some(g) = group_root.as_object_mut() {
+        g.remove("$defs");
+        g.remove("$schema");
+    }
+    let group_ref = "#/$defs/GroupFile";
+    if let Some(Value::Object(defs)) = root.get_mut("$defs") {
+        defs.insert("GroupFile".to_owned(), group_root);
+    }
+    // The runbook's own root stays as it is for runbooks; a file with `group` is a group.
+    let runbook_only = serde_json::json!({ "not": { "required": ["group"] } });
+    let group_only = serde_json::json!({ "required": ["group"], "$ref": group_ref });
+    let keys: Vec<String> = ["type", "properties", "required", "additionalProperties"]
+        .iter()
+        .map(|k| (*k).to_owned())
+        .collect();
+    let mut runbook = serde_json::Map::new();
+    for key in keys {
+        if let Some(v) = root.remove(&key) {
+            runbook.insert(key, v);
+        }
+    }
+    let mut runbook = Value::Object(runbook);
+    if let (Some(r), Some(extra)) = (runbook.as_object_mut(), runbook_only.as_object()) {
+        r.extend(extra.clone());
+    }
+    root.insert("oneOf".to_owned(), serde_json::json!([runbook, group_only]));
 }
 
 /// Optional fields come out as "T or null", but the loader treats an explicit `null` as a
@@ -60,7 +104,7 @@ mod tests {
         let schema: serde_json::Value = serde_json::from_str(&json()).unwrap();
         let keys = |def: Option<&str>| -> Vec<String> {
             let node = match def {
-                None => &schema,
+                None => &schema["oneOf"][0],
                 Some(name) => &schema["$defs"][name],
             };
             let mut keys: Vec<String> = node["properties"]
@@ -79,6 +123,7 @@ mod tests {
         };
         for (def, list) in [
             (None, RUNBOOK_KEYS),
+            (Some("GroupFile"), GROUP_KEYS),
             (Some("Step"), STEP_KEYS),
             (Some("Param"), PARAM_KEYS),
             (Some("Secret"), SECRET_KEYS),

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::bind::ParamError;
 use crate::context::RunInfo;
 use crate::dag::Dag;
+use crate::diagnostic::Problem;
 use crate::exec::event::{Sink, event};
 use crate::exec::{self, Interrupts, Job, Origin, Summary};
 use crate::journal::{Journal, Recorder};
@@ -182,11 +183,24 @@ pub struct Finished {
 
 /// Loads and validates one file: its report, and the runbook with its graph when it loaded.
 pub fn check(path: &Path) -> (FileReport, Option<(Runbook, Dag)>) {
+    check_with(path, &mut crate::include::Groups::default())
+}
+
+/// [`check`], reading each group file once however many files include it.
+pub fn check_with(
+    path: &Path,
+    groups: &mut crate::include::Groups,
+) -> (FileReport, Option<(Runbook, Dag)>) {
     let loaded = crate::load::load(path);
     let mut problems = loaded.problems;
+    let mut included = Vec::new();
     let checked = loaded.runbook.map(|runbook| {
-        let dag = crate::validate::validate(&runbook, &loaded.source, &mut problems);
-        (runbook, dag)
+        // Groups expand into the flat list of steps; the file is validated with stand-ins
+        // for the groups' steps, each group in its own file.
+        let expanded = groups.expand(&runbook, &loaded.path, &loaded.source, &mut problems);
+        let dag = crate::include::check(&expanded.view, &loaded.source, &mut problems);
+        included = expanded.included;
+        (expanded.runbook, dag)
     });
     // Report in file order; problems without a place (unreadable file) come first.
     problems.sort_by_key(|p| p.primary_span().map(|s| s.offset()));
@@ -195,6 +209,8 @@ pub fn check(path: &Path) -> (FileReport, Option<(Runbook, Dag)>) {
             path: loaded.path,
             source: loaded.source,
             problems,
+            included_from: Vec::new(),
+            included,
         },
         checked,
     )
@@ -202,7 +218,15 @@ pub fn check(path: &Path) -> (FileReport, Option<(Runbook, Dag)>) {
 
 /// A runbook without errors, or its report.
 pub fn checked(path: &Path) -> Result<(Runbook, Dag), SessionError> {
-    let (report, checked) = check(path);
+    let (mut report, checked) = check(path);
+    if let Some((runbook, _)) = &checked
+        && runbook.group.is_some()
+    {
+        report.problems.push(Problem::GroupNotRunnable {
+            path: report.path.clone(),
+            span: runbook.version.span.into(),
+        });
+    }
     match checked {
         Some(checked) if report.errors() == 0 => Ok(checked),
         _ => Err(SessionError::Invalid(Box::new(report))),

@@ -99,7 +99,8 @@ pub(super) fn restored(
     // Instances are recorded under the step's id: `STEP[KEY]`.
     let prefix = format!("{}[", step.id.value);
     // A list that no longer renders: the recorded instances are kept, without their items.
-    let items = crate::items::items(step, &shared.templates, &context.value(), &shared.masker)?
+    let scoped = crate::scope::for_step(step, &shared.templates, context);
+    let items = crate::items::items(step, &shared.templates, &scoped.value(), &shared.masker)?
         .unwrap_or_default();
     let mut looped = Looped::new(items);
     for (id, outcome) in prior.iter().filter(|(id, _)| id.starts_with(&prefix)) {

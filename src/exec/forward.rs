@@ -128,7 +128,9 @@ pub(super) async fn run(
     loop {
         while let Some(i) = scheduler.start_next() {
             let step = &runbook.steps[i];
-            match gate(shared, i, context) {
+            // A step from a group reads the group's params and siblings.
+            let scoped = crate::scope::for_step(step, &shared.templates, context);
+            match gate(shared, i, &scoped) {
                 Gate::Run => {}
                 Gate::Skip(reason) => {
                     shared.emit(EventKind::StepSkipped {
@@ -153,35 +155,32 @@ pub(super) async fn run(
                     continue;
                 }
             }
-            let items = match crate::items::items(
-                step,
-                &shared.templates,
-                &context.value(),
-                &shared.masker,
-            ) {
-                None => None,
-                Some(Ok(items)) => Some(items),
-                Some(Err(e)) => {
-                    let outcome = Outcome {
-                        message: Some(e.to_string()),
-                        ..Outcome::empty(Status::Failed)
-                    };
-                    finished(shared, &step.id, &outcome);
-                    context.set_step(&step.id, outcome.value());
-                    let how = ended(shared, i, Status::Failed);
-                    results[i] = Some(outcome);
-                    scheduler.ended(i, how, &step.id);
-                    if how == Ended::Failed {
-                        shared.stopping.cancel();
+            let items =
+                match crate::items::items(step, &shared.templates, &scoped.value(), &shared.masker)
+                {
+                    None => None,
+                    Some(Ok(items)) => Some(items),
+                    Some(Err(e)) => {
+                        let outcome = Outcome {
+                            message: Some(e.to_string()),
+                            ..Outcome::empty(Status::Failed)
+                        };
+                        finished(shared, &step.id, &outcome);
+                        context.set_step(&step.id, outcome.value());
+                        let how = ended(shared, i, Status::Failed);
+                        results[i] = Some(outcome);
+                        scheduler.ended(i, how, &step.id);
+                        if how == Ended::Failed {
+                            shared.stopping.cancel();
+                        }
+                        continue;
                     }
-                    continue;
-                }
-            };
+                };
             interrupts.track(|u| {
                 u.running.insert(step.id.value.clone());
             });
             let shared = shared.clone();
-            let snapshot = context.clone();
+            let snapshot = scoped;
             if let Some(items) = items {
                 let prefix = format!("{}[", step.id.value);
                 let prior: Vec<(String, Outcome)> = prior

@@ -60,24 +60,29 @@ pub(super) async fn run(
         let units: Vec<(usize, String, Context)> = plan
             .actions
             .iter()
-            .flat_map(|&i| match loops.get(i).and_then(Option::as_ref) {
-                Some(looped) => {
-                    let name = runbook.steps[i].item_name();
-                    looped
-                        .completed
-                        .iter()
-                        .rev()
-                        .map(|&n| {
-                            let instance = &looped.instances[n];
-                            (
-                                i,
-                                instance.id.clone(),
-                                context.with_item(name, &instance.item),
-                            )
-                        })
-                        .collect()
+            .flat_map(|&i| {
+                // A step from a group is undone in the group's context.
+                let context =
+                    &crate::scope::for_step(&runbook.steps[i], &shared.templates, context);
+                match loops.get(i).and_then(Option::as_ref) {
+                    Some(looped) => {
+                        let name = runbook.steps[i].item_name();
+                        looped
+                            .completed
+                            .iter()
+                            .rev()
+                            .map(|&n| {
+                                let instance = &looped.instances[n];
+                                (
+                                    i,
+                                    instance.id.clone(),
+                                    context.with_item(name, &instance.item),
+                                )
+                            })
+                            .collect()
+                    }
+                    None => vec![(i, id(i), context.clone())],
                 }
-                None => vec![(i, id(i), context.clone())],
             })
             .collect();
         shared.emit(EventKind::RollbackStarted {

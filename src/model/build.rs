@@ -49,11 +49,23 @@ pub const STEP_KEYS: &[&str] = &[
     "as",
     "concurrency",
     "max_failures",
+    "use",
+    "with",
     "run",
     "sql",
     "wait",
     "assert",
     "approval",
+];
+/// Keys of a group file (`group: 1`).
+pub const GROUP_KEYS: &[&str] = &[
+    "group",
+    "name",
+    "description",
+    "params",
+    "connections",
+    "steps",
+    "outputs",
 ];
 pub const PARAM_KEYS: &[&str] = &[
     "type",
@@ -358,9 +370,21 @@ impl Builder<'_> {
     }
 
     fn runbook(&mut self, root: &Node) -> Option<Runbook> {
-        let fields = self.fields(root, "runbook", "the runbook".to_owned(), RUNBOOK_KEYS)?;
+        // A group file says so by its first key, `group: 1`, instead of `runbook: 1`.
+        let is_group = root
+            .as_map()
+            .is_some_and(|m| m.iter().any(|(k, _)| k.name == "group"))
+            && !root
+                .as_map()
+                .is_some_and(|m| m.iter().any(|(k, _)| k.name == "runbook"));
+        let (header, context, keys) = if is_group {
+            ("group", "the group", GROUP_KEYS)
+        } else {
+            ("runbook", "the runbook", RUNBOOK_KEYS)
+        };
+        let fields = self.fields(root, header, context.to_owned(), keys)?;
 
-        let version = match fields.get("runbook") {
+        let version = match fields.get(header) {
             Some(node) => match node.value {
                 Value::Int(1) => Some(Spanned::new(1, node.span)),
                 _ => {
@@ -375,7 +399,7 @@ impl Builder<'_> {
                 self.missing(
                     &fields,
                     "runbook",
-                    "start the file with `runbook: 1` (the format version)".to_owned(),
+                    "start the file with `runbook: 1` (the format version), or `group: 1` for a step group".to_owned(),
                 );
                 None
             }
@@ -447,6 +471,7 @@ impl Builder<'_> {
             finally,
             locks: self.string_list(&fields, "locks"),
             dir: std::path::PathBuf::new(),
+            group: is_group.then(|| self.string_map(&fields, "outputs")),
         })
     }
 
@@ -618,8 +643,15 @@ impl Builder<'_> {
                 "give every step an `id`, e.g. `id: bring-online`".to_owned(),
             );
         }
-        let kind = self.step_kind(&fields, id.as_ref());
+        let uses = self.string(&fields, "use");
+        let kind = match &uses {
+            // A `use` step has no kind of its own: the group's steps act.
+            Some(_) => None,
+            None => self.step_kind(&fields, id.as_ref()),
+        };
+        let with = self.passed(&fields);
         let id = id?;
+        self.check_use(&fields, &id, uses.is_some());
         let kind = kind.unwrap_or_else(|| {
             StepKind::Wait(Spanned::new(Duration(std::time::Duration::ZERO), id.span))
         });
@@ -643,9 +675,58 @@ impl Builder<'_> {
             item_as: self.string(&fields, "as"),
             concurrency: self.count(&fields, "concurrency", 1),
             max_failures: self.count(&fields, "max_failures", 0),
+            uses,
+            with,
+            scope: crate::scope::Scope::default(),
             kind,
             span: node.span,
         })
+    }
+
+    /// A `use` step has no keys of its own beyond `id`, `title`, `needs` and `with`; `with`
+    /// belongs to a `use` step.
+    fn check_use(&mut self, fields: &Fields, id: &Spanned<String>, uses: bool) {
+        const WITH_USE: &[&str] = &["id", "title", "needs", "use", "with"];
+        if uses {
+            for (key, _) in fields.entries {
+                if STEP_KEYS.contains(&key.name.as_str()) && !WITH_USE.contains(&key.name.as_str())
+                {
+                    self.push(Problem::UseWithKey {
+                        id: id.value.clone(),
+                        key: key.name.clone(),
+                        span: key.span.into(),
+                    });
+                }
+            }
+        } else if let Some(span) = fields.key_span("with") {
+            self.push(Problem::WithWithoutUse {
+                id: id.value.clone(),
+                span: span.into(),
+            });
+        }
+    }
+
+    /// `with:` the params passed to a group: strings are templates, other values pass as they are.
+    fn passed(&mut self, fields: &Fields) -> IndexMap<String, Spanned<Passed>> {
+        let mut out = IndexMap::new();
+        let Some(node) = fields.get("with") else {
+            return out;
+        };
+        if matches!(node.value, Value::Null) {
+            return out;
+        }
+        let Some(entries) = node.as_map() else {
+            self.wrong_type("with", "a mapping of param names to values", node);
+            return out;
+        };
+        for (k, v) in entries {
+            let passed = match &v.value {
+                Value::String(s) => Passed::Template(s.clone()),
+                _ => Passed::Value(v.to_json()),
+            };
+            out.insert(k.name.clone(), Spanned::new(passed, v.span));
+        }
+        out
     }
 
     /// `for_each`: a template string or a literal list.

@@ -5,6 +5,7 @@
 
 pub mod build;
 mod duration;
+mod group;
 mod param;
 mod rehearse;
 mod retry;
@@ -13,12 +14,13 @@ mod spanned;
 mod step;
 
 pub use duration::Duration;
+pub use group::GroupFile;
 pub use param::{Param, ParamType, Secret, SecretSource};
 pub use rehearse::{Rehearse, RehearseKind};
 pub use retry::{Backoff, Retry, RetryOn};
 pub use runbook::{Connection, Defaults, EnvFile, Runbook};
 pub use spanned::Spanned;
 pub use step::{
-    Approval, Assert, ForEach, Rollback, RollbackKind, Run, STEP_KINDS, Scalar, Shell, Sql, Step,
-    StepKind,
+    Approval, Assert, ForEach, Passed, Rollback, RollbackKind, Run, STEP_KINDS, Scalar, Shell, Sql,
+    Step, StepKind,
 };

@@ -41,6 +41,9 @@ pub struct Runbook {
     /// The directory of the runbook file: relative `cwd` and `./program` paths start there.
     #[schemars(skip)]
     pub dir: std::path::PathBuf,
+    /// A group file (`group: 1`): its declared outputs, templates over its own steps.
+    #[schemars(skip)]
+    pub group: Option<IndexMap<String, Spanned<String>>>,
 }
 
 /// A named database connection.
@@ -104,6 +107,7 @@ impl Runbook {
             finally: Vec::new(),
             locks: Vec::new(),
             dir: self.dir.clone(),
+            group: None,
         }
     }
 

@@ -51,6 +51,15 @@ pub struct Step {
     pub concurrency: Option<Spanned<i64>>,
     /// How many items of a `for_each` may fail before the step fails (default 0).
     pub max_failures: Option<Spanned<i64>>,
+    /// Includes a step group file (relative to this file); the step then has no kind.
+    #[serde(rename = "use")]
+    pub uses: Option<Spanned<String>>,
+    /// The params of the group `use` includes: templates over this runbook, or values.
+    #[serde(rename = "with", default)]
+    pub with: IndexMap<String, Spanned<Passed>>,
+    /// Where a step that came from a group file reads its params and sibling steps.
+    #[schemars(skip)]
+    pub scope: crate::scope::Scope,
     /// What the step does: one of the keys `run`, `sql`, `wait`, `assert`, `approval`.
     #[serde(flatten)]
     #[schemars(with = "StepKindKeys")]
@@ -140,6 +149,16 @@ pub enum ForEach {
     Template(String),
     /// A literal list of items.
     List(Vec<serde_json::Value>),
+}
+
+/// A value passed to a group's param under `with:`.
+#[derive(Clone, Debug, PartialEq, JsonSchema)]
+#[serde(untagged)]
+pub enum Passed {
+    /// A template over the including runbook; a lone `{{ expr }}` keeps the value's type.
+    Template(String),
+    /// A number, boolean, list or mapping, passed as it is.
+    Value(serde_json::Value),
 }
 
 /// The shell that runs a `script`.

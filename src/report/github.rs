@@ -7,7 +7,7 @@ use crate::line_index::LineIndex;
 
 pub fn github(reports: &[FileReport]) -> String {
     let mut out = String::new();
-    for report in reports {
+    for report in reports.iter().flat_map(FileReport::with_included) {
         let index = LineIndex::new(&report.source);
         for problem in &report.problems {
             let level = if problem.is_error() {
@@ -28,7 +28,11 @@ pub fn github(reports: &[FileReport]) -> String {
                 ",title={}",
                 escape_property(&problem.code_str())
             );
+            let at = position(&index, problem).map(|p| (p.line, p.column));
             let mut message = clip(&problem.to_string()).into_owned();
+            if let Some(inclusion) = report.inclusion(at) {
+                let _ = write!(message, "\n{inclusion}");
+            }
             if let Some(help) = miette::Diagnostic::help(problem) {
                 let _ = write!(message, "\nhelp: {}", clip(&help.to_string()));
             }

@@ -80,11 +80,14 @@ pub fn human(reports: &[FileReport], color: bool) -> String {
         .with_width(120)
         .with_context_lines(CONTEXT_LINES);
     let mut out = String::new();
-    for report in reports {
+    for report in reports.iter().flat_map(FileReport::with_included) {
         if report.problems.is_empty() {
             continue;
         }
         let file = File::new(&report.path, &report.source);
+        // Only a group file's problems say where it was included from.
+        let index = (!report.included_from.is_empty())
+            .then(|| crate::line_index::LineIndex::new(&report.source));
         for problem in &report.problems {
             let spans: Vec<SourceSpan> = problem
                 .labels()
@@ -100,7 +103,13 @@ pub fn human(reports: &[FileReport], color: bool) -> String {
             if handler.render_report(&mut out, &diagnostic).is_err() {
                 let _ = writeln!(out, "{}: {diagnostic}", report.path);
             }
-            if spans.is_empty() {
+            let at = index
+                .as_ref()
+                .zip(spans.first())
+                .map(|(index, s)| index.position(s.offset()));
+            if let Some(inclusion) = report.inclusion(at) {
+                let _ = writeln!(out, "  {inclusion}");
+            } else if spans.is_empty() {
                 let _ = writeln!(out, "  in {}", report.path);
             }
             out.push('\n');
@@ -521,6 +530,8 @@ mod tests {
                     path: "f.yaml".into(),
                     source: source.clone(),
                     problems: vec![problem.clone()],
+                    included_from: Vec::new(),
+                    included: Vec::new(),
                 };
                 let ours = human(&[report], false);
                 let expected = format!(

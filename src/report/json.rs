@@ -22,6 +22,9 @@ struct Entry<'a> {
     end_line: Option<usize>,
     end_column: Option<usize>,
     help: Option<String>,
+    /// For a problem in a group file: the `use:` places it was included from.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    included_from: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -33,7 +36,7 @@ struct Summary {
 
 pub fn json(reports: &[FileReport]) -> String {
     let mut diagnostics = Vec::new();
-    for report in reports {
+    for report in reports.iter().flat_map(FileReport::with_included) {
         let index = LineIndex::new(&report.source);
         for problem in &report.problems {
             let at = position(&index, problem);
@@ -51,6 +54,7 @@ pub fn json(reports: &[FileReport]) -> String {
                 end_line: at.as_ref().map(|p| p.end_line),
                 end_column: at.as_ref().map(|p| p.end_column),
                 help: miette::Diagnostic::help(problem).map(|h| h.to_string()),
+                included_from: &report.included_from,
             });
         }
     }

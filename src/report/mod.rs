@@ -34,15 +34,49 @@ pub struct FileReport {
     pub path: String,
     pub source: String,
     pub problems: Vec<Problem>,
+    /// For a group file: the `use:` places it was included from, innermost first.
+    pub included_from: Vec<String>,
+    /// The reports of the group files this file includes (those with problems).
+    pub included: Vec<FileReport>,
 }
 
 impl FileReport {
+    /// The problems of this file and of the groups it includes.
     pub fn errors(&self) -> usize {
         self.problems.iter().filter(|p| p.is_error()).count()
+            + self.included.iter().map(Self::errors).sum::<usize>()
     }
 
     pub fn warnings(&self) -> usize {
-        self.problems.len() - self.errors()
+        self.problems.iter().filter(|p| !p.is_error()).count()
+            + self.included.iter().map(Self::warnings).sum::<usize>()
+    }
+
+    /// This report and those of the groups it includes, depth first.
+    pub fn with_included(&self) -> Vec<&FileReport> {
+        let mut all = vec![self];
+        for report in &self.included {
+            all.extend(report.with_included());
+        }
+        all
+    }
+
+    /// "in groups/x.yaml:12:5, included from failover.yaml:40:7" for a problem at
+    /// `line:column` of an included file; `None` for the file that was named.
+    pub fn inclusion(&self, at: Option<(usize, usize)>) -> Option<String> {
+        if self.included_from.is_empty() {
+            return None;
+        }
+        let place = match at {
+            Some((line, column)) => format!("{}:{line}:{column}", self.path),
+            None => self.path.clone(),
+        };
+        let chain: String = self
+            .included_from
+            .iter()
+            .map(|from| format!(", included from {from}"))
+            .collect();
+        Some(format!("in {place}{chain}"))
     }
 }
 

@@ -32,7 +32,8 @@ fn check_name(runbook: &Runbook, problems: &mut Vec<Problem>) {
 pub fn check_steps(runbook: &Runbook, problems: &mut Vec<Problem>) -> Dag {
     let mut first: HashMap<&str, usize> = HashMap::with_capacity(runbook.steps.len());
     for (i, step) in runbook.steps.iter().enumerate() {
-        if !is_valid_id(&step.id, true) {
+        // Steps from a group have ids `use.step`, made here, not written.
+        if step.scope.is_empty() && !is_valid_id(&step.id, true) {
             problems.push(Problem::InvalidId {
                 what: "step id",
                 name: step.id.value.clone(),

@@ -10,6 +10,7 @@ mod estate_locks;
 mod finally;
 mod formats;
 mod graph;
+mod groups;
 mod hostile_text;
 mod journal;
 mod live_output;

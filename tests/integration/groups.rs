@@ -1,0 +1,659 @@
+//! Step groups: a `use:` step includes a group file whose steps run as `USE.STEP`, validated
+//! in their own file; checked through what the real binary does.
+
+use std::time::Instant;
+
+use crate::support::{Test, repo};
+
+/// A group that logs its server and greeting, then its password through the environment, and
+/// exposes the first line as an output.
+const PRECHECKS: &str = r#"group: 1
+name: prechecks
+params:
+  server: { type: string }
+  password: { type: string, default: none }
+  greeting: { type: string, default: hello }
+steps:
+  - id: check
+    run: { shell: sh, script: 'echo check {{ params.server | shell_quote }} {{ params.greeting | shell_quote }} | tee -a log' }
+    outputs:
+      line: "{{ result.stdout | trim }}"
+  - id: login
+    needs: [check]
+    run: { shell: sh, script: 'echo "login $PW" >> log; echo "login $PW"' }
+    env: { PW: "{{ params.password }}" }
+    rollback: { run: { shell: sh, script: 'echo undo login {{ params.server | shell_quote }} >> log' } }
+outputs:
+  checked: "{{ steps.check.outputs.line }}"
+"#;
+
+/// A runbook that includes `groups/pre.yaml` as `prechecks` between `start` and `after`.
+fn book(with: &str, after: &str) -> String {
+    format!(
+        r#"runbook: 1
+name: failover
+params:
+  server: {{ type: string, default: sql2 }}
+secrets:
+  pw: {{ env: PW_SECRET }}
+steps:
+  - id: start
+    run: {{ shell: sh, script: 'echo start >> log' }}
+  - id: prechecks
+    needs: [start]
+    use: ./groups/pre.yaml
+    with: {with}
+  - id: after
+    needs: [prechecks]
+    run:
+      shell: sh
+      script: |
+        {after}
+"#
+    )
+}
+
+const WITH: &str = r#"{ server: "{{ params.server }}", password: "{{ secrets.pw }}" }"#;
+const AFTER: &str = r#"echo after {{ steps['prechecks'].outputs.checked | shell_quote }} / {{ steps['prechecks.check'].outputs.line | shell_quote }} >> log"#;
+
+fn both(out: &crate::support::Output) -> String {
+    format!("{}{}", out.stdout, out.stderr)
+}
+
+#[test]
+fn a_group_used_by_two_runbooks_runs_under_its_use_ids_and_a_later_step_reads_its_output() {
+    let second = r#"runbook: 1
+name: failback
+steps:
+  - id: back
+    use: ./groups/pre.yaml
+    with: { server: primary, greeting: bye }
+"#;
+    let t = Test::new()
+        .file("groups/pre.yaml", PRECHECKS)
+        .file("failover.yaml", book(WITH, AFTER))
+        .file("failback.yaml", second)
+        .env("PW_SECRET", "s3cret-pw")
+        .args(["run", "failover.yaml"]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}", both(&out));
+    assert_eq!(
+        t.read("log"),
+        "start\ncheck sql2 hello\nlogin s3cret-pw\nafter check sql2 hello / check sql2 hello\n"
+    );
+    for id in ["prechecks.check", "prechecks.login", "prechecks"] {
+        assert!(
+            out.stdout.contains(&format!("✓ {id} ")),
+            "{id}: {}",
+            out.stdout
+        );
+    }
+    let back = Test::in_dir(t.path()).args(["run", "failback.yaml"]).run();
+    assert_eq!(back.code, 0, "{}", both(&back));
+    assert!(t.read("log").ends_with("check primary bye\nlogin none\n"));
+    // The journal and `show` know the steps by their ids in the runbook.
+    let show = Test::in_dir(t.path())
+        .args(["show", "--last", "--format", "json"])
+        .run();
+    assert_eq!(show.code, 0, "{}", both(&show));
+    for id in ["\"back.check\"", "\"back.login\"", "\"back\""] {
+        assert!(show.stdout.contains(id), "{id}: {}", show.stdout);
+    }
+}
+
+#[test]
+fn needs_on_the_group_waits_for_every_step_of_it_and_its_first_steps_wait_for_the_use_steps_needs()
+{
+    let t = Test::new()
+        .file("groups/pre.yaml", PRECHECKS)
+        .file("failover.yaml", book(WITH, AFTER))
+        .args(["plan", "--format", "json", "failover.yaml"]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}", both(&out));
+    let plan = out.json();
+    let steps = plan["steps"].as_array().unwrap();
+    let find = |id: &str| {
+        steps
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("no {id} in {plan}"))
+    };
+    assert_eq!(
+        find("prechecks.check")["needs"],
+        serde_json::json!(["start"])
+    );
+    assert_eq!(
+        find("prechecks.login")["needs"],
+        serde_json::json!(["prechecks.check"])
+    );
+    assert_eq!(
+        find("prechecks")["needs"],
+        serde_json::json!(["prechecks.check", "prechecks.login"])
+    );
+    assert_eq!(find("after")["needs"], serde_json::json!(["prechecks"]));
+    let wave = |id: &str| find(id)["wave"].as_u64().unwrap();
+    assert!(wave("start") < wave("prechecks.check"));
+    assert!(wave("prechecks.login") < wave("prechecks"));
+    assert!(wave("prechecks") < wave("after"));
+}
+
+#[test]
+fn an_error_inside_the_group_is_located_in_the_group_file_with_the_chain_it_was_included_from() {
+    let broken = PRECHECKS.replace("{{ params.greeting |", "{{ params.greting |");
+    let t = Test::new()
+        .file("groups/pre.yaml", broken)
+        .file("failover.yaml", book(WITH, AFTER));
+    let json = Test::in_dir(t.path())
+        .args(["validate", "--format", "json", "failover.yaml"])
+        .run();
+    assert_eq!(json.code, 1, "{}", both(&json));
+    let doc = json.json();
+    let diag = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["code"] == "runbook::unknown_variable")
+        .unwrap_or_else(|| panic!("{doc}"));
+    assert_eq!(diag["file"], "groups/pre.yaml");
+    assert_eq!(
+        (diag["line"].as_u64(), diag["column"].as_u64()),
+        (Some(9), Some(80))
+    );
+    assert_eq!(
+        diag["included_from"],
+        serde_json::json!(["failover.yaml:12:10"])
+    );
+    assert_eq!(diag["help"], "did you mean `greeting`?");
+    let human = Test::in_dir(t.path())
+        .args(["validate", "failover.yaml"])
+        .run();
+    assert!(
+        human
+            .stdout
+            .contains("in groups/pre.yaml:9:80, included from failover.yaml:12:10"),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human.stdout.contains("╭─[groups/pre.yaml:9:80]"),
+        "{}",
+        human.stdout
+    );
+    let github = Test::in_dir(t.path())
+        .args(["validate", "--format", "github", "failover.yaml"])
+        .run();
+    assert!(
+        github.stdout.contains("file=groups/pre.yaml,line=9,col=80")
+            && github
+                .stdout
+                .contains("%0Ain groups/pre.yaml:9:80, included from failover.yaml:12:10"),
+        "{}",
+        github.stdout
+    );
+    // The runbook does not run, and says why.
+    let run = Test::in_dir(t.path()).args(["run", "failover.yaml"]).run();
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("groups/pre.yaml:9:80, included from failover.yaml:12:10")
+    );
+}
+
+#[test]
+fn a_nested_group_error_names_every_include_on_the_way() {
+    let outer = r#"group: 1
+name: outer
+steps:
+  - id: inner
+    use: ./inner.yaml
+"#;
+    let inner = "group: 1\nname: inner\nsteps:\n  - id: x\n    run: { program: echo, args: ['{{ params.nope }}'] }\n";
+    let main = "runbook: 1\nname: m\nsteps:\n  - id: o\n    use: groups/outer.yaml\n";
+    let out = Test::new()
+        .file("groups/outer.yaml", outer)
+        .file("groups/inner.yaml", inner)
+        .file("m.yaml", main)
+        .args(["validate", "m.yaml"])
+        .run();
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout.contains(
+            "in groups/inner.yaml:5:38, included from groups/outer.yaml:5:10, included from m.yaml:5:10"
+        ),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn nested_groups_run_with_ids_of_every_level_and_their_own_params() {
+    let outer = r#"group: 1
+name: outer
+params:
+  who: { type: string }
+steps:
+  - id: inner
+    use: ./inner.yaml
+    with: { name: "outer-{{ params.who }}" }
+  - id: done
+    needs: [inner]
+    run: { shell: sh, script: 'echo "done {{ steps.inner.outputs.said }}" >> log' }
+outputs:
+  said: "{{ steps.inner.outputs.said }}"
+"#;
+    let inner = r#"group: 1
+name: inner
+params:
+  name: { type: string }
+steps:
+  - id: say
+    run: { shell: sh, script: 'echo "say {{ params.name }}" | tee -a log' }
+outputs:
+  said: "{{ steps.say.stdout | trim }}"
+"#;
+    let main = r#"runbook: 1
+name: m
+steps:
+  - id: a
+    use: groups/outer.yaml
+    with: { who: x }
+  - id: b
+    needs: [a]
+    run: { shell: sh, script: 'echo "b {{ steps.a.outputs.said }} {{ steps[''a.inner.say''].status }}" >> log' }
+"#;
+    let t = Test::new()
+        .file("groups/outer.yaml", outer)
+        .file("groups/inner.yaml", inner)
+        .file("m.yaml", main)
+        .args(["run", "m.yaml"]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}", both(&out));
+    assert_eq!(
+        t.read("log"),
+        "say outer-x\ndone say outer-x\nb say outer-x succeeded\n"
+    );
+    assert!(out.stdout.contains("✓ a.inner.say "), "{}", out.stdout);
+}
+
+#[test]
+fn include_cycles_are_errors_naming_the_chain() {
+    let a = "group: 1\nname: a\nsteps:\n  - id: to-b\n    use: ./b.yaml\n";
+    let b = "group: 1\nname: b\nsteps:\n  - id: to-a\n    use: ./a.yaml\n";
+    let main = "runbook: 1\nname: m\nsteps:\n  - id: g\n    use: ./a.yaml\n";
+    let out = Test::new()
+        .file("a.yaml", a)
+        .file("b.yaml", b)
+        .file("m.yaml", main)
+        .args(["validate", "m.yaml"])
+        .run();
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("the groups include each other: a.yaml → b.yaml → a.yaml"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("in b.yaml:5:10, included from a.yaml:5:10, included from m.yaml:5:10"),
+        "{}",
+        out.stdout
+    );
+    let me = "group: 1\nname: me\nsteps:\n  - id: again\n    use: ./me.yaml\n";
+    let main = "runbook: 1\nname: m\nsteps:\n  - id: g\n    use: ./me.yaml\n";
+    let out = Test::new()
+        .file("me.yaml", me)
+        .file("m.yaml", main)
+        .args(["validate", "m.yaml"])
+        .run();
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("the groups include each other: me.yaml → me.yaml"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn unknown_with_param_has_a_did_you_mean_and_a_missing_required_param_is_named() {
+    let t = Test::new()
+        .file("groups/pre.yaml", PRECHECKS)
+        .file(
+            "failover.yaml",
+            book(r#"{ sevrer: "{{ params.server }}" }"#, "true"),
+        )
+        .args(["validate", "--format", "json", "failover.yaml"]);
+    let out = t.run();
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let doc = out.json();
+    let diags = doc["diagnostics"].as_array().unwrap();
+    let unknown = diags
+        .iter()
+        .find(|d| d["code"] == "runbook::unknown_group_param")
+        .unwrap_or_else(|| panic!("{doc}"));
+    assert_eq!(
+        unknown["message"],
+        "group `prechecks` has no param `sevrer`"
+    );
+    assert_eq!(unknown["help"], "did you mean `server`?");
+    assert_eq!(
+        (unknown["line"].as_u64(), unknown["column"].as_u64()),
+        (Some(13), Some(21))
+    );
+    let missing = diags
+        .iter()
+        .find(|d| d["code"] == "runbook::missing_group_param")
+        .unwrap_or_else(|| panic!("{doc}"));
+    assert_eq!(
+        missing["message"],
+        "group `prechecks` needs param `server`, which `with` does not pass"
+    );
+    assert_eq!(missing["line"], 12);
+}
+
+#[test]
+fn a_missing_group_file_and_a_path_leaving_the_runbooks_directory_are_located_errors() {
+    let main = "runbook: 1\nname: m\nsteps:\n  - id: gone\n    use: ./groups/nope.yaml\n  - id: out\n    use: ../outside.yaml\n  - id: abs\n    use: /etc/hostname\n";
+    let t = Test::new()
+        .file("outside.yaml", "group: 1\nname: o\nsteps: []\n")
+        .file("book/m.yaml", main);
+    let out = Test::in_dir(t.path())
+        .args(["validate", "--format", "json", "book/m.yaml"])
+        .run();
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let doc = out.json();
+    let diags: Vec<(String, u64, u64)> = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["code"].as_str().unwrap().to_owned(),
+                d["line"].as_u64().unwrap(),
+                d["column"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        diags,
+        [
+            ("runbook::group_unreadable".to_owned(), 5, 10),
+            ("runbook::group_outside".to_owned(), 7, 10),
+            ("runbook::group_unreadable".to_owned(), 9, 10),
+        ],
+        "{doc}"
+    );
+    let messages = doc.to_string();
+    assert!(
+        messages.contains("cannot include `book/groups/nope.yaml`"),
+        "{messages}"
+    );
+    assert!(
+        messages.contains("`outside.yaml` is outside the runbook's directory"),
+        "{messages}"
+    );
+    assert!(
+        messages.contains("an absolute path; write it relative to this file"),
+        "{messages}"
+    );
+    // A symlink out of the directory is refused like a path.
+    std::os::unix::fs::symlink(
+        t.path().join("outside.yaml"),
+        t.path().join("book/link.yaml"),
+    )
+    .unwrap();
+    let linked = Test::in_dir(t.path())
+        .file_in(
+            &t.path().join("book"),
+            "l.yaml",
+            "runbook: 1\nname: l\nsteps:\n  - id: g\n    use: ./link.yaml\n",
+        )
+        .args(["validate", "book/l.yaml"])
+        .run();
+    assert_eq!(linked.code, 1, "{}", linked.stdout);
+    assert!(
+        linked.stdout.contains("runbook::group_outside"),
+        "{}",
+        linked.stdout
+    );
+}
+
+#[test]
+fn a_use_step_with_an_action_a_loop_or_a_rollback_of_its_own_is_refused() {
+    let main = r#"runbook: 1
+name: m
+steps:
+  - id: g
+    use: ./g.yaml
+    run: { program: "true" }
+    for_each: [a]
+    rollback: { run: { program: "true" } }
+  - id: h
+    with: { x: 1 }
+    run: { program: "true" }
+"#;
+    let out = Test::new()
+        .file(
+            "g.yaml",
+            "group: 1\nname: g\nsteps:\n  - id: s\n    run: { program: 'true' }\n",
+        )
+        .file("m.yaml", main)
+        .args(["validate", "--format", "json", "m.yaml"])
+        .run();
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let doc = out.json();
+    let codes: Vec<(&str, u64)> = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["code"].as_str().unwrap(), d["line"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("runbook::use_with_key", 6),
+            ("runbook::use_with_key", 7),
+            ("runbook::use_with_key", 8),
+            ("runbook::with_without_use", 10),
+        ],
+        "{doc}"
+    );
+}
+
+#[test]
+fn validate_dir_checks_group_files_as_groups_and_not_as_incomplete_runbooks() {
+    let t = Test::new()
+        .file("groups/pre.yaml", PRECHECKS)
+        .file("failover.yaml", book(WITH, AFTER))
+        .args(["validate", "--format", "json", "--deny-warnings", "."]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert_eq!(out.json()["summary"]["files"], 2);
+    // A broken group file in the folder is reported in its own right.
+    let broken = Test::new()
+        .file(
+            "groups/pre.yaml",
+            PRECHECKS.replace("name: prechecks", "name: prechecks\nsecrets: {}"),
+        )
+        .args(["validate", "--format", "json", "."])
+        .run();
+    assert_eq!(broken.code, 1, "{}", broken.stdout);
+    let doc = broken.json();
+    let diag = &doc["diagnostics"][0];
+    assert_eq!(diag["code"], "runbook::unknown_key");
+    assert_eq!(diag["file"], "./groups/pre.yaml");
+    assert!(diag.get("included_from").is_none(), "{doc}");
+    // A group file cannot be run or planned on its own.
+    let run = Test::in_dir(t.path())
+        .args(["plan", "groups/pre.yaml"])
+        .run();
+    assert_eq!(run.code, 2, "{}", both(&run));
+    assert!(
+        run.stderr.contains("is a step group, not a runbook"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn plan_fail_at_a_step_inside_a_group_predicts_the_real_run() {
+    let t = Test::new()
+        .file("groups/pre.yaml", PRECHECKS)
+        .file(
+            "failover.yaml",
+            book(
+                WITH,
+                "echo after >> log; test -z {{ params.server | shell_quote }}",
+            ),
+        )
+        .env("PW_SECRET", "pw-value");
+    let plan = Test::in_dir(t.path())
+        .args(["plan", "failover.yaml", "--fail-at", "after"])
+        .run();
+    assert_eq!(plan.code, 0, "{}", both(&plan));
+    assert!(
+        plan.stdout.contains("1. prechecks.login\n"),
+        "{}",
+        plan.stdout
+    );
+    let run = Test::in_dir(t.path())
+        .env("PW_SECRET", "pw-value")
+        .args(["run", "failover.yaml"])
+        .run();
+    assert_eq!(run.code, 1, "{}", both(&run));
+    assert!(
+        t.read("log").ends_with("after\nundo login sql2\n"),
+        "{}",
+        t.read("log")
+    );
+    let inside = Test::in_dir(t.path())
+        .args(["plan", "failover.yaml", "--fail-at", "prechecks.login"])
+        .run();
+    assert_eq!(inside.code, 0, "{}", both(&inside));
+    assert!(
+        inside
+            .stdout
+            .contains("completed before it: start, prechecks.check"),
+        "{}",
+        inside.stdout
+    );
+}
+
+#[test]
+fn a_secret_passed_through_with_never_appears() {
+    // The shortest secret there is, and one inside longer output.
+    for secret in ["a", "hunter2-secret"] {
+        let t = Test::new()
+            .file("groups/pre.yaml", PRECHECKS)
+            .file("failover.yaml", book(WITH, AFTER))
+            .env("PW_SECRET", secret);
+        let run = Test::in_dir(t.path())
+            .env("PW_SECRET", secret)
+            .args(["run", "--output", "json", "failover.yaml"])
+            .run();
+        assert_eq!(run.code, 0, "{}", both(&run));
+        assert!(t.read("log").contains(&format!("login {secret}\n")));
+        let show = Test::in_dir(t.path()).args(["show", "--last"]).run();
+        let plan = Test::in_dir(t.path())
+            .env("PW_SECRET", secret)
+            .args(["plan", "failover.yaml"])
+            .run();
+        assert!(plan.stdout.contains("PW=***"), "{}", plan.stdout);
+        let mut journals = String::new();
+        for entry in walk(&t.path().join(".runbook")) {
+            journals.push_str(&std::fs::read_to_string(entry).unwrap_or_default());
+        }
+        for (what, text) in [
+            ("run", both(&run)),
+            ("show", both(&show)),
+            ("plan", both(&plan)),
+            ("journal", journals),
+        ] {
+            // A secret this short is masked wherever a value is exactly the secret (the env
+            // var it was passed as, a param); inside output only from 4 characters on.
+            let leaked = if secret.len() < 4 {
+                text.contains(&format!("\"{secret}\"")) || text.contains(&format!("PW={secret}"))
+            } else {
+                text.contains(secret)
+            };
+            assert!(!leaked, "{what} shows the secret {secret:?}:\n{text}");
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    assert!(!files.is_empty(), "no journal under {}", dir.display());
+    files
+}
+
+#[test]
+fn shipped_group_example_runs_from_both_runbooks_that_share_it() {
+    let dir = repo().join("runbooks/examples/groups");
+    for name in ["switch-over.yaml", "switch-back.yaml"] {
+        let path = dir.join(name);
+        let plan = Test::new().args(["plan", path.to_str().unwrap()]).run();
+        assert_eq!(plan.code, 0, "{name}: {}", both(&plan));
+        assert!(
+            plan.stdout.contains("prechecks.disk"),
+            "{name}: {}",
+            plan.stdout
+        );
+        let run = Test::new().args(["run", path.to_str().unwrap()]).run();
+        assert_eq!(run.code, 0, "{name}: {}", both(&run));
+    }
+}
+
+/// A runbook that includes `groups/g.yaml` `n` times, one after another.
+fn many_uses(n: usize) -> String {
+    let mut text = String::from("runbook: 1\nname: many\nsteps:\n");
+    for i in 0..n {
+        text.push_str(&format!(
+            "  - id: u{i}\n    use: ./groups/g.yaml\n    with: {{ x: \"{i}\" }}\n"
+        ));
+        if i > 0 {
+            text.push_str(&format!("    needs: [u{}]\n", i - 1));
+        }
+    }
+    text
+}
+
+const MANY_GROUP: &str = "group: 1\nname: g\nparams:\n  x: { type: string }\nsteps:\n  - id: a\n    run: { program: echo, args: ['{{ params.x }}'] }\n  - id: b\n    needs: [a]\n    run: { program: echo, args: ['{{ steps.a.stdout }}'] }\noutputs:\n  o: '{{ steps.b.stdout }}'\n";
+
+/// The time `validate` takes over a runbook that uses a group `n` times (best of three).
+fn validate_time(n: usize) -> f64 {
+    let t = Test::new()
+        .file("groups/g.yaml", MANY_GROUP)
+        .file("many.yaml", many_uses(n));
+    (0..3)
+        .map(|_| {
+            let started = Instant::now();
+            let out = Test::in_dir(t.path()).args(["validate", "many.yaml"]).run();
+            assert_eq!(out.code, 0, "{}", out.stdout);
+            started.elapsed().as_secs_f64()
+        })
+        .fold(f64::MAX, f64::min)
+}
+
+#[test]
+fn validating_a_runbook_that_includes_a_group_hundreds_of_times_stays_linear() {
+    let small = validate_time(200);
+    let large = validate_time(800);
+    // Four times the uses; quadratic work would take sixteen times as long.
+    assert!(
+        large < small * 8.0 + 0.2,
+        "200 uses: {small:.3}s, 800 uses: {large:.3}s"
+    );
+}
