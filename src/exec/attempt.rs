@@ -14,7 +14,7 @@ use crate::render::{Action, RenderError, Renderer};
 use crate::retry::{Failure, Policy};
 use crate::steps::approval::NotApproved;
 use crate::steps::sql_messages::Messages;
-use crate::steps::{Attempt, Failed, command};
+use crate::steps::{Attempt, Failed, command, ssh};
 
 /// What a step or rollback action is, for the attempt loop.
 pub struct Spec<'a> {
@@ -155,6 +155,7 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
                 attempts: spec.policy.attempts,
                 action: crate::report::action::summary(&shown),
                 detail: (attempt == 1).then(|| shown.clone()),
+                target: shown.target().cloned(),
             });
         }
         // The started event is on disk before the action starts; if it is not, the action
@@ -302,6 +303,32 @@ async fn execute(
     value: &Value,
 ) -> Attempt {
     match action {
+        Action::Command {
+            target: Some(target),
+            ..
+        }
+        | Action::Script {
+            target: Some(target),
+            ..
+        } => {
+            let spawned = |group| {
+                shared.emit(EventKind::ProcessStarted {
+                    step: spec.id.to_owned(),
+                    group,
+                });
+            };
+            ssh::run(
+                &shared.ssh,
+                target,
+                action,
+                &shared.hidden_env,
+                spec.timeout,
+                &shared.cancel,
+                &shared.groups,
+                &spawned,
+            )
+            .await
+        }
         Action::Command { .. } | Action::Script { .. } => {
             let spawned = |group| {
                 shared.emit(EventKind::ProcessStarted {

@@ -54,6 +54,8 @@ pub struct Shared {
     pub masker: Masker,
     /// Environment variables secrets are read from: commands do not inherit them.
     pub hidden_env: Vec<String>,
+    /// The ssh connections to targets, one per destination, closed when the run ends.
+    pub ssh: crate::steps::ssh::Ssh,
 }
 
 impl Shared {
@@ -76,6 +78,7 @@ impl Shared {
             prompt_lock: tokio::sync::Mutex::new(()),
             pool: crate::steps::sql::Pool::default(),
             masker,
+            ssh: crate::steps::ssh::Ssh::default(),
         }
     }
 
@@ -318,6 +321,8 @@ pub async fn run(
         }
     };
     let conclusion = conclude(stop.as_ref(), tolerated, summary, &finally.failed);
+    // Nothing runs on a target any more: its connection ends with the run.
+    shared.ssh.close().await;
     let duration = started.elapsed();
     shared.emit(EventKind::RunFinished {
         status: conclusion.status.clone(),

@@ -23,6 +23,7 @@ pub const RUNBOOK_KEYS: &[&str] = &[
     "params",
     "secrets",
     "connections",
+    "targets",
     "defaults",
     "env_file",
     "steps",
@@ -47,6 +48,7 @@ pub const STEP_KEYS: &[&str] = &[
     "as",
     "concurrency",
     "max_failures",
+    "target",
     "run",
     "sql",
     "wait",
@@ -80,7 +82,9 @@ pub const ROLLBACK_KEYS: &[&str] = &[
     "retry",
     "env",
     "past_point_of_no_return",
+    "target",
 ];
+pub const TARGET_KEYS: &[&str] = &["ssh", "shell"];
 
 /// Reads the whole document. Returns `None` only when there is no runbook to speak of
 /// (the top level is not a mapping, or it has no usable `steps`).
@@ -406,6 +410,12 @@ impl Builder<'_> {
                 connections.insert(key.name.clone(), connection);
             }
         }
+        let mut targets = IndexMap::new();
+        for (key, node) in self.named(&fields, "targets") {
+            if let Some(target) = self.target(key, node) {
+                targets.insert(key.name.clone(), target);
+            }
+        }
         let defaults = match fields.get("defaults") {
             Some(node) => self.defaults(node).unwrap_or_default(),
             None => Defaults::default(),
@@ -438,6 +448,7 @@ impl Builder<'_> {
             params,
             secrets,
             connections,
+            targets,
             defaults,
             env_file,
             steps,
@@ -543,6 +554,32 @@ impl Builder<'_> {
         })
     }
 
+    fn target(&mut self, key: &Key, node: &Node) -> Option<Target> {
+        let fields = self.fields(
+            node,
+            &format!("targets.{}", key.name),
+            format!("target `{}`", key.name),
+            TARGET_KEYS,
+        )?;
+        let ssh = self.string(&fields, "ssh");
+        if ssh.is_none() && fields.get("ssh").is_none() {
+            self.missing(
+                &fields,
+                "ssh",
+                "add `ssh: \"admin@host\"` (`[user@]host[:port]` or a host of your ssh config)"
+                    .to_owned(),
+            );
+        }
+        let shell = self.choice(&fields, "shell", Target::SHELLS, |name| {
+            Shell::from_name(name).filter(|s| *s != Shell::Cmd)
+        });
+        Some(Target {
+            name: Spanned::new(key.name.clone(), key.span),
+            ssh: ssh?,
+            shell,
+        })
+    }
+
     fn defaults(&mut self, node: &Node) -> Option<Defaults> {
         let fields = self.fields(node, "defaults", "`defaults`".to_owned(), DEFAULTS_KEYS)?;
         Some(Defaults {
@@ -638,6 +675,7 @@ impl Builder<'_> {
             item_as: self.string(&fields, "as"),
             concurrency: self.count(&fields, "concurrency", 1),
             max_failures: self.count(&fields, "max_failures", 0),
+            target: self.string(&fields, "target"),
             kind,
             span: node.span,
         })
@@ -851,6 +889,7 @@ impl Builder<'_> {
             retry: fields.get("retry").and_then(|n| self.retry(n)),
             env: self.string_map(&fields, "env"),
             past_point_of_no_return: self.bool(&fields, "past_point_of_no_return"),
+            target: self.string(&fields, "target"),
             span: node.span,
         })
     }

@@ -14,7 +14,7 @@ mod step;
 pub use duration::Duration;
 pub use param::{Param, ParamType, Secret, SecretSource};
 pub use retry::{Backoff, Retry, RetryOn};
-pub use runbook::{Connection, Defaults, EnvFile, Runbook};
+pub use runbook::{Connection, Defaults, EnvFile, Runbook, Target};
 pub use spanned::Spanned;
 pub use step::{
     Approval, Assert, ForEach, Rollback, RollbackKind, Run, STEP_KINDS, Scalar, Shell, Sql, Step,

@@ -49,6 +49,9 @@ pub struct Step {
     pub concurrency: Option<Spanned<i64>>,
     /// How many items of a `for_each` may fail before the step fails (default 0).
     pub max_failures: Option<Spanned<i64>>,
+    /// The machine a `run` step runs on: a name under `targets:` (a template, e.g.
+    /// `"{{ item }}"` in a `for_each` over target names). Without it, the step runs here.
+    pub target: Option<Spanned<String>>,
     /// What the step does: one of the keys `run`, `sql`, `wait`, `assert`, `approval`.
     #[serde(flatten)]
     #[schemars(with = "StepKindKeys")]
@@ -261,6 +264,8 @@ pub struct Rollback {
     /// `true`: this rollback runs after a point of no return on purpose (it undoes only what
     /// its own step did). Silences `rollback_past_point_of_no_return`.
     pub past_point_of_no_return: Option<Spanned<bool>>,
+    /// The machine a `run` rollback runs on: a name under `targets:` (a template).
+    pub target: Option<Spanned<String>>,
     #[schemars(skip)]
     pub span: Span,
 }
