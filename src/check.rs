@@ -193,6 +193,7 @@ pub fn check(
         crate::steps::command::Groups::default(),
         crate::steps::approval::Approvals::default(),
         masker,
+        None,
     );
     let mut checker = Checker {
         shared: &shared,

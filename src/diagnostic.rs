@@ -856,6 +856,55 @@ pub enum Problem {
         #[label("not in `finally`")]
         span: SourceSpan,
     },
+
+    #[error("unknown target `{name}`")]
+    #[diagnostic(code(runbook::unknown_target))]
+    UnknownTarget {
+        name: String,
+        #[label("not declared under `targets`")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    #[error("`target` on a `{kind}` {what}: only `run` actions run on another machine")]
+    #[diagnostic(
+        code(runbook::target_not_run),
+        help("remove `target`, or make the action a `run` (a program or a script on the target)")
+    )]
+    TargetNotRun {
+        kind: &'static str,
+        what: &'static str,
+        #[label("here")]
+        span: SourceSpan,
+    },
+
+    #[error("the `{shell}` shell cannot run on target `{target}`, whose shell is `{target_shell}`")]
+    #[diagnostic(
+        code(runbook::target_shell),
+        help(
+            "on a target, `shell` may be left out (the target's shell runs the script); `sh` and `bash` run on Unix targets, `powershell` and `pwsh` on Windows targets"
+        )
+    )]
+    TargetShell {
+        shell: String,
+        target: String,
+        target_shell: String,
+        #[label("not this target's kind of shell")]
+        span: SourceSpan,
+    },
+
+    #[error("invalid ssh destination `{found}`: {reason}")]
+    #[diagnostic(
+        code(runbook::invalid_ssh_destination),
+        help("write `[user@]host[:port]` or a host of your ssh config")
+    )]
+    InvalidSshDestination {
+        found: String,
+        reason: String,
+        #[label("here")]
+        span: SourceSpan,
+    },
 }
 
 impl Problem {

@@ -450,6 +450,8 @@ fn bare_at(id: &str, span: Span, needs: Vec<Spanned<String>>, scope: Scope) -> S
         rollback: None,
         irreversible: None,
         probe: None,
+        rehearse: None,
+        target: None,
         idempotent: None,
         continue_on_failure: None,
         env: IndexMap::new(),

@@ -7,7 +7,7 @@
 //! 2. **Check**: `validate` reports every problem at once and builds the step graph (`dag`);
 //!    `discover` finds the files `validate` checks; `schema` is generated from the model.
 //! 3. **Bind and render**: `bind` binds the operator's params and reads secrets, `env_file` reads the dotenv file, `template`
-//!    and `context` fill in templates, `render` turns a step into the action it will run,
+//!    and `context` fill in templates, `render` turns a step into the action it will run (`target`: on which machine),
 //!    `mask` hides secrets in everything shown or stored.
 //! 4. **Decide**: `schedule` says which step starts next (for the run, the plan's waves and the
 //!    `--fail-at` prediction alike), `retry` whether to try again, `rollback` what a failure
@@ -44,6 +44,7 @@ pub(crate) mod items;
 pub(crate) mod mask;
 pub(crate) mod render;
 pub(crate) mod scope;
+pub(crate) mod target;
 pub(crate) mod template;
 pub(crate) mod template_limit;
 

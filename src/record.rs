@@ -87,6 +87,8 @@ pub struct StepRecord {
     pub decided: Option<DecidedRecord>,
     /// The process group of its (or its rollback's) latest command.
     pub group: Option<crate::steps::process_group::ProcessGroup>,
+    /// The target and ssh destination of its latest attempt; `None`: it ran here.
+    pub target: Option<crate::target::Remote>,
 }
 
 /// A decision about a step in doubt, and when it was taken.
@@ -281,11 +283,13 @@ impl RunRecord {
                 step,
                 action,
                 detail,
+                target,
                 ..
             } => {
                 let s = self.step(index, step);
                 s.state = StepState::Started;
                 s.action = action.clone();
+                s.target = target.clone();
                 if let Some(detail) = detail {
                     s.detail = Some(detail.clone());
                 }
@@ -513,6 +517,7 @@ impl StepRecord {
             approval: None,
             group: None,
             decided: None,
+            target: None,
         }
     }
 

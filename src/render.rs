@@ -6,6 +6,7 @@ use minijinja::Value;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Approval, RollbackKind, Run, Runbook, Scalar, Sql, Step, StepKind};
+use crate::target::{Destination, Remote};
 use crate::template::{Templates, error_text, is_limit};
 
 /// A fully rendered action.
@@ -19,6 +20,9 @@ pub enum Action {
         cwd: Option<String>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         env: Vec<(String, String)>,
+        /// The machine it runs on; absent: here.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<Remote>,
     },
     Script {
         shell: String,
@@ -27,6 +31,9 @@ pub enum Action {
         cwd: Option<String>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         env: Vec<(String, String)>,
+        /// The machine it runs on; absent: here.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<Remote>,
     },
     Sql {
         connection: String,
@@ -53,6 +60,16 @@ pub enum Action {
         #[serde(skip_serializing_if = "Option::is_none")]
         instructions: Option<String>,
     },
+}
+
+impl Action {
+    /// The machine a command or script runs on; `None`: here.
+    pub fn target(&self) -> Option<&Remote> {
+        match self {
+            Self::Command { target, .. } | Self::Script { target, .. } => target.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 /// A template that could not be rendered.
@@ -121,7 +138,10 @@ impl Renderer<'_> {
     pub fn step(&self, step: &Step, context: &Value) -> Result<Action, RenderError> {
         let env = self.env(&step.env, context)?;
         match &step.kind {
-            StepKind::Run(run) => self.run(run, env, context),
+            StepKind::Run(run) => {
+                let target = self.target(step.target.as_ref(), run, context)?;
+                self.run(run, env, target, context)
+            }
             StepKind::Sql(sql) => self.sql(sql, context),
             StepKind::Wait(wait) => Ok(Action::Wait {
                 duration: wait.value.to_string(),
@@ -146,7 +166,9 @@ impl Renderer<'_> {
             Err(e) => return Some(Err(e)),
         };
         Some(match &action.kind {
-            RollbackKind::Run(run) => self.run(run, env, context),
+            RollbackKind::Run(run) => self
+                .target(action.target.as_ref(), run, context)
+                .and_then(|target| self.run(run, env, target, context)),
             RollbackKind::Sql(sql) => self.sql(sql, context),
             RollbackKind::Approval(approval) => self.approval(approval, context),
         })
@@ -160,23 +182,89 @@ impl Renderer<'_> {
             Err(e) => return Some(Err(e)),
         };
         Some(match &rehearse.kind {
-            crate::model::RehearseKind::Run(run) => self.run(run, env, context),
+            crate::model::RehearseKind::Run(run) => self
+                .target(rehearse.target.as_ref(), run, context)
+                .and_then(|target| self.run(run, env, target, context)),
             crate::model::RehearseKind::Sql(sql) => self.sql(sql, context),
         })
+    }
+
+    /// Where a `run` action runs: the target its `target` names (rendered, then its `ssh`
+    /// rendered and checked), or here.
+    fn target(
+        &self,
+        target: Option<&crate::model::Spanned<String>>,
+        run: &Run,
+        context: &Value,
+    ) -> Result<Option<Remote>, RenderError> {
+        let Some(target) = target else {
+            return Ok(None);
+        };
+        let name = self.text("target", target, context)?;
+        let Some(declared) = self.runbook.targets.get(&name) else {
+            // A plan shows a target named by a loop's item as written: which one is decided
+            // per item, when the step runs.
+            if self.dry_run {
+                return Ok(Some(Remote {
+                    target: name,
+                    ssh: "(the item's target)".to_owned(),
+                    shell: run
+                        .shell
+                        .as_ref()
+                        .map_or("sh", |s| s.value.name())
+                        .to_owned(),
+                }));
+            }
+            let names: Vec<&str> = self.runbook.targets.keys().map(String::as_str).collect();
+            return Err(RenderError {
+                field: "target".to_owned(),
+                message: format!(
+                    "`{name}` is not a target (targets are {})",
+                    crate::diagnostic::list(names)
+                ),
+            });
+        };
+        let ssh = self.text(&format!("targets.{name}.ssh"), &declared.ssh, context)?;
+        if !self.dry_run || !ssh.contains("{{") {
+            Destination::parse(&ssh).map_err(|e| RenderError {
+                field: format!("targets.{name}.ssh"),
+                message: format!("invalid ssh destination `{ssh}`: {e}"),
+            })?;
+        }
+        let shell = run
+            .shell
+            .as_ref()
+            .map_or(declared.shell(), |s| s.value)
+            .name()
+            .to_owned();
+        Ok(Some(Remote {
+            target: name,
+            ssh,
+            shell,
+        }))
     }
 
     fn run(
         &self,
         run: &Run,
         env: Vec<(String, String)>,
+        target: Option<Remote>,
         context: &Value,
     ) -> Result<Action, RenderError> {
+        // A remote action's directory is a path on the target, as written: neither
+        // `defaults.cwd` nor the runbook's own directory mean anything there.
         let cwd = match (&run.cwd, &self.runbook.defaults.cwd) {
             (Some(c), _) => Some(self.text("run.cwd", c, context)?),
-            (None, Some(c)) => Some(self.text("defaults.cwd", c, context)?),
-            (None, None) => None,
+            (None, Some(c)) if target.is_none() => Some(self.text("defaults.cwd", c, context)?),
+            _ => None,
         }
-        .map(|c| self.in_runbook_dir(c));
+        .map(|c| {
+            if target.is_some() {
+                c
+            } else {
+                self.in_runbook_dir(c)
+            }
+        });
         if let Some(program) = &run.program {
             let args = run
                 .args
@@ -186,7 +274,7 @@ impl Renderer<'_> {
                 .collect::<Result<_, _>>()?;
             let mut program = self.text("run.program", program, context)?;
             // `./tool` is the runbook's own tool; a bare name is looked up on PATH.
-            if program.starts_with("./") {
+            if program.starts_with("./") && target.is_none() {
                 program = self.in_runbook_dir(program);
             }
             return Ok(Action::Command {
@@ -194,14 +282,18 @@ impl Renderer<'_> {
                 args,
                 cwd,
                 env,
+                target,
             });
         }
         Ok(Action::Script {
-            shell: run
-                .shell
-                .as_ref()
-                .map_or("sh", |s| s.value.name())
-                .to_owned(),
+            shell: match &target {
+                Some(remote) => remote.shell.clone(),
+                None => run
+                    .shell
+                    .as_ref()
+                    .map_or("sh", |s| s.value.name())
+                    .to_owned(),
+            },
             script: self.text(
                 "run.script",
                 run.script.as_ref().map_or("", |s| s.as_str()),
@@ -209,6 +301,7 @@ impl Renderer<'_> {
             )?,
             cwd,
             env,
+            target,
         })
     }
 

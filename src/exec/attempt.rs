@@ -16,7 +16,7 @@ use crate::retry::{Failure, Policy};
 use crate::steps::approval::NotApproved;
 use crate::steps::lines::Line;
 use crate::steps::sql_messages::Messages;
-use crate::steps::{Attempt, Failed, command};
+use crate::steps::{Attempt, Failed, command, ssh};
 
 /// What a step or rollback action is, for the attempt loop.
 pub struct Spec<'a> {
@@ -157,6 +157,7 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
                 attempts: spec.policy.attempts,
                 action: crate::report::action::summary(&shown),
                 detail: (attempt == 1).then(|| shown.clone()),
+                target: shown.target().cloned(),
             });
         }
         // The started event is on disk before the action starts; if it is not, the action
@@ -325,6 +326,33 @@ async fn execute(
         return stand_in.answer(&unit, action);
     }
     match action {
+        Action::Command {
+            target: Some(target),
+            ..
+        }
+        | Action::Script {
+            target: Some(target),
+            ..
+        } => {
+            let spawned = |group| {
+                shared.emit(EventKind::ProcessStarted {
+                    step: spec.id.to_owned(),
+                    group,
+                });
+            };
+            ssh::run(
+                &shared.ssh,
+                target,
+                action,
+                &shared.hidden_env,
+                spec.timeout,
+                &shared.cancel,
+                &shared.groups,
+                &spawned,
+                output_lines(shared, spec.id),
+            )
+            .await
+        }
         Action::Command { .. } | Action::Script { .. } => {
             let spawned = |group| {
                 shared.emit(EventKind::ProcessStarted {
@@ -332,16 +360,7 @@ async fn execute(
                     group,
                 });
             };
-            let sink = shared.sink.clone();
-            let step = spec.id.to_owned();
-            let on_line = Arc::new(move |stream, line: Line| {
-                sink.emit(&super::event::event(EventKind::Output {
-                    step: step.clone(),
-                    stream,
-                    line: line.text,
-                    cut: line.cut,
-                }));
-            });
+            let on_line = output_lines(shared, spec.id);
             command::run(
                 action,
                 &shared.hidden_env,
@@ -458,4 +477,18 @@ async fn execute(
             attempt
         }
     }
+}
+
+/// Where a command's output lines go as they arrive: `output` events of the step.
+fn output_lines(shared: &Shared, step: &str) -> Arc<crate::steps::lines::OnLine> {
+    let sink = shared.sink.clone();
+    let step = step.to_owned();
+    Arc::new(move |stream, line: Line| {
+        sink.emit(&super::event::event(EventKind::Output {
+            step: step.clone(),
+            stream,
+            line: line.text,
+            cut: line.cut,
+        }));
+    })
 }

@@ -110,6 +110,9 @@ pub enum EventKind {
         /// The whole rendered action (first attempt only): the evidence of what ran.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<Action>,
+        /// The target and ssh destination this attempt runs on; absent: here.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<crate::target::Remote>,
     },
     /// A step's command started, in a process group of its own: the group's id and who leads
     /// it (host, boot, start time), so that `resume` never signals a process that reused it.

@@ -95,12 +95,14 @@ pub fn mask_event(kind: &EventKind, m: &Masker) -> EventKind {
             attempts,
             action,
             detail,
+            target,
         } => K::StepStarted {
             step: step.clone(),
             attempt: *attempt,
             attempts: *attempts,
             action: value(action, m),
             detail: detail.as_ref().map(|a| mask_action(a, m)),
+            target: remote(target.as_ref(), m),
         },
         K::AttemptFailed {
             step,
@@ -215,6 +217,15 @@ fn mask_data(data: &StepData, m: &Masker) -> StepData {
     }
 }
 
+/// Where a remote action runs, its rendered destination masked.
+fn remote(target: Option<&crate::target::Remote>, m: &Masker) -> Option<crate::target::Remote> {
+    target.map(|r| crate::target::Remote {
+        target: value(&r.target, m),
+        ssh: value(&r.ssh, m),
+        shell: r.shell.clone(),
+    })
+}
+
 /// A rendered action with its rendered values masked; the shell, the connection's name and the
 /// expression of an assertion are written in the runbook, not rendered, and stay as written.
 pub fn mask_action(action: &Action, m: &Masker) -> Action {
@@ -227,22 +238,26 @@ pub fn mask_action(action: &Action, m: &Masker) -> Action {
             args,
             cwd,
             env: vars,
+            target,
         } => Action::Command {
             program: value(program, m),
             args: values(args, m),
             cwd: cwd.as_deref().map(|c| value(c, m)),
             env: env(vars),
+            target: remote(target.as_ref(), m),
         },
         Action::Script {
             shell,
             script,
             cwd,
             env: vars,
+            target,
         } => Action::Script {
             shell: shell.clone(),
             script: value(script, m),
             cwd: cwd.as_deref().map(|c| value(c, m)),
             env: env(vars),
+            target: remote(target.as_ref(), m),
         },
         Action::Sql {
             connection,

@@ -59,6 +59,8 @@ pub struct Shared {
     pub hidden_env: Vec<String>,
     /// Answers actions instead of running them (`runbook test`); `None` for a real run.
     pub stand_in: Option<Arc<dyn stand_in::StandIn>>,
+    /// The ssh connections to targets, one per destination, closed when the run ends.
+    pub ssh: crate::steps::ssh::Ssh,
 }
 
 impl Shared {
@@ -83,6 +85,7 @@ impl Shared {
             pool: crate::steps::sql::Pool::default(),
             masker,
             stand_in,
+            ssh: crate::steps::ssh::Ssh::default(),
         }
     }
 
@@ -326,6 +329,8 @@ pub async fn run(
         }
     };
     let conclusion = conclude(stop.as_ref(), tolerated, summary, &finally.failed);
+    // Nothing runs on a target any more: its connection ends with the run.
+    shared.ssh.close().await;
     let duration = started.elapsed();
     shared.emit(EventKind::RunFinished {
         status: conclusion.status.clone(),

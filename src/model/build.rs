@@ -23,6 +23,7 @@ pub const RUNBOOK_KEYS: &[&str] = &[
     "params",
     "secrets",
     "connections",
+    "targets",
     "defaults",
     "env_file",
     "steps",
@@ -51,6 +52,7 @@ pub const STEP_KEYS: &[&str] = &[
     "max_failures",
     "use",
     "with",
+    "target",
     "run",
     "sql",
     "wait",
@@ -86,7 +88,7 @@ pub const RUN_KEYS: &[&str] = &["program", "args", "shell", "script", "cwd"];
 pub const SQL_KEYS: &[&str] = &["connection", "query", "args", "database"];
 pub const ASSERT_KEYS: &[&str] = &["that", "message"];
 pub const APPROVAL_KEYS: &[&str] = &["prompt", "instructions"];
-pub const REHEARSE_KEYS: &[&str] = &["run", "sql"];
+pub const REHEARSE_KEYS: &[&str] = &["run", "sql", "target"];
 pub const ROLLBACK_KEYS: &[&str] = &[
     "run",
     "sql",
@@ -95,7 +97,9 @@ pub const ROLLBACK_KEYS: &[&str] = &[
     "retry",
     "env",
     "past_point_of_no_return",
+    "target",
 ];
+pub const TARGET_KEYS: &[&str] = &["ssh", "shell"];
 
 /// Reads the whole document. Returns `None` only when there is no runbook to speak of
 /// (the top level is not a mapping, or it has no usable `steps`).
@@ -433,6 +437,12 @@ impl Builder<'_> {
                 connections.insert(key.name.clone(), connection);
             }
         }
+        let mut targets = IndexMap::new();
+        for (key, node) in self.named(&fields, "targets") {
+            if let Some(target) = self.target(key, node) {
+                targets.insert(key.name.clone(), target);
+            }
+        }
         let defaults = match fields.get("defaults") {
             Some(node) => self.defaults(node).unwrap_or_default(),
             None => Defaults::default(),
@@ -465,6 +475,7 @@ impl Builder<'_> {
             params,
             secrets,
             connections,
+            targets,
             defaults,
             env_file,
             steps,
@@ -569,6 +580,32 @@ impl Builder<'_> {
         Some(Connection {
             name: Spanned::new(key.name.clone(), key.span),
             mssql: mssql?,
+        })
+    }
+
+    fn target(&mut self, key: &Key, node: &Node) -> Option<Target> {
+        let fields = self.fields(
+            node,
+            &format!("targets.{}", key.name),
+            format!("target `{}`", key.name),
+            TARGET_KEYS,
+        )?;
+        let ssh = self.string(&fields, "ssh");
+        if ssh.is_none() && fields.get("ssh").is_none() {
+            self.missing(
+                &fields,
+                "ssh",
+                "add `ssh: \"admin@host\"` (`[user@]host[:port]` or a host of your ssh config)"
+                    .to_owned(),
+            );
+        }
+        let shell = self.choice(&fields, "shell", Target::SHELLS, |name| {
+            Shell::from_name(name).filter(|s| *s != Shell::Cmd)
+        });
+        Some(Target {
+            name: Spanned::new(key.name.clone(), key.span),
+            ssh: ssh?,
+            shell,
         })
     }
 
@@ -678,6 +715,7 @@ impl Builder<'_> {
             uses,
             with,
             scope: crate::scope::Scope::default(),
+            target: self.string(&fields, "target"),
             kind,
             span: node.span,
         })
@@ -937,6 +975,7 @@ impl Builder<'_> {
             retry: fields.get("retry").and_then(|n| self.retry(n)),
             env: self.string_map(&fields, "env"),
             past_point_of_no_return: self.bool(&fields, "past_point_of_no_return"),
+            target: self.string(&fields, "target"),
             span: node.span,
         })
     }
@@ -959,8 +998,10 @@ impl Builder<'_> {
                 span: node.span.into(),
             });
         }
+        let target = self.string(&fields, "target");
         Some(Rehearse {
             kind: built.into_iter().next()?,
+            target,
             span: node.span,
         })
     }

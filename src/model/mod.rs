@@ -18,7 +18,7 @@ pub use group::GroupFile;
 pub use param::{Param, ParamType, Secret, SecretSource};
 pub use rehearse::{Rehearse, RehearseKind};
 pub use retry::{Backoff, Retry, RetryOn};
-pub use runbook::{Connection, Defaults, EnvFile, Runbook};
+pub use runbook::{Connection, Defaults, EnvFile, Runbook, Target};
 pub use spanned::Spanned;
 pub use step::{
     Approval, Assert, ForEach, Passed, Rollback, RollbackKind, Run, STEP_KINDS, Scalar, Shell, Sql,

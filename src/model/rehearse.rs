@@ -15,6 +15,8 @@ pub struct Rehearse {
     #[serde(flatten)]
     #[schemars(with = "RehearseKindKeys")]
     pub kind: RehearseKind,
+    /// The machine a `run` rehearsal runs on: a name under `targets:`, as for a step.
+    pub target: Option<crate::model::Spanned<String>>,
     #[schemars(skip)]
     pub span: Span,
 }

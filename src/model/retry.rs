@@ -54,6 +54,7 @@ pub struct RetryOn {
     pub sql_errors: Vec<Spanned<i64>>,
     /// Retry an attempt that ran out of time.
     pub timeout: Option<Spanned<bool>>,
-    /// Retry when a SQL connection cannot be opened.
+    /// Retry when a connection cannot be opened or is lost: a SQL connection, or the ssh
+    /// connection of a target.
     pub connect: Option<Spanned<bool>>,
 }

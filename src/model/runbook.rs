@@ -3,7 +3,7 @@
 use indexmap::IndexMap;
 use schemars::JsonSchema;
 
-use super::{Duration, Param, Retry, Secret, Spanned, Step};
+use super::{Duration, Param, Retry, Secret, Shell, Spanned, Step};
 use crate::yaml::Span;
 
 /// A runbook file, format version 1.
@@ -25,6 +25,9 @@ pub struct Runbook {
     pub secrets: IndexMap<String, Secret>,
     #[serde(default)]
     pub connections: IndexMap<String, Connection>,
+    /// Machines steps run on, reached through the system `ssh` client.
+    #[serde(default)]
+    pub targets: IndexMap<String, Target>,
     #[serde(default)]
     pub defaults: Defaults,
     pub env_file: Option<EnvFile>,
@@ -54,6 +57,41 @@ pub struct Connection {
     pub name: Spanned<String>,
     /// An ADO.NET connection string for SQL Server (a template: params and secrets allowed).
     pub mssql: Spanned<String>,
+}
+
+/// A machine `run` steps can run on: `target: NAME` on a step or rollback.
+#[derive(Clone, Debug, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Target {
+    #[schemars(skip)]
+    pub name: Spanned<String>,
+    /// `[user@]host[:port]`, or a host alias of the operator's ssh config (a template:
+    /// params, secrets and env allowed).
+    pub ssh: Spanned<String>,
+    /// The remote shell: `sh` (the default) or `bash` on Unix, `powershell` or `pwsh` on
+    /// Windows.
+    #[schemars(with = "Option<TargetShell>")]
+    pub shell: Option<Spanned<Shell>>,
+}
+
+/// The shells a target runs scripts in (the schema's view of [`Shell`] without `cmd`).
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // never built: it only describes the schema
+enum TargetShell {
+    Sh,
+    Bash,
+    Pwsh,
+    Powershell,
+}
+
+impl Target {
+    /// The shells a target accepts.
+    pub const SHELLS: &'static [&'static str] = &["sh", "bash", "pwsh", "powershell"];
+
+    pub fn shell(&self) -> Shell {
+        self.shell.as_ref().map_or(Shell::Sh, |s| s.value)
+    }
 }
 
 /// `env_file:` a dotenv file read when the run starts; its values are `env.NAME` in templates.
@@ -101,6 +139,7 @@ impl Runbook {
             params: self.params.clone(),
             secrets: self.secrets.clone(),
             connections: self.connections.clone(),
+            targets: self.targets.clone(),
             defaults: self.defaults.clone(),
             env_file: self.env_file.clone(),
             steps: self.finally.clone(),

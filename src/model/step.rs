@@ -60,6 +60,9 @@ pub struct Step {
     /// Where a step that came from a group file reads its params and sibling steps.
     #[schemars(skip)]
     pub scope: crate::scope::Scope,
+    /// The machine a `run` step runs on: a name under `targets:` (a template, e.g.
+    /// `"{{ item }}"` in a `for_each` over target names). Without it, the step runs here.
+    pub target: Option<Spanned<String>>,
     /// What the step does: one of the keys `run`, `sql`, `wait`, `assert`, `approval`.
     #[serde(flatten)]
     #[schemars(with = "StepKindKeys")]
@@ -282,6 +285,8 @@ pub struct Rollback {
     /// `true`: this rollback runs after a point of no return on purpose (it undoes only what
     /// its own step did). Silences `rollback_past_point_of_no_return`.
     pub past_point_of_no_return: Option<Spanned<bool>>,
+    /// The machine a `run` rollback runs on: a name under `targets:` (a template).
+    pub target: Option<Spanned<String>>,
     #[schemars(skip)]
     pub span: Span,
 }

@@ -7,6 +7,40 @@ use crate::render::Action;
 
 /// One line: what progress output, `show` and the journal say a step is doing.
 pub fn summary(action: &Action) -> String {
+    let here = local_summary(action);
+    match action {
+        Action::Command {
+            target: Some(remote),
+            ..
+        }
+        | Action::Script {
+            target: Some(remote),
+            ..
+        } => format!("on {}: {here}", remote.target),
+        _ => here,
+    }
+}
+
+/// Where a remote action runs: its target, ssh destination and shell.
+fn place(action: &Action, indent: &str, out: &mut String) {
+    if let Action::Command {
+        target: Some(remote),
+        ..
+    }
+    | Action::Script {
+        target: Some(remote),
+        ..
+    } = action
+    {
+        let _ = writeln!(
+            out,
+            "{indent}on target {} (ssh {}, shell {}):",
+            remote.target, remote.ssh, remote.shell
+        );
+    }
+}
+
+fn local_summary(action: &Action) -> String {
     match action {
         Action::Command { program, args, .. } => {
             let mut line = crate::template::shell_quote(program.clone());
@@ -63,7 +97,8 @@ fn block(text: &str, indent: &str, out: &mut String) {
 pub fn lines(action: &Action, indent: &str, out: &mut String) {
     match action {
         Action::Command { cwd, env, .. } => {
-            let _ = writeln!(out, "{indent}$ {}", summary(action));
+            place(action, indent, out);
+            let _ = writeln!(out, "{indent}$ {}", local_summary(action));
             surroundings(cwd.as_ref(), env, indent, out);
         }
         Action::Script {
@@ -71,7 +106,9 @@ pub fn lines(action: &Action, indent: &str, out: &mut String) {
             script,
             cwd,
             env,
+            ..
         } => {
+            place(action, indent, out);
             let _ = writeln!(out, "{indent}{shell} script:");
             block(script, indent, out);
             surroundings(cwd.as_ref(), env, indent, out);

@@ -52,6 +52,8 @@ pub fn run_file(path: &Path, concurrency: usize) -> FileResult {
                 path: display.clone(),
                 source,
                 problems: vec![problem],
+                included_from: Vec::new(),
+                included: Vec::new(),
             }]);
         }
     };
@@ -60,6 +62,8 @@ pub fn run_file(path: &Path, concurrency: usize) -> FileResult {
         path: display.clone(),
         source: source.clone(),
         problems,
+        included_from: Vec::new(),
+        included: Vec::new(),
     };
     let Some(test) = file::parse(path, &source, &mut problems) else {
         return invalid(vec![report(problems)]);

@@ -129,6 +129,37 @@ pub async fn run(
         Action::Command { cwd, env, .. } | Action::Script { cwd, env, .. } => (cwd, env),
         _ => return Attempt::failed(Failure::Error, "not a command"),
     };
+    run_argv(
+        &argv,
+        cwd.as_ref(),
+        env,
+        None,
+        hidden,
+        timeout,
+        cancel,
+        groups,
+        spawned,
+        on_line,
+    )
+    .await
+}
+
+/// Runs one attempt of `argv` under its [`supervisor`], with `input` on its stdin (kept open
+/// until the attempt ends: a remote bootstrap reads its end as the end of the attempt), or
+/// `/dev/null`.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_argv(
+    argv: &[String],
+    cwd: Option<&String>,
+    env: &[(String, String)],
+    input: Option<Vec<u8>>,
+    hidden: &[String],
+    timeout: Option<Duration>,
+    cancel: &CancellationToken,
+    groups: &Groups,
+    spawned: &(dyn Fn(ProcessGroup) + Sync),
+    on_line: Arc<OnLine>,
+) -> Attempt {
     let cannot_start = |e: &dyn std::fmt::Display| {
         Attempt::failed(Failure::Error, format!("cannot start `{}`: {e}", argv[0]))
     };
@@ -145,8 +176,12 @@ pub async fn run(
         .arg(supervisor::SUBCOMMAND)
         .arg(control_fd.to_string())
         .arg("--")
-        .args(&argv)
-        .stdin(Stdio::null())
+        .args(argv)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own group: Ctrl-C on the terminal is runbook's to handle, not the step's.
@@ -182,6 +217,19 @@ pub async fn run(
         Err(e) => return cannot_start(&e),
     };
     drop(control_end);
+    // The input is written, then its pipe held open until the attempt ends.
+    let (input_done, held_open) = (CancellationToken::new(), child.stdin.take());
+    if let (Some(mut pipe), Some(bytes)) = (held_open, input) {
+        let done = input_done.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            if pipe.write_all(&bytes).await.is_ok() && pipe.flush().await.is_ok() {
+                done.cancelled().await;
+            }
+            drop(pipe);
+        });
+    }
+    let _close_input = input_done.drop_guard();
     let supervisor_pid = child.id().unwrap_or_default();
     let group = match started(control).await {
         Ok(group) => group,

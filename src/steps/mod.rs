@@ -5,8 +5,10 @@ pub mod approval;
 pub mod command;
 pub mod lines;
 pub mod process_group;
+pub mod remote;
 pub mod sql;
 pub mod sql_messages;
+pub mod ssh;
 pub mod supervisor;
 
 use crate::retry::Failure;

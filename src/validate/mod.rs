@@ -1,7 +1,7 @@
 //! Validation: every problem of a runbook in one pass, after the shape has been read.
 //!
 //! Each check lives in its own file and appends to one list of problems: `graph` (ids and
-//! `needs`), `finally` (the finally steps' own graph), `steps` (each step's fields), `params`, and `templates`, which walks every
+//! `needs`), `finally` (the finally steps' own graph), `steps` (each step's fields), `targets` (where `run` actions run), `params`, and `templates`, which walks every
 //! template (`template_walk`), checks what it reads (`references`) and runs the template
 //! lints registered in `lints`.
 
@@ -14,6 +14,7 @@ pub(crate) mod reads;
 mod references;
 pub(crate) mod scalars;
 mod steps;
+mod targets;
 mod template_walk;
 mod templates;
 mod unrehearsed;
@@ -28,6 +29,7 @@ pub fn validate(runbook: &Runbook, source: &str, problems: &mut Vec<Problem>) ->
     let dag = needs::check(runbook, problems);
     let finally = finally::check(runbook, &dag, problems);
     steps::check(runbook, problems);
+    targets::check(runbook, problems);
     no_return::check(runbook, &dag, problems);
     param_declarations::check(runbook, problems);
     templates::check(runbook, &dag, finally.as_ref(), source, problems);

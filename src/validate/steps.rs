@@ -66,12 +66,16 @@ pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
 
     for step in runbook.steps.iter().chain(&runbook.finally) {
         match &step.kind {
-            StepKind::Run(run) => check_run(run, problems),
+            StepKind::Run(run) => check_run(run, step.target.is_some(), problems),
             StepKind::Sql(sql) => check_connection(runbook, sql, problems),
             StepKind::Wait(_) | StepKind::Assert(_) | StepKind::Approval(_) => {}
         }
         match step.rehearse.as_ref().map(|r| &r.kind) {
-            Some(RehearseKind::Run(run)) => check_run(run, problems),
+            Some(RehearseKind::Run(run)) => check_run(
+                run,
+                step.rehearse.as_ref().is_some_and(|r| r.target.is_some()),
+                problems,
+            ),
             Some(RehearseKind::Sql(sql)) => check_connection(runbook, sql, problems),
             None => {}
         }
@@ -108,7 +112,7 @@ pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
 
 fn check_action(runbook: &Runbook, action: &Rollback, problems: &mut Vec<Problem>) {
     match &action.kind {
-        RollbackKind::Run(run) => check_run(run, problems),
+        RollbackKind::Run(run) => check_run(run, action.target.is_some(), problems),
         RollbackKind::Sql(sql) => check_connection(runbook, sql, problems),
         RollbackKind::Approval(_) => {}
     }
@@ -133,7 +137,8 @@ fn check_env(
     }
 }
 
-fn check_run(run: &Run, problems: &mut Vec<Problem>) {
+/// `remote`: the action runs on a target, whose shell runs a script without `shell`.
+fn check_run(run: &Run, remote: bool, problems: &mut Vec<Problem>) {
     let reason = match (&run.program, &run.shell, &run.script) {
         (Some(program), None, None) if program.trim().is_empty() => {
             Some("`program` is empty: name the program to start")
@@ -150,6 +155,7 @@ fn check_run(run: &Run, problems: &mut Vec<Problem>) {
         (Some(_), _, Some(_)) | (Some(_), Some(_), None) => {
             Some("`program` and `shell`/`script` cannot be combined")
         }
+        (None, None, Some(_)) if remote => None,
         (None, None, Some(_)) => Some("`script` needs a `shell`"),
         (None, Some(_), None) => Some("`shell` needs a `script`"),
     };

@@ -160,6 +160,18 @@ impl<'a> Checker<'a> {
                 },
             );
         }
+        for target in runbook.targets.values() {
+            self.template(
+                &target.ssh,
+                Place {
+                    owner: None,
+                    result: false,
+                    own_step: false,
+                    item: false,
+                    kind: Kind::Text,
+                },
+            );
+        }
         let defaults = Place {
             owner: None,
             result: false,
@@ -215,6 +227,9 @@ impl<'a> Checker<'a> {
             for value in step.env.values() {
                 self.template(value, place);
             }
+            if let Some(target) = &step.target {
+                self.template(target, place);
+            }
             match &step.kind {
                 StepKind::Run(run) => self.run(run, place),
                 StepKind::Sql(sql) => self.sql(sql, place),
@@ -247,6 +262,9 @@ impl<'a> Checker<'a> {
     fn action(&mut self, action: &Rollback, place: Place) {
         for value in action.env.values() {
             self.template(value, place);
+        }
+        if let Some(target) = &action.target {
+            self.template(target, place);
         }
         match &action.kind {
             RollbackKind::Run(run) => self.run(run, place),
