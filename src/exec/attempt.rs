@@ -14,7 +14,7 @@ use crate::model::Spanned;
 use crate::render::{Action, RenderError, Renderer};
 use crate::retry::{Failure, Policy};
 use crate::steps::approval::NotApproved;
-use crate::steps::lines::Line;
+use crate::steps::lines::{Line, Splitter, Stream};
 use crate::steps::sql_messages::Messages;
 use crate::steps::{Attempt, Failed, command, ssh};
 
@@ -323,7 +323,20 @@ async fn execute(
         } else {
             spec.id.to_owned()
         };
-        return stand_in.answer(&unit, action);
+        let attempt = stand_in.answer(&unit, action);
+        // A mocked command's output reaches the report as a real one's would: line by line.
+        if matches!(action, Action::Command { .. } | Action::Script { .. }) {
+            let on_line = output_lines(shared, spec.id);
+            for (stream, text) in [
+                (Stream::Stdout, &attempt.stdout),
+                (Stream::Stderr, &attempt.stderr),
+            ] {
+                let mut lines = Splitter::default();
+                lines.push(text.as_bytes(), &mut |line| on_line(stream, line));
+                lines.finish(&mut |line| on_line(stream, line));
+            }
+        }
+        return attempt;
     }
     match action {
         Action::Command {
