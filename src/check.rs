@@ -598,7 +598,13 @@ impl Checker<'_> {
         let render = move |r: &Renderer, v: &Value| -> Result<Action, RenderError> {
             match mode {
                 Mode::Probe => r.step(step, v),
-                Mode::Rehearse => r.rehearse(step, v).unwrap_or_else(|| r.step(step, v)),
+                // Never the step's own action: without a rehearse action there is nothing to run.
+                Mode::Rehearse => r.rehearse(step, v).unwrap_or_else(|| {
+                    Err(RenderError {
+                        field: "rehearse".to_owned(),
+                        message: "the step has no rehearse action".to_owned(),
+                    })
+                }),
             }
         };
         let spec = Spec {

@@ -2,8 +2,7 @@
 //! `runbook check`: a step that reads what only a real run of another step produces cannot be
 //! checked. The same walk as the reference checks, so both agree on what a template reads.
 
-use minijinja::machinery::{self, WhitespaceConfig};
-use minijinja::syntax::SyntaxConfig;
+use minijinja::machinery;
 
 use super::template_walk::{self, Finding};
 
@@ -16,15 +15,7 @@ pub(crate) fn steps_read(text: &str, expression: bool) -> Vec<String> {
             Err(_) => Vec::new(),
         }
     } else {
-        let parsed = crate::template::guarded(|| {
-            machinery::parse(
-                text,
-                "<template>",
-                SyntaxConfig,
-                WhitespaceConfig::default(),
-            )
-        });
-        match parsed {
+        match super::templates::parse(text) {
             Ok(tree) => ids(&template_walk::template_findings(&tree)),
             Err(_) => Vec::new(),
         }

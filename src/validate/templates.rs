@@ -22,6 +22,18 @@ use crate::template::{self};
 use crate::template_limit::{self, TooComplex};
 use crate::yaml::{Span, scalar_offset};
 
+/// Parses a template as a run would (minijinja's parser, guarded against its panics).
+pub(super) fn parse(text: &str) -> Result<machinery::ast::Stmt<'_>, minijinja::Error> {
+    template::guarded(|| {
+        machinery::parse(
+            text,
+            "<template>",
+            SyntaxConfig,
+            WhitespaceConfig::default(),
+        )
+    })
+}
+
 /// Where a template stands, which decides what it may read.
 #[derive(Clone, Copy)]
 pub(super) struct Place {
@@ -334,15 +346,7 @@ impl<'a> Checker<'a> {
         if let Err(err) = template_limit::check_template(text) {
             return self.too_complex(&err, &site);
         }
-        let parsed = template::guarded(|| {
-            machinery::parse(
-                text,
-                "<template>",
-                SyntaxConfig,
-                WhitespaceConfig::default(),
-            )
-        });
-        match parsed {
+        match parse(text) {
             Ok(tree) => self.findings(&template_walk::template_findings(&tree), &site),
             Err(err) => {
                 let message = err.detail().unwrap_or("invalid template").to_owned();

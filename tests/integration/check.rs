@@ -256,6 +256,15 @@ fn statuses(out: &Output) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The ids of the failed steps, in report order.
+fn failed_steps(out: &Output) -> Vec<String> {
+    statuses(out)
+        .into_iter()
+        .filter(|(_, s)| s == "failed")
+        .map(|(id, _)| id)
+        .collect()
+}
+
 fn status_of(out: &Output, id: &str) -> serde_json::Value {
     out.json()["steps"]
         .as_array()
@@ -468,14 +477,7 @@ fn check_fails_at_a_rehearse_action_passing_a_parameter_the_cmdlet_does_not_take
     assert_eq!(failed["location"]["line"], line);
     assert_eq!(failed["location"]["column"], column + "rehearse: ".len());
     // Only the failure counts: every other step is reported as before.
-    let failures: Vec<(String, String)> = statuses(&out)
-        .into_iter()
-        .filter(|(_, s)| s == "failed")
-        .collect();
-    assert_eq!(
-        failures,
-        vec![("install-mirror".to_owned(), "failed".to_owned())]
-    );
+    assert_eq!(failed_steps(&out), ["install-mirror"]);
     c.assert_nothing_changed(&before);
 }
 
@@ -733,4 +735,113 @@ steps:
         ],
         "two kinds, no kind (an approval is not a rehearse kind), an unknown connection"
     );
+}
+
+/// The shipped failover calls `Get-CsPersistentChatActiveServer` in a probe: Microsoft's
+/// module has no such cmdlet. Check finds it against the rehearsal estate, at that step,
+/// without changing anything. (When the runbook is corrected, this step is checked.)
+#[test]
+fn check_of_the_shipped_failover_fails_at_the_cmdlet_microsoft_does_not_have() {
+    let estate = Estate::healthy();
+    let before = estate.snapshot();
+    let out = estate.runbook(&["check", "--format", "json"], "failover.yaml", None);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let report = out.json();
+    let failed: Vec<&serde_json::Value> = report["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| s["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{}", out.stdout);
+    assert_eq!(failed[0]["id"], "check-active-servers");
+    assert!(
+        failed[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("The term 'Get-CsPersistentChatActiveServer' is not recognized"),
+        "{}",
+        out.stdout
+    );
+    let source = std::fs::read_to_string(
+        crate::support::repo().join("runbooks/persistent-chat/failover.yaml"),
+    )
+    .expect("runbook");
+    let (line, _) = position(&source, "(Get-CsPersistentChatActiveServer");
+    assert_eq!(
+        failed[0]["location"]["line"],
+        line - 1,
+        "the action the probe runs"
+    );
+    assert_eq!(estate.snapshot(), before, "the estate changed");
+    assert_eq!(
+        estate.primary_server.logins(),
+        0,
+        "the tail-log backup is not rehearsed"
+    );
+    for statement in estate.backup_server.requests() {
+        assert!(
+            !MUTATING_SQL.iter().any(|m| statement.contains(m)),
+            "{statement}"
+        );
+    }
+}
+
+/// What the PowerShell stand-in accepts and refuses comes from Microsoft's reference, as
+/// PowerShell's parameter binder reads it: unambiguous prefixes and aliases bind, an ambiguous
+/// prefix, a value outside a ValidateSet and parameters from two parameter sets do not, and a
+/// cmdlet of the reference that the rehearsal does not model still honours `-WhatIf`.
+#[test]
+fn the_powershell_stand_in_binds_parameters_as_powershell_does() {
+    let step = |id: &str, script: &str| {
+        format!(
+            "  - id: {id}\n    run: {{ program: \"false\" }}\n    rehearse: {{ run: {{ shell: powershell, script: \"{script}\" }} }}\n"
+        )
+    };
+    let book = [
+        "runbook: 1\nname: binder\nparams:\n  primary_port: { type: int }\n  backup_port: { type: int }\n  share: { type: string }\n  markers: { type: string }\nsteps:\n".to_owned(),
+        step("prefix-and-alias", "Set-CsPersistentChatState -Ident 'service:p' -PoolState failedover -wi"),
+        step("not-modelled", "Stop-Service -Name 'RTCPERSISTENTCHAT' -WhatIf"),
+        step("ambiguous", "Set-CsPersistentChatState -I 'service:p' -PoolState FailedOver -WhatIf"),
+        step("not-in-the-set", "Set-CsPersistentChatState -Identity 'service:p' -PoolState Maintenance -WhatIf"),
+        step("two-sets", "Set-CsPersistentChatActiveServer -Identity 'p' -ActiveServers $null -Swap -WhatIf"),
+    ]
+    .concat();
+    let c = Checked::new();
+    let before = c.estate.snapshot();
+    let out = c.check(&book, &["--format", "json"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let reason = |id: &str| {
+        status_of(&out, id)["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(status_of(&out, "prefix-and-alias")["status"], "rehearsed");
+    assert_eq!(status_of(&out, "not-modelled")["status"], "rehearsed");
+    assert!(
+        reason("ambiguous").contains(
+            "Parameter cannot be processed because the parameter name 'I' is ambiguous. Possible matches include: -Identity -Instance"
+        ),
+        "{}",
+        reason("ambiguous")
+    );
+    assert!(
+        reason("not-in-the-set").contains(
+            "Cannot validate argument on parameter 'PoolState'. The argument \"Maintenance\" does not belong to the set \"Normal,FailedOver\""
+        ),
+        "{}",
+        reason("not-in-the-set")
+    );
+    assert!(
+        reason("two-sets")
+            .contains("Parameter set cannot be resolved using the specified named parameters."),
+        "{}",
+        reason("two-sets")
+    );
+    assert_eq!(
+        failed_steps(&out),
+        ["ambiguous", "not-in-the-set", "two-sets"]
+    );
+    c.assert_nothing_changed(&before);
 }

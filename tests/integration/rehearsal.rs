@@ -363,7 +363,7 @@ impl Estate {
     }
 
     /// Runs `runbook ARGS` for one of the shipped runbooks with this estate's params.
-    fn runbook(
+    pub(crate) fn runbook(
         &self,
         command: &[&str],
         book: &str,
