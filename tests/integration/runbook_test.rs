@@ -657,6 +657,27 @@ fn invalid_test_files_are_located_errors() {
             "runbook::invalid_test",
             "5:15",
         ),
+        (
+            "test: 1\nrunbook: failover.yaml\nscenarios:\n  - name: x\n    expect: { output_contains: [\"\"] }\n",
+            "runbook::invalid_test",
+            "5:33",
+        ),
+        (
+            "test: 1\nrunbook: failover.yaml\nscenarios:\n  - name: x\n    expect: { ran: [repoint, repoint] }\n",
+            "runbook::invalid_test",
+            "5:30",
+        ),
+        (
+            "test: 1\nrunbook: failover.yaml\nscenarios:\n  - name: x\n    expect: { attempts: { repoint: -1 } }\n",
+            "runbook::invalid_test",
+            "5:36",
+        ),
+        (
+            "test: 1\nrunbook: failover.yaml\nscenarios: []\n",
+            "runbook::invalid_test",
+            "3:12",
+        ),
+        ("[1, 2]\n", "runbook::invalid_test", "1:1"),
     ] {
         let out = run_test(test);
         assert_eq!(out.code, 2, "{test}\n{}", out.stdout);
@@ -916,4 +937,51 @@ scenarios:
         out.stdout,
         "PASS scripts.test.yaml › later lines are in the output\nFAIL scripts.test.yaml › a line that is not rendered is not found\n  - output_contains: the output has no `{{ params.pool }}`\n\n2 scenarios: 1 passed, 1 failed\n"
     );
+}
+
+#[test]
+fn an_alias_bomb_in_a_test_file_is_refused_quickly() {
+    let mut bomb =
+        String::from("test: 1\nrunbook: failover.yaml\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..12 {
+        let p = i - 1;
+        bomb.push_str(&format!(
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
+    }
+    bomb.push_str("scenarios: [{ name: x, params: { database: *a11 } }]\n");
+    let started = Instant::now();
+    let out = run_test(&bomb);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("runbook::resource_limit"),
+        "{}",
+        out.stdout
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn junit_reports_an_invalid_test_file_as_an_error_case() {
+    let out = Test::new()
+        .file("failover.yaml", FAILOVER)
+        .file(
+            "a.test.yaml",
+            one("fine", "{}", HAPPY_MOCKS, "      exit_code: 0"),
+        )
+        .file(
+            "b.test.yaml",
+            "test: 1\nrunbook: failover.yaml\nscenarios:\n  - name: x\n    mocks: { nope: {} }\n",
+        )
+        .args(["test", ".", "--format", "junit"])
+        .run();
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    for part in [
+        r#"<testsuites name="runbook test" tests="2" skipped="0" failures="0" errors="1">"#,
+        r#"<testcase name="fine" classname="./a.test.yaml""#,
+        r#"<error message="invalid test file">"#,
+        "mocks: no step `nope` in runbook `failover`",
+    ] {
+        assert!(out.stdout.contains(part), "{part}\n{}", out.stdout);
+    }
 }
