@@ -73,6 +73,23 @@ fn run_test(test: &str) -> crate::support::Output {
     tested("failover", FAILOVER, test)
 }
 
+/// The whole stdout and exit code of a `runbook test`.
+#[track_caller]
+fn shows(out: crate::support::Output, code: i32, stdout: &str) {
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (code, stdout),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Every scenario of a `runbook test` passed.
+#[track_caller]
+fn passes_all(out: crate::support::Output) {
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}
+
 /// Runs `runbook test NAME.test.yaml` beside `NAME.yaml`.
 fn tested(name: &str, runbook: &str, test: &str) -> crate::support::Output {
     let file = format!("{name}.test.yaml");
@@ -403,11 +420,10 @@ scenarios:
     expect:
       attempts: { wait-online: 1 }
 "#;
-    let out = tested("poll", POLL, test);
-    assert_eq!(out.code, 1, "{}", out.stdout);
-    assert_eq!(
-        out.stdout,
-        "PASS poll.test.yaml › online on the third poll\nPASS poll.test.yaml › never online\nFAIL poll.test.yaml › wrongly expects one poll\n  - attempts of `wait-online`: expected 1, actual 2\n\n3 scenarios: 2 passed, 1 failed\n"
+    shows(
+        tested("poll", POLL, test),
+        1,
+        "PASS poll.test.yaml › online on the third poll\nPASS poll.test.yaml › never online\nFAIL poll.test.yaml › wrongly expects one poll\n  - attempts of `wait-online`: expected 1, actual 2\n\n3 scenarios: 2 passed, 1 failed\n",
     );
 }
 
@@ -464,11 +480,10 @@ scenarios:
     expect:
       rolled_back: ["restart[web1]", "restart[web2]"]
 "#;
-    let out = tested("restart", LOOP, test);
-    assert_eq!(out.code, 1, "{}", out.stdout);
-    assert_eq!(
-        out.stdout,
-        "PASS restart.test.yaml › web3 fails twice, web2 and web1 are undone\nPASS restart.test.yaml › per-instance rollback mocks, one rollback fails\nFAIL restart.test.yaml › wrongly expects web1 undone first\n  - rolled_back (in order): expected restart[web1], restart[web2], actual restart[web2], restart[web1]\n\n3 scenarios: 2 passed, 1 failed\n"
+    shows(
+        tested("restart", LOOP, test),
+        1,
+        "PASS restart.test.yaml › web3 fails twice, web2 and web1 are undone\nPASS restart.test.yaml › per-instance rollback mocks, one rollback fails\nFAIL restart.test.yaml › wrongly expects web1 undone first\n  - rolled_back (in order): expected restart[web1], restart[web2], actual restart[web2], restart[web1]\n\n3 scenarios: 2 passed, 1 failed\n",
     );
 }
 
@@ -819,8 +834,7 @@ scenarios:
       find: { stdout: "1.0\n" }
     expect: { ran: [find], exit_code: 1, output_contains: ["found 1.0"] }
 "#;
-    let out = tested("outputs", runbook, test);
-    assert_eq!(out.code, 0, "{}", out.stdout);
+    passes_all(tested("outputs", runbook, test));
 }
 
 #[test]
@@ -848,8 +862,7 @@ scenarios:
       update: [{ fail: { reason: sql, number: 2627, message: "duplicate key" } }]
     expect: { ran: [], attempts: { update: 1 }, exit_code: 1, output_contains: ["SQL error 2627: duplicate key"] }
 "#;
-    let out = tested("deadlock", runbook, test);
-    assert_eq!(out.code, 0, "{}", out.stdout);
+    passes_all(tested("deadlock", runbook, test));
 }
 
 #[test]
@@ -884,8 +897,7 @@ scenarios:
     mocks: { prepare: {}, "rollback:prepare": {} }
     expect: { ran: [prepare], rolled_back: [prepare], exit_code: 1, output_contains: ["not approved"] }
 "#;
-    let out = tested("approve", runbook, test);
-    assert_eq!(out.code, 0, "{}", out.stdout);
+    passes_all(tested("approve", runbook, test));
 }
 
 #[test]
