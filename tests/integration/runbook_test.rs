@@ -997,3 +997,46 @@ fn junit_reports_an_invalid_test_file_as_an_error_case() {
         assert!(out.stdout.contains(part), "{part}\n{}", out.stdout);
     }
 }
+
+#[test]
+fn time_is_virtual_so_the_run_s_timeout_still_ends_a_long_wait() {
+    // An hour-long wait in a runbook with a 10-minute limit: the test takes no time, and the
+    // run times out exactly as a real one would.
+    let runbook = r#"
+runbook: 1
+name: limited
+timeout: 10m
+steps:
+  - id: first
+    run: { program: ./first }
+  - id: pause
+    needs: [first]
+    wait: 1h
+  - id: after
+    needs: [pause]
+    run: { program: ./after }
+"#;
+    let test = r#"
+test: 1
+runbook: limited.yaml
+scenarios:
+  - name: the run's timeout ends the wait
+    mocks: { first: {}, after: {} }
+    expect: { ran: [first], exit_code: 1, output_contains: ["the run timed out after 10m"] }
+"#;
+    let started = Instant::now();
+    passes_all(tested("limited", runbook, test));
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // A wait takes no mock: it is not an action on the world.
+    let mocked =
+        "test: 1\nrunbook: limited.yaml\nscenarios:\n  - name: x\n    mocks: { pause: {} }\n";
+    let out = tested("limited", runbook, mocked);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(
+        out.stdout.contains(
+            "mocks: `pause` takes no mock: a wait waits on the test's virtual clock, taking no time"
+        ),
+        "{}",
+        out.stdout
+    );
+}
