@@ -244,14 +244,8 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
         let Some(delay) = delay else {
             break;
         };
-        // Under test nothing real waits: the delay is reported, not slept.
-        let slept = if shared.stand_in.is_some() {
-            Duration::ZERO
-        } else {
-            delay
-        };
         tokio::select! {
-            () = tokio::time::sleep(slept) => {}
+            () = tokio::time::sleep(delay) => {}
             () = shared.cancel.cancelled() => return finish(last, Status::Cancelled, attempt, started),
             () = stopping => return not_retried(last, attempt, started),
         }
@@ -313,10 +307,13 @@ async fn execute(
     shown: &Action,
     value: &Value,
 ) -> Attempt {
-    // Under test, commands, queries and waits are answered by the test's mocks; asserts and
-    // approvals are decided as in a real run.
+    // Under test, commands and queries are answered by the test's mocks; waits, asserts and
+    // approvals are decided as in a real run (a test's clock is virtual: waits take no time).
     if let Some(stand_in) = &shared.stand_in
-        && !matches!(action, Action::Assert { .. } | Action::Approval { .. })
+        && matches!(
+            action,
+            Action::Command { .. } | Action::Script { .. } | Action::Sql { .. }
+        )
     {
         let unit = if spec.rollback {
             format!("rollback:{}", spec.id)

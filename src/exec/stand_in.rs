@@ -1,6 +1,6 @@
 //! The seam where a run's actions meet the world. A real run has no stand-in: commands and
 //! queries run for real. `runbook test` gives the engine a [`StandIn`] that answers every
-//! command, query and wait from the test's mocks, so the scheduler, retries, `until`, loops,
+//! command and query from the test's mocks, so the scheduler, retries, `until`, loops,
 //! rollback, finally and outcome that a test exercises are the very ones a real run uses.
 
 use crate::render::Action;

@@ -313,14 +313,40 @@ fn expect(node: &Node, problems: &mut Vec<Problem>) -> Expect {
         return Expect::default();
     };
     unknown_keys(entries, EXPECT_KEYS, "`expect`", problems);
+    // A step listed twice would be compared as once: say so instead.
     let list_of = |name: &str, problems: &mut Vec<Problem>| {
-        field(entries, name).map(|n| ids(n, name, problems))
+        field(entries, name).map(|n| {
+            let listed = ids(n, name, problems);
+            for (i, id) in listed.iter().enumerate() {
+                if listed[..i].iter().any(|earlier| earlier.value == id.value) {
+                    problems.push(invalid(
+                        id.span,
+                        &format!("`{}` is listed twice in `{name}`", id.value),
+                        "listed again",
+                        "each step or instance appears once",
+                    ));
+                }
+            }
+            listed
+        })
     };
+    // An empty text is in every output: a check that could never fail.
     let texts = |name: &str, problems: &mut Vec<Problem>| -> Vec<String> {
         field(entries, name)
             .map(|n| {
                 ids(n, name, problems)
                     .into_iter()
+                    .filter(|text| {
+                        if text.value.is_empty() {
+                            problems.push(invalid(
+                                text.span,
+                                &format!("an empty text in `{name}`"),
+                                "empty",
+                                "give the text to look for in the run's output",
+                            ));
+                        }
+                        !text.value.is_empty()
+                    })
                     .map(|s| s.value)
                     .collect()
             })

@@ -1,6 +1,6 @@
-//! The test's stand-in for the world: answers each attempt of a command, query or wait from
-//! the scenario's mocks, and remembers every attempt that had no mock so the test can fail
-//! naming it. Waits without a mock end at once: nothing real waits under test.
+//! The test's stand-in for the world: answers each attempt of a command or query from the
+//! scenario's mocks, and remembers every attempt that had no mock so the test can fail naming
+//! it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -84,7 +84,6 @@ impl StandIn for Mocked {
                     ));
                 }
             },
-            None if matches!(action, Action::Wait { .. }) => return Attempt::default(),
             None => {
                 let what = match action {
                     Action::Sql { .. } => "a query result such as `{ rows: [] }`",

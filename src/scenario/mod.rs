@@ -1,6 +1,6 @@
 //! `runbook test`: runbook tests with mocked results. A test file (`*.test.yaml`) names a
-//! runbook and scenarios; each scenario runs the runbook through the real engine with every
-//! command, query and wait answered by its mocks ([`mock`]), then compares what happened with
+//! runbook and scenarios; each scenario runs the runbook through the real engine, on a virtual
+//! clock, with every command and query answered by its mocks ([`mock`]), then compares what happened with
 //! what it expects ([`expect`]). `--record` ([`record`]) writes a test file from a real run.
 //!
 //! Stages: find the files, read each ([`file`]), check the names it uses against its runbook

@@ -111,7 +111,7 @@ pub fn check(file: &TestFile, runbook: &Runbook, problems: &mut Vec<Problem>) {
     }
 }
 
-/// Only actions that would touch the world take a mock: commands, queries and waits.
+/// Only actions that would touch the world take a mock: commands and queries.
 fn mockable<'a>(
     step: &'a Step,
     unit: &Spanned<String>,
@@ -131,6 +131,9 @@ fn mockable<'a>(
                 Some("an `assert` is evaluated on the mocked results of earlier steps".to_owned())
             }
             StepKind::Approval(_) => Some("an approval is given with `approvals`".to_owned()),
+            StepKind::Wait(_) => {
+                Some("a wait waits on the test's virtual clock, taking no time".to_owned())
+            }
             _ => None,
         }
     };
@@ -140,7 +143,7 @@ fn mockable<'a>(
             unit.span,
             &format!("mocks: `{}` takes no mock: {why}", unit.value),
             "nothing to mock",
-            "mock the commands, queries and waits the run would execute",
+            "mock the commands and queries the run would execute",
         )),
     }
 }

@@ -73,6 +73,23 @@ fn run_test(test: &str) -> crate::support::Output {
     tested("failover", FAILOVER, test)
 }
 
+/// The whole stdout and exit code of a `runbook test`.
+#[track_caller]
+fn shows(out: crate::support::Output, code: i32, stdout: &str) {
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (code, stdout),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Every scenario of a `runbook test` passed.
+#[track_caller]
+fn passes_all(out: crate::support::Output) {
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}
+
 /// Runs `runbook test NAME.test.yaml` beside `NAME.yaml`.
 fn tested(name: &str, runbook: &str, test: &str) -> crate::support::Output {
     let file = format!("{name}.test.yaml");
@@ -403,11 +420,10 @@ scenarios:
     expect:
       attempts: { wait-online: 1 }
 "#;
-    let out = tested("poll", POLL, test);
-    assert_eq!(out.code, 1, "{}", out.stdout);
-    assert_eq!(
-        out.stdout,
-        "PASS poll.test.yaml › online on the third poll\nPASS poll.test.yaml › never online\nFAIL poll.test.yaml › wrongly expects one poll\n  - attempts of `wait-online`: expected 1, actual 2\n\n3 scenarios: 2 passed, 1 failed\n"
+    shows(
+        tested("poll", POLL, test),
+        1,
+        "PASS poll.test.yaml › online on the third poll\nPASS poll.test.yaml › never online\nFAIL poll.test.yaml › wrongly expects one poll\n  - attempts of `wait-online`: expected 1, actual 2\n\n3 scenarios: 2 passed, 1 failed\n",
     );
 }
 
@@ -464,11 +480,10 @@ scenarios:
     expect:
       rolled_back: ["restart[web1]", "restart[web2]"]
 "#;
-    let out = tested("restart", LOOP, test);
-    assert_eq!(out.code, 1, "{}", out.stdout);
-    assert_eq!(
-        out.stdout,
-        "PASS restart.test.yaml › web3 fails twice, web2 and web1 are undone\nPASS restart.test.yaml › per-instance rollback mocks, one rollback fails\nFAIL restart.test.yaml › wrongly expects web1 undone first\n  - rolled_back (in order): expected restart[web1], restart[web2], actual restart[web2], restart[web1]\n\n3 scenarios: 2 passed, 1 failed\n"
+    shows(
+        tested("restart", LOOP, test),
+        1,
+        "PASS restart.test.yaml › web3 fails twice, web2 and web1 are undone\nPASS restart.test.yaml › per-instance rollback mocks, one rollback fails\nFAIL restart.test.yaml › wrongly expects web1 undone first\n  - rolled_back (in order): expected restart[web1], restart[web2], actual restart[web2], restart[web1]\n\n3 scenarios: 2 passed, 1 failed\n",
     );
 }
 
@@ -657,6 +672,27 @@ fn invalid_test_files_are_located_errors() {
             "runbook::invalid_test",
             "5:15",
         ),
+        (
+            "test: 1\nrunbook: failover.yaml\nscenarios:\n  - name: x\n    expect: { output_contains: [\"\"] }\n",
+            "runbook::invalid_test",
+            "5:33",
+        ),
+        (
+            "test: 1\nrunbook: failover.yaml\nscenarios:\n  - name: x\n    expect: { ran: [repoint, repoint] }\n",
+            "runbook::invalid_test",
+            "5:30",
+        ),
+        (
+            "test: 1\nrunbook: failover.yaml\nscenarios:\n  - name: x\n    expect: { attempts: { repoint: -1 } }\n",
+            "runbook::invalid_test",
+            "5:36",
+        ),
+        (
+            "test: 1\nrunbook: failover.yaml\nscenarios: []\n",
+            "runbook::invalid_test",
+            "3:12",
+        ),
+        ("[1, 2]\n", "runbook::invalid_test", "1:1"),
     ] {
         let out = run_test(test);
         assert_eq!(out.code, 2, "{test}\n{}", out.stdout);
@@ -798,8 +834,7 @@ scenarios:
       find: { stdout: "1.0\n" }
     expect: { ran: [find], exit_code: 1, output_contains: ["found 1.0"] }
 "#;
-    let out = tested("outputs", runbook, test);
-    assert_eq!(out.code, 0, "{}", out.stdout);
+    passes_all(tested("outputs", runbook, test));
 }
 
 #[test]
@@ -827,8 +862,7 @@ scenarios:
       update: [{ fail: { reason: sql, number: 2627, message: "duplicate key" } }]
     expect: { ran: [], attempts: { update: 1 }, exit_code: 1, output_contains: ["SQL error 2627: duplicate key"] }
 "#;
-    let out = tested("deadlock", runbook, test);
-    assert_eq!(out.code, 0, "{}", out.stdout);
+    passes_all(tested("deadlock", runbook, test));
 }
 
 #[test]
@@ -863,8 +897,7 @@ scenarios:
     mocks: { prepare: {}, "rollback:prepare": {} }
     expect: { ran: [prepare], rolled_back: [prepare], exit_code: 1, output_contains: ["not approved"] }
 "#;
-    let out = tested("approve", runbook, test);
-    assert_eq!(out.code, 0, "{}", out.stdout);
+    passes_all(tested("approve", runbook, test));
 }
 
 #[test]
@@ -915,5 +948,95 @@ scenarios:
     assert_eq!(
         out.stdout,
         "PASS scripts.test.yaml › later lines are in the output\nFAIL scripts.test.yaml › a line that is not rendered is not found\n  - output_contains: the output has no `{{ params.pool }}`\n\n2 scenarios: 1 passed, 1 failed\n"
+    );
+}
+
+#[test]
+fn an_alias_bomb_in_a_test_file_is_refused_quickly() {
+    let mut bomb =
+        String::from("test: 1\nrunbook: failover.yaml\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..12 {
+        let p = i - 1;
+        bomb.push_str(&format!(
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
+    }
+    bomb.push_str("scenarios: [{ name: x, params: { database: *a11 } }]\n");
+    let started = Instant::now();
+    let out = run_test(&bomb);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("runbook::resource_limit"),
+        "{}",
+        out.stdout
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn junit_reports_an_invalid_test_file_as_an_error_case() {
+    let out = Test::new()
+        .file("failover.yaml", FAILOVER)
+        .file(
+            "a.test.yaml",
+            one("fine", "{}", HAPPY_MOCKS, "      exit_code: 0"),
+        )
+        .file(
+            "b.test.yaml",
+            "test: 1\nrunbook: failover.yaml\nscenarios:\n  - name: x\n    mocks: { nope: {} }\n",
+        )
+        .args(["test", ".", "--format", "junit"])
+        .run();
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    for part in [
+        r#"<testsuites name="runbook test" tests="2" skipped="0" failures="0" errors="1">"#,
+        r#"<testcase name="fine" classname="./a.test.yaml""#,
+        r#"<error message="invalid test file">"#,
+        "mocks: no step `nope` in runbook `failover`",
+    ] {
+        assert!(out.stdout.contains(part), "{part}\n{}", out.stdout);
+    }
+}
+
+#[test]
+fn time_is_virtual_so_the_run_s_timeout_still_ends_a_long_wait() {
+    // An hour-long wait in a runbook with a 10-minute limit: the test takes no time, and the
+    // run times out exactly as a real one would.
+    let runbook = r#"
+runbook: 1
+name: limited
+timeout: 10m
+steps:
+  - id: first
+    run: { program: ./first }
+  - id: pause
+    needs: [first]
+    wait: 1h
+  - id: after
+    needs: [pause]
+    run: { program: ./after }
+"#;
+    let test = r#"
+test: 1
+runbook: limited.yaml
+scenarios:
+  - name: the run's timeout ends the wait
+    mocks: { first: {}, after: {} }
+    expect: { ran: [first], exit_code: 1, output_contains: ["the run timed out after 10m"] }
+"#;
+    let started = Instant::now();
+    passes_all(tested("limited", runbook, test));
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // A wait takes no mock: it is not an action on the world.
+    let mocked =
+        "test: 1\nrunbook: limited.yaml\nscenarios:\n  - name: x\n    mocks: { pause: {} }\n";
+    let out = tested("limited", runbook, mocked);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(
+        out.stdout.contains(
+            "mocks: `pause` takes no mock: a wait waits on the test's virtual clock, taking no time"
+        ),
+        "{}",
+        out.stdout
     );
 }
