@@ -91,6 +91,7 @@ mod tests {
             (Some("Assert"), ASSERT_KEYS),
             (Some("Approval"), APPROVAL_KEYS),
             (Some("Rollback"), ROLLBACK_KEYS),
+            (Some("Notify"), NOTIFY_KEYS),
         ] {
             assert_eq!(keys(def), sorted(list), "keys of {def:?}");
         }

@@ -9,6 +9,7 @@ mod finally;
 mod forward;
 pub mod interrupts;
 pub mod masked;
+pub mod notify;
 mod undo;
 
 use std::sync::Arc;

@@ -5,6 +5,7 @@
 
 pub mod build;
 mod duration;
+mod notify;
 mod param;
 mod retry;
 mod runbook;
@@ -12,6 +13,7 @@ mod spanned;
 mod step;
 
 pub use duration::Duration;
+pub use notify::{DEFAULT_NOTIFY_TIMEOUT, Notify, NotifyEvent};
 pub use param::{Param, ParamType, Secret, SecretSource};
 pub use retry::{Backoff, Retry, RetryOn};
 pub use runbook::{Connection, Defaults, EnvFile, Runbook};

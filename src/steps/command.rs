@@ -110,6 +110,13 @@ pub fn argv(action: &Action) -> Option<Vec<String>> {
     }
 }
 
+/// What a command reads, and where its output lines go as they arrive.
+pub struct Streams {
+    /// Written to its stdin, which is then closed; `None`: stdin is `/dev/null`.
+    pub stdin: Option<Vec<u8>>,
+    pub on_line: Arc<OnLine>,
+}
+
 /// Runs one attempt of a command, under its [`supervisor`]. `timeout` bounds the whole
 /// attempt, output included. `hidden` are environment variables the command does not inherit
 /// (those secrets are read from) unless the step's `env` sets them.
@@ -120,8 +127,9 @@ pub async fn run(
     cancel: &CancellationToken,
     groups: &Groups,
     spawned: &(dyn Fn(ProcessGroup) + Sync),
-    on_line: Arc<OnLine>,
+    streams: Streams,
 ) -> Attempt {
+    let Streams { stdin, on_line } = streams;
     let Some(argv) = argv(action) else {
         return Attempt::failed(Failure::Error, "not a command");
     };
@@ -146,7 +154,12 @@ pub async fn run(
         .arg(control_fd.to_string())
         .arg("--")
         .args(&argv)
-        .stdin(Stdio::null())
+        // The supervisor's stdin is the command's.
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own group: Ctrl-C on the terminal is runbook's to handle, not the step's.
@@ -182,6 +195,13 @@ pub async fn run(
         Err(e) => return cannot_start(&e),
     };
     drop(control_end);
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        // A command that does not read it, or exits first, ends the write (broken pipe).
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = pipe.write_all(&data).await;
+        });
+    }
     let supervisor_pid = child.id().unwrap_or_default();
     let group = match started(control).await {
         Ok(group) => group,

@@ -76,9 +76,11 @@ pub fn main(args: &[OsString]) -> ! {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
     }
     let mut command = std::process::Command::new(program);
+    // The command reads the supervisor's stdin: `/dev/null`, or what runbook gives it (the
+    // event of a notify hook).
     command
         .args(&argv[1..])
-        .stdin(Stdio::null())
+        .stdin(Stdio::inherit())
         .process_group(0);
     let me = std::process::id() as libc::pid_t;
     // SAFETY: only async-signal-safe calls between fork and exec (prctl, sigprocmask, getppid,

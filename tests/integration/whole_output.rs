@@ -231,3 +231,16 @@ fn an_estate_lock_refusal() {
     std::fs::write(t.path().join("go"), "").expect("go");
     assert!(first.wait().expect("wait").success());
 }
+
+#[test]
+fn a_failing_notify_hook() {
+    snapshot(
+        "run_notify_failed",
+        Test::new()
+            .file(
+                "hooked.yaml",
+                "runbook: 1\nname: hooked\nnotify:\n  - on: [finished]\n    run: { shell: sh, script: \"echo 'curl: (22) The requested URL returned error: 404' >&2; exit 22\" }\nsteps:\n  - id: a\n    run: { program: \"true\" }\n",
+            )
+            .args(["run", "hooked.yaml"]),
+    );
+}
