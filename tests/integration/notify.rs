@@ -278,3 +278,29 @@ fn a_hook_without_on_or_run_is_refused() {
         "{codes:?}"
     );
 }
+
+/// Hooks get their stdin through the supervisor; a step must still get none (never runbook's
+/// own stdin, where it could wait for input forever or eat an operator's answers).
+#[test]
+fn a_step_still_reads_nothing_from_stdin() {
+    let t = Test::new()
+        .file(
+            "a.yaml",
+            "runbook: 1\nname: a\nsteps:\n  - id: reads\n    timeout: 10s\n    run: { shell: sh, script: \"cat; echo read-to-the-end\" }\n",
+        )
+        .args(["run", "a.yaml"]);
+    let mut child = t
+        .command()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn runbook");
+    // runbook's stdin stays open and silent for the whole run.
+    let _stdin = child.stdin.take();
+    let started = Instant::now();
+    let out = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("reads │ read-to-the-end"), "{stdout}");
+    assert!(started.elapsed() < Duration::from_secs(8));
+}
