@@ -377,6 +377,7 @@ impl RunRecord {
             EventKind::AttemptFailed { .. }
             | EventKind::StepMessage { .. }
             | EventKind::Output { .. }
+            | EventKind::NotifyFailed { .. }
             | EventKind::SecretsNotSearched { .. }
             | EventKind::Interrupted { .. }
             | EventKind::JournalFailed { .. } => {}

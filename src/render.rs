@@ -158,6 +158,16 @@ impl Renderer<'_> {
         }
     }
 
+    /// What a `notify` hook runs (its `env` merged with `defaults.env`, like any `run`).
+    pub fn hook(
+        &self,
+        hook: &crate::model::Notify,
+        context: &Value,
+    ) -> Result<Action, RenderError> {
+        let env = self.env(&hook.env, context)?;
+        self.run(&hook.run, env, None, context)
+    }
+
     /// What a step's rollback does, if it has one.
     pub fn rollback(&self, step: &Step, context: &Value) -> Option<Result<Action, RenderError>> {
         let action = step.rollback.as_ref()?;

@@ -137,6 +137,7 @@ mod tests {
             (Some("Approval"), APPROVAL_KEYS),
             (Some("Rollback"), ROLLBACK_KEYS),
             (Some("Rehearse"), REHEARSE_KEYS),
+            (Some("Notify"), NOTIFY_KEYS),
         ] {
             assert_eq!(keys(def), sorted(list), "keys of {def:?}");
         }

@@ -521,7 +521,13 @@ fn execute(
     })?;
     // Secrets are masked in each event's values before the journal or the screen sees it.
     let recorder = Arc::new(Recorder::new(journal, ui.screen(&masker)));
-    let sink: Arc<dyn Sink> = Arc::new(exec::masked::Masked::new(masker.clone(), recorder));
+    let runbook = Arc::new(runbook);
+    // Hooks see each event masked, after the journal has it.
+    let notifier = Arc::new(exec::notify::Notifier::new(
+        hooks(&runbook, &params, &secrets, &env, &run, &masker, &options),
+        recorder,
+    ));
+    let sink: Arc<dyn Sink> = Arc::new(exec::masked::Masked::new(masker.clone(), notifier.clone()));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -533,7 +539,7 @@ fn execute(
         let mut interrupts = Interrupts::listen(sink.clone());
         let hard = interrupts.hard_stop();
         let job = Job {
-            runbook: Arc::new(runbook),
+            runbook,
             dag: Arc::new(dag),
             params,
             secrets,
@@ -556,10 +562,36 @@ fn execute(
         }
     });
     // A prompt may still be waiting on the terminal: do not wait for it.
+    // The hooks of the run's last events (`finished`) end before the run does, each within
+    // its timeout; after a second interrupt nothing more is waited for.
+    if !summary.aborted {
+        runtime.block_on(notifier.drain());
+    }
     runtime.shutdown_background();
     Ok(Finished {
         run_id,
         summary,
         masker,
     })
+}
+
+/// What the run's `notify` hooks need: their templates read params, secrets, env and run.
+fn hooks(
+    runbook: &Arc<Runbook>,
+    params: &serde_json::Map<String, serde_json::Value>,
+    secrets: &[(String, String)],
+    env: &crate::env_file::EnvValues,
+    run: &RunInfo,
+    masker: &Masker,
+    options: &exec::Options,
+) -> exec::notify::Hooks {
+    let mut context = crate::context::Context::new(params, secrets, run);
+    context.set_env(env);
+    exec::notify::Hooks {
+        runbook: runbook.clone(),
+        context: context.value(),
+        masker: masker.clone(),
+        hidden: crate::bind::secret_variables(runbook),
+        approvals: options.approvals.clone(),
+    }
 }

@@ -378,7 +378,10 @@ async fn execute(
                 &shared.cancel,
                 &shared.groups,
                 &spawned,
-                on_line,
+                command::Streams {
+                    stdin: None,
+                    on_line,
+                },
             )
             .await
         }

@@ -209,6 +209,13 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         cut: bool,
     },
+    /// A `notify` hook failed (a non-zero exit, its timeout, a program not found): reported,
+    /// never a change to the run's outcome. `hook` is its position under `notify` (from 1).
+    NotifyFailed {
+        hook: usize,
+        on: String,
+        message: String,
+    },
 }
 
 /// Where events go.

@@ -162,6 +162,11 @@ pub fn mask_event(kind: &EventKind, m: &Masker) -> EventKind {
             },
             cut: *cut,
         },
+        K::NotifyFailed { hook, on, message } => K::NotifyFailed {
+            hook: *hook,
+            on: on.clone(),
+            message: value(message, m),
+        },
         K::RollbackStepStarted { step, action } => K::RollbackStepStarted {
             step: step.clone(),
             action: value(action, m),

@@ -10,6 +10,7 @@ mod forward;
 pub mod interrupts;
 pub mod masked;
 pub mod stand_in;
+pub mod notify;
 mod undo;
 
 use std::sync::Arc;

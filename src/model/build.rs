@@ -29,7 +29,9 @@ pub const RUNBOOK_KEYS: &[&str] = &[
     "steps",
     "finally",
     "locks",
+    "notify",
 ];
+pub const NOTIFY_KEYS: &[&str] = &["on", "run", "env", "timeout"];
 pub const STEP_KEYS: &[&str] = &[
     "id",
     "title",
@@ -481,8 +483,70 @@ impl Builder<'_> {
             steps,
             finally,
             locks: self.string_list(&fields, "locks"),
+            notify: match fields.get("notify") {
+                Some(node) => self.notify(node),
+                None => Vec::new(),
+            },
             dir: std::path::PathBuf::new(),
             group: is_group.then(|| self.string_map(&fields, "outputs")),
+        })
+    }
+
+    /// `notify:` a list of hooks.
+    fn notify(&mut self, node: &Node) -> Vec<Notify> {
+        let items = self.seq("notify", node);
+        items.iter().filter_map(|item| self.hook(item)).collect()
+    }
+
+    fn hook(&mut self, node: &Node) -> Option<Notify> {
+        let fields = self.fields(node, "notify[]", "a `notify` hook".to_owned(), NOTIFY_KEYS)?;
+        let mut on = Vec::new();
+        match fields.get("on") {
+            Some(events) => {
+                for item in self.seq("on", events) {
+                    let Some(name) = self.string_node("on", item) else {
+                        continue;
+                    };
+                    match NotifyEvent::from_name(&name) {
+                        Some(event) => on.push(Spanned::new(event, item.span)),
+                        None => {
+                            let names = NotifyEvent::NAMES.iter().copied();
+                            let help = suggestion(&name, names.clone(), || {
+                                format!("the events are {}", list(names))
+                            });
+                            self.push(Problem::InvalidChoice {
+                                field: "on",
+                                found: name.value,
+                                span: item.span.into(),
+                                help,
+                            });
+                        }
+                    }
+                }
+            }
+            None => self.missing(
+                &fields,
+                "on",
+                format!(
+                    "say which events run the hook: `on: [finished]` (one or more of {})",
+                    list(NotifyEvent::NAMES.iter().copied())
+                ),
+            ),
+        }
+        let run = fields.get("run").and_then(|n| self.run(n));
+        if fields.get("run").is_none() {
+            self.missing(
+                &fields,
+                "run",
+                "say what to run: `run: { program: ./notify-chat }`; the event arrives as JSON on its stdin".to_owned(),
+            );
+        }
+        Some(Notify {
+            on,
+            run: run?,
+            env: self.string_map(&fields, "env"),
+            timeout: self.duration(&fields, "timeout"),
+            span: node.span,
         })
     }
 

@@ -6,6 +6,7 @@
 pub mod build;
 mod duration;
 mod group;
+mod notify;
 mod param;
 mod rehearse;
 mod retry;
@@ -15,6 +16,7 @@ mod step;
 
 pub use duration::Duration;
 pub use group::GroupFile;
+pub use notify::{DEFAULT_NOTIFY_TIMEOUT, Notify, NotifyEvent};
 pub use param::{Param, ParamType, Secret, SecretSource};
 pub use rehearse::{Rehearse, RehearseKind};
 pub use retry::{Backoff, Retry, RetryOn};

@@ -41,6 +41,9 @@ pub struct Runbook {
     /// runbooks, e.g. `sql:{{ params.backup_sql }}/{{ params.database }}`.
     #[serde(default)]
     pub locks: Vec<Spanned<String>>,
+    /// Hooks run on chosen events of the run, the event as JSON on their stdin.
+    #[serde(default)]
+    pub notify: Vec<super::Notify>,
     /// The directory of the runbook file: relative `cwd` and `./program` paths start there.
     #[schemars(skip)]
     pub dir: std::path::PathBuf,
@@ -145,6 +148,7 @@ impl Runbook {
             steps: self.finally.clone(),
             finally: Vec::new(),
             locks: Vec::new(),
+            notify: Vec::new(),
             dir: self.dir.clone(),
             group: None,
         }

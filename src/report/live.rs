@@ -17,6 +17,8 @@ pub struct Live {
     lines: Progress,
     multi: MultiProgress,
     bars: Mutex<HashMap<String, ProgressBar>>,
+    /// `--quiet`: output lines are dropped before the spinners are touched.
+    quiet: bool,
 }
 
 impl Live {
@@ -27,6 +29,7 @@ impl Live {
             lines: Progress::new(Mode::Lines, masker, color).quiet(quiet),
             multi,
             bars: Mutex::new(HashMap::new()),
+            quiet,
         }
     }
 
@@ -89,8 +92,10 @@ impl Sink for Live {
             EventKind::Output {
                 step, line, cut, ..
             } => {
-                self.multi
-                    .suspend(|| self.lines.output(None, step, line, *cut));
+                if !self.quiet {
+                    self.multi
+                        .suspend(|| self.lines.output(None, step, line, *cut));
+                }
                 return;
             }
             _ => {}

@@ -360,6 +360,9 @@ impl Sink for Progress {
                 self.output(Some(&event.at), step, line, *cut);
                 return;
             }
+            EventKind::NotifyFailed { hook, on, message } => format!(
+                "{t} warning: notify hook #{hook} (on {on}) failed: {message}; the run's outcome is unchanged\n"
+            ),
             EventKind::Interrupted { signal } => {
                 let by = if signal.is_empty() {
                     String::new()

@@ -110,6 +110,13 @@ pub fn argv(action: &Action) -> Option<Vec<String>> {
     }
 }
 
+/// What a command reads, and where its output lines go as they arrive.
+pub struct Streams {
+    /// Written to its stdin, which is then closed; `None`: stdin is `/dev/null`.
+    pub stdin: Option<Vec<u8>>,
+    pub on_line: Arc<OnLine>,
+}
+
 /// Runs one attempt of a command, under its [`supervisor`]. `timeout` bounds the whole
 /// attempt, output included. `hidden` are environment variables the command does not inherit
 /// (those secrets are read from) unless the step's `env` sets them.
@@ -120,8 +127,9 @@ pub async fn run(
     cancel: &CancellationToken,
     groups: &Groups,
     spawned: &(dyn Fn(ProcessGroup) + Sync),
-    on_line: Arc<OnLine>,
+    streams: Streams,
 ) -> Attempt {
+    let Streams { stdin, on_line } = streams;
     let Some(argv) = argv(action) else {
         return Attempt::failed(Failure::Error, "not a command");
     };
@@ -129,11 +137,12 @@ pub async fn run(
         Action::Command { cwd, env, .. } | Action::Script { cwd, env, .. } => (cwd, env),
         _ => return Attempt::failed(Failure::Error, "not a command"),
     };
+    let input = stdin.map_or(Input::Null, Input::Bytes);
     run_argv(
         &argv,
         cwd.as_ref(),
         env,
-        None,
+        input,
         hidden,
         timeout,
         cancel,
@@ -144,15 +153,24 @@ pub async fn run(
     .await
 }
 
-/// Runs one attempt of `argv` under its [`supervisor`], with `input` on its stdin (kept open
-/// until the attempt ends: a remote bootstrap reads its end as the end of the attempt), or
-/// `/dev/null`.
+/// What a command's stdin is.
+pub enum Input {
+    /// `/dev/null`.
+    Null,
+    /// These bytes, then the end of the stream (a notify hook's event).
+    Bytes(Vec<u8>),
+    /// These bytes, then held open until the attempt ends: a remote bootstrap reads its end as
+    /// the end of the attempt.
+    HeldOpen(Vec<u8>),
+}
+
+/// Runs one attempt of `argv` under its [`supervisor`], with `input` on its stdin.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_argv(
     argv: &[String],
     cwd: Option<&String>,
     env: &[(String, String)],
-    input: Option<Vec<u8>>,
+    input: Input,
     hidden: &[String],
     timeout: Option<Duration>,
     cancel: &CancellationToken,
@@ -177,10 +195,11 @@ pub async fn run_argv(
         .arg(control_fd.to_string())
         .arg("--")
         .args(argv)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
+        // The supervisor's stdin is the command's.
+        .stdin(if matches!(input, Input::Null) {
             Stdio::null()
+        } else {
+            Stdio::piped()
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -217,13 +236,19 @@ pub async fn run_argv(
         Err(e) => return cannot_start(&e),
     };
     drop(control_end);
-    // The input is written, then its pipe held open until the attempt ends.
-    let (input_done, held_open) = (CancellationToken::new(), child.stdin.take());
-    if let (Some(mut pipe), Some(bytes)) = (held_open, input) {
+    // The input is written, then its pipe closed, or held open until the attempt ends.
+    let input_done = CancellationToken::new();
+    let (bytes, hold_open) = match input {
+        Input::Null => (None, false),
+        Input::Bytes(bytes) => (Some(bytes), false),
+        Input::HeldOpen(bytes) => (Some(bytes), true),
+    };
+    if let (Some(mut pipe), Some(bytes)) = (child.stdin.take(), bytes) {
         let done = input_done.clone();
+        // A command that does not read it, or exits first, ends the write (broken pipe).
         tokio::spawn(async move {
             use tokio::io::AsyncWriteExt;
-            if pipe.write_all(&bytes).await.is_ok() && pipe.flush().await.is_ok() {
+            if pipe.write_all(&bytes).await.is_ok() && pipe.flush().await.is_ok() && hold_open {
                 done.cancelled().await;
             }
             drop(pipe);

@@ -420,7 +420,7 @@ pub async fn run(
         &argv,
         None,
         &[],
-        Some(sent.stdin),
+        command::Input::HeldOpen(sent.stdin),
         hidden,
         left,
         cancel,

@@ -76,7 +76,8 @@ pub fn main(args: &[OsString]) -> ! {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
     }
     let mut command = std::process::Command::new(program);
-    // The supervisor's stdin is runbook's choice: `/dev/null`, or the input of a remote action.
+    // The command reads the supervisor's stdin: `/dev/null`, or what runbook gives it (the
+    // input of a remote action, the event of a notify hook).
     command
         .args(&argv[1..])
         .stdin(Stdio::inherit())

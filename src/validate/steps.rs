@@ -57,6 +57,10 @@ pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
     if let Some(retry) = &runbook.defaults.retry {
         check_retry(retry, problems);
     }
+    for hook in &runbook.notify {
+        check_run(&hook.run, false, problems);
+        check_env(&hook.env, problems);
+    }
     let default_attempts = runbook
         .defaults
         .retry

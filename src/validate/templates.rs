@@ -200,6 +200,12 @@ impl<'a> Checker<'a> {
         for key in &runbook.locks {
             self.template(key, defaults);
         }
+        for hook in &runbook.notify {
+            self.run(&hook.run, defaults);
+            for value in hook.env.values() {
+                self.template(value, defaults);
+            }
+        }
         self.steps_templates();
     }
 

@@ -2,12 +2,11 @@
 //! terminal above the spinners, elsewhere as timestamped lines, in JSON as `output` events),
 //! `--quiet` hides them, and the journal keeps the whole output only in `step_finished`.
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::support::{Test, events_of, on_terminal, os_user};
+use crate::support::{Test, events_of, on_terminal, os_user, spawn_lines};
 
 /// A step that prints a line, then waits for the test to create `go` before it ends.
 const WAITS_FOR_GO: &str = r#"runbook: 1
@@ -22,16 +21,10 @@ fn a_line_reaches_a_pipe_while_its_step_is_still_running() {
     let t = Test::new()
         .file("a.yaml", WAITS_FOR_GO)
         .args(["run", "a.yaml"]);
-    let mut child = t
-        .command()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn runbook");
-    let stdout = child.stdout.take().expect("stdout");
+    let (mut child, lines) = spawn_lines(&t);
     let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in lines {
             let _ = tx.send(line);
         }
     });

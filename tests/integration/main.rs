@@ -16,6 +16,7 @@ mod journal;
 mod live_output;
 mod long_lines;
 mod loops;
+mod notify;
 mod plan;
 mod processes;
 mod rehearsal;

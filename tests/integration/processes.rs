@@ -2,12 +2,11 @@
 //! grandchildren, background processes holding stdout, SIGHUP, pid reuse and other hosts on
 //! resume, and siblings that stop polling once the run is stopping.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use crate::support::{Output, Test, events_of};
+use crate::support::{Output, Test, events_of, spawn_lines};
 
 fn book(steps: &str) -> String {
     format!("runbook: 1\nname: t\nsteps:\n{steps}")
@@ -56,19 +55,6 @@ fn gone_within(pids: &[i32], limit: Duration) -> Duration {
     started.elapsed()
 }
 
-fn spawn_json(t: &Test) -> (Child, impl Iterator<Item = String>) {
-    let mut child = t
-        .command()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn runbook");
-    let lines = BufReader::new(child.stdout.take().expect("stdout"))
-        .lines()
-        .map_while(Result::ok);
-    (child, lines)
-}
-
 /// Runs `steps` with `--output json`: the test, what it printed, and how long it took.
 fn timed_run(steps: &str) -> (Test, Output, Duration) {
     let t = Test::new()
@@ -98,7 +84,7 @@ fn sigkill_of_runbook_ends_grandchildren_whose_shell_was_already_reaped() {
     let t = Test::new()
         .file("k.yaml", yaml)
         .args(["run", "k.yaml", "--output", "json"]);
-    let (mut child, _lines) = spawn_json(&t);
+    let (mut child, _lines) = spawn_lines(&t);
     let pids: Vec<i32> = ["gc1", "gc2", "escaped", "shell"]
         .iter()
         .map(|f| pid_in(&t, f))
@@ -141,7 +127,7 @@ fn sighup_rolls_back_records_it_releases_the_lock_and_exits_130() {
             book("  - id: first\n    run: { shell: sh, script: echo first >> log }\n    rollback: { run: { shell: sh, script: echo undo-first >> log } }\n  - id: long\n    needs: [first]\n    run: { shell: sh, script: 'echo $$ > long; exec sleep 30' }\n"),
         )
         .args(["run", "h.yaml", "--output", "json"]);
-    let (child, mut lines) = spawn_json(&t);
+    let (child, mut lines) = spawn_lines(&t);
     let long = pid_in(&t, "long");
     assert!(t.path().join(".runbook/locks/t.lock").exists(), "locked");
     // SAFETY: sends SIGHUP to the child we spawned.
@@ -208,7 +194,7 @@ fn resume_with_recorded_group(edit: impl Fn(&mut serde_json::Value)) -> String {
             book("  - id: long\n    run: { shell: sh, script: 'echo $$ > long; exec sleep 30' }\n"),
         )
         .args(["run", "r.yaml", "--output", "json"]);
-    let (mut child, lines) = spawn_json(&t);
+    let (mut child, lines) = spawn_lines(&t);
     let mut lines = lines;
     assert!(lines.any(|l| l.contains(r#""event":"process_started""#)));
     let long = pid_in(&t, "long");

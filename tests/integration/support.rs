@@ -215,6 +215,21 @@ pub fn spawn(t: &Test) -> std::process::Child {
         .expect("spawn runbook")
 }
 
+/// Starts `runbook` in the background; its stdout is read line by line as it comes.
+pub fn spawn_lines(t: &Test) -> (std::process::Child, impl Iterator<Item = String> + use<>) {
+    use std::io::{BufRead, BufReader};
+    let mut child = t
+        .command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn runbook");
+    let lines = BufReader::new(child.stdout.take().expect("stdout"))
+        .lines()
+        .map_while(Result::ok);
+    (child, lines)
+}
+
 /// The name of the user running the tests, from the user database (as `runbook` records
 /// approvers), never from `$USER`.
 pub fn os_user() -> String {

@@ -319,3 +319,16 @@ fn test_results_in_every_format() {
         tested().args(["test", "small.test.yaml", "--format", "junit"]),
     );
 }
+
+#[test]
+fn a_failing_notify_hook() {
+    snapshot(
+        "run_notify_failed",
+        Test::new()
+            .file(
+                "hooked.yaml",
+                "runbook: 1\nname: hooked\nnotify:\n  - on: [finished]\n    run: { shell: sh, script: \"echo 'curl: (22) The requested URL returned error: 404' >&2; exit 22\" }\nsteps:\n  - id: a\n    run: { program: \"true\" }\n",
+            )
+            .args(["run", "hooked.yaml"]),
+    );
+}
