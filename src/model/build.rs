@@ -468,6 +468,7 @@ impl Builder<'_> {
             finally,
             dir: std::path::PathBuf::new(),
             group: is_group.then(|| self.string_map(&fields, "outputs")),
+            included: Vec::new(),
         })
     }
 

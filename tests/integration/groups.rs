@@ -657,3 +657,168 @@ fn validating_a_runbook_that_includes_a_group_hundreds_of_times_stays_linear() {
         "200 uses: {small:.3}s, 800 uses: {large:.3}s"
     );
 }
+
+#[test]
+fn a_secret_passed_to_a_group_param_that_lands_on_a_command_line_is_flagged_at_the_with() {
+    let inner = "group: 1\nname: inner\nparams:\n  token: { type: string }\nsteps:\n  - id: call\n    run: { program: echo, args: ['{{ params.token }}'] }\n";
+    let outer = "group: 1\nname: outer\nparams:\n  pw: { type: string }\nsteps:\n  - id: nested\n    use: ./inner.yaml\n    with: { token: '{{ params.pw }}' }\n";
+    let main = "runbook: 1\nname: m\nsecrets:\n  pw: { env: PW }\nsteps:\n  - id: direct\n    use: ./groups/inner.yaml\n    with: { token: '{{ secrets.pw }}' }\n  - id: through\n    use: ./groups/outer.yaml\n    with: { pw: '{{ secrets.pw }}' }\n";
+    let out = Test::new()
+        .file("groups/inner.yaml", inner)
+        .file("groups/outer.yaml", outer)
+        .file("m.yaml", main)
+        .args(["validate", "--format", "json", "m.yaml"])
+        .run();
+    let doc = out.json();
+    let found: Vec<(String, u64)> = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] == "runbook::secret_in_args")
+        .map(|d| {
+            (
+                d["message"].as_str().unwrap().to_owned(),
+                d["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "secret `pw` is passed as `token`, which reaches the command line of `direct.call`"
+                    .to_owned(),
+                8
+            ),
+            (
+                "secret `pw` is passed as `pw`, which reaches the command line of `through.nested.call`"
+                    .to_owned(),
+                11
+            ),
+        ],
+        "{doc}"
+    );
+}
+
+#[test]
+fn a_groups_own_connection_reaches_its_server_with_a_password_passed_in_and_never_shown() {
+    use crate::tds::{Reply, Server, Value};
+    const PASSWORD: &str = "Gr0up-Secret!pw";
+    let server = Server::start(PASSWORD, |_| {
+        vec![Reply::Rows {
+            columns: vec!["state_desc".into()],
+            rows: vec![vec![Value::String("RESTORING".into())]],
+        }]
+    });
+    let group = r#"group: 1
+name: sql-prechecks
+params:
+  port: { type: string }
+  password: { type: string }
+connections:
+  target: { mssql: "server=tcp:127.0.0.1,{{ params.port }};user id=sa;password={{ params.password }};encrypt=DANGER_PLAINTEXT" }
+steps:
+  - id: check-backup
+    sql: { connection: target, query: "SELECT state_desc FROM sys.databases" }
+    outputs: { state: "{{ result.rows[0].state_desc }}" }
+outputs:
+  state: "{{ steps['check-backup'].outputs.state }}"
+"#;
+    let main = format!(
+        "runbook: 1\nname: m\nsecrets:\n  pw: {{ env: T_SQL_PW }}\nsteps:\n  - id: prechecks\n    use: ./groups/sql.yaml\n    with: {{ port: '{}', password: '{{{{ secrets.pw }}}}' }}\n  - id: after\n    needs: [prechecks]\n    assert: steps['prechecks'].outputs.state == 'RESTORING'\n",
+        server.port()
+    );
+    let t = Test::new()
+        .file("groups/sql.yaml", group)
+        .file("m.yaml", main)
+        .env("T_SQL_PW", PASSWORD)
+        .args(["run", "m.yaml"]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}", both(&out));
+    assert_eq!(server.logins(), 1);
+    assert!(out.stdout.contains("✓ after "), "{}", out.stdout);
+    let plan = Test::in_dir(t.path())
+        .env("T_SQL_PW", PASSWORD)
+        .args(["plan", "m.yaml"])
+        .run();
+    assert!(
+        plan.stdout.contains("sql on `prechecks.target`"),
+        "{}",
+        plan.stdout
+    );
+    for text in [both(&out), both(&plan)] {
+        assert!(!text.contains(PASSWORD), "{text}");
+    }
+}
+
+#[test]
+fn a_group_used_hundreds_of_times_is_read_and_reported_once() {
+    // A group file of about 4 MB (a long comment): read once per use, 300 uses would be
+    // 1.2 GB of YAML to parse.
+    let group = MANY_GROUP.replace("params:\n", "params:\n  unused_too: { default: y }\n");
+    let mut padded = String::with_capacity(4_200_000);
+    for _ in 0..50_000 {
+        padded.push_str("# ....................................................................................\n");
+    }
+    padded.push_str(&group);
+    let t = Test::new()
+        .file("groups/g.yaml", padded)
+        .file("many.yaml", many_uses(300));
+    let started = Instant::now();
+    let out = Test::in_dir(t.path())
+        .args(["validate", "--format", "json", "many.yaml"])
+        .run();
+    let took = started.elapsed();
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    // The group's one warning, once, for the first use.
+    let doc = out.json();
+    assert_eq!(doc["summary"]["warnings"], 1, "{doc}");
+    assert_eq!(
+        doc["diagnostics"][0]["included_from"],
+        serde_json::json!(["many.yaml:5:10"])
+    );
+    assert!(took.as_secs_f64() < 20.0, "took {took:?}");
+}
+
+#[test]
+fn resume_after_a_kill_inside_a_group_runs_nothing_completed_and_refuses_a_changed_group() {
+    use crate::support::{journal_has, spawn, wait_until};
+    let group = "group: 1\nname: g\nsteps:\n  - id: first\n    run: { shell: sh, script: 'echo first >> log' }\n  - id: slow\n    needs: [first]\n    run: { shell: sh, script: 'sleep 3; echo slow >> log' }\n";
+    let main = "runbook: 1\nname: m\nsteps:\n  - id: g\n    use: ./groups/g.yaml\n  - id: last\n    needs: [g]\n    run: { shell: sh, script: 'echo last >> log' }\n";
+    let t = Test::new()
+        .file("groups/g.yaml", group)
+        .file("m.yaml", main)
+        .args(["run", "m.yaml"]);
+    let mut child = spawn(&t);
+    wait_until("the journal shows `g.slow` started", || {
+        journal_has(t.path(), "step_started", "g.slow")
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    // Only the group file changed: the run is refused as changed all the same.
+    std::fs::write(
+        t.path().join("groups/g.yaml"),
+        group.replace("sleep 3; ", ""),
+    )
+    .unwrap();
+    let refused = Test::in_dir(t.path())
+        .args(["resume", "--last", "--assume", "g.slow=rerun"])
+        .run();
+    assert_eq!(refused.code, 2, "{}", both(&refused));
+    assert!(
+        refused.stderr.contains("the runbook changed since run"),
+        "{}",
+        refused.stderr
+    );
+    let out = Test::in_dir(t.path())
+        .args([
+            "resume",
+            "--last",
+            "--assume",
+            "g.slow=rerun",
+            "--allow-changed",
+        ])
+        .run();
+    assert_eq!(out.code, 0, "{}", both(&out));
+    assert_eq!(t.read("log"), "first\nslow\nlast\n");
+}
