@@ -5,9 +5,9 @@
 //!
 //! Run with `cargo bench --bench groups`. Prints a table; each figure is the median of 7 runs.
 
-use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+mod common;
+
+use common::{median, time_validate};
 
 /// Three steps reading a param and a sibling, and an output: what a pre-check group holds.
 const GROUP: &str = "group: 1\nname: g\nparams:\n  x: { type: string }\nsteps:\n  - id: a\n    run: { program: echo, args: ['{{ params.x }}'] }\n  - id: b\n    needs: [a]\n    run: { program: echo, args: ['{{ steps.a.stdout }}'] }\n  - id: c\n    needs: [b]\n    assert: steps.b.exit_code == 0\noutputs:\n  o: '{{ steps.b.stdout }}'\n";
@@ -27,24 +27,6 @@ fn runbook(group: &str, uses: usize) -> String {
         }
     }
     text
-}
-
-fn time_validate(file: &Path) -> Duration {
-    let start = Instant::now();
-    let status = Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(["validate", "--format", "json"])
-        .arg(file)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("run runbook");
-    let elapsed = start.elapsed();
-    assert!(status.success(), "{} does not validate", file.display());
-    elapsed
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
 }
 
 fn main() {

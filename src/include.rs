@@ -224,11 +224,7 @@ impl Groups {
                 }));
             let mut shown = own.clone();
             own.outputs = group.outputs.clone();
-            shown.outputs = group
-                .outputs
-                .keys()
-                .map(|k| (k.clone(), Spanned::new(String::new(), step.id.span)))
-                .collect();
+            shown.outputs = names_only(&group.outputs, step.id.span);
             if group.steps.is_empty() {
                 shown.env = with_templates(step);
             }
@@ -534,6 +530,17 @@ fn bare_at(id: &str, span: Span, needs: Vec<Spanned<String>>, scope: Scope) -> S
     }
 }
 
+/// Outputs by name only, with no template (the includer reads their names, not their text).
+fn names_only(
+    outputs: &IndexMap<String, Spanned<String>>,
+    span: Span,
+) -> IndexMap<String, Spanned<String>> {
+    outputs
+        .keys()
+        .map(|k| (k.clone(), Spanned::new(String::new(), span)))
+        .collect()
+}
+
 /// Points a stand-in at the `use` step: the includer's diagnostics are in the includer.
 fn relocate(shown: &mut Step, step: &Step, root: bool) {
     let span = step.id.span;
@@ -573,11 +580,7 @@ pub(crate) fn stand_in(step: &Step) -> Step {
     shown.probe = step.probe.clone();
     shown.idempotent = step.idempotent.clone();
     shown.continue_on_failure = step.continue_on_failure.clone();
-    shown.outputs = step
-        .outputs
-        .keys()
-        .map(|k| (k.clone(), Spanned::new(String::new(), step.id.span)))
-        .collect();
+    shown.outputs = names_only(&step.outputs, step.id.span);
     shown.for_each = step
         .for_each
         .as_ref()

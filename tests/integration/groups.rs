@@ -56,6 +56,22 @@ steps:
 const WITH: &str = r#"{ server: "{{ params.server }}", password: "{{ secrets.pw }}" }"#;
 const AFTER: &str = r#"echo after {{ steps['prechecks'].outputs.checked | shell_quote }} / {{ steps['prechecks.check'].outputs.line | shell_quote }} >> log"#;
 
+/// `runbook validate ARGS` over `files` (path, text) written into a scratch directory.
+fn validate_files(files: &[(&str, &str)], args: &[&str]) -> crate::support::Output {
+    let mut t = Test::new();
+    for (path, text) in files {
+        t = t.file(path, *text);
+    }
+    t.args(["validate"]).args(args.iter().copied()).run()
+}
+
+/// Asserts that a failed `validate` printed `text`.
+#[track_caller]
+fn assert_refused_saying(out: &crate::support::Output, text: &str) {
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.contains(text), "{}", out.stdout);
+}
+
 fn both(out: &crate::support::Output) -> String {
     format!("{}{}", out.stdout, out.stderr)
 }
@@ -209,19 +225,17 @@ steps:
 "#;
     let inner = "group: 1\nname: inner\nsteps:\n  - id: x\n    run: { program: echo, args: ['{{ params.nope }}'] }\n";
     let main = "runbook: 1\nname: m\nsteps:\n  - id: o\n    use: groups/outer.yaml\n";
-    let out = Test::new()
-        .file("groups/outer.yaml", outer)
-        .file("groups/inner.yaml", inner)
-        .file("m.yaml", main)
-        .args(["validate", "m.yaml"])
-        .run();
-    assert_eq!(out.code, 1, "{}", out.stdout);
-    assert!(
-        out.stdout.contains(
-            "in groups/inner.yaml:5:38, included from groups/outer.yaml:5:10, included from m.yaml:5:10"
-        ),
-        "{}",
-        out.stdout
+    let out = validate_files(
+        &[
+            ("groups/outer.yaml", outer),
+            ("groups/inner.yaml", inner),
+            ("m.yaml", main),
+        ],
+        &["m.yaml"],
+    );
+    assert_refused_saying(
+        &out,
+        "in groups/inner.yaml:5:38, included from groups/outer.yaml:5:10, included from m.yaml:5:10",
     );
 }
 
@@ -280,39 +294,20 @@ fn include_cycles_are_errors_naming_the_chain() {
     let a = "group: 1\nname: a\nsteps:\n  - id: to-b\n    use: ./b.yaml\n";
     let b = "group: 1\nname: b\nsteps:\n  - id: to-a\n    use: ./a.yaml\n";
     let main = "runbook: 1\nname: m\nsteps:\n  - id: g\n    use: ./a.yaml\n";
-    let out = Test::new()
-        .file("a.yaml", a)
-        .file("b.yaml", b)
-        .file("m.yaml", main)
-        .args(["validate", "m.yaml"])
-        .run();
-    assert_eq!(out.code, 1, "{}", out.stdout);
-    assert!(
-        out.stdout
-            .contains("the groups include each other: a.yaml → b.yaml → a.yaml"),
-        "{}",
-        out.stdout
+    let files = [("a.yaml", a), ("b.yaml", b), ("m.yaml", main)];
+    let out = validate_files(&files, &["m.yaml"]);
+    assert_refused_saying(
+        &out,
+        "the groups include each other: a.yaml → b.yaml → a.yaml",
     );
-    assert!(
-        out.stdout
-            .contains("in b.yaml:5:10, included from a.yaml:5:10, included from m.yaml:5:10"),
-        "{}",
-        out.stdout
+    assert_refused_saying(
+        &out,
+        "in b.yaml:5:10, included from a.yaml:5:10, included from m.yaml:5:10",
     );
     let me = "group: 1\nname: me\nsteps:\n  - id: again\n    use: ./me.yaml\n";
     let main = "runbook: 1\nname: m\nsteps:\n  - id: g\n    use: ./me.yaml\n";
-    let out = Test::new()
-        .file("me.yaml", me)
-        .file("m.yaml", main)
-        .args(["validate", "m.yaml"])
-        .run();
-    assert_eq!(out.code, 1, "{}", out.stdout);
-    assert!(
-        out.stdout
-            .contains("the groups include each other: me.yaml → me.yaml"),
-        "{}",
-        out.stdout
-    );
+    let out = validate_files(&[("me.yaml", me), ("m.yaml", main)], &["m.yaml"]);
+    assert_refused_saying(&out, "the groups include each other: me.yaml → me.yaml");
 }
 
 #[test]
