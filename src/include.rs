@@ -223,6 +223,8 @@ impl Groups {
                     Spanned::new(format!("group {}", group.name), step.id.span)
                 }));
             let mut shown = own.clone();
+            // The `use` step's id is written in this file: checked like any step id.
+            shown.scope = Scope::default();
             own.outputs = group.outputs.clone();
             shown.outputs = names_only(&group.outputs, step.id.span);
             if group.steps.is_empty() {

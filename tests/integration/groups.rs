@@ -15,7 +15,7 @@ params:
   greeting: { type: string, default: hello }
 steps:
   - id: check
-    run: { shell: sh, script: 'echo check {{ params.server | shell_quote }} {{ params.greeting | shell_quote }} | tee -a log' }
+    run: { shell: sh, script: 'test {{ params.server | shell_quote }} != bad && echo check {{ params.server | shell_quote }} {{ params.greeting | shell_quote }} | tee -a log' }
     outputs:
       line: "{{ result.stdout | trim }}"
   - id: login
@@ -39,6 +39,7 @@ secrets:
 steps:
   - id: start
     run: {{ shell: sh, script: 'echo start >> log' }}
+    rollback: {{ run: {{ shell: sh, script: 'echo undo start >> log' }} }}
   - id: prechecks
     needs: [start]
     use: ./groups/pre.yaml
@@ -173,11 +174,11 @@ fn an_error_inside_the_group_is_located_in_the_group_file_with_the_chain_it_was_
     assert_eq!(diag["file"], "groups/pre.yaml");
     assert_eq!(
         (diag["line"].as_u64(), diag["column"].as_u64()),
-        (Some(9), Some(80))
+        (Some(9), Some(129))
     );
     assert_eq!(
         diag["included_from"],
-        serde_json::json!(["failover.yaml:12:10"])
+        serde_json::json!(["failover.yaml:13:10"])
     );
     assert_eq!(diag["help"], "did you mean `greeting`?");
     let human = Test::in_dir(t.path())
@@ -186,12 +187,12 @@ fn an_error_inside_the_group_is_located_in_the_group_file_with_the_chain_it_was_
     assert!(
         human
             .stdout
-            .contains("in groups/pre.yaml:9:80, included from failover.yaml:12:10"),
+            .contains("in groups/pre.yaml:9:129, included from failover.yaml:13:10"),
         "{}",
         human.stdout
     );
     assert!(
-        human.stdout.contains("╭─[groups/pre.yaml:9:80]"),
+        human.stdout.contains("╭─[groups/pre.yaml:9:129]"),
         "{}",
         human.stdout
     );
@@ -199,10 +200,12 @@ fn an_error_inside_the_group_is_located_in_the_group_file_with_the_chain_it_was_
         .args(["validate", "--format", "github", "failover.yaml"])
         .run();
     assert!(
-        github.stdout.contains("file=groups/pre.yaml,line=9,col=80")
+        github
+            .stdout
+            .contains("file=groups/pre.yaml,line=9,col=129")
             && github
                 .stdout
-                .contains("%0Ain groups/pre.yaml:9:80, included from failover.yaml:12:10"),
+                .contains("%0Ain groups/pre.yaml:9:129, included from failover.yaml:13:10"),
         "{}",
         github.stdout
     );
@@ -211,7 +214,7 @@ fn an_error_inside_the_group_is_located_in_the_group_file_with_the_chain_it_was_
     assert_eq!(run.code, 2);
     assert!(
         run.stderr
-            .contains("groups/pre.yaml:9:80, included from failover.yaml:12:10")
+            .contains("groups/pre.yaml:9:129, included from failover.yaml:13:10")
     );
 }
 
@@ -334,7 +337,7 @@ fn unknown_with_param_has_a_did_you_mean_and_a_missing_required_param_is_named()
     assert_eq!(unknown["help"], "did you mean `server`?");
     assert_eq!(
         (unknown["line"].as_u64(), unknown["column"].as_u64()),
-        (Some(13), Some(21))
+        (Some(14), Some(21))
     );
     let missing = diags
         .iter()
@@ -344,7 +347,7 @@ fn unknown_with_param_has_a_did_you_mean_and_a_missing_required_param_is_named()
         missing["message"],
         "group `prechecks` needs param `server`, which `with` does not pass"
     );
-    assert_eq!(missing["line"], 12);
+    assert_eq!(missing["line"], 13);
 }
 
 #[test]
@@ -427,6 +430,8 @@ steps:
   - id: h
     with: { x: 1 }
     run: { program: "true" }
+  - id: bad.id
+    use: ./g.yaml
 "#;
     let out = Test::new()
         .file(
@@ -451,6 +456,7 @@ steps:
             ("runbook::use_with_key", 7),
             ("runbook::use_with_key", 8),
             ("runbook::with_without_use", 10),
+            ("runbook::invalid_id", 12),
         ],
         "{doc}"
     );
@@ -518,21 +524,29 @@ fn plan_fail_at_a_step_inside_a_group_predicts_the_real_run() {
         .run();
     assert_eq!(run.code, 1, "{}", both(&run));
     assert!(
-        t.read("log").ends_with("after\nundo login sql2\n"),
+        t.read("log")
+            .ends_with("after\nundo login sql2\nundo start\n"),
         "{}",
         t.read("log")
     );
+    // A failure inside the group: the group's steps that completed are rolled back like any.
     let inside = Test::in_dir(t.path())
-        .args(["plan", "failover.yaml", "--fail-at", "prechecks.login"])
+        .args(["plan", "failover.yaml", "--fail-at", "prechecks.check"])
         .run();
     assert_eq!(inside.code, 0, "{}", both(&inside));
     assert!(
-        inside
-            .stdout
-            .contains("completed before it: start, prechecks.check"),
+        inside.stdout.contains("completed before it: start\n"),
         "{}",
         inside.stdout
     );
+    assert!(inside.stdout.contains("1. start\n"), "{}", inside.stdout);
+    std::fs::write(t.path().join("log"), "").unwrap();
+    let failing = Test::in_dir(t.path())
+        .env("PW_SECRET", "pw-value")
+        .args(["run", "failover.yaml", "-p", "server=bad"])
+        .run();
+    assert_eq!(failing.code, 1, "{}", both(&failing));
+    assert_eq!(t.read("log"), "start\nundo start\n");
 }
 
 #[test]
