@@ -108,7 +108,12 @@ impl Groups {
             }
         }
         if self.stack.is_empty() {
-            self.root = std::fs::canonicalize(&runbook.dir).unwrap_or_else(|_| runbook.dir.clone());
+            // Groups must stay inside the directory of the runbook that runs; a group file
+            // checked on its own is not run, and may be used by runbooks further up.
+            self.root = match runbook.group {
+                Some(_) => PathBuf::from("/"),
+                None => std::fs::canonicalize(&runbook.dir).unwrap_or_else(|_| runbook.dir.clone()),
+            };
         }
         let file = File {
             display,

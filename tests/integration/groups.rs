@@ -471,6 +471,29 @@ fn validate_dir_checks_group_files_as_groups_and_not_as_incomplete_runbooks() {
     let out = t.run();
     assert_eq!(out.code, 0, "{}", out.stdout);
     assert_eq!(out.json()["summary"]["files"], 2);
+    // A group may use a group beside its own folder, inside the runbook's: checked on its
+    // own, it is not refused as leaving its folder.
+    let shared = Test::new()
+        .file(
+            "shared/b.yaml",
+            "group: 1\nname: b\nsteps:\n  - id: s\n    run: { program: 'true' }\n",
+        )
+        .file(
+            "groups/a.yaml",
+            "group: 1\nname: a\nsteps:\n  - id: b\n    use: ../shared/b.yaml\n",
+        )
+        .file(
+            "m.yaml",
+            "runbook: 1\nname: m\nsteps:\n  - id: a\n    use: ./groups/a.yaml\n",
+        )
+        .args(["validate", "."])
+        .run();
+    assert_eq!(shared.code, 0, "{}", shared.stdout);
+    assert!(
+        shared.stdout.ends_with("3 files: 0 errors, 0 warnings\n"),
+        "{}",
+        shared.stdout
+    );
     // A broken group file in the folder is reported in its own right.
     let broken = Test::new()
         .file(
