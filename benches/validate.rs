@@ -6,10 +6,11 @@
 //! several runs. Every generated step reads a parent's output in a template, so the
 //! template, data-flow and graph checks are all exercised.
 
+mod common;
+
 use std::fmt::Write;
-use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+
+use common::{median, time_validate};
 
 #[derive(Clone, Copy)]
 enum Shape {
@@ -96,28 +97,6 @@ fn generate(shape: Shape, steps: usize, templated: bool) -> String {
         }
     }
     out
-}
-
-fn time_validate(file: &Path) -> Duration {
-    let start = Instant::now();
-    let status = Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(["validate", "--format", "json"])
-        .arg(file)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("run runbook");
-    let elapsed = start.elapsed();
-    assert!(
-        status.success(),
-        "generated runbook {} did not validate",
-        file.display()
-    );
-    elapsed
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
 }
 
 fn main() {

@@ -78,7 +78,10 @@ impl Typed {
 
     fn runbook(&self) -> Option<crate::model::Runbook> {
         let file = self.positionals.first()?;
-        crate::load::load(Path::new(file)).runbook
+        // With its groups expanded: their steps are offered as `USE.STEP`.
+        crate::session::check(Path::new(file))
+            .1
+            .map(|(runbook, _)| runbook)
     }
 
     fn state(&self) -> PathBuf {

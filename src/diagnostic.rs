@@ -846,6 +846,22 @@ pub enum Problem {
         span: SourceSpan,
     },
 
+    #[error("secret `{name}` is passed as `{param}`, which reaches the command line of `{step}`")]
+    #[diagnostic(
+        code(runbook::secret_in_args),
+        severity(Warning),
+        help(
+            "arguments are visible to every user in the process list; in the group, pass the param through `env` instead"
+        )
+    )]
+    SecretIntoGroupArgs {
+        name: String,
+        param: String,
+        step: String,
+        #[label("visible in the process list")]
+        span: SourceSpan,
+    },
+
     #[error("finally step `{id}` uses a group")]
     #[diagnostic(
         code(runbook::finally_use),

@@ -50,6 +50,11 @@ struct Group {
     view: Vec<Step>,
     /// Its own problems and those of the groups it includes; `None` when it has none.
     report: Option<FileReport>,
+    /// The group files it includes, directly or not.
+    files: Vec<PathBuf>,
+    /// Params that reach a program or its arguments, each with the first step (by its id in
+    /// the group) where one does: a secret passed to them would be on the command line.
+    in_args: IndexMap<String, String>,
 }
 
 /// A runbook (or group) with its `use` steps expanded.
@@ -60,6 +65,21 @@ pub struct Expanded {
     pub view: Runbook,
     /// Problems found in the included files, one report per group file.
     pub included: Vec<FileReport>,
+    passed_on: IndexMap<String, String>,
+}
+
+/// What expanding a list of steps gives.
+struct Parts {
+    run: Vec<Step>,
+    view: Vec<Step>,
+    /// The connections of the groups, under `USE.NAME`.
+    connections: IndexMap<String, Connection>,
+    included: Vec<FileReport>,
+    /// The group files used, directly or not, each once.
+    files: Vec<PathBuf>,
+    /// Params of this file passed on to a group param that reaches a command line, each with
+    /// the step (by its id here) where it does.
+    passed_on: IndexMap<String, String>,
 }
 
 /// Where a file stands: its path as shown, its directory, its text.
@@ -88,43 +108,41 @@ impl Groups {
             }
         }
         if self.stack.is_empty() {
-            self.root = std::fs::canonicalize(&runbook.dir).unwrap_or_else(|_| runbook.dir.clone());
+            // Groups must stay inside the directory of the runbook that runs; a group file
+            // checked on its own is not run, and may be used by runbooks further up.
+            self.root = match runbook.group {
+                Some(_) => PathBuf::from("/"),
+                None => std::fs::canonicalize(&runbook.dir).unwrap_or_else(|_| runbook.dir.clone()),
+            };
         }
         let file = File {
             display,
             dir: &runbook.dir,
             source,
         };
-        let (steps, view, connections, included) = self.steps(&runbook.steps, &file, problems);
+        let parts = self.steps(&runbook.steps, &file, problems);
         let mut expanded = runbook.clone();
-        expanded.steps = steps;
-        expanded.connections.extend(connections);
+        expanded.steps = parts.run;
+        expanded.connections.extend(parts.connections);
+        expanded.included = parts.files;
         let mut shown = runbook.clone();
-        shown.steps = view;
+        shown.steps = parts.view;
         Expanded {
             runbook: expanded,
             view: shown,
-            included,
+            included: parts.included,
+            passed_on: parts.passed_on,
         }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn steps(
-        &mut self,
-        steps: &[Step],
-        file: &File,
-        problems: &mut Vec<Problem>,
-    ) -> (
-        Vec<Step>,
-        Vec<Step>,
-        IndexMap<String, Connection>,
-        Vec<FileReport>,
-    ) {
+    fn steps(&mut self, steps: &[Step], file: &File, problems: &mut Vec<Problem>) -> Parts {
         let mut run = Vec::with_capacity(steps.len());
         let mut view = Vec::with_capacity(steps.len());
         let mut connections = IndexMap::new();
         let mut included = Vec::new();
         let mut reported = HashSet::new();
+        let mut passed_on = IndexMap::new();
+        let mut files: Vec<PathBuf> = Vec::new();
         for step in steps {
             let Some(uses) = &step.uses else {
                 run.push(step.clone());
@@ -138,7 +156,32 @@ impl Groups {
                 view.push(stand_in);
                 continue;
             };
+            for file in std::iter::once(&path).chain(&group.files) {
+                if !files.contains(file) {
+                    files.push(file.clone());
+                }
+            }
             check_with(step, &group, problems);
+            for (param, passed) in &step.with {
+                let (Some(inner), Passed::Template(text)) =
+                    (group.in_args.get(param), &passed.value)
+                else {
+                    continue;
+                };
+                for name in secrets_read(text) {
+                    problems.push(Problem::SecretIntoGroupArgs {
+                        name,
+                        param: param.clone(),
+                        step: format!("{}.{inner}", step.id.value),
+                        span: passed.span.into(),
+                    });
+                }
+                for name in params_read(text) {
+                    passed_on
+                        .entry(name)
+                        .or_insert_with(|| format!("{}.{inner}", step.id.value));
+                }
+            }
             if let Some(report) = &group.report
                 && reported.insert(path)
             {
@@ -185,19 +228,24 @@ impl Groups {
                     Spanned::new(format!("group {}", group.name), step.id.span)
                 }));
             let mut shown = own.clone();
+            // The `use` step's id is written in this file: checked like any step id.
+            shown.scope = Scope::default();
             own.outputs = group.outputs.clone();
-            shown.outputs = group
-                .outputs
-                .keys()
-                .map(|k| (k.clone(), Spanned::new(String::new(), step.id.span)))
-                .collect();
+            shown.outputs = names_only(&group.outputs, step.id.span);
             if group.steps.is_empty() {
                 shown.env = with_templates(step);
             }
             run.push(own);
             view.push(shown);
         }
-        (run, view, connections, included)
+        Parts {
+            run,
+            view,
+            connections,
+            included,
+            passed_on,
+            files,
+        }
     }
 
     /// The group a `use:` names, read and validated on first use.
@@ -272,6 +320,8 @@ impl Groups {
             steps: Vec::new(),
             view: Vec::new(),
             report: None,
+            in_args: IndexMap::new(),
+            files: Vec::new(),
         };
         let mut included = Vec::new();
         if let Some(runbook) = &loaded.runbook {
@@ -282,6 +332,14 @@ impl Groups {
             group.params = runbook.params.clone();
             group.outputs = runbook.group.clone().unwrap_or_default();
             group.view = expanded.runbook.steps.iter().map(stand_in).collect();
+            group.in_args = in_args(&runbook.steps);
+            for (name, step) in &expanded.passed_on {
+                group
+                    .in_args
+                    .entry(name.clone())
+                    .or_insert_with(|| step.clone());
+            }
+            group.files = expanded.runbook.included.clone();
             group.connections = expanded.runbook.connections;
             group.steps = expanded.runbook.steps;
         }
@@ -297,6 +355,20 @@ impl Groups {
         }
         group
     }
+}
+
+/// What a run records to notice a changed runbook on `resume`: the file's bytes, and for a
+/// runbook that uses groups, each group file's path and bytes too (an unreadable one counts
+/// as changed). A runbook without groups gives its bytes, as before groups existed.
+pub fn fingerprint(bytes: &[u8], runbook: &Runbook) -> Vec<u8> {
+    let mut all = bytes.to_vec();
+    for path in &runbook.included {
+        all.extend_from_slice(b"\0");
+        all.extend_from_slice(path.as_os_str().as_encoded_bytes());
+        all.extend_from_slice(b"\0");
+        all.extend(std::fs::read(path).unwrap_or_default());
+    }
+    all
 }
 
 /// Validates a runbook or group (its view, with `use` steps expanded); for a group, its
@@ -467,6 +539,17 @@ fn bare_at(id: &str, span: Span, needs: Vec<Spanned<String>>, scope: Scope) -> S
     }
 }
 
+/// Outputs by name only, with no template (the includer reads their names, not their text).
+fn names_only(
+    outputs: &IndexMap<String, Spanned<String>>,
+    span: Span,
+) -> IndexMap<String, Spanned<String>> {
+    outputs
+        .keys()
+        .map(|k| (k.clone(), Spanned::new(String::new(), span)))
+        .collect()
+}
+
 /// Points a stand-in at the `use` step: the includer's diagnostics are in the includer.
 fn relocate(shown: &mut Step, step: &Step, root: bool) {
     let span = step.id.span;
@@ -506,14 +589,78 @@ pub(crate) fn stand_in(step: &Step) -> Step {
     shown.probe = step.probe.clone();
     shown.idempotent = step.idempotent.clone();
     shown.continue_on_failure = step.continue_on_failure.clone();
-    shown.outputs = step
-        .outputs
-        .keys()
-        .map(|k| (k.clone(), Spanned::new(String::new(), step.id.span)))
-        .collect();
+    shown.outputs = names_only(&step.outputs, step.id.span);
     shown.for_each = step
         .for_each
         .as_ref()
         .map(|f| Spanned::new(ForEach::List(Vec::new()), f.span));
     shown
+}
+
+/// The params of a group (whose own steps are `steps`) that reach a command line: read in
+/// a `program` or `args`, or passed on to such a param of a group it includes.
+fn in_args(steps: &[Step]) -> IndexMap<String, String> {
+    let mut found = IndexMap::new();
+    for step in steps {
+        let mut texts: Vec<&str> = Vec::new();
+        let runs = [
+            match &step.kind {
+                StepKind::Run(run) => Some(run),
+                _ => None,
+            },
+            step.rollback.as_ref().and_then(|r| match &r.kind {
+                RollbackKind::Run(run) => Some(run),
+                _ => None,
+            }),
+        ];
+        for run in runs.into_iter().flatten() {
+            texts.extend(run.program.iter().map(|p| p.as_str()));
+            texts.extend(run.args.iter().map(|a| a.as_str()));
+        }
+        for text in texts {
+            for name in params_read(text) {
+                found.entry(name).or_insert_with(|| step.id.value.clone());
+            }
+        }
+    }
+    found
+}
+
+/// The names of the params a template reads: `params.NAME` and `params['NAME']`.
+fn params_read(text: &str) -> Vec<String> {
+    names_after(text, "params")
+}
+
+/// The names of the secrets a template reads.
+fn secrets_read(text: &str) -> Vec<String> {
+    names_after(text, "secrets")
+}
+
+fn names_after(text: &str, root: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(root) {
+        let before = rest[..at].chars().next_back();
+        rest = &rest[at + root.len()..];
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+            continue;
+        }
+        let name: String = if let Some(dotted) = rest.strip_prefix('.') {
+            dotted
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        } else if let Some(quoted) = rest.strip_prefix("['").or_else(|| rest.strip_prefix("[\"")) {
+            quoted
+                .chars()
+                .take_while(|c| *c != '\'' && *c != '"')
+                .collect()
+        } else {
+            continue;
+        };
+        if !name.is_empty() && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
 }

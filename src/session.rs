@@ -308,6 +308,7 @@ fn prepare_new(
     })?;
     let path = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
     let dir = runbook.dir.display().to_string();
+    let hash = crate::journal::hash(&crate::include::fingerprint(&bytes, &runbook));
     Ok(Prepared {
         runbook,
         dag,
@@ -321,7 +322,7 @@ fn prepare_new(
         },
         origin: Some(Origin {
             path: path.display().to_string(),
-            hash: crate::journal::hash(&bytes),
+            hash,
         }),
         resume: None,
         no_rollback,
@@ -353,7 +354,9 @@ fn prepare_continue(
         .ok_or_else(|| RecordError::NoContext(record.run_id.clone()))?;
     let file = PathBuf::from(&context.path);
     let (runbook, dag) = checked(&file)?;
-    let unchanged = std::fs::read(&file).is_ok_and(|b| crate::journal::hash(&b) == context.hash);
+    let unchanged = std::fs::read(&file).is_ok_and(|b| {
+        crate::journal::hash(&crate::include::fingerprint(&b, &runbook)) == context.hash
+    });
     if !unchanged && !allow_changed {
         return Err(SessionError::Resume(ResumeError::Changed {
             run: record.run_id.clone(),

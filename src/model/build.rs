@@ -489,6 +489,7 @@ impl Builder<'_> {
             },
             dir: std::path::PathBuf::new(),
             group: is_group.then(|| self.string_map(&fields, "outputs")),
+            included: Vec::new(),
         })
     }
 

@@ -50,6 +50,10 @@ pub struct Runbook {
     /// A group file (`group: 1`): its declared outputs, templates over its own steps.
     #[schemars(skip)]
     pub group: Option<IndexMap<String, Spanned<String>>>,
+    /// The group files its steps came from (canonical paths, each once): part of what a
+    /// resumed run checks for changes.
+    #[schemars(skip)]
+    pub included: Vec<std::path::PathBuf>,
 }
 
 /// A named database connection.
@@ -151,6 +155,7 @@ impl Runbook {
             notify: Vec::new(),
             dir: self.dir.clone(),
             group: None,
+            included: Vec::new(),
         }
     }
 

@@ -15,7 +15,7 @@ params:
   greeting: { type: string, default: hello }
 steps:
   - id: check
-    run: { shell: sh, script: 'echo check {{ params.server | shell_quote }} {{ params.greeting | shell_quote }} | tee -a log' }
+    run: { shell: sh, script: 'test {{ params.server | shell_quote }} != bad && echo check {{ params.server | shell_quote }} {{ params.greeting | shell_quote }} | tee -a log' }
     outputs:
       line: "{{ result.stdout | trim }}"
   - id: login
@@ -39,6 +39,7 @@ secrets:
 steps:
   - id: start
     run: {{ shell: sh, script: 'echo start >> log' }}
+    rollback: {{ run: {{ shell: sh, script: 'echo undo start >> log' }} }}
   - id: prechecks
     needs: [start]
     use: ./groups/pre.yaml
@@ -55,6 +56,22 @@ steps:
 
 const WITH: &str = r#"{ server: "{{ params.server }}", password: "{{ secrets.pw }}" }"#;
 const AFTER: &str = r#"echo after {{ steps['prechecks'].outputs.checked | shell_quote }} / {{ steps['prechecks.check'].outputs.line | shell_quote }} >> log"#;
+
+/// `runbook validate ARGS` over `files` (path, text) written into a scratch directory.
+fn validate_files(files: &[(&str, &str)], args: &[&str]) -> crate::support::Output {
+    let mut t = Test::new();
+    for (path, text) in files {
+        t = t.file(path, *text);
+    }
+    t.args(["validate"]).args(args.iter().copied()).run()
+}
+
+/// Asserts that a failed `validate` printed `text`.
+#[track_caller]
+fn assert_refused_saying(out: &crate::support::Output, text: &str) {
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.contains(text), "{}", out.stdout);
+}
 
 fn both(out: &crate::support::Output) -> String {
     format!("{}{}", out.stdout, out.stderr)
@@ -157,11 +174,11 @@ fn an_error_inside_the_group_is_located_in_the_group_file_with_the_chain_it_was_
     assert_eq!(diag["file"], "groups/pre.yaml");
     assert_eq!(
         (diag["line"].as_u64(), diag["column"].as_u64()),
-        (Some(9), Some(80))
+        (Some(9), Some(129))
     );
     assert_eq!(
         diag["included_from"],
-        serde_json::json!(["failover.yaml:12:10"])
+        serde_json::json!(["failover.yaml:13:10"])
     );
     assert_eq!(diag["help"], "did you mean `greeting`?");
     let human = Test::in_dir(t.path())
@@ -170,12 +187,12 @@ fn an_error_inside_the_group_is_located_in_the_group_file_with_the_chain_it_was_
     assert!(
         human
             .stdout
-            .contains("in groups/pre.yaml:9:80, included from failover.yaml:12:10"),
+            .contains("in groups/pre.yaml:9:129, included from failover.yaml:13:10"),
         "{}",
         human.stdout
     );
     assert!(
-        human.stdout.contains("╭─[groups/pre.yaml:9:80]"),
+        human.stdout.contains("╭─[groups/pre.yaml:9:129]"),
         "{}",
         human.stdout
     );
@@ -183,10 +200,12 @@ fn an_error_inside_the_group_is_located_in_the_group_file_with_the_chain_it_was_
         .args(["validate", "--format", "github", "failover.yaml"])
         .run();
     assert!(
-        github.stdout.contains("file=groups/pre.yaml,line=9,col=80")
+        github
+            .stdout
+            .contains("file=groups/pre.yaml,line=9,col=129")
             && github
                 .stdout
-                .contains("%0Ain groups/pre.yaml:9:80, included from failover.yaml:12:10"),
+                .contains("%0Ain groups/pre.yaml:9:129, included from failover.yaml:13:10"),
         "{}",
         github.stdout
     );
@@ -195,7 +214,7 @@ fn an_error_inside_the_group_is_located_in_the_group_file_with_the_chain_it_was_
     assert_eq!(run.code, 2);
     assert!(
         run.stderr
-            .contains("groups/pre.yaml:9:80, included from failover.yaml:12:10")
+            .contains("groups/pre.yaml:9:129, included from failover.yaml:13:10")
     );
 }
 
@@ -209,19 +228,17 @@ steps:
 "#;
     let inner = "group: 1\nname: inner\nsteps:\n  - id: x\n    run: { program: echo, args: ['{{ params.nope }}'] }\n";
     let main = "runbook: 1\nname: m\nsteps:\n  - id: o\n    use: groups/outer.yaml\n";
-    let out = Test::new()
-        .file("groups/outer.yaml", outer)
-        .file("groups/inner.yaml", inner)
-        .file("m.yaml", main)
-        .args(["validate", "m.yaml"])
-        .run();
-    assert_eq!(out.code, 1, "{}", out.stdout);
-    assert!(
-        out.stdout.contains(
-            "in groups/inner.yaml:5:38, included from groups/outer.yaml:5:10, included from m.yaml:5:10"
-        ),
-        "{}",
-        out.stdout
+    let out = validate_files(
+        &[
+            ("groups/outer.yaml", outer),
+            ("groups/inner.yaml", inner),
+            ("m.yaml", main),
+        ],
+        &["m.yaml"],
+    );
+    assert_refused_saying(
+        &out,
+        "in groups/inner.yaml:5:38, included from groups/outer.yaml:5:10, included from m.yaml:5:10",
     );
 }
 
@@ -280,39 +297,20 @@ fn include_cycles_are_errors_naming_the_chain() {
     let a = "group: 1\nname: a\nsteps:\n  - id: to-b\n    use: ./b.yaml\n";
     let b = "group: 1\nname: b\nsteps:\n  - id: to-a\n    use: ./a.yaml\n";
     let main = "runbook: 1\nname: m\nsteps:\n  - id: g\n    use: ./a.yaml\n";
-    let out = Test::new()
-        .file("a.yaml", a)
-        .file("b.yaml", b)
-        .file("m.yaml", main)
-        .args(["validate", "m.yaml"])
-        .run();
-    assert_eq!(out.code, 1, "{}", out.stdout);
-    assert!(
-        out.stdout
-            .contains("the groups include each other: a.yaml → b.yaml → a.yaml"),
-        "{}",
-        out.stdout
+    let files = [("a.yaml", a), ("b.yaml", b), ("m.yaml", main)];
+    let out = validate_files(&files, &["m.yaml"]);
+    assert_refused_saying(
+        &out,
+        "the groups include each other: a.yaml → b.yaml → a.yaml",
     );
-    assert!(
-        out.stdout
-            .contains("in b.yaml:5:10, included from a.yaml:5:10, included from m.yaml:5:10"),
-        "{}",
-        out.stdout
+    assert_refused_saying(
+        &out,
+        "in b.yaml:5:10, included from a.yaml:5:10, included from m.yaml:5:10",
     );
     let me = "group: 1\nname: me\nsteps:\n  - id: again\n    use: ./me.yaml\n";
     let main = "runbook: 1\nname: m\nsteps:\n  - id: g\n    use: ./me.yaml\n";
-    let out = Test::new()
-        .file("me.yaml", me)
-        .file("m.yaml", main)
-        .args(["validate", "m.yaml"])
-        .run();
-    assert_eq!(out.code, 1, "{}", out.stdout);
-    assert!(
-        out.stdout
-            .contains("the groups include each other: me.yaml → me.yaml"),
-        "{}",
-        out.stdout
-    );
+    let out = validate_files(&[("me.yaml", me), ("m.yaml", main)], &["m.yaml"]);
+    assert_refused_saying(&out, "the groups include each other: me.yaml → me.yaml");
 }
 
 #[test]
@@ -339,7 +337,7 @@ fn unknown_with_param_has_a_did_you_mean_and_a_missing_required_param_is_named()
     assert_eq!(unknown["help"], "did you mean `server`?");
     assert_eq!(
         (unknown["line"].as_u64(), unknown["column"].as_u64()),
-        (Some(13), Some(21))
+        (Some(14), Some(21))
     );
     let missing = diags
         .iter()
@@ -349,7 +347,7 @@ fn unknown_with_param_has_a_did_you_mean_and_a_missing_required_param_is_named()
         missing["message"],
         "group `prechecks` needs param `server`, which `with` does not pass"
     );
-    assert_eq!(missing["line"], 12);
+    assert_eq!(missing["line"], 13);
 }
 
 #[test]
@@ -432,6 +430,8 @@ steps:
   - id: h
     with: { x: 1 }
     run: { program: "true" }
+  - id: bad.id
+    use: ./g.yaml
 "#;
     let out = Test::new()
         .file(
@@ -456,6 +456,7 @@ steps:
             ("runbook::use_with_key", 7),
             ("runbook::use_with_key", 8),
             ("runbook::with_without_use", 10),
+            ("runbook::invalid_id", 12),
         ],
         "{doc}"
     );
@@ -470,6 +471,29 @@ fn validate_dir_checks_group_files_as_groups_and_not_as_incomplete_runbooks() {
     let out = t.run();
     assert_eq!(out.code, 0, "{}", out.stdout);
     assert_eq!(out.json()["summary"]["files"], 2);
+    // A group may use a group beside its own folder, inside the runbook's: checked on its
+    // own, it is not refused as leaving its folder.
+    let shared = Test::new()
+        .file(
+            "shared/b.yaml",
+            "group: 1\nname: b\nsteps:\n  - id: s\n    run: { program: 'true' }\n",
+        )
+        .file(
+            "groups/a.yaml",
+            "group: 1\nname: a\nsteps:\n  - id: b\n    use: ../shared/b.yaml\n",
+        )
+        .file(
+            "m.yaml",
+            "runbook: 1\nname: m\nsteps:\n  - id: a\n    use: ./groups/a.yaml\n",
+        )
+        .args(["validate", "."])
+        .run();
+    assert_eq!(shared.code, 0, "{}", shared.stdout);
+    assert!(
+        shared.stdout.ends_with("3 files: 0 errors, 0 warnings\n"),
+        "{}",
+        shared.stdout
+    );
     // A broken group file in the folder is reported in its own right.
     let broken = Test::new()
         .file(
@@ -523,21 +547,29 @@ fn plan_fail_at_a_step_inside_a_group_predicts_the_real_run() {
         .run();
     assert_eq!(run.code, 1, "{}", both(&run));
     assert!(
-        t.read("log").ends_with("after\nundo login sql2\n"),
+        t.read("log")
+            .ends_with("after\nundo login sql2\nundo start\n"),
         "{}",
         t.read("log")
     );
+    // A failure inside the group: the group's steps that completed are rolled back like any.
     let inside = Test::in_dir(t.path())
-        .args(["plan", "failover.yaml", "--fail-at", "prechecks.login"])
+        .args(["plan", "failover.yaml", "--fail-at", "prechecks.check"])
         .run();
     assert_eq!(inside.code, 0, "{}", both(&inside));
     assert!(
-        inside
-            .stdout
-            .contains("completed before it: start, prechecks.check"),
+        inside.stdout.contains("completed before it: start\n"),
         "{}",
         inside.stdout
     );
+    assert!(inside.stdout.contains("1. start\n"), "{}", inside.stdout);
+    std::fs::write(t.path().join("log"), "").unwrap();
+    let failing = Test::in_dir(t.path())
+        .env("PW_SECRET", "pw-value")
+        .args(["run", "failover.yaml", "-p", "server=bad"])
+        .run();
+    assert_eq!(failing.code, 1, "{}", both(&failing));
+    assert_eq!(t.read("log"), "start\nundo start\n");
 }
 
 #[test]
@@ -656,4 +688,169 @@ fn validating_a_runbook_that_includes_a_group_hundreds_of_times_stays_linear() {
         large < small * 8.0 + 0.2,
         "200 uses: {small:.3}s, 800 uses: {large:.3}s"
     );
+}
+
+#[test]
+fn a_secret_passed_to_a_group_param_that_lands_on_a_command_line_is_flagged_at_the_with() {
+    let inner = "group: 1\nname: inner\nparams:\n  token: { type: string }\nsteps:\n  - id: call\n    run: { program: echo, args: ['{{ params.token }}'] }\n";
+    let outer = "group: 1\nname: outer\nparams:\n  pw: { type: string }\nsteps:\n  - id: nested\n    use: ./inner.yaml\n    with: { token: '{{ params.pw }}' }\n";
+    let main = "runbook: 1\nname: m\nsecrets:\n  pw: { env: PW }\nsteps:\n  - id: direct\n    use: ./groups/inner.yaml\n    with: { token: '{{ secrets.pw }}' }\n  - id: through\n    use: ./groups/outer.yaml\n    with: { pw: '{{ secrets.pw }}' }\n";
+    let out = Test::new()
+        .file("groups/inner.yaml", inner)
+        .file("groups/outer.yaml", outer)
+        .file("m.yaml", main)
+        .args(["validate", "--format", "json", "m.yaml"])
+        .run();
+    let doc = out.json();
+    let found: Vec<(String, u64)> = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] == "runbook::secret_in_args")
+        .map(|d| {
+            (
+                d["message"].as_str().unwrap().to_owned(),
+                d["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "secret `pw` is passed as `token`, which reaches the command line of `direct.call`"
+                    .to_owned(),
+                8
+            ),
+            (
+                "secret `pw` is passed as `pw`, which reaches the command line of `through.nested.call`"
+                    .to_owned(),
+                11
+            ),
+        ],
+        "{doc}"
+    );
+}
+
+#[test]
+fn a_groups_own_connection_reaches_its_server_with_a_password_passed_in_and_never_shown() {
+    use crate::tds::{Reply, Server, Value};
+    const PASSWORD: &str = "Gr0up-Secret!pw";
+    let server = Server::start(PASSWORD, |_| {
+        vec![Reply::Rows {
+            columns: vec!["state_desc".into()],
+            rows: vec![vec![Value::String("RESTORING".into())]],
+        }]
+    });
+    let group = r#"group: 1
+name: sql-prechecks
+params:
+  port: { type: string }
+  password: { type: string }
+connections:
+  target: { mssql: "server=tcp:127.0.0.1,{{ params.port }};user id=sa;password={{ params.password }};encrypt=DANGER_PLAINTEXT" }
+steps:
+  - id: check-backup
+    sql: { connection: target, query: "SELECT state_desc FROM sys.databases" }
+    outputs: { state: "{{ result.rows[0].state_desc }}" }
+outputs:
+  state: "{{ steps['check-backup'].outputs.state }}"
+"#;
+    let main = format!(
+        "runbook: 1\nname: m\nsecrets:\n  pw: {{ env: T_SQL_PW }}\nsteps:\n  - id: prechecks\n    use: ./groups/sql.yaml\n    with: {{ port: '{}', password: '{{{{ secrets.pw }}}}' }}\n  - id: after\n    needs: [prechecks]\n    assert: steps['prechecks'].outputs.state == 'RESTORING'\n",
+        server.port()
+    );
+    let t = Test::new()
+        .file("groups/sql.yaml", group)
+        .file("m.yaml", main)
+        .env("T_SQL_PW", PASSWORD)
+        .args(["run", "m.yaml"]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}", both(&out));
+    assert_eq!(server.logins(), 1);
+    assert!(out.stdout.contains("✓ after "), "{}", out.stdout);
+    let plan = Test::in_dir(t.path())
+        .env("T_SQL_PW", PASSWORD)
+        .args(["plan", "m.yaml"])
+        .run();
+    assert!(
+        plan.stdout.contains("sql on `prechecks.target`"),
+        "{}",
+        plan.stdout
+    );
+    for text in [both(&out), both(&plan)] {
+        assert!(!text.contains(PASSWORD), "{text}");
+    }
+}
+
+#[test]
+fn a_group_used_hundreds_of_times_is_read_and_reported_once() {
+    // A group file of about 4 MB (a long comment): read once per use, 300 uses would be
+    // 1.2 GB of YAML to parse.
+    let group = MANY_GROUP.replace("params:\n", "params:\n  unused_too: { default: y }\n");
+    let mut padded = String::with_capacity(4_200_000);
+    for _ in 0..50_000 {
+        padded.push_str("# ....................................................................................\n");
+    }
+    padded.push_str(&group);
+    let t = Test::new()
+        .file("groups/g.yaml", padded)
+        .file("many.yaml", many_uses(300));
+    let started = Instant::now();
+    let out = Test::in_dir(t.path())
+        .args(["validate", "--format", "json", "many.yaml"])
+        .run();
+    let took = started.elapsed();
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    // The group's one warning, once, for the first use.
+    let doc = out.json();
+    assert_eq!(doc["summary"]["warnings"], 1, "{doc}");
+    assert_eq!(
+        doc["diagnostics"][0]["included_from"],
+        serde_json::json!(["many.yaml:5:10"])
+    );
+    assert!(took.as_secs_f64() < 20.0, "took {took:?}");
+}
+
+#[test]
+fn resume_after_a_kill_inside_a_group_runs_nothing_completed_and_refuses_a_changed_group() {
+    use crate::support::{journal_has, spawn, wait_until};
+    let group = "group: 1\nname: g\nsteps:\n  - id: first\n    run: { shell: sh, script: 'echo first >> log' }\n  - id: slow\n    needs: [first]\n    run: { shell: sh, script: 'sleep 3; echo slow >> log' }\n";
+    let main = "runbook: 1\nname: m\nsteps:\n  - id: g\n    use: ./groups/g.yaml\n  - id: last\n    needs: [g]\n    run: { shell: sh, script: 'echo last >> log' }\n";
+    let t = Test::new()
+        .file("groups/g.yaml", group)
+        .file("m.yaml", main)
+        .args(["run", "m.yaml"]);
+    let mut child = spawn(&t);
+    wait_until("the journal shows `g.slow` started", || {
+        journal_has(t.path(), "step_started", "g.slow")
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    // Only the group file changed: the run is refused as changed all the same.
+    std::fs::write(
+        t.path().join("groups/g.yaml"),
+        group.replace("sleep 3; ", ""),
+    )
+    .unwrap();
+    let refused = Test::in_dir(t.path())
+        .args(["resume", "--last", "--assume", "g.slow=rerun"])
+        .run();
+    assert_eq!(refused.code, 2, "{}", both(&refused));
+    assert!(
+        refused.stderr.contains("the runbook changed since run"),
+        "{}",
+        refused.stderr
+    );
+    let out = Test::in_dir(t.path())
+        .args([
+            "resume",
+            "--last",
+            "--assume",
+            "g.slow=rerun",
+            "--allow-changed",
+        ])
+        .run();
+    assert_eq!(out.code, 0, "{}", both(&out));
+    assert_eq!(t.read("log"), "first\nslow\nlast\n");
 }

@@ -332,3 +332,18 @@ fn a_failing_notify_hook() {
             .args(["run", "hooked.yaml"]),
     );
 }
+
+#[test]
+fn validate_of_a_problem_inside_an_included_group_in_every_format() {
+    let group = "group: 1\nname: prechecks\nparams:\n  server: { type: string }\nsteps:\n  - id: check\n    run: { program: echo, args: ['{{ params.sever }}'] }\n";
+    let main = "runbook: 1\nname: failover\nsteps:\n  - id: prechecks\n    use: ./groups/prechecks.yaml\n    with: { server: sql2, port: 1433 }\n";
+    for format in ["human", "json", "github"] {
+        snapshot(
+            &format!("validate_group_{format}"),
+            Test::new()
+                .file("groups/prechecks.yaml", group)
+                .file("failover.yaml", main)
+                .args(["validate", "--format", format, "failover.yaml"]),
+        );
+    }
+}
