@@ -2,7 +2,7 @@
 //! [`supervisor`] in a process group of its own, so that a timeout, an interrupt, the end of
 //! its main process or the death of runbook itself ends it with every descendant.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -134,38 +134,24 @@ pub async fn run(
         Ok(pipe) => pipe,
         Err(e) => return cannot_start(&e),
     };
-    let control_fd = control_end.as_raw_fd();
     // runbook itself, re-executed as the supervisor (the binary may have been replaced on disk
-    // since the run started: /proc/self/exe is the one running).
+    // since the run started: /proc/self/exe is the one running). Nothing runs between fork and
+    // exec, so the standard library starts it with posix_spawn (vfork): a fork would copy
+    // runbook's page tables, a cost that grows with the run. The supervisor arms its own
+    // parent-death signal and checks that runbook is still its parent (see
+    // `supervisor::main`); the control pipe's end is its standard input.
     let mut command = Command::new("/proc/self/exe");
     command
         .arg0("runbook")
         .arg(supervisor::SUBCOMMAND)
-        .arg(control_fd.to_string())
+        .arg(std::process::id().to_string())
         .arg("--")
         .args(&argv)
-        .stdin(Stdio::null())
+        .stdin(Stdio::from(control_end))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own group: Ctrl-C on the terminal is runbook's to handle, not the step's.
         .process_group(0);
-    // If runbook dies (SIGKILL, a crash), the supervisor gets SIGTERM and ends the command with
-    // every descendant: a resumed run must not race a step it thinks is in doubt.
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: between fork and exec only async-signal-safe calls are made (prctl,
-    // sigprocmask, getppid, fcntl, _exit).
-    unsafe {
-        command.pre_exec(move || {
-            supervisor::block_signals();
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            // The control pipe's end is the supervisor's to keep across exec.
-            libc::fcntl(control_fd, libc::F_SETFD, 0);
-            Ok(())
-        });
-    }
     if let Some(cwd) = cwd {
         command.current_dir(cwd);
     }
@@ -179,7 +165,8 @@ pub async fn run(
         Ok(child) => child,
         Err(e) => return cannot_start(&e),
     };
-    drop(control_end);
+    // Dropped with `command` (its stdin): the supervisor holds the only write end.
+    drop(command);
     let supervisor_pid = child.id().unwrap_or_default();
     let group = match started(control).await {
         Ok(group) => group,

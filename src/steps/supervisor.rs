@@ -12,7 +12,11 @@
 //! It also ends the step when the command's main process exits: descendants still running (a
 //! `sleep 60 &` holding stdout) get [`GRACE`] to finish, then are killed with the group.
 //!
-//! Protocol: runbook passes a pipe's write end as the first argument; the supervisor writes
+//! Protocol: runbook starts it with its own pid as the first argument and a pipe's write end
+//! as standard input (runbook starts it by posix_spawn: nothing of runbook's runs in the child
+//! between fork and exec, so the supervisor arms the parent-death signal itself, then checks
+//! that its parent is still that pid: a runbook that died before that point is never missed).
+//! The supervisor writes
 //! `ok PID START_TIME` (the command's pid, which is its process group, and its start time) or
 //! `err MESSAGE` (the command could not start), then closes it. Its exit status is the
 //! command's (exit code, or death by the same signal).
@@ -46,9 +50,8 @@ fn signals() -> libc::sigset_t {
     }
 }
 
-/// Blocks [`signals`]. Async-signal-safe: runbook calls it between fork and exec, so that a
-/// parent-death signal arriving before the supervisor starts is held, not fatal.
-pub fn block_signals() {
+/// Blocks [`signals`], first thing, so that the parent-death signal is taken synchronously.
+fn block_signals() {
     let set = signals();
     // SAFETY: sigprocmask with a valid set; async-signal-safe.
     unsafe {
@@ -56,20 +59,31 @@ pub fn block_signals() {
     }
 }
 
-/// Runs the supervisor: `args` are the control fd, `--`, then the command's argv.
-/// Never returns.
+/// Runs the supervisor: `args` are runbook's pid, `--`, then the command's argv; standard
+/// input is the control pipe. Never returns.
 pub fn main(args: &[OsString]) -> ! {
     block_signals();
-    let control: Option<RawFd> = args.first().and_then(|a| a.to_str()?.parse().ok());
+    let parent: Option<libc::pid_t> = args.first().and_then(|a| a.to_str()?.parse().ok());
     let argv = args.get(2..).unwrap_or_default();
-    let (Some(control), Some(program)) = (control, argv.first()) else {
+    let (Some(parent), Some(program)) = (parent, argv.first()) else {
         std::process::exit(2);
     };
-    // SAFETY: runbook hands this fd over for the supervisor alone. Close-on-exec again, so
-    // that the command does not hold it open.
+    // If runbook dies (SIGKILL, a crash), SIGTERM ends the command with every descendant: a
+    // resumed run must not race a step it thinks is in doubt. Armed before the check, so that
+    // runbook dying at any moment is seen by one or the other.
+    // SAFETY: prctl and getppid with integer arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+        if libc::getppid() != parent {
+            std::process::exit(1);
+        }
+    }
+    const CONTROL: RawFd = 0;
+    // SAFETY: runbook hands standard input over as the control pipe, for the supervisor
+    // alone. Close-on-exec, so that the command (which gets /dev/null) does not hold it open.
     let mut control = unsafe {
-        libc::fcntl(control, libc::F_SETFD, libc::FD_CLOEXEC);
-        std::fs::File::from_raw_fd(control)
+        libc::fcntl(CONTROL, libc::F_SETFD, libc::FD_CLOEXEC);
+        std::fs::File::from_raw_fd(CONTROL)
     };
     // SAFETY: prctl with integer arguments.
     unsafe {
