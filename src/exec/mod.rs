@@ -129,8 +129,11 @@ impl Summary {
 pub struct StepSummary {
     pub id: String,
     pub status: Option<Status>,
+    /// For a `for_each` step: the sum over its items.
     pub attempts: u32,
     pub duration: Duration,
+    /// For a `for_each` step: the instances that failed, in list order.
+    pub failed_items: Vec<String>,
 }
 
 /// Steps with an approval (their own, or in their rollback) that is not given up front.
@@ -329,6 +332,7 @@ pub async fn run(
         status: r.as_ref().map(|o| o.status),
         attempts: r.as_ref().map_or(0, |o| o.attempts),
         duration: r.as_ref().map_or(Duration::ZERO, |o| o.duration),
+        failed_items: Vec::new(),
     };
     Summary {
         exit_code: conclusion.exit_code,
@@ -337,7 +341,11 @@ pub async fn run(
             .steps
             .iter()
             .zip(&forward.results)
-            .map(|(s, r)| step_summary(&s.id, r))
+            .zip(&forward.loops)
+            .map(|((s, r), looped)| StepSummary {
+                failed_items: looped.as_ref().map_or_else(Vec::new, |l| l.failed_ids()),
+                ..step_summary(&s.id, r)
+            })
             .chain(finally.results.iter().map(|(id, r)| step_summary(id, r)))
             .collect(),
         rollback: undone.results,
