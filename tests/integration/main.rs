@@ -11,6 +11,7 @@ mod graph;
 mod hostile_text;
 mod journal;
 mod long_lines;
+mod loop_prediction;
 mod loop_summary;
 mod loops;
 mod plan;
