@@ -103,8 +103,20 @@ pub fn rebuild(
             .copied()
             .filter(|&i| runbook.steps[i].for_each.is_some())
     };
+    let finally: HashMap<&str, usize> = runbook
+        .finally
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
     let mut resume = Resume::default();
     for step in record.ended_in_order() {
+        if let (Some(_), StepState::Ended(status)) = (finally.get(step.id.as_str()), step.state) {
+            resume
+                .finally_done
+                .push((step.id.clone(), outcome(step, status)));
+            continue;
+        }
         if let (None, Some(_), StepState::Ended(status)) =
             (index.get(step.id.as_str()), loop_of(&step.id), step.state)
         {
@@ -163,6 +175,39 @@ pub fn rebuild(
 
     let mut missing = Vec::new();
     for step in record.in_doubt() {
+        // A finally step in doubt: decided like any step, but never a reason to stop.
+        if let Some(&f) = finally.get(step.id.as_str()) {
+            let id = &step.id;
+            let decision = assume.get(id.as_str()).copied().or_else(|| {
+                runbook.finally[f]
+                    .is_idempotent()
+                    .then_some(Decision::Rerun)
+            });
+            let status = match decision {
+                Some(Decision::Done) => Status::Succeeded,
+                Some(Decision::Failed) => Status::Failed,
+                Some(Decision::Rerun) => {
+                    resume.decisions.push(format!("{id}=rerun"));
+                    continue;
+                }
+                None => {
+                    missing.push(id.clone());
+                    continue;
+                }
+            };
+            resume
+                .finally_done
+                .push((id.clone(), Outcome::empty(status)));
+            resume.decisions.push(format!(
+                "{id}={}",
+                if status == Status::Succeeded {
+                    "done"
+                } else {
+                    "failed"
+                }
+            ));
+            continue;
+        }
         let instance = !index.contains_key(step.id.as_str());
         let Some(i) = index
             .get(step.id.as_str())

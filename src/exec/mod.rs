@@ -192,6 +192,9 @@ pub struct Resume {
     pub decisions: Vec<String>,
     /// `runbook rollback`: the run is picked up to be undone.
     pub rollback: bool,
+    /// Finally steps that ended before the crash (or were decided done or failed), by id:
+    /// they are not run again.
+    pub finally_done: Vec<(String, Outcome)>,
 }
 
 /// Runs the runbook to its end (rollback included) and returns the summary.
@@ -210,7 +213,7 @@ pub async fn run(
         env,
         run,
         origin,
-        resume,
+        mut resume,
     } = job;
     let shared = Arc::new(Shared::new(
         runbook.clone(),
@@ -274,6 +277,10 @@ pub async fn run(
                 .collect()
         })
         .unwrap_or_default();
+    let finally_done = resume
+        .as_mut()
+        .map(|r| std::mem::take(&mut r.finally_done))
+        .unwrap_or_default();
     let forward = forward::run(
         &shared,
         &dag,
@@ -317,7 +324,15 @@ pub async fn run(
         Some(Stop::JournalFailed { .. }) => finally::Finally::default(),
         _ => {
             let outcome = conclude(stop.as_ref(), tolerated, summary, &[]).outcome();
-            finally::run(&shared, outcome, &context, &mut interrupts, concurrency).await
+            finally::run(
+                &shared,
+                outcome,
+                &context,
+                &mut interrupts,
+                concurrency,
+                finally_done,
+            )
+            .await
         }
     };
     let conclusion = conclude(stop.as_ref(), tolerated, summary, &finally.failed);

@@ -6,6 +6,7 @@ mod command_line;
 mod crash;
 mod diagnostics;
 mod finally;
+mod finally_resume;
 mod formats;
 mod graph;
 mod hostile_text;
