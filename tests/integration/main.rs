@@ -16,6 +16,7 @@ mod loop_prediction;
 mod loop_summary;
 mod loops;
 mod plan;
+mod plan_loops;
 mod processes;
 mod rehearsal;
 mod run;
