@@ -4,20 +4,8 @@
 
 use std::collections::BTreeSet;
 
+use crate::plan::Lcg;
 use crate::support::Test;
-
-/// A small deterministic generator, so every failure can be replayed from its seed.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % n
-    }
-}
 
 /// A runbook and the `--fail-at` target. Every step and instance logs `ok:ID` when it
 /// completes and `rb:ID` when it is rolled back.
@@ -76,7 +64,8 @@ fn generated(seed: u64) -> (String, String) {
     (yaml, target)
 }
 
-fn strings(v: &serde_json::Value) -> Vec<String> {
+/// A list of a plan's scenario (absent when empty).
+pub fn strings(v: &serde_json::Value) -> Vec<String> {
     match v.as_array() {
         Some(list) => list
             .iter()
