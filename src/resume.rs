@@ -82,6 +82,15 @@ pub fn end_leftovers(record: &RunRecord) -> Vec<(String, ProcessGroup, Leftover)
     ended
 }
 
+/// Each step's position, by id.
+fn positions(steps: &[crate::model::Step]) -> HashMap<&str, usize> {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect()
+}
+
 /// Rebuilds where the run stands. `rollback_only` is `runbook rollback`.
 pub fn rebuild(
     record: &RunRecord,
@@ -89,12 +98,7 @@ pub fn rebuild(
     assume: &HashMap<String, Decision>,
     rollback_only: bool,
 ) -> Result<Resume, ResumeError> {
-    let index: HashMap<&str, usize> = runbook
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.as_str(), i))
-        .collect();
+    let index = positions(&runbook.steps);
     // `STEP[KEY]`: an instance of the `for_each` step STEP.
     let loop_of = |id: &str| -> Option<usize> {
         let (step, _) = id.strip_suffix(']')?.split_once('[')?;
@@ -103,12 +107,7 @@ pub fn rebuild(
             .copied()
             .filter(|&i| runbook.steps[i].for_each.is_some())
     };
-    let finally: HashMap<&str, usize> = runbook
-        .finally
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.as_str(), i))
-        .collect();
+    let finally = positions(&runbook.finally);
     let mut resume = Resume::default();
     for step in record.ended_in_order() {
         if let (Some(_), StepState::Ended(status)) = (finally.get(step.id.as_str()), step.state) {
