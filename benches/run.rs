@@ -4,6 +4,10 @@
 //! - 64 independent `sleep 0.5` steps with `--concurrency 64` (in just, `[parallel]`
 //!   dependencies).
 //!
+//! - a `for_each` of 1,000 `true` items against 1,000 separate `true` steps, paired and
+//!   alternated, and the per-step cost of 100, 1,000 and 10,000 sequential steps and of a
+//!   10,000-item loop (a step's cost must not grow with the steps before it).
+//!
 //! Run with `cargo bench --bench run`. Whole-process wall time, median of several runs. When
 //! `just` is not on PATH its rows say so and only `runbook` is measured.
 
@@ -140,5 +144,94 @@ fn main() {
             ),
         }
     }
+    scale(&dir);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A chain of `n` `true` steps.
+fn chain_of(n: usize) -> String {
+    let mut yaml = String::from("runbook: 1\nname: chain\nsteps:\n");
+    for i in 0..n {
+        let needs = match i {
+            0 => String::new(),
+            _ => format!("    needs: [s{}]\n", i - 1),
+        };
+        let _ = write!(
+            yaml,
+            "  - id: s{i}\n{needs}    run: {{ program: \"true\" }}\n"
+        );
+    }
+    yaml
+}
+
+/// One step running `true` for each of `n` items, one at a time.
+fn loop_of(n: usize) -> String {
+    let items: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    format!(
+        "runbook: 1\nname: loop\nsteps:\n  - id: s\n    for_each: [{}]\n    run: {{ program: \"true\" }}\n",
+        items.join(", ")
+    )
+}
+
+/// Paired, alternated runs of two commands: the median of each.
+fn paired(runs: usize, a: &dyn Fn() -> Command, b: &dyn Fn() -> Command) -> (Duration, Duration) {
+    let _ = (time(a()), time(b())); // warm caches
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for run in 0..runs {
+        // Alternated, so that a burst of load on the machine falls on both sides.
+        if run % 2 == 0 {
+            xs.push(time(a()));
+            ys.push(time(b()));
+        } else {
+            ys.push(time(b()));
+            xs.push(time(a()));
+        }
+    }
+    xs.sort();
+    ys.sort();
+    (xs[runs / 2], ys[runs / 2])
+}
+
+/// Loop items against separate steps, and the per-step cost as the run grows.
+fn scale(dir: &Path) {
+    for n in [100, 1_000, 10_000] {
+        std::fs::write(dir.join(format!("chain-{n}.yaml")), chain_of(n)).expect("write");
+        std::fs::write(dir.join(format!("loop-{n}.yaml")), loop_of(n)).expect("write");
+    }
+    let run = |file: String| {
+        let dir = dir.to_owned();
+        move || runbook(&dir, &file, &["--concurrency", "1"])
+    };
+    println!();
+    println!("| work | `for_each` items | separate steps | ratio (items / steps) |");
+    println!("|---|---:|---:|---:|");
+    let (items, steps) = paired(
+        7,
+        &run("loop-1000.yaml".to_owned()),
+        &run("chain-1000.yaml".to_owned()),
+    );
+    println!(
+        "| 1,000 sequential `true` | {:.3} s ({:.3} ms each) | {:.3} s ({:.3} ms each) | {:.2}× |",
+        items.as_secs_f64(),
+        items.as_secs_f64(),
+        steps.as_secs_f64(),
+        steps.as_secs_f64(),
+        items.as_secs_f64() / steps.as_secs_f64()
+    );
+    println!();
+    println!("| work | whole process (median) | per step |");
+    println!("|---|---:|---:|");
+    for (name, file, n, runs) in [
+        ("100 sequential steps", "chain-100.yaml", 100, 9),
+        ("1,000 sequential steps", "chain-1000.yaml", 1_000, 3),
+        ("10,000 sequential steps", "chain-10000.yaml", 10_000, 1),
+        ("`for_each` of 10,000 items", "loop-10000.yaml", 10_000, 1),
+    ] {
+        let took = median(runs, run(file.to_owned()));
+        println!(
+            "| {name} | {:.3} s | {:.3} ms |",
+            took.as_secs_f64(),
+            took.as_secs_f64() * 1e3 / n as f64
+        );
+    }
 }

@@ -242,14 +242,24 @@ pub fn build(
         let id = |i: usize| runbook.steps[i].id.value.clone();
         // A `for_each` step stands for its instances: those that complete, in order, and
         // their rollbacks in reverse.
+        // The failing step's items: those that surely complete, and those that may also.
+        let items = match (&steps[failing].for_each, failing_item) {
+            (Some(each), Some(k)) => crate::schedule::predict_items(
+                each.instances.len(),
+                k,
+                each.concurrency,
+                each.max_failures,
+            ),
+            _ => crate::schedule::ItemPrediction::default(),
+        };
+        let item_ids = |ns: &[usize]| -> Vec<String> {
+            let instances = steps[failing].for_each.iter().flat_map(|e| &e.instances);
+            let ids: Vec<&PlannedInstance> = instances.collect();
+            ns.iter().filter_map(|&n| ids.get(n)).map(|p| p.id.clone()).collect()
+        };
         let done = |i: usize| -> Vec<String> {
             match (&steps[i].for_each, i == failing) {
-                (Some(each), true) => each
-                    .instances
-                    .iter()
-                    .take(failing_item.unwrap_or(0))
-                    .map(|p| p.id.clone())
-                    .collect(),
+                (Some(_), true) => item_ids(&items.completed),
                 (Some(each), false) if !each.instances.is_empty() => {
                     each.instances.iter().map(|p| p.id.clone()).collect()
                 }
@@ -271,19 +281,30 @@ pub fn build(
         }
         let plan = rollback::plan(runbook, dag, &completed);
         // If the steps beside it complete too, their rollbacks run as well.
-        let most: Vec<usize> = completed
+        let mut most: Vec<usize> = completed
             .iter()
             .chain(&predicted.may_also_complete)
             .copied()
             .collect();
+        // Its later items may complete too: then the step counts for the rollback.
+        if !items.may_also_complete.is_empty() && !most.contains(&failing) {
+            most.push(failing);
+        }
         let most_plan = rollback::plan(runbook, dag, &most);
         let rolled_back: std::collections::HashSet<usize> = plan.actions.iter().copied().collect();
-        let may_also_roll_back = most_plan
-            .actions
-            .iter()
-            .filter(|i| !rolled_back.contains(i))
-            .flat_map(|&i| undone(i))
-            .collect();
+        // Later items of the failing step that complete while it runs are undone first.
+        let mut may_also_roll_back: Vec<String> = item_ids(&items.may_also_complete);
+        may_also_roll_back.reverse();
+        if !most_plan.actions.contains(&failing) {
+            may_also_roll_back.clear();
+        }
+        may_also_roll_back.extend(
+            most_plan
+                .actions
+                .iter()
+                .filter(|i| !rolled_back.contains(i))
+                .flat_map(|&i| undone(i)),
+        );
         let stop = Stop::StepFailed { step: id(failing) };
         let rollback: Vec<String> = plan.actions.iter().flat_map(|&i| undone(i)).collect();
         let undo = Undo {
@@ -304,10 +325,9 @@ pub fn build(
         };
         Scenario {
             concurrency,
-            may_also_complete: predicted
-                .may_also_complete
-                .iter()
-                .flat_map(|&i| done(i))
+            may_also_complete: item_ids(&items.may_also_complete)
+                .into_iter()
+                .chain(predicted.may_also_complete.iter().flat_map(|&i| done(i)))
                 .collect(),
             may_also_roll_back,
             failed: match &fail_at_id {

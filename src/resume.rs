@@ -82,6 +82,15 @@ pub fn end_leftovers(record: &RunRecord) -> Vec<(String, ProcessGroup, Leftover)
     ended
 }
 
+/// Each step's position, by id.
+fn positions(steps: &[crate::model::Step]) -> HashMap<&str, usize> {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect()
+}
+
 /// Rebuilds where the run stands. `rollback_only` is `runbook rollback`.
 pub fn rebuild(
     record: &RunRecord,
@@ -89,12 +98,7 @@ pub fn rebuild(
     assume: &HashMap<String, Decision>,
     rollback_only: bool,
 ) -> Result<Resume, ResumeError> {
-    let index: HashMap<&str, usize> = runbook
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.as_str(), i))
-        .collect();
+    let index = positions(&runbook.steps);
     // `STEP[KEY]`: an instance of the `for_each` step STEP.
     let loop_of = |id: &str| -> Option<usize> {
         let (step, _) = id.strip_suffix(']')?.split_once('[')?;
@@ -103,8 +107,15 @@ pub fn rebuild(
             .copied()
             .filter(|&i| runbook.steps[i].for_each.is_some())
     };
+    let finally = positions(&runbook.finally);
     let mut resume = Resume::default();
     for step in record.ended_in_order() {
+        if let (Some(_), StepState::Ended(status)) = (finally.get(step.id.as_str()), step.state) {
+            resume
+                .finally_done
+                .push((step.id.clone(), outcome(step, status)));
+            continue;
+        }
         if let (None, Some(_), StepState::Ended(status)) =
             (index.get(step.id.as_str()), loop_of(&step.id), step.state)
         {
@@ -163,6 +174,39 @@ pub fn rebuild(
 
     let mut missing = Vec::new();
     for step in record.in_doubt() {
+        // A finally step in doubt: decided like any step, but never a reason to stop.
+        if let Some(&f) = finally.get(step.id.as_str()) {
+            let id = &step.id;
+            let decision = assume.get(id.as_str()).copied().or_else(|| {
+                runbook.finally[f]
+                    .is_idempotent()
+                    .then_some(Decision::Rerun)
+            });
+            let status = match decision {
+                Some(Decision::Done) => Status::Succeeded,
+                Some(Decision::Failed) => Status::Failed,
+                Some(Decision::Rerun) => {
+                    resume.decisions.push(format!("{id}=rerun"));
+                    continue;
+                }
+                None => {
+                    missing.push(id.clone());
+                    continue;
+                }
+            };
+            resume
+                .finally_done
+                .push((id.clone(), Outcome::empty(status)));
+            resume.decisions.push(format!(
+                "{id}={}",
+                if status == Status::Succeeded {
+                    "done"
+                } else {
+                    "failed"
+                }
+            ));
+            continue;
+        }
         let instance = !index.contains_key(step.id.as_str());
         let Some(i) = index
             .get(step.id.as_str())

@@ -284,6 +284,47 @@ pub fn predict(
     prediction
 }
 
+/// What the items of a `for_each` step do when item `failing` fails (with no failure budget
+/// left), as predicted from the same [`ItemQueue`] the run uses: the items that surely complete
+/// (every item started before it), and, with more than one item at once, the later items that
+/// may also start and complete while it runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ItemPrediction {
+    pub completed: Vec<usize>,
+    pub may_also_complete: Vec<usize>,
+}
+
+pub fn predict_items(
+    len: usize,
+    failing: usize,
+    concurrency: usize,
+    budget: usize,
+) -> ItemPrediction {
+    let mut prediction = ItemPrediction::default();
+    let mut queue = ItemQueue::new(len, 1, budget);
+    while let Some(n) = queue.start_next() {
+        queue.ended(n == failing);
+        if n != failing {
+            prediction.completed.push(n);
+        }
+    }
+    if concurrency < 2 {
+        return prediction;
+    }
+    // The failing item runs long while the other slots start every item they can.
+    let mut queue = ItemQueue::new(len, concurrency, budget);
+    while let Some(n) = queue.start_next() {
+        if n == failing {
+            continue;
+        }
+        queue.ended(false);
+        if !prediction.completed.contains(&n) {
+            prediction.may_also_complete.push(n);
+        }
+    }
+    prediction
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,6 +416,16 @@ mod tests {
         assert!(q.over_budget());
         assert_eq!(q.start_next(), None, "past the budget nothing new starts");
         assert_eq!(q.failed(), 2);
+    }
+
+    #[test]
+    fn items_after_a_failing_item_may_complete_only_with_room_beside_it() {
+        let p = predict_items(5, 2, 1, 0);
+        assert_eq!(p.completed, vec![0, 1]);
+        assert!(p.may_also_complete.is_empty());
+        let p = predict_items(5, 2, 2, 0);
+        assert_eq!(p.completed, vec![0, 1]);
+        assert_eq!(p.may_also_complete, vec![3, 4]);
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub(super) async fn run(
     context: &Context,
     interrupts: &mut Interrupts,
     concurrency: usize,
+    done: Vec<(String, Outcome)>,
 ) -> Finally {
     let runbook = &shared.runbook;
     if runbook.finally.is_empty() {
@@ -38,6 +39,17 @@ pub(super) async fn run(
         step.continue_on_failure = Some(Spanned::new(true, step.id.span));
     }
     let dag = Dag::new(&part);
+    // A resumed run: the finally steps that ended before the crash are not run again.
+    let resume = (!done.is_empty()).then(|| super::Resume {
+        done: done
+            .into_iter()
+            .filter_map(|(id, outcome)| {
+                let i = part.steps.iter().position(|s| s.id.value == id)?;
+                Some((i, outcome))
+            })
+            .collect(),
+        ..super::Resume::default()
+    });
     // Fresh cancellation: the run's own was used up by the failure or interrupt that ended it.
     let finally_shared = Arc::new(Shared::new(
         Arc::new(part),
@@ -63,7 +75,7 @@ pub(super) async fn run(
         &finally_shared,
         &dag,
         concurrency,
-        None,
+        resume,
         &mut context,
         interrupts,
     )

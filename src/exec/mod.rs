@@ -9,8 +9,8 @@ mod finally;
 mod forward;
 pub mod interrupts;
 pub mod masked;
-pub mod stand_in;
 pub mod notify;
+pub mod stand_in;
 mod undo;
 
 use std::sync::Arc;
@@ -140,8 +140,11 @@ impl Summary {
 pub struct StepSummary {
     pub id: String,
     pub status: Option<Status>,
+    /// For a `for_each` step: the sum over its items.
     pub attempts: u32,
     pub duration: Duration,
+    /// For a `for_each` step: the instances that failed, in list order.
+    pub failed_items: Vec<String>,
 }
 
 /// Steps with an approval (their own, or in their rollback) that is not given up front.
@@ -200,6 +203,9 @@ pub struct Resume {
     pub decisions: Vec<String>,
     /// `runbook rollback`: the run is picked up to be undone.
     pub rollback: bool,
+    /// Finally steps that ended before the crash (or were decided done or failed), by id:
+    /// they are not run again.
+    pub finally_done: Vec<(String, Outcome)>,
 }
 
 /// Runs the runbook to its end (rollback included) and returns the summary.
@@ -218,7 +224,7 @@ pub async fn run(
         env,
         run,
         origin,
-        resume,
+        mut resume,
     } = job;
     let shared = Arc::new(Shared::new(
         runbook.clone(),
@@ -283,6 +289,10 @@ pub async fn run(
                 .collect()
         })
         .unwrap_or_default();
+    let finally_done = resume
+        .as_mut()
+        .map(|r| std::mem::take(&mut r.finally_done))
+        .unwrap_or_default();
     let forward = forward::run(
         &shared,
         &dag,
@@ -326,7 +336,15 @@ pub async fn run(
         Some(Stop::JournalFailed { .. }) => finally::Finally::default(),
         _ => {
             let outcome = conclude(stop.as_ref(), tolerated, summary, &[]).outcome();
-            finally::run(&shared, outcome, &context, &mut interrupts, concurrency).await
+            finally::run(
+                &shared,
+                outcome,
+                &context,
+                &mut interrupts,
+                concurrency,
+                finally_done,
+            )
+            .await
         }
     };
     let conclusion = conclude(stop.as_ref(), tolerated, summary, &finally.failed);
@@ -343,6 +361,7 @@ pub async fn run(
         status: r.as_ref().map(|o| o.status),
         attempts: r.as_ref().map_or(0, |o| o.attempts),
         duration: r.as_ref().map_or(Duration::ZERO, |o| o.duration),
+        failed_items: Vec::new(),
     };
     Summary {
         exit_code: conclusion.exit_code,
@@ -351,7 +370,11 @@ pub async fn run(
             .steps
             .iter()
             .zip(&forward.results)
-            .map(|(s, r)| step_summary(&s.id, r))
+            .zip(&forward.loops)
+            .map(|((s, r), looped)| StepSummary {
+                failed_items: looped.as_ref().map_or_else(Vec::new, |l| l.failed_ids()),
+                ..step_summary(&s.id, r)
+            })
             .chain(finally.results.iter().map(|(id, r)| step_summary(id, r)))
             .collect(),
         rollback: undone.results,

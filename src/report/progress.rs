@@ -149,6 +149,9 @@ impl Progress {
                     step.duration.as_secs_f64()
                 );
             }
+            if !step.failed_items.is_empty() {
+                let _ = write!(text, "  failed items: {}", step.failed_items.join(", "));
+            }
             text.push('\n');
         }
         if !summary.rollback.is_empty() {

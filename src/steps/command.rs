@@ -185,42 +185,49 @@ pub async fn run_argv(
         Ok(pipe) => pipe,
         Err(e) => return cannot_start(&e),
     };
-    let control_fd = control_end.as_raw_fd();
+    let mut held_control = None;
     // runbook itself, re-executed as the supervisor (the binary may have been replaced on disk
-    // since the run started: /proc/self/exe is the one running).
+    // since the run started: /proc/self/exe is the one running). Nothing runs between fork and
+    // exec, so the standard library starts it with posix_spawn (vfork): a fork would copy
+    // runbook's page tables, a cost that grows with the run. The supervisor arms its own
+    // parent-death signal and checks that runbook is still its parent (see
+    // `supervisor::main`); the control pipe's end is its standard input.
     let mut command = Command::new("/proc/self/exe");
     command
         .arg0("runbook")
         .arg(supervisor::SUBCOMMAND)
-        .arg(control_fd.to_string())
+        .arg(std::process::id().to_string())
+        .arg(if matches!(input, Input::Null) {
+            "0".to_owned()
+        } else {
+            control_end.as_raw_fd().to_string()
+        })
         .arg("--")
         .args(argv)
-        // The supervisor's stdin is the command's.
-        .stdin(if matches!(input, Input::Null) {
-            Stdio::null()
-        } else {
-            Stdio::piped()
-        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own group: Ctrl-C on the terminal is runbook's to handle, not the step's.
         .process_group(0);
-    // If runbook dies (SIGKILL, a crash), the supervisor gets SIGTERM and ends the command with
-    // every descendant: a resumed run must not race a step it thinks is in doubt.
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: between fork and exec only async-signal-safe calls are made (prctl,
-    // sigprocmask, getppid, fcntl, _exit).
-    unsafe {
-        command.pre_exec(move || {
-            supervisor::block_signals();
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            // The control pipe's end is the supervisor's to keep across exec.
-            libc::fcntl(control_fd, libc::F_SETFD, 0);
-            Ok(())
-        });
+    // The control pipe's end is the supervisor's standard input, unless the command reads an
+    // input (a remote action's script, a hook's event): then the supervisor's standard input
+    // is the command's, and the control pipe is handed over as another descriptor. Clearing
+    // its close-on-exec flag takes a fork instead of posix_spawn, for these rarer actions.
+    let control_fd = control_end.as_raw_fd();
+    if matches!(input, Input::Null) {
+        command.stdin(Stdio::from(control_end));
+    } else {
+        command.stdin(Stdio::piped());
+        // SAFETY: between fork and exec only fcntl, which is async-signal-safe, is called.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::fcntl(control_fd, libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        // Owned by the closure's spawn from here: closed in runbook once the child has it.
+        held_control = Some(control_end);
     }
     if let Some(cwd) = cwd {
         command.current_dir(cwd);
@@ -235,7 +242,9 @@ pub async fn run_argv(
         Ok(child) => child,
         Err(e) => return cannot_start(&e),
     };
-    drop(control_end);
+    // Dropped with `command`: the supervisor holds the only write end of the control pipe.
+    drop(command);
+    drop(held_control);
     // The input is written, then its pipe closed, or held open until the attempt ends.
     let input_done = CancellationToken::new();
     let (bytes, hold_open) = match input {

@@ -12,7 +12,13 @@
 //! It also ends the step when the command's main process exits: descendants still running (a
 //! `sleep 60 &` holding stdout) get [`GRACE`] to finish, then are killed with the group.
 //!
-//! Protocol: runbook passes a pipe's write end as the first argument; the supervisor writes
+//! Protocol: runbook starts it with its own pid as the first argument and, as the second, the
+//! descriptor of a pipe's write end: `0`, its standard input (runbook then starts it by
+//! posix_spawn: nothing of runbook's runs in the child between fork and exec, so the
+//! supervisor arms the parent-death signal itself, then checks that its parent is still that
+//! pid: a runbook that died before that point is never missed; the command reads /dev/null),
+//! or another descriptor when the command reads the supervisor's standard input (a remote
+//! action's script, a hook's event). The supervisor writes
 //! `ok PID START_TIME` (the command's pid, which is its process group, and its start time) or
 //! `err MESSAGE` (the command could not start), then closes it. Its exit status is the
 //! command's (exit code, or death by the same signal).
@@ -46,9 +52,8 @@ fn signals() -> libc::sigset_t {
     }
 }
 
-/// Blocks [`signals`]. Async-signal-safe: runbook calls it between fork and exec, so that a
-/// parent-death signal arriving before the supervisor starts is held, not fatal.
-pub fn block_signals() {
+/// Blocks [`signals`], first thing, so that the parent-death signal is taken synchronously.
+fn block_signals() {
     let set = signals();
     // SAFETY: sigprocmask with a valid set; async-signal-safe.
     unsafe {
@@ -56,17 +61,35 @@ pub fn block_signals() {
     }
 }
 
-/// Runs the supervisor: `args` are the control fd, `--`, then the command's argv.
-/// Never returns.
+/// Runs the supervisor: `args` are runbook's pid, the control pipe's descriptor (`0`: standard
+/// input), `--`, then the command's argv. Never returns.
 pub fn main(args: &[OsString]) -> ! {
     block_signals();
-    let control: Option<RawFd> = args.first().and_then(|a| a.to_str()?.parse().ok());
-    let argv = args.get(2..).unwrap_or_default();
-    let (Some(control), Some(program)) = (control, argv.first()) else {
+    let parent: Option<libc::pid_t> = args.first().and_then(|a| a.to_str()?.parse().ok());
+    let control: Option<RawFd> = args.get(1).and_then(|a| a.to_str()?.parse().ok());
+    let argv = args.get(3..).unwrap_or_default();
+    let (Some(parent), Some(control), Some(program)) = (parent, control, argv.first()) else {
         std::process::exit(2);
     };
-    // SAFETY: runbook hands this fd over for the supervisor alone. Close-on-exec again, so
-    // that the command does not hold it open.
+    // If runbook dies (SIGKILL, a crash), SIGTERM ends the command with every descendant: a
+    // resumed run must not race a step it thinks is in doubt. Armed before the check, so that
+    // runbook dying at any moment is seen by one or the other.
+    // SAFETY: prctl and getppid with integer arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+        if libc::getppid() != parent {
+            std::process::exit(1);
+        }
+    }
+    // The command reads /dev/null when standard input is the control pipe, else what runbook
+    // writes to the supervisor's standard input.
+    let input = if control == 0 {
+        Stdio::null()
+    } else {
+        Stdio::inherit()
+    };
+    // SAFETY: runbook hands this descriptor over as the control pipe, for the supervisor
+    // alone. Close-on-exec, so that the command does not hold it open.
     let mut control = unsafe {
         libc::fcntl(control, libc::F_SETFD, libc::FD_CLOEXEC);
         std::fs::File::from_raw_fd(control)
@@ -76,12 +99,7 @@ pub fn main(args: &[OsString]) -> ! {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
     }
     let mut command = std::process::Command::new(program);
-    // The command reads the supervisor's stdin: `/dev/null`, or what runbook gives it (the
-    // input of a remote action, the event of a notify hook).
-    command
-        .args(&argv[1..])
-        .stdin(Stdio::inherit())
-        .process_group(0);
+    command.args(&argv[1..]).stdin(input).process_group(0);
     let me = std::process::id() as libc::pid_t;
     // SAFETY: only async-signal-safe calls between fork and exec (prctl, sigprocmask, getppid,
     // _exit); `signals` only fills a local sigset_t.

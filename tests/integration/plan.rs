@@ -202,10 +202,10 @@ fn shipped_examples_plan_fully() {
 }
 
 /// A small deterministic generator, so every failure can be replayed from its seed.
-struct Lcg(u64);
+pub struct Lcg(pub u64);
 
 impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)
