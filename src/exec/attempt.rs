@@ -303,32 +303,6 @@ async fn execute(
     value: &Value,
 ) -> Attempt {
     match action {
-        Action::Command {
-            target: Some(target),
-            ..
-        }
-        | Action::Script {
-            target: Some(target),
-            ..
-        } => {
-            let spawned = |group| {
-                shared.emit(EventKind::ProcessStarted {
-                    step: spec.id.to_owned(),
-                    group,
-                });
-            };
-            ssh::run(
-                &shared.ssh,
-                target,
-                action,
-                &shared.hidden_env,
-                spec.timeout,
-                &shared.cancel,
-                &shared.groups,
-                &spawned,
-            )
-            .await
-        }
         Action::Command { .. } | Action::Script { .. } => {
             let spawned = |group| {
                 shared.emit(EventKind::ProcessStarted {
@@ -336,15 +310,17 @@ async fn execute(
                     group,
                 });
             };
-            command::run(
-                action,
-                &shared.hidden_env,
-                spec.timeout,
-                &shared.cancel,
-                &shared.groups,
-                &spawned,
-            )
-            .await
+            let supervision = command::Supervision {
+                hidden: &shared.hidden_env,
+                timeout: spec.timeout,
+                cancel: &shared.cancel,
+                groups: &shared.groups,
+                spawned: &spawned,
+            };
+            match action.target() {
+                Some(target) => ssh::run(&shared.ssh, target, action, supervision).await,
+                None => command::run(action, supervision).await,
+            }
         }
         Action::Wait { time, .. } => {
             let limit = spec.timeout.filter(|t| t < time);

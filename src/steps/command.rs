@@ -112,14 +112,7 @@ pub fn argv(action: &Action) -> Option<Vec<String>> {
 /// Runs one attempt of a command, under its [`supervisor`]. `timeout` bounds the whole
 /// attempt, output included. `hidden` are environment variables the command does not inherit
 /// (those secrets are read from) unless the step's `env` sets them.
-pub async fn run(
-    action: &Action,
-    hidden: &[String],
-    timeout: Option<Duration>,
-    cancel: &CancellationToken,
-    groups: &Groups,
-    spawned: &(dyn Fn(ProcessGroup) + Sync),
-) -> Attempt {
+pub async fn run(action: &Action, supervision: Supervision<'_>) -> Attempt {
     let Some(argv) = argv(action) else {
         return Attempt::failed(Failure::Error, "not a command");
     };
@@ -127,35 +120,37 @@ pub async fn run(
         Action::Command { cwd, env, .. } | Action::Script { cwd, env, .. } => (cwd, env),
         _ => return Attempt::failed(Failure::Error, "not a command"),
     };
-    run_argv(
-        &argv,
-        cwd.as_ref(),
-        env,
-        None,
-        hidden,
-        timeout,
-        cancel,
-        groups,
-        spawned,
-    )
-    .await
+    run_argv(&argv, cwd.as_ref(), env, None, supervision).await
+}
+
+/// How an attempt is watched over: the variables it does not inherit, its time limit, the
+/// run's cancellation, the registry of running groups, and who is told its group.
+#[derive(Clone, Copy)]
+pub struct Supervision<'a> {
+    pub hidden: &'a [String],
+    pub timeout: Option<Duration>,
+    pub cancel: &'a CancellationToken,
+    pub groups: &'a Groups,
+    pub spawned: &'a (dyn Fn(ProcessGroup) + Sync),
 }
 
 /// Runs one attempt of `argv` under its [`supervisor`], with `input` on its stdin (kept open
 /// until the attempt ends: a remote bootstrap reads its end as the end of the attempt), or
 /// `/dev/null`.
-#[allow(clippy::too_many_arguments)]
 pub async fn run_argv(
     argv: &[String],
     cwd: Option<&String>,
     env: &[(String, String)],
     input: Option<Vec<u8>>,
-    hidden: &[String],
-    timeout: Option<Duration>,
-    cancel: &CancellationToken,
-    groups: &Groups,
-    spawned: &(dyn Fn(ProcessGroup) + Sync),
+    supervision: Supervision<'_>,
 ) -> Attempt {
+    let Supervision {
+        hidden,
+        timeout,
+        cancel,
+        groups,
+        spawned,
+    } = supervision;
     let cannot_start = |e: &dyn std::fmt::Display| {
         Attempt::failed(Failure::Error, format!("cannot start `{}`: {e}", argv[0]))
     };

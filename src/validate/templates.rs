@@ -160,18 +160,6 @@ impl<'a> Checker<'a> {
                 },
             );
         }
-        for target in runbook.targets.values() {
-            self.template(
-                &target.ssh,
-                Place {
-                    owner: None,
-                    result: false,
-                    own_step: false,
-                    item: false,
-                    kind: Kind::Text,
-                },
-            );
-        }
         let defaults = Place {
             owner: None,
             result: false,
@@ -179,6 +167,10 @@ impl<'a> Checker<'a> {
             item: false,
             kind: Kind::Text,
         };
+        // A target's destination reads what a connection string reads (no step, no item).
+        for target in runbook.targets.values() {
+            self.template(&target.ssh, defaults);
+        }
         for value in runbook.defaults.env.values() {
             self.template(value, defaults);
         }

@@ -178,3 +178,14 @@ fn help() {
     snapshot("help", Test::new().args(["--help"]));
     snapshot("run_help", Test::new().args(["run", "--help"]));
 }
+
+#[test]
+fn plan_of_the_remote_example_in_every_format() {
+    let example = repo().join("runbooks/examples/remote-disk-check.yaml");
+    for format in ["human", "markdown", "json"] {
+        snapshot(
+            &format!("plan_remote_{format}"),
+            Test::new().args(["plan", example.to_str().unwrap(), "--format", format]),
+        );
+    }
+}
