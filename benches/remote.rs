@@ -13,7 +13,7 @@ use std::process::Command;
 #[allow(dead_code)] // the tests use more of it
 mod sshd;
 
-const RUNS: usize = 7;
+const RUNS: usize = 5;
 
 #[path = "support/timing.rs"]
 mod timing;

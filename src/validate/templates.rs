@@ -220,7 +220,7 @@ impl<'a> Checker<'a> {
                 self.template(target, place);
             }
             match &step.kind {
-                StepKind::Run(run) => self.run(run, place),
+                StepKind::Run(run) => self.run(run, step.target.as_ref(), place),
                 StepKind::Sql(sql) => self.sql(sql, place),
                 StepKind::Wait(_) => {}
                 StepKind::Assert(assert) => {
@@ -251,7 +251,7 @@ impl<'a> Checker<'a> {
             self.template(target, place);
         }
         match &action.kind {
-            RollbackKind::Run(run) => self.run(run, place),
+            RollbackKind::Run(run) => self.run(run, action.target.as_ref(), place),
             RollbackKind::Sql(sql) => self.sql(sql, place),
             RollbackKind::Approval(approval) => self.approval(approval, place),
         }
@@ -264,15 +264,33 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn run(&mut self, run: &Run, place: Place) {
+    /// `target`: where the action runs. On a target, `program` and `args` travel on ssh's
+    /// stdin (in no process list), and a script without `shell` runs in the target's shell.
+    fn run(&mut self, run: &Run, target: Option<&Spanned<String>>, place: Place) {
+        let remote_shell = target.map(|t| {
+            self.runbook
+                .targets
+                .get(t.as_str())
+                .map_or(Shell::Sh, crate::model::Target::shell)
+        });
+        let args = if remote_shell.is_some() {
+            Kind::Text
+        } else {
+            Kind::Args
+        };
         if let Some(program) = &run.program {
-            self.template(program, place.with(Kind::Args));
+            self.template(program, place.with(args));
         }
         for arg in &run.args {
-            self.template(arg, place.with(Kind::Args));
+            self.template(arg, place.with(args));
         }
         if let Some(script) = &run.script {
-            let shell = run.shell.as_ref().map_or(Shell::Sh, |s| s.value);
+            let shell = run
+                .shell
+                .as_ref()
+                .map(|s| s.value)
+                .or(remote_shell)
+                .unwrap_or(Shell::Sh);
             self.template(script, place.with(Kind::Script(shell)));
         }
         if let Some(cwd) = &run.cwd {

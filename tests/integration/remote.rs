@@ -91,7 +91,7 @@ fn a_remote_script_runs_on_the_target_with_its_exit_code_stdout_and_stderr() {
         &estate.targets(),
         "  - id: hello\n    target: h1\n    run: { script: 'echo \"out $SSH_CONNECTION\"; echo err >&2; exit 3' }\n  - id: cmd\n    target: h1\n    run: { program: printf, args: ['%s|', 'a b', \"c'd\", '$HOME'] }\n  - id: in-bash\n    target: h1\n    run: { shell: bash, script: 'echo \"bash $BASH_VERSION\"' }\n",
     );
-    let (_t, out) = run_json(&estate, &yaml);
+    let (t, out) = run_json(&estate, &yaml);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let events = out.events();
     let hello = finished(&events, "hello");
@@ -124,6 +124,16 @@ fn a_remote_script_runs_on_the_target_with_its_exit_code_stdout_and_stderr() {
         assert_eq!(e["target"]["target"], "h1", "{e}");
         assert_eq!(e["target"]["ssh"], estate.hosts[0].destination(), "{e}");
     }
+    // `show` says where each step ran.
+    let show = Test::in_dir(t.path()).args(["show", "--last"]).run();
+    assert!(
+        show.stdout.contains(&format!(
+            "           on h1: sh: echo \"out $SSH_CONNECTION\"; echo err >&2; exit 3\n           via ssh {}\n",
+            estate.hosts[0].destination()
+        )),
+        "{}",
+        show.stdout
+    );
 }
 
 #[test]
@@ -534,4 +544,24 @@ fn the_shipped_remote_example_runs_against_a_real_sshd() {
     let events = out.events();
     assert_eq!(finished(&events, "free-space")["status"], "succeeded");
     assert_eq!(estate.hosts[0].accepted(), 1);
+}
+
+#[test]
+fn a_secret_in_the_arguments_of_a_remote_program_is_not_in_a_process_list() {
+    let yaml = |target: &str| {
+        format!(
+            "runbook: 1\nname: t\nsecrets:\n  pw: {{ env: PW }}\ntargets:\n  files: {{ ssh: files }}\nsteps:\n  - id: a\n{target}    run: {{ program: curl, args: ['-u', 'admin:{{{{ secrets.pw }}}}', 'https://x'] }}\n"
+        )
+    };
+    let (here, _) = super::support::validate(&yaml(""));
+    assert!(
+        here.iter().any(|d| d.code == "runbook::secret_in_args"),
+        "{here:?}"
+    );
+    let (remote, code) = super::support::validate(&yaml("    target: files\n"));
+    assert_eq!(code, 0, "{remote:?}");
+    assert!(
+        !remote.iter().any(|d| d.code == "runbook::secret_in_args"),
+        "{remote:?}"
+    );
 }
