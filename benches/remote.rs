@@ -7,33 +7,17 @@
 
 use std::fmt::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 #[path = "../tests/integration/sshd.rs"]
 #[allow(dead_code)] // the tests use more of it
 mod sshd;
 
-const RUNS: usize = 7;
+const RUNS: usize = 5;
 
-fn time(mut command: Command) -> Duration {
-    let start = Instant::now();
-    let status = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("start benchmark command");
-    let elapsed = start.elapsed();
-    assert!(status.success(), "benchmark command failed: {command:?}");
-    elapsed
-}
-
-fn median(mut make: impl FnMut() -> Command) -> Duration {
-    let _ = time(make()); // warm caches
-    let mut samples: Vec<Duration> = (0..RUNS).map(|_| time(make())).collect();
-    samples.sort();
-    samples[RUNS / 2]
-}
+#[path = "support/timing.rs"]
+mod timing;
+use timing::median;
 
 fn runbook(dir: &Path, config: &Path, multiplex: bool) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_runbook"));
@@ -70,8 +54,8 @@ fn main() {
     }
     std::fs::write(dir.join("chain.yaml"), chain).expect("write");
     let config = estate.config();
-    let shared = median(|| runbook(&dir, &config, true));
-    let own = median(|| runbook(&dir, &config, false));
+    let shared = median(RUNS, || runbook(&dir, &config, true));
+    let own = median(RUNS, || runbook(&dir, &config, false));
     let mut plain = || {
         let mut c = Command::new("sh");
         c.arg("-c").arg(format!(
@@ -81,7 +65,7 @@ fn main() {
         ));
         c
     };
-    let loop_time = median(&mut plain);
+    let loop_time = median(RUNS, &mut plain);
     println!("| 100 sequential remote `true` steps, one target | median of {RUNS} | per step |");
     println!("|---|---:|---:|");
     for (name, t) in [

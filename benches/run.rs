@@ -14,26 +14,11 @@
 use std::fmt::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-fn time(mut command: Command) -> Duration {
-    let start = Instant::now();
-    let status = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("start benchmark command");
-    let elapsed = start.elapsed();
-    assert!(status.success(), "benchmark command failed: {command:?}");
-    elapsed
-}
-
-fn median(runs: usize, mut make: impl FnMut() -> Command) -> Duration {
-    let _ = time(make()); // warm caches
-    let mut samples: Vec<Duration> = (0..runs).map(|_| time(make())).collect();
-    samples.sort();
-    samples[runs / 2]
-}
+#[path = "support/timing.rs"]
+mod timing;
+use std::time::Duration;
+use timing::{median, time};
 
 fn runbook(dir: &Path, file: &str, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_runbook"));

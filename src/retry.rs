@@ -21,7 +21,8 @@ pub enum Failure {
     Assert,
     /// A SQL error with its number.
     Sql { number: i64 },
-    /// A SQL connection could not be opened.
+    /// A connection could not be opened, or was lost: a SQL connection, or the ssh connection
+    /// to a target.
     Connect,
     /// The approval was refused.
     Refused,

@@ -336,33 +336,6 @@ async fn execute(
         return attempt;
     }
     match action {
-        Action::Command {
-            target: Some(target),
-            ..
-        }
-        | Action::Script {
-            target: Some(target),
-            ..
-        } => {
-            let spawned = |group| {
-                shared.emit(EventKind::ProcessStarted {
-                    step: spec.id.to_owned(),
-                    group,
-                });
-            };
-            ssh::run(
-                &shared.ssh,
-                target,
-                action,
-                &shared.hidden_env,
-                spec.timeout,
-                &shared.cancel,
-                &shared.groups,
-                &spawned,
-                output_lines(shared, spec.id),
-            )
-            .await
-        }
         Action::Command { .. } | Action::Script { .. } => {
             let spawned = |group| {
                 shared.emit(EventKind::ProcessStarted {
@@ -370,20 +343,24 @@ async fn execute(
                     group,
                 });
             };
+            let supervision = command::Supervision {
+                hidden: &shared.hidden_env,
+                timeout: spec.timeout,
+                cancel: &shared.cancel,
+                groups: &shared.groups,
+                spawned: &spawned,
+            };
             let on_line = output_lines(shared, spec.id);
-            command::run(
-                action,
-                &shared.hidden_env,
-                spec.timeout,
-                &shared.cancel,
-                &shared.groups,
-                &spawned,
-                command::Streams {
-                    stdin: None,
-                    on_line,
-                },
-            )
-            .await
+            match action.target() {
+                Some(target) => ssh::run(&shared.ssh, target, action, supervision, on_line).await,
+                None => {
+                    let streams = command::Streams {
+                        stdin: None,
+                        on_line,
+                    };
+                    command::run(action, supervision, streams).await
+                }
+            }
         }
         Action::Wait { time, .. } => {
             let limit = spec.timeout.filter(|t| t < time);

@@ -238,20 +238,21 @@ async fn run_hook(hooks: &Hooks, index: usize, input: Vec<u8>) -> Option<String>
         .timeout
         .as_ref()
         .map_or(DEFAULT_NOTIFY_TIMEOUT, |t| t.value.get());
-    let attempt = command::run(
-        &action,
-        &hooks.hidden,
-        Some(timeout),
+    let cancel = CancellationToken::new();
+    let groups = Groups::default();
+    let supervision = command::Supervision {
+        hidden: &hooks.hidden,
+        timeout: Some(timeout),
         // Nothing but its timeout ends a hook: an interrupt is what it may be reporting.
-        &CancellationToken::new(),
-        &Groups::default(),
-        &|_| {},
-        Streams {
-            stdin: Some(input),
-            on_line: Arc::new(|_, _| {}),
-        },
-    )
-    .await;
+        cancel: &cancel,
+        groups: &groups,
+        spawned: &|_| {},
+    };
+    let streams = Streams {
+        stdin: Some(input),
+        on_line: Arc::new(|_, _| {}),
+    };
+    let attempt = command::run(&action, supervision, streams).await;
     let failure = attempt.failure?;
     // The hook's last words say why (`curl: (22) … 404`).
     Some(match attempt.stderr.trim().lines().last() {

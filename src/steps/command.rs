@@ -120,15 +120,7 @@ pub struct Streams {
 /// Runs one attempt of a command, under its [`supervisor`]. `timeout` bounds the whole
 /// attempt, output included. `hidden` are environment variables the command does not inherit
 /// (those secrets are read from) unless the step's `env` sets them.
-pub async fn run(
-    action: &Action,
-    hidden: &[String],
-    timeout: Option<Duration>,
-    cancel: &CancellationToken,
-    groups: &Groups,
-    spawned: &(dyn Fn(ProcessGroup) + Sync),
-    streams: Streams,
-) -> Attempt {
+pub async fn run(action: &Action, supervision: Supervision<'_>, streams: Streams) -> Attempt {
     let Streams { stdin, on_line } = streams;
     let Some(argv) = argv(action) else {
         return Attempt::failed(Failure::Error, "not a command");
@@ -138,19 +130,7 @@ pub async fn run(
         _ => return Attempt::failed(Failure::Error, "not a command"),
     };
     let input = stdin.map_or(Input::Null, Input::Bytes);
-    run_argv(
-        &argv,
-        cwd.as_ref(),
-        env,
-        input,
-        hidden,
-        timeout,
-        cancel,
-        groups,
-        spawned,
-        on_line,
-    )
-    .await
+    run_argv(&argv, cwd.as_ref(), env, input, supervision, on_line).await
 }
 
 /// What a command's stdin is.
@@ -164,20 +144,34 @@ pub enum Input {
     HeldOpen(Vec<u8>),
 }
 
-/// Runs one attempt of `argv` under its [`supervisor`], with `input` on its stdin.
-#[allow(clippy::too_many_arguments)]
+/// How an attempt is watched over: the variables it does not inherit, its time limit, the
+/// run's cancellation, the registry of running groups, and who is told its group.
+#[derive(Clone, Copy)]
+pub struct Supervision<'a> {
+    pub hidden: &'a [String],
+    pub timeout: Option<Duration>,
+    pub cancel: &'a CancellationToken,
+    pub groups: &'a Groups,
+    pub spawned: &'a (dyn Fn(ProcessGroup) + Sync),
+}
+
+/// Runs one attempt of `argv` under its [`supervisor`], with `input` on its stdin; its output
+/// lines go to `on_line` as they arrive.
 pub async fn run_argv(
     argv: &[String],
     cwd: Option<&String>,
     env: &[(String, String)],
     input: Input,
-    hidden: &[String],
-    timeout: Option<Duration>,
-    cancel: &CancellationToken,
-    groups: &Groups,
-    spawned: &(dyn Fn(ProcessGroup) + Sync),
+    supervision: Supervision<'_>,
     on_line: Arc<OnLine>,
 ) -> Attempt {
+    let Supervision {
+        hidden,
+        timeout,
+        cancel,
+        groups,
+        spawned,
+    } = supervision;
     let cannot_start = |e: &dyn std::fmt::Display| {
         Attempt::failed(Failure::Error, format!("cannot start `{}`: {e}", argv[0]))
     };

@@ -25,8 +25,7 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
-use super::command::{self, Groups};
-use super::process_group::ProcessGroup;
+use super::command::{self, Supervision};
 use super::{Attempt, Failed, remote};
 use crate::render::Action;
 use crate::retry::Failure;
@@ -365,18 +364,14 @@ fn refused(destination: &Destination, said: &str) -> SshError {
 }
 
 /// Runs one attempt of `action` on its target.
-#[allow(clippy::too_many_arguments)]
 pub async fn run(
     ssh: &Ssh,
     target: &Remote,
     action: &Action,
-    hidden: &[String],
-    timeout: Option<Duration>,
-    cancel: &CancellationToken,
-    groups: &Groups,
-    spawned: &(dyn Fn(ProcessGroup) + Sync),
+    supervision: Supervision<'_>,
     on_line: std::sync::Arc<super::lines::OnLine>,
 ) -> Attempt {
+    let (hidden, timeout, cancel) = (supervision.hidden, supervision.timeout, supervision.cancel);
     let invalid = |reason: String| {
         let e = SshError::Invalid {
             target: target.target.clone(),
@@ -421,11 +416,10 @@ pub async fn run(
         None,
         &[],
         command::Input::HeldOpen(sent.stdin),
-        hidden,
-        left,
-        cancel,
-        groups,
-        spawned,
+        Supervision {
+            timeout: left,
+            ..supervision
+        },
         on_line,
     )
     .await;

@@ -172,18 +172,6 @@ impl<'a> Checker<'a> {
                 },
             );
         }
-        for target in runbook.targets.values() {
-            self.template(
-                &target.ssh,
-                Place {
-                    owner: None,
-                    result: false,
-                    own_step: false,
-                    item: false,
-                    kind: Kind::Text,
-                },
-            );
-        }
         let defaults = Place {
             owner: None,
             result: false,
@@ -191,6 +179,10 @@ impl<'a> Checker<'a> {
             item: false,
             kind: Kind::Text,
         };
+        // A target's destination reads what a connection string reads (no step, no item).
+        for target in runbook.targets.values() {
+            self.template(&target.ssh, defaults);
+        }
         for value in runbook.defaults.env.values() {
             self.template(value, defaults);
         }
@@ -201,7 +193,7 @@ impl<'a> Checker<'a> {
             self.template(key, defaults);
         }
         for hook in &runbook.notify {
-            self.run(&hook.run, defaults);
+            self.run(&hook.run, None, defaults);
             for value in hook.env.values() {
                 self.template(value, defaults);
             }
@@ -249,7 +241,7 @@ impl<'a> Checker<'a> {
                 self.template(target, place);
             }
             match &step.kind {
-                StepKind::Run(run) => self.run(run, place),
+                StepKind::Run(run) => self.run(run, step.target.as_ref(), place),
                 StepKind::Sql(sql) => self.sql(sql, place),
                 StepKind::Wait(_) => {}
                 StepKind::Assert(assert) => {
@@ -260,9 +252,11 @@ impl<'a> Checker<'a> {
                 }
                 StepKind::Approval(approval) => self.approval(approval, place),
             }
-            match step.rehearse.as_ref().map(|r| &r.kind) {
-                Some(crate::model::RehearseKind::Run(run)) => self.run(run, place),
-                Some(crate::model::RehearseKind::Sql(sql)) => self.sql(sql, place),
+            match step.rehearse.as_ref().map(|r| (&r.kind, r.target.as_ref())) {
+                Some((crate::model::RehearseKind::Run(run), target)) => {
+                    self.run(run, target, place)
+                }
+                Some((crate::model::RehearseKind::Sql(sql), _)) => self.sql(sql, place),
                 None => {}
             }
             if let Some(action) = &step.rollback {
@@ -285,7 +279,7 @@ impl<'a> Checker<'a> {
             self.template(target, place);
         }
         match &action.kind {
-            RollbackKind::Run(run) => self.run(run, place),
+            RollbackKind::Run(run) => self.run(run, action.target.as_ref(), place),
             RollbackKind::Sql(sql) => self.sql(sql, place),
             RollbackKind::Approval(approval) => self.approval(approval, place),
         }
@@ -298,15 +292,33 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn run(&mut self, run: &Run, place: Place) {
+    /// `target`: where the action runs. On a target, `program` and `args` travel on ssh's
+    /// stdin (in no process list), and a script without `shell` runs in the target's shell.
+    fn run(&mut self, run: &Run, target: Option<&Spanned<String>>, place: Place) {
+        let remote_shell = target.map(|t| {
+            self.runbook
+                .targets
+                .get(t.as_str())
+                .map_or(Shell::Sh, crate::model::Target::shell)
+        });
+        let args = if remote_shell.is_some() {
+            Kind::Text
+        } else {
+            Kind::Args
+        };
         if let Some(program) = &run.program {
-            self.template(program, place.with(Kind::Args));
+            self.template(program, place.with(args));
         }
         for arg in &run.args {
-            self.template(arg, place.with(Kind::Args));
+            self.template(arg, place.with(args));
         }
         if let Some(script) = &run.script {
-            let shell = run.shell.as_ref().map_or(Shell::Sh, |s| s.value);
+            let shell = run
+                .shell
+                .as_ref()
+                .map(|s| s.value)
+                .or(remote_shell)
+                .unwrap_or(Shell::Sh);
             self.template(script, place.with(Kind::Script(shell)));
         }
         if let Some(cwd) = &run.cwd {

@@ -20,23 +20,34 @@ fn book(targets: &str, steps: &str) -> String {
     )
 }
 
-/// Runs `yaml` with `--output json` against `estate`, the scratch directory as `params.dir`.
-fn run_json(estate: &Estate, yaml: &str, env: &[(&str, &str)]) -> (Test, Output) {
-    let mut t = test(estate).file("r.yaml", yaml);
+/// `runbook run r.yaml --output json` of `yaml` against `estate`, the scratch directory as
+/// `params.dir`.
+fn prepared(estate: &Estate, yaml: &str) -> Test {
+    let t = test(estate).file("r.yaml", yaml);
     let dir = t.path().display().to_string();
-    t = t.args([
+    t.args([
         "run",
         "r.yaml",
         "--output",
         "json",
         "-p",
         &format!("dir={dir}"),
-    ]);
-    for (k, v) in env {
-        t = t.env(k, v);
-    }
+    ])
+}
+
+fn run_json(estate: &Estate, yaml: &str) -> (Test, Output) {
+    let t = prepared(estate, yaml);
     let out = t.run();
     (t, out)
+}
+
+/// Starts the run of `t` in the background, its JSON events piped.
+fn spawn_json(t: &Test) -> Child {
+    t.command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn runbook")
 }
 
 fn finished<'a>(events: &'a [serde_json::Value], step: &str) -> &'a serde_json::Value {
@@ -78,9 +89,9 @@ fn a_remote_script_runs_on_the_target_with_its_exit_code_stdout_and_stderr() {
     let estate = Estate::new(1);
     let yaml = book(
         &estate.targets(),
-        "  - id: hello\n    target: h1\n    run: { script: 'echo \"out $SSH_CONNECTION\"; echo err >&2; exit 3' }\n  - id: cmd\n    target: h1\n    run: { program: printf, args: ['%s|', 'a b', \"c'd\", '$HOME'] }\n",
+        "  - id: hello\n    target: h1\n    run: { script: 'echo \"out $SSH_CONNECTION\"; echo err >&2; exit 3' }\n  - id: cmd\n    target: h1\n    run: { program: printf, args: ['%s|', 'a b', \"c'd\", '$HOME'] }\n  - id: in-bash\n    target: h1\n    run: { shell: bash, script: 'echo \"bash $BASH_VERSION\"' }\n",
     );
-    let (_t, out) = run_json(&estate, &yaml, &[]);
+    let (t, out) = run_json(&estate, &yaml);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let events = out.events();
     let hello = finished(&events, "hello");
@@ -100,6 +111,12 @@ fn a_remote_script_runs_on_the_target_with_its_exit_code_stdout_and_stderr() {
     let cmd = finished(&events, "cmd");
     assert_eq!(cmd["status"], "succeeded", "{cmd}");
     assert_eq!(cmd["stdout"], "a b|c'd|$HOME|");
+    // `shell: bash` on a `sh` target: bash runs the script.
+    let bash = finished(&events, "in-bash");
+    assert!(
+        bash["stdout"].as_str().unwrap().starts_with("bash 5"),
+        "{bash}"
+    );
     // Every attempt records its target and host.
     let started = events_of(&events, "step_started");
     assert!(!started.is_empty());
@@ -107,6 +124,16 @@ fn a_remote_script_runs_on_the_target_with_its_exit_code_stdout_and_stderr() {
         assert_eq!(e["target"]["target"], "h1", "{e}");
         assert_eq!(e["target"]["ssh"], estate.hosts[0].destination(), "{e}");
     }
+    // `show` says where each step ran.
+    let show = Test::in_dir(t.path()).args(["show", "--last"]).run();
+    assert!(
+        show.stdout.contains(&format!(
+            "           on h1: sh: echo \"out $SSH_CONNECTION\"; echo err >&2; exit 3\n           via ssh {}\n",
+            estate.hosts[0].destination()
+        )),
+        "{}",
+        show.stdout
+    );
 }
 
 #[test]
@@ -118,7 +145,7 @@ fn steps_on_one_target_share_one_connection_per_run() {
             "  - id: s{i}\n    target: h1\n    run: {{ program: 'true' }}\n"
         ));
     }
-    let (_t, out) = run_json(&estate, &book(&estate.targets(), &steps), &[]);
+    let (_t, out) = run_json(&estate, &book(&estate.targets(), &steps));
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert_eq!(
         estate.hosts[0].accepted(),
@@ -126,7 +153,7 @@ fn steps_on_one_target_share_one_connection_per_run() {
         "one connection for five steps"
     );
     // A second run opens its own.
-    let (_t, out) = run_json(&estate, &book(&estate.targets(), &steps), &[]);
+    let (_t, out) = run_json(&estate, &book(&estate.targets(), &steps));
     assert_eq!(out.code, 0);
     assert_eq!(estate.hosts[0].accepted(), 2);
 }
@@ -138,7 +165,7 @@ fn for_each_over_three_hosts_runs_once_on_each() {
         &estate.targets(),
         "  - id: each\n    for_each: [h1, h2, h3]\n    concurrency: 3\n    target: \"{{ item }}\"\n    run: { script: 'echo \"$SSH_CONNECTION\"' }\n  - id: again\n    needs: [each]\n    for_each: [h1, h2, h3]\n    target: \"{{ item }}\"\n    run: { program: 'true' }\n",
     );
-    let (_t, out) = run_json(&estate, &yaml, &[]);
+    let (_t, out) = run_json(&estate, &yaml);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let events = out.events();
     for (i, host) in estate.hosts.iter().enumerate() {
@@ -166,25 +193,9 @@ fn a_secret_used_remotely_is_in_no_process_list_on_either_side_nor_in_output() {
         "runbook: 1\nname: remote\nparams:\n  dir: {{ default: \"\" }}\nsecrets:\n  short: {{ env: SHORT }}\n  long: {{ env: LONG }}\n{}steps:\n  - id: use\n    target: h1\n    env: {{ S: \"{{{{ secrets.short }}}}\" }}\n    run: {{ script: 'test \"$S\" = a && test \"{{{{ secrets.long }}}}\" = {long} && echo matched-marker; touch \"{{{{ params.dir }}}}/ready\"; sleep 3' }}\n",
         estate.targets()
     );
-    let mut t = test(&estate).file("r.yaml", &yaml);
+    let t = prepared(&estate, &yaml).env("SHORT", "a").env("LONG", long);
     let dir = t.path().to_path_buf();
-    t = t
-        .args([
-            "run",
-            "r.yaml",
-            "--output",
-            "json",
-            "-p",
-            &format!("dir={}", dir.display()),
-        ])
-        .env("SHORT", "a")
-        .env("LONG", long);
-    let child = t
-        .command()
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn runbook");
+    let child = spawn_json(&t);
     let runbook_pid = child.id() as i32;
     wait_until("the remote script runs", || dir.join("ready").exists());
     // Every process of the run (runbook's side) and of the server's sessions (the remote
@@ -235,22 +246,8 @@ fn spawn_long(estate: &Estate, timeout: &str) -> (Test, Child) {
             "  - id: long\n    target: h1\n    timeout: {timeout}\n    run: {{ script: '{LONG}' }}\n"
         ),
     );
-    let mut t = test(estate).file("r.yaml", &yaml);
-    let dir = t.path().display().to_string();
-    t = t.args([
-        "run",
-        "r.yaml",
-        "--output",
-        "json",
-        "-p",
-        &format!("dir={dir}"),
-    ]);
-    let child = t
-        .command()
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn runbook");
+    let t = prepared(estate, &yaml);
+    let child = spawn_json(&t);
     (t, child)
 }
 
@@ -310,7 +307,7 @@ fn an_unknown_host_key_is_refused_saying_how_to_accept_it() {
         &estate.targets(),
         "  - id: hello\n    target: h1\n    retry: { attempts: 3, on: { connect: true } }\n    run: { script: 'touch \"{{ params.dir }}/ran\"' }\n",
     );
-    let (t, out) = run_json(&estate, &yaml, &[]);
+    let (t, out) = run_json(&estate, &yaml);
     assert_eq!(out.code, 1);
     let events = out.events();
     let failed = events_of(&events, "attempt_failed");
@@ -344,7 +341,7 @@ fn a_host_that_is_down_fails_with_reason_connect_after_its_retries() {
         &format!("targets:\n  down: {{ ssh: \"root@127.0.0.1:{port}\" }}\n"),
         "  - id: hello\n    target: down\n    retry: { attempts: 3, delay: 100ms, on: { connect: true } }\n    run: { program: 'true' }\n",
     );
-    let (_t, out) = run_json(&estate, &yaml, &[]);
+    let (_t, out) = run_json(&estate, &yaml);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let events = out.events();
     let failed = events_of(&events, "attempt_failed");
@@ -366,22 +363,8 @@ fn a_dropped_connection_is_reason_connect_retried_and_ends_the_remote_tree() {
         &estate.targets(),
         "  - id: hello\n    target: h1\n    retry: { attempts: 2, on: { connect: true } }\n    run: { script: 'if [ -e \"{{ params.dir }}/once\" ]; then echo second; else touch \"{{ params.dir }}/once\"; echo $$ > \"{{ params.dir }}/shell\"; sleep 300; fi' }\n",
     );
-    let mut t = test(&estate).file("r.yaml", &yaml);
-    let dir = t.path().display().to_string();
-    t = t.args([
-        "run",
-        "r.yaml",
-        "--output",
-        "json",
-        "-p",
-        &format!("dir={dir}"),
-    ]);
-    let child = t
-        .command()
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn runbook");
+    let t = prepared(&estate, &yaml);
+    let child = spawn_json(&t);
     let shell = pid_in(t.path(), "shell");
     // The server side of the connection dies: every per-connection sshd process.
     let sshd = estate.hosts[0].pid();
@@ -419,7 +402,7 @@ fn a_remote_exit_code_255_on_a_live_connection_is_the_script_s_own() {
         &estate.targets(),
         "  - id: hello\n    target: h1\n    retry: { attempts: 2, on: { connect: true } }\n    run: { script: 'exit 255' }\n",
     );
-    let (_t, out) = run_json(&estate, &yaml, &[]);
+    let (_t, out) = run_json(&estate, &yaml);
     assert_eq!(out.code, 1);
     let events = out.events();
     let failed = events_of(&events, "attempt_failed");
@@ -444,6 +427,10 @@ fn a_remote_step_in_flight_when_runbook_died_is_in_doubt_on_resume() {
     let _ = child.wait();
     // runbook died: its side of the connection closed, and the remote tree ended with it.
     gone_within(&[shell], Duration::from_secs(10));
+    // Its master connection ended with it: the server has no session left.
+    wait_until("the connection ends on the server", || {
+        descendants(estate.hosts[0].pid()).is_empty()
+    });
     let env = ("RUNBOOK_SSH_CONFIG", estate.config().display().to_string());
     let asked = Test::in_dir(t.path())
         .env(env.0, &env.1)
@@ -557,4 +544,24 @@ fn the_shipped_remote_example_runs_against_a_real_sshd() {
     let events = out.events();
     assert_eq!(finished(&events, "free-space")["status"], "succeeded");
     assert_eq!(estate.hosts[0].accepted(), 1);
+}
+
+#[test]
+fn a_secret_in_the_arguments_of_a_remote_program_is_not_in_a_process_list() {
+    let yaml = |target: &str| {
+        format!(
+            "runbook: 1\nname: t\nsecrets:\n  pw: {{ env: PW }}\ntargets:\n  files: {{ ssh: files }}\nsteps:\n  - id: a\n{target}    run: {{ program: curl, args: ['-u', 'admin:{{{{ secrets.pw }}}}', 'https://x'] }}\n"
+        )
+    };
+    let (here, _) = super::support::validate(&yaml(""));
+    assert!(
+        here.iter().any(|d| d.code == "runbook::secret_in_args"),
+        "{here:?}"
+    );
+    let (remote, code) = super::support::validate(&yaml("    target: files\n"));
+    assert_eq!(code, 0, "{remote:?}");
+    assert!(
+        !remote.iter().any(|d| d.code == "runbook::secret_in_args"),
+        "{remote:?}"
+    );
 }

@@ -347,3 +347,14 @@ fn validate_of_a_problem_inside_an_included_group_in_every_format() {
         );
     }
 }
+
+#[test]
+fn plan_of_the_remote_example_in_every_format() {
+    let example = repo().join("runbooks/examples/remote-disk-check.yaml");
+    for format in ["human", "markdown", "json"] {
+        snapshot(
+            &format!("plan_remote_{format}"),
+            Test::new().args(["plan", example.to_str().unwrap(), "--format", format]),
+        );
+    }
+}

@@ -27,6 +27,9 @@ pub fn human(r: &RunRecord) -> String {
         if !s.action.is_empty() {
             let _ = writeln!(out, "           {}", s.action);
         }
+        if let Some(remote) = &s.target {
+            let _ = writeln!(out, "           via ssh {}", remote.ssh);
+        }
         if let Some(a) = approved(s) {
             let _ = writeln!(out, "           {a}");
         }
