@@ -165,7 +165,8 @@ impl Renderer<'_> {
         context: &Value,
     ) -> Result<Action, RenderError> {
         let env = self.env(&hook.env, context)?;
-        self.run(&hook.run, env, None, context)
+        let target = self.target(hook.target.as_ref(), &hook.run, context)?;
+        self.run(&hook.run, env, target, context)
     }
 
     /// What a step's rollback does, if it has one.

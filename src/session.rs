@@ -596,5 +596,6 @@ fn hooks(
         masker: masker.clone(),
         hidden: crate::bind::secret_variables(runbook),
         approvals: options.approvals.clone(),
+        ssh: crate::steps::ssh::Ssh::default(),
     }
 }

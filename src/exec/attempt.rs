@@ -352,7 +352,9 @@ async fn execute(
             };
             let on_line = output_lines(shared, spec.id);
             match action.target() {
-                Some(target) => ssh::run(&shared.ssh, target, action, supervision, on_line).await,
+                Some(target) => {
+                    ssh::run(&shared.ssh, target, action, supervision, on_line, None).await
+                }
                 None => {
                     let streams = command::Streams {
                         stdin: None,

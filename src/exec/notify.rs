@@ -33,6 +33,8 @@ pub struct Hooks {
     pub hidden: Vec<String>,
     /// Approvals given up front: no person is asked for them.
     pub approvals: Approvals,
+    /// The hooks' own ssh connections (hooks on a target), closed once the queue is done.
+    pub ssh: crate::steps::ssh::Ssh,
 }
 
 /// Passes events on, and runs the hooks they call for.
@@ -76,6 +78,7 @@ impl Notifier {
             drop(jobs);
             let _ = worker.await;
         }
+        self.hooks.ssh.close().await;
     }
 
     /// The hook events `event` calls for, with their fields.
@@ -248,11 +251,19 @@ async fn run_hook(hooks: &Hooks, index: usize, input: Vec<u8>) -> Option<String>
         groups: &groups,
         spawned: &|_| {},
     };
-    let streams = Streams {
-        stdin: Some(input),
-        on_line: Arc::new(|_, _| {}),
+    let on_line: Arc<crate::steps::lines::OnLine> = Arc::new(|_, _| {});
+    let attempt = match action.target() {
+        Some(target) => {
+            let event = String::from_utf8_lossy(&input);
+            let event = event.trim_end_matches('\n');
+            let ssh = &hooks.ssh;
+            crate::steps::ssh::run(ssh, target, &action, supervision, on_line, Some(event)).await
+        }
+        None => {
+            let stdin = Some(input);
+            command::run(&action, supervision, Streams { stdin, on_line }).await
+        }
     };
-    let attempt = command::run(&action, supervision, streams).await;
     let failure = attempt.failure?;
     // The hook's last words say why (`curl: (22) … 404`).
     Some(match attempt.stderr.trim().lines().last() {

@@ -31,7 +31,7 @@ pub const RUNBOOK_KEYS: &[&str] = &[
     "locks",
     "notify",
 ];
-pub const NOTIFY_KEYS: &[&str] = &["on", "run", "env", "timeout"];
+pub const NOTIFY_KEYS: &[&str] = &["on", "run", "env", "timeout", "target"];
 pub const STEP_KEYS: &[&str] = &[
     "id",
     "title",
@@ -547,6 +547,7 @@ impl Builder<'_> {
             run: run?,
             env: self.string_map(&fields, "env"),
             timeout: self.duration(&fields, "timeout"),
+            target: self.string(&fields, "target"),
             span: node.span,
         })
     }

@@ -20,6 +20,9 @@ pub struct Notify {
     pub env: indexmap::IndexMap<String, Spanned<String>>,
     /// How long the hook may take (default 30s); a hook past it is ended and reported.
     pub timeout: Option<Spanned<Duration>>,
+    /// The machine the hook runs on: a name under `targets:`, as for a step. Without it, the
+    /// hook runs here.
+    pub target: Option<Spanned<String>>,
     #[schemars(skip)]
     pub span: Span,
 }

@@ -20,7 +20,12 @@ pub enum NotSendable {
     EnvName(String),
     #[error("the `{0}` shell cannot run on a target")]
     Shell(String),
+    #[error("its input has a line break or the line `{INPUT_END}`, which cannot be sent")]
+    Input,
 }
+
+/// Ends the input written before a Unix payload (a here-document: nothing in it is expanded).
+const INPUT_END: &str = "RUNBOOK_INPUT_END";
 
 /// The remote command and the bytes sent on its stdin.
 #[derive(Debug)]
@@ -51,8 +56,12 @@ fn is_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// What to send for `action` to run on a target with `shell`.
-pub fn prepare(action: &Action, shell: &str) -> Result<Remote, NotSendable> {
+/// What to send for `action` to run on a target with `shell`; `input`, one line (a hook's
+/// event as JSON), is what the action reads on its stdin (in PowerShell, `$input`).
+pub fn prepare(action: &Action, shell: &str, input: Option<&str>) -> Result<Remote, NotSendable> {
+    if input.is_some_and(|i| i.contains(['\n', '\r']) || i == INPUT_END) {
+        return Err(NotSendable::Input);
+    }
     let (cwd, env) = match action {
         Action::Command { cwd, env, .. } | Action::Script { cwd, env, .. } => (cwd, env),
         _ => return Err(NotSendable::Shell(shell.to_owned())),
@@ -63,6 +72,10 @@ pub fn prepare(action: &Action, shell: &str) -> Result<Remote, NotSendable> {
     match shell {
         "sh" | "bash" => {
             let mut body = String::new();
+            if let Some(input) = input {
+                // The shell's own stdin from here on: the payload's commands read the input.
+                body.push_str(&format!("exec 0<<'{INPUT_END}'\n{input}\n{INPUT_END}\n"));
+            }
             for (name, value) in env {
                 body.push_str(&format!("export {name}={}\n", shell_quote(value.clone())));
             }
@@ -113,8 +126,9 @@ pub fn prepare(action: &Action, shell: &str) -> Result<Remote, NotSendable> {
             };
             // One line whatever the script: `-Command -` reads stdin line by line.
             let encoded = base64::engine::general_purpose::STANDARD.encode(script.as_bytes());
+            let piped = input.map_or(String::new(), |i| format!("{} | ", ps_quote(i.to_owned())));
             line.push_str(&format!(
-                "$global:LASTEXITCODE=0; & ([scriptblock]::Create([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('{encoded}')))); exit $LASTEXITCODE\n"
+                "$global:LASTEXITCODE=0; {piped}& ([scriptblock]::Create([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('{encoded}')))); exit $LASTEXITCODE\n"
             ));
             Ok(Remote {
                 command: powershell_bootstrap(if shell == "pwsh" {
@@ -149,7 +163,7 @@ mod tests {
 
     #[test]
     fn the_remote_command_holds_nothing_of_the_action() {
-        let sent = prepare(&script("echo {{x}}", &[("TOKEN", "a")]), "sh").unwrap();
+        let sent = prepare(&script("echo {{x}}", &[("TOKEN", "a")]), "sh", None).unwrap();
         assert!(!sent.command.contains("TOKEN"));
         assert!(!sent.command.contains("{{x}}"));
         let text = String::from_utf8(sent.stdin).unwrap();
@@ -160,12 +174,12 @@ mod tests {
 
     #[test]
     fn bad_environment_names_are_refused() {
-        assert!(prepare(&script("true", &[("A;B", "x")]), "sh").is_err());
+        assert!(prepare(&script("true", &[("A;B", "x")]), "sh", None).is_err());
     }
 
     #[test]
     fn powershell_gets_one_line() {
-        let sent = prepare(&script("Write-Output 1\nexit 3", &[]), "powershell").unwrap();
+        let sent = prepare(&script("Write-Output 1\nexit 3", &[]), "powershell", None).unwrap();
         let text = String::from_utf8(sent.stdin).unwrap();
         assert_eq!(text.lines().count(), 1);
         assert!(sent.command.starts_with("powershell -NoProfile"));

@@ -370,6 +370,7 @@ pub async fn run(
     action: &Action,
     supervision: Supervision<'_>,
     on_line: std::sync::Arc<super::lines::OnLine>,
+    input: Option<&str>,
 ) -> Attempt {
     let (hidden, timeout, cancel) = (supervision.hidden, supervision.timeout, supervision.cancel);
     let invalid = |reason: String| {
@@ -383,7 +384,7 @@ pub async fn run(
         Ok(d) => d,
         Err(e) => return invalid(format!("invalid ssh destination `{}`: {e}", target.ssh)),
     };
-    let sent = match remote::prepare(action, &target.shell) {
+    let sent = match remote::prepare(action, &target.shell, input) {
         Ok(sent) => sent,
         Err(e) => return invalid(e.to_string()),
     };

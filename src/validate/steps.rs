@@ -58,7 +58,7 @@ pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
         check_retry(retry, problems);
     }
     for hook in &runbook.notify {
-        check_run(&hook.run, false, problems);
+        check_run(&hook.run, hook.target.is_some(), problems);
         check_env(&hook.env, problems);
     }
     let default_attempts = runbook

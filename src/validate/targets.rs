@@ -19,6 +19,18 @@ pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) {
             });
         }
     }
+    for hook in &runbook.notify {
+        if let Some(target) = &hook.target {
+            action(
+                runbook,
+                target,
+                Some(&hook.run),
+                "run",
+                "notify hook",
+                problems,
+            );
+        }
+    }
     for step in runbook.steps.iter().chain(&runbook.finally) {
         let run = match &step.kind {
             StepKind::Run(run) => Some(run),

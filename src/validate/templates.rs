@@ -193,7 +193,7 @@ impl<'a> Checker<'a> {
             self.template(key, defaults);
         }
         for hook in &runbook.notify {
-            self.run(&hook.run, None, defaults);
+            self.run(&hook.run, hook.target.as_ref(), defaults);
             for value in hook.env.values() {
                 self.template(value, defaults);
             }

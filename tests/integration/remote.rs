@@ -565,3 +565,57 @@ fn a_secret_in_the_arguments_of_a_remote_program_is_not_in_a_process_list() {
         "{remote:?}"
     );
 }
+
+/// A `notify` hook with `target:` runs on that machine and reads the event on its stdin, a
+/// secret in it masked; a `sh` script and a `program` alike.
+#[test]
+fn a_notify_hook_on_a_target_reads_the_event_on_its_stdin() {
+    let estate = Estate::new(1);
+    let yaml = format!(
+        "runbook: 1\nname: hooked\nparams:\n  dir: {{ default: \"\" }}\nsecrets:\n  token: {{ env: HOOK_TOKEN }}\n{}notify:\n  - on: [step_failed, finished]\n    target: h1\n    run: {{ shell: sh, script: \"cat >> '{{{{ params.dir }}}}/events'; echo >> '{{{{ params.dir }}}}/events'\" }}\n  - on: [finished]\n    target: h1\n    run: {{ program: tee, args: [\"{{{{ params.dir }}}}/finished\"] }}\nsteps:\n  - id: fails\n    run: {{ shell: sh, script: \"echo {{{{ secrets.token }}}}; exit 1\" }}\n",
+        estate.targets()
+    );
+    let t = prepared(&estate, &yaml).env("HOOK_TOKEN", "s3cr3t-token");
+    let out = t.run();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let events = std::fs::read_to_string(t.path().join("events")).expect("the hook ran");
+    let lines: Vec<serde_json::Value> = events
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("one JSON event per line"))
+        .collect();
+    let names: Vec<&str> = lines.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(names, ["step_failed", "finished"], "{events}");
+    assert_eq!(lines[0]["step"], "fails");
+    assert!(!events.contains("s3cr3t-token"), "{events}");
+    let finished = std::fs::read_to_string(t.path().join("finished")).expect("tee ran");
+    let finished: serde_json::Value =
+        serde_json::from_str(finished.trim()).expect("the finished event as JSON");
+    assert_eq!(finished["event"], "finished");
+    assert!(!out.stdout.contains("notify_failed"), "{}", out.stdout);
+    // The step ran here: the server's logins are the hooks'.
+    assert!(
+        estate.hosts[0].accepted() >= 1,
+        "no hook reached the target"
+    );
+}
+
+#[test]
+fn a_notify_hook_naming_an_unknown_target_is_located() {
+    let estate = Estate::new(1);
+    let yaml = format!(
+        "runbook: 1\nname: hooked\n{}notify:\n  - on: [finished]\n    target: h2\n    run: {{ program: cat }}\nsteps:\n  - id: a\n    run: {{ program: \"true\" }}\n",
+        estate.targets()
+    );
+    let out = test(&estate)
+        .file("r.yaml", yaml)
+        .args(["validate", "--format", "json", "r.yaml"])
+        .run();
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("runbook::unknown_target"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("\"line\": 7"), "{}", out.stdout);
+}
