@@ -942,6 +942,11 @@ impl Problem {
 }
 
 /// Best match for a mistyped name among candidates, if one is close enough.
+///
+/// The work per name is bounded, whatever the number of candidates: a cheap bound on the score
+/// skips the candidates that cannot beat the best so far, and at most [`MOST_COMPARED`] are
+/// scored. A runbook with thousands of unknown names among thousands of steps is still reported
+/// in time linear in its problems.
 pub fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
@@ -952,17 +957,88 @@ pub fn did_you_mean<'a>(
     if name.len() > LONGEST_COMPARED {
         return None;
     }
+    let letters = Letters::of(name);
+    let mut compared = 0;
     let mut best: Option<(f64, &str)> = None;
     for candidate in candidates {
         if candidate.len() > LONGEST_COMPARED || candidate.len().abs_diff(name.len()) > 32 {
             continue;
         }
+        // A candidate can only replace the best with a strictly higher score.
+        let needed = best.map_or(0.8, |(s, _)| s.max(0.8));
+        if letters.best_score(name, candidate) < needed {
+            continue;
+        }
+        if compared == MOST_COMPARED {
+            break;
+        }
+        compared += 1;
         let score = strsim::jaro_winkler(name, candidate);
         if score >= 0.8 && best.is_none_or(|(s, _)| score > s) {
             best = Some((score, candidate));
         }
     }
     best.map(|(_, c)| c)
+}
+
+/// How many candidates one mistyped name is scored against at most (those that cannot be
+/// close enough are skipped without scoring and do not count).
+pub const MOST_COMPARED: usize = 256;
+
+/// How often each character occurs in a name (characters past ASCII share one bucket), for a
+/// bound on the Jaro-Winkler score that costs one pass over the candidate.
+struct Letters {
+    counts: [u8; 128],
+    chars: usize,
+}
+
+impl Letters {
+    fn of(name: &str) -> Self {
+        let mut counts = [0u8; 128];
+        let mut chars = 0;
+        for c in name.chars() {
+            let bucket = &mut counts[Self::bucket(c)];
+            *bucket = bucket.saturating_add(1);
+            chars += 1;
+        }
+        Self { counts, chars }
+    }
+
+    fn bucket(c: char) -> usize {
+        (c as usize).min(127)
+    }
+
+    /// An upper bound on `strsim::jaro_winkler(name, candidate)`. Jaro matches pair equal
+    /// characters, so there are at most as many as the characters the two share; Jaro is then
+    /// at most `(m / |a| + m / |b| + 1) / 3`, and Winkler's prefix bonus only raises it towards 1.
+    fn best_score(&self, name: &str, candidate: &str) -> f64 {
+        if self.chars == 0 || candidate.is_empty() {
+            return 1.0;
+        }
+        let mut left = self.counts;
+        let (mut shared, mut chars) = (0usize, 0usize);
+        for c in candidate.chars() {
+            let bucket = &mut left[Self::bucket(c)];
+            if *bucket > 0 {
+                *bucket -= 1;
+                shared += 1;
+            }
+            chars += 1;
+        }
+        if shared == 0 {
+            return 0.0;
+        }
+        let m = shared as f64;
+        let jaro = (m / self.chars as f64 + m / chars as f64 + 1.0) / 3.0;
+        let prefix = name
+            .chars()
+            .take(4)
+            .zip(candidate.chars())
+            .take_while(|(a, b)| a == b)
+            .count();
+        // Rounding slack, so that the bound is never below the score computed for it.
+        jaro + 0.1 * prefix as f64 * (1.0 - jaro) + 1e-9
+    }
 }
 
 /// "did you mean `x`?" or a fallback listing what is allowed.
@@ -984,5 +1060,55 @@ pub fn list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
         "none".to_owned()
     } else {
         names.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bound_is_never_below_the_score() {
+        let names = [
+            "",
+            "a",
+            "1",
+            "ab",
+            "ba",
+            "abc",
+            "copy-logs",
+            "cpy-logs",
+            "copy_logs",
+            "logs-copy",
+            "ëtape",
+            "etape",
+            "étape-2",
+            "restore",
+            "restroe",
+            "stop-app",
+            "start-app",
+            "aaaa",
+            "aaab",
+            "baaa",
+            "x".repeat(128).leak(),
+            "xy".repeat(40).leak(),
+            "日本語",
+            "日本",
+        ];
+        for a in names {
+            let letters = Letters::of(a);
+            for b in names {
+                let score = strsim::jaro_winkler(a, b);
+                let bound = letters.best_score(a, b);
+                assert!(bound >= score, "{a:?} {b:?}: bound {bound} < score {score}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_best_candidate_is_found_past_the_scoring_cap() {
+        let ids: Vec<String> = (0..5_000).map(|i| format!("restore-replica-{i}")).collect();
+        let best = did_you_mean("restore-replca-4321", ids.iter().map(String::as_str));
+        assert_eq!(best, Some("restore-replica-4321"));
     }
 }

@@ -6,6 +6,7 @@ mod check;
 mod command_line;
 mod crash;
 mod diagnostics;
+mod diagnostics_at_scale;
 mod estate_locks;
 mod finally;
 mod finally_resume;
