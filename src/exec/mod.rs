@@ -9,8 +9,8 @@ mod finally;
 mod forward;
 pub mod interrupts;
 pub mod masked;
-pub mod stand_in;
 pub mod notify;
+pub mod stand_in;
 mod undo;
 
 use std::sync::Arc;
