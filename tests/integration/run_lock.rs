@@ -4,10 +4,10 @@
 //! `resume` and `rollback` take the same lock.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
-use crate::support::{Test, wait_until};
+use crate::support::{Test, all_but_one_exit, finish, start, wait_until};
 
 /// A runbook `failover` whose step appends its pid to `ran`, says it `started`, and waits for
 /// the file `go`; its rollback says it is `undoing` and waits for `undo-go`.
@@ -25,25 +25,6 @@ fn setup() -> Test {
 
 fn lock_path(t: &Test) -> PathBuf {
     t.path().join(".runbook/locks/failover.lock")
-}
-
-fn start(t: &Test, args: &[&str]) -> Child {
-    Test::in_dir(t.path())
-        .args(args.iter().copied())
-        .command()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn runbook")
-}
-
-fn finish(child: Child) -> (i32, String, String) {
-    let out = child.wait_with_output().expect("wait");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// How many times the step has run in `t`'s directory.
@@ -78,14 +59,9 @@ fn a_lock_file_being_written_is_never_taken_over() {
         .spawn()
         .expect("spawn sleep");
 
-    let refused = run(&t, &["run", "failover.yaml"]);
-    assert_eq!(refused.code, 2, "{}{}", refused.stdout, refused.stderr);
-    assert!(
-        refused.stderr.contains(
-            "the run lock `.runbook/locks/failover.lock` of runbook `failover` holds no run"
-        ),
-        "{}",
-        refused.stderr
+    refused(
+        &t,
+        "the run lock `.runbook/locks/failover.lock` of runbook `failover` holds no run",
     );
     assert_eq!(ran(&t), 0, "nothing ran");
     // Well past the 100 ms after which a half-written lock used to be deemed abandoned.
@@ -104,16 +80,13 @@ fn a_lock_file_being_written_is_never_taken_over() {
         "started": "2026-11-26T09:44:27.000Z",
     });
     std::fs::write(&lock, holder.to_string()).expect("write the holder late");
-    let refused = run(&t, &["run", "failover.yaml"]);
-    assert_eq!(refused.code, 2, "{}{}", refused.stdout, refused.stderr);
-    assert!(
-        refused.stderr.contains(&format!(
+    refused(
+        &t,
+        &format!(
             "runbook `failover` is already running: run 20261126T094427-5107 (pid {} on {}",
             writer.id(),
             host()
-        )),
-        "{}",
-        refused.stderr
+        ),
     );
     assert_eq!(ran(&t), 0, "nothing ran");
     assert_eq!(
@@ -135,6 +108,14 @@ fn a_lock_file_being_written_is_never_taken_over() {
     assert!(!lock.exists(), "released at the end");
 }
 
+/// Runs the runbook, which must be refused (exit 2) saying `expected`; returns its stderr.
+fn refused(t: &Test, expected: &str) -> String {
+    let out = run(t, &["run", "failover.yaml"]);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains(expected), "{}", out.stderr);
+    out.stderr
+}
+
 fn end(mut child: Child) {
     child.kill().expect("kill");
     child.wait().expect("wait");
@@ -149,16 +130,11 @@ fn a_lock_file_holding_no_run_is_refused_and_left_for_the_operator() {
     // Garbage, and a holder cut off by a crash in the middle of its write.
     for text in ["\u{0}\u{0}garbage", r#"{"run_id":"20261126T0944"#] {
         std::fs::write(&lock, text).expect("write");
-        let out = run(&t, &["run", "failover.yaml"]);
-        assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
-        assert!(
-            out.stderr.contains(
-                "if no run of `failover` is active (`runbook runs`, `ps`), remove `.runbook/locks/failover.lock` by hand"
-            ),
-            "{}",
-            out.stderr
+        let stderr = refused(
+            &t,
+            "if no run of `failover` is active (`runbook runs`, `ps`), remove `.runbook/locks/failover.lock` by hand",
         );
-        assert!(out.stderr.contains("nothing was run"), "{}", out.stderr);
+        assert!(stderr.contains("nothing was run"), "{stderr}");
         assert_eq!(std::fs::read_to_string(&lock).expect("kept"), text);
         assert_eq!(ran(&t), 0, "nothing ran");
     }
@@ -193,14 +169,7 @@ fn race(rounds: usize, before: impl Fn(&Test) -> Option<String>) {
             .collect();
         // The losers exit at once; the winner waits for `go` (two winners would both wait,
         // and this wait would fail).
-        wait_until("every run but one has exited", || {
-            children
-                .iter_mut()
-                .map(|c| c.try_wait().is_ok_and(|s| s.is_some()))
-                .filter(|&ended| ended)
-                .count()
-                >= racers - 1
-        });
+        all_but_one_exit(&mut children);
         std::fs::write(t.path().join("go"), "").expect("go");
         let mut outcomes: Vec<(i32, String, String)> = children.into_iter().map(finish).collect();
         outcomes.sort_by_key(|o| o.0);
@@ -294,42 +263,32 @@ fn resume_and_rollback_take_the_run_lock() {
     // A resume holds the lock while it runs: a new run is refused naming it.
     std::fs::remove_file(t.path().join("go")).expect("rm go");
     std::fs::remove_file(t.path().join("started")).expect("rm started");
-    let resume = start(&t, &["resume", &dead, "--assume", "work=rerun"]);
-    wait_until("the resume holds the lock", || {
-        t.path().join("started").exists()
-    });
-    let refused = run(&t, &["run", "failover.yaml"]);
-    assert_eq!(refused.code, 2, "{}{}", refused.stdout, refused.stderr);
-    assert!(
-        refused.stderr.contains(&format!(
-            "runbook `failover` is already running: run {dead} (pid {} on",
-            resume.id()
-        )),
-        "{}",
-        refused.stderr
+    holds_the_lock(
+        &t,
+        &dead,
+        &["resume", &dead, "--assume", "work=rerun"],
+        "started",
+        "go",
     );
-    std::fs::write(t.path().join("go"), "").expect("go");
-    let (code, stdout, stderr) = finish(resume);
-    assert_eq!(code, 0, "{stdout}{stderr}");
-
     // So does a rollback.
-    let rollback = start(&t, &["rollback", &dead]);
-    wait_until("the rollback holds the lock", || {
-        t.path().join("undoing").exists()
-    });
-    let refused = run(&t, &["run", "failover.yaml"]);
-    assert_eq!(refused.code, 2, "{}{}", refused.stdout, refused.stderr);
-    assert!(
-        refused.stderr.contains(&format!(
-            "runbook `failover` is already running: run {dead} (pid {} on",
-            rollback.id()
-        )),
-        "{}",
-        refused.stderr
-    );
-    std::fs::write(t.path().join("undo-go"), "").expect("undo-go");
-    let (code, stdout, stderr) = finish(rollback);
-    assert_eq!(code, 0, "{stdout}{stderr}");
+    holds_the_lock(&t, &dead, &["rollback", &dead], "undoing", "undo-go");
     assert!(!lock_path(&t).exists(), "released");
     assert_eq!(staged(&t), Vec::<String>::new());
+}
+
+/// Starts `args` (a resume or rollback of run `dead`), waits until its step creates `started`,
+/// checks that a new run is refused naming it, then lets it end by creating `go`.
+fn holds_the_lock(t: &Test, dead: &str, args: &[&str], started: &str, go: &str) {
+    let holder = start(t, args);
+    wait_until("it holds the lock", || t.path().join(started).exists());
+    refused(
+        t,
+        &format!(
+            "runbook `failover` is already running: run {dead} (pid {} on",
+            holder.id()
+        ),
+    );
+    std::fs::write(t.path().join(go), "").expect("go");
+    let (code, stdout, stderr) = finish(holder);
+    assert_eq!(code, 0, "{args:?}: {stdout}{stderr}");
 }
