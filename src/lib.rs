@@ -61,6 +61,7 @@ pub(crate) mod check;
 pub(crate) mod estate_lock;
 pub(crate) mod exec;
 pub(crate) mod lock;
+pub(crate) mod lock_file;
 pub(crate) mod prompt;
 pub(crate) mod session;
 pub(crate) mod steps;

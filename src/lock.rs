@@ -1,10 +1,13 @@
-//! One active run per runbook name per state directory. The lock file says who holds it; a
-//! lock whose process is gone is taken over.
+//! One active run per runbook name per state directory: `<state>/locks/<name>.lock` says who
+//! holds it. It is an exclusive lock file ([`crate::lock_file`]): of runs racing for it exactly
+//! one wins, a lock whose process is gone on this host is taken over, one held from another
+//! host never is, and a file there that holds no holder is refused, never removed.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use crate::lock_file::{LockFile, Refused};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Holder {
@@ -17,13 +20,7 @@ pub struct Holder {
 /// A held lock; released when dropped.
 #[derive(Debug)]
 pub struct Lock {
-    path: PathBuf,
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
+    _file: LockFile<Holder>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +30,14 @@ pub enum LockError {
         holder.run_id, holder.pid, holder.host, holder.started
     )]
     Held { runbook: String, holder: Holder },
+    #[error(
+        "the run lock `{path}` of runbook `{runbook}` holds no run ({reason}); nothing was run. A run of an older `runbook` may be writing it, or one crashed while it did: if no run of `{runbook}` is active (`runbook runs`, `ps`), remove `{path}` by hand"
+    )]
+    Unreadable {
+        runbook: String,
+        path: String,
+        reason: String,
+    },
     #[error("cannot take the run lock `{path}`: {reason}")]
     Io { path: String, reason: String },
 }
@@ -51,6 +56,7 @@ pub fn running(state: &Path, run_id: &str) -> Option<Holder> {
     std::fs::read_dir(state.join("locks"))
         .ok()?
         .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "lock"))
         .filter_map(|e| std::fs::read_to_string(e.path()).ok())
         .filter_map(|text| serde_json::from_str::<Holder>(&text).ok())
         .find(|h| h.run_id == run_id && (h.host != here || alive(h.pid)))
@@ -75,59 +81,26 @@ pub fn acquire(
 ) -> Result<(Lock, Option<Holder>), LockError> {
     let dir = state.join("locks");
     let path = dir.join(format!("{runbook}.lock"));
-    let io = |e: std::io::Error| LockError::Io {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    };
-    std::fs::create_dir_all(&dir).map_err(io)?;
     let me = Holder {
         run_id: run_id.to_owned(),
         pid: std::process::id(),
         host: host(),
         started: started.to_owned(),
     };
-    let mut taken_over = None;
-    for round in 0..4 {
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(mut file) => {
-                let text = serde_json::to_string(&me).unwrap_or_default();
-                file.write_all(text.as_bytes())
-                    .and_then(|()| file.sync_all())
-                    .map_err(io)?;
-                return Ok((Lock { path }, taken_over));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let text = std::fs::read_to_string(&path).unwrap_or_default();
-                match serde_json::from_str::<Holder>(&text) {
-                    // Only a lock whose process is gone is taken, even our own run's (a resume):
-                    // a live holder is still doing the run's work.
-                    Ok(holder) if holder.host == me.host && !alive(holder.pid) => {
-                        std::fs::remove_file(&path).map_err(io)?;
-                        if holder.run_id != run_id {
-                            taken_over = Some(holder);
-                        }
-                    }
-                    Ok(holder) => {
-                        return Err(LockError::Held {
-                            runbook: runbook.to_owned(),
-                            holder,
-                        });
-                    }
-                    // Being written right now: look again shortly. Still unreadable after
-                    // that, it was left half-written by a crash: take it over.
-                    Err(_) if round < 2 => std::thread::sleep(std::time::Duration::from_millis(50)),
-                    Err(_) => std::fs::remove_file(&path).map_err(io)?,
-                }
-            }
-            Err(e) => return Err(io(e)),
-        }
+    match crate::lock_file::take(&dir, path.clone(), me) {
+        Ok((file, stale)) => Ok((Lock { _file: file }, stale)),
+        Err(Refused::Held(holder)) => Err(LockError::Held {
+            runbook: runbook.to_owned(),
+            holder,
+        }),
+        Err(Refused::Unreadable { reason }) => Err(LockError::Unreadable {
+            runbook: runbook.to_owned(),
+            path: path.display().to_string(),
+            reason,
+        }),
+        Err(Refused::Io { path, reason }) => Err(LockError::Io {
+            path: path.display().to_string(),
+            reason: reason.to_string(),
+        }),
     }
-    Err(LockError::Io {
-        path: path.display().to_string(),
-        reason: "the lock file keeps changing".to_owned(),
-    })
 }

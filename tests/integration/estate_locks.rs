@@ -4,9 +4,9 @@
 //! host never is; `resume` takes the same locks.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 
-use crate::support::{Test, wait_until};
+use crate::support::{Test, all_but_one_exit, finish, start, wait_until};
 
 /// A runbook holding `sql:{{ params.server }}/{{ params.db }}` whose step waits for the file
 /// `go-NAME`.
@@ -29,25 +29,6 @@ fn setup() -> Test {
     Test::new()
         .file("failover.yaml", holder("failover"))
         .file("failback.yaml", holder("failback"))
-}
-
-fn start(t: &Test, args: &[&str]) -> Child {
-    Test::in_dir(t.path())
-        .args(args.iter().copied())
-        .command()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn runbook")
-}
-
-fn finish(child: Child) -> (i32, String, String) {
-    let out = child.wait_with_output().expect("wait");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn lock_files(t: &Test) -> Vec<PathBuf> {
@@ -150,14 +131,7 @@ fn race(rounds: usize, before: impl Fn(&Test)) {
             .collect();
         // The losers exit at once; the winner waits for its `go` (two winners would both
         // wait, and this wait would fail).
-        wait_until("every run but one has exited", || {
-            children
-                .iter_mut()
-                .map(|c| c.try_wait().is_ok_and(|s| s.is_some()))
-                .filter(|&ended| ended)
-                .count()
-                >= names.len() - 1
-        });
+        all_but_one_exit(&mut children);
         for name in names {
             std::fs::write(t.path().join(format!("go-{name}")), "").expect("go");
         }

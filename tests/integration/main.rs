@@ -27,6 +27,7 @@ mod processes;
 mod rehearsal;
 mod remote;
 mod run;
+mod run_lock;
 mod runbook_test;
 mod schema;
 mod secrets;

@@ -277,3 +277,36 @@ pub fn on_terminal(t: &Test, args: &str, user: &str, input: &[u8]) -> (Option<i3
     reader.join().expect("stdout reader");
     (status.code(), text())
 }
+
+/// Starts `runbook ARGS` in `t`'s directory in the background, its output kept for [`finish`].
+pub fn start(t: &Test, args: &[&str]) -> std::process::Child {
+    Test::in_dir(t.path())
+        .args(args.iter().copied())
+        .command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn runbook")
+}
+
+/// Waits for a run begun with [`start`]: its exit code, stdout and stderr.
+pub fn finish(child: std::process::Child) -> (i32, String, String) {
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Waits until every child but one has exited (racing runs: the losers exit at once).
+pub fn all_but_one_exit(children: &mut [std::process::Child]) {
+    wait_until("every run but one has exited", || {
+        children
+            .iter_mut()
+            .map(|c| c.try_wait().is_ok_and(|s| s.is_some()))
+            .filter(|&ended| ended)
+            .count()
+            >= children.len() - 1
+    });
+}

@@ -358,3 +358,12 @@ fn plan_of_the_remote_example_in_every_format() {
         );
     }
 }
+
+#[test]
+fn a_run_lock_holding_no_run() {
+    let t = Test::new().file("small.yaml", SMALL);
+    let lock = t.path().join(".runbook/locks/small.lock");
+    std::fs::create_dir_all(lock.parent().expect("locks dir")).expect("mkdir");
+    std::fs::write(&lock, "").expect("an empty lock file");
+    snapshot("run_lock_holding_no_run", t.args(["run", "small.yaml"]));
+}
