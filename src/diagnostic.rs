@@ -233,6 +233,16 @@ pub enum Problem {
         help: String,
     },
 
+    #[error("`service_restored_at` names unknown step `{id}`")]
+    #[diagnostic(code(runbook::unknown_service_restored_at))]
+    UnknownServiceRestoredAt {
+        id: String,
+        #[label("no step of the run has this id")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
     #[error("finally step `{step}` needs `{id}`, a step of the run")]
     #[diagnostic(
         code(runbook::finally_needs_step),

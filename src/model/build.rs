@@ -29,6 +29,8 @@ pub const RUNBOOK_KEYS: &[&str] = &[
     "steps",
     "finally",
     "locks",
+    "rto",
+    "service_restored_at",
 ];
 pub const STEP_KEYS: &[&str] = &[
     "id",
@@ -36,6 +38,7 @@ pub const STEP_KEYS: &[&str] = &[
     "needs",
     "when",
     "timeout",
+    "expect",
     "retry",
     "until",
     "outputs",
@@ -418,6 +421,8 @@ impl Builder<'_> {
         }
         let description = self.string(&fields, "description");
         let timeout = self.duration(&fields, "timeout");
+        let rto = self.duration(&fields, "rto");
+        let service_restored_at = self.string(&fields, "service_restored_at");
 
         let mut params = IndexMap::new();
         for (key, node) in self.named(&fields, "params") {
@@ -472,6 +477,8 @@ impl Builder<'_> {
             name: name.unwrap_or_else(|| Spanned::new(String::new(), Span::default())),
             description,
             timeout,
+            rto,
+            service_restored_at,
             params,
             secrets,
             connections,
@@ -698,6 +705,7 @@ impl Builder<'_> {
             needs: self.string_list(&fields, "needs"),
             when: self.string(&fields, "when"),
             timeout: self.duration(&fields, "timeout"),
+            expect: self.duration(&fields, "expect"),
             retry: fields.get("retry").and_then(|n| self.retry(n)),
             until: self.string(&fields, "until"),
             outputs: self.string_map(&fields, "outputs"),

@@ -7,6 +7,7 @@ mod command_line;
 mod crash;
 mod diagnostics;
 mod estate_locks;
+mod estimate;
 mod finally;
 mod formats;
 mod graph;
