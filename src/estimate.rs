@@ -41,6 +41,9 @@ pub struct Estimate {
     /// With `--history`: how many succeeded runs were read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history_runs: Option<usize>,
+    /// With `--history`: journals of the state directory that could not be read (skipped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_unreadable: Option<usize>,
     /// Whether the runbook says anything about time (an `expect`, an `rto`, or history):
     /// the human plan shows the estimate only then.
     #[serde(skip)]
@@ -127,6 +130,7 @@ pub fn estimate(
         human_waits: Vec::new(),
         items_unknown: Vec::new(),
         history_runs: history.map(|h| h.runs),
+        history_unreadable: history.map(|h| h.unreadable).filter(|&n| n > 0),
         declared: history.is_some()
             || runbook.rto.is_some()
             || runbook.steps.iter().any(|s| s.expect.is_some()),

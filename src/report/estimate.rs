@@ -71,6 +71,12 @@ pub fn section(estimate: &Estimate, out: &mut String) {
             "  history: {runs} succeeded run(s) of this runbook; steps marked \"median of N past run(s)\" use it, the others their `expect`"
         );
     }
+    if let Some(skipped) = estimate.history_unreadable {
+        let _ = writeln!(
+            out,
+            "  history: {skipped} journal(s) in the state directory could not be read and were skipped"
+        );
+    }
     let _ = writeln!(
         out,
         "  critical path: {}",

@@ -385,6 +385,11 @@ pub fn markdown(plan: &Plan) -> String {
             let _ = writeln!(out, "Rollback:\n\n```text\n{}```\n", body);
         }
     }
+    if let Some(estimate) = plan.estimate.as_ref().filter(|e| e.declared) {
+        let mut body = String::new();
+        crate::report::estimate::section(estimate, &mut body);
+        let _ = writeln!(out, "## Estimate\n\n```text\n{}```\n", body.trim_start());
+    }
     if let Some(s) = &plan.scenario {
         let _ = writeln!(out, "## If `{}` fails\n", s.failed);
         let _ = writeln!(

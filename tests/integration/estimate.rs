@@ -562,3 +562,66 @@ fn markdown_show_says_when_the_rto_was_exceeded_or_service_not_restored() {
         "{text}"
     );
 }
+
+#[test]
+fn huge_durations_and_attempts_saturate_instead_of_panicking_or_hanging() {
+    let yaml = r#"runbook: 1
+name: huge
+rto: 500000000000h
+defaults: { timeout: 500000000000h }
+steps:
+  - id: a
+    expect: 500000000000h
+    retry: { attempts: 4000000000, delay: 500000000000h, backoff: exponential }
+    run: { program: "true" }
+  - id: b
+    needs: [a]
+    expect: 500000000000h
+    for_each: [1, 2, 3]
+    run: { program: "true" }
+"#;
+    let started = std::time::Instant::now();
+    let plan = plan_json(yaml);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert_eq!(plan["estimate"]["exceeds_rto"], true);
+    assert_eq!(
+        plan["estimate"]["worst_case_s"].as_f64(),
+        Some(std::time::Duration::MAX.as_millis() as f64 / 1000.0)
+    );
+    assert!(plan_human(yaml).contains("WARNING: the estimate exceeds the RTO"));
+}
+
+#[test]
+fn plan_history_skips_journals_it_cannot_read_and_runs_of_other_runbooks() {
+    let t = Test::new()
+        .file("timed.yaml", TIMED)
+        .file(
+            ".runbook/runs/20261126T000000-dead/journal.jsonl",
+            "not json\n{\n",
+        )
+        .file(
+            "other.yaml",
+            TIMED.replace("name: timed", "name: other").as_str(),
+        );
+    let out = Test::in_dir(t.path())
+        .args(["run", "other.yaml", "-p", "delay=0"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = Test::in_dir(t.path())
+        .args([
+            "plan",
+            "timed.yaml",
+            "-p",
+            "delay=0",
+            "--history",
+            "--format",
+            "json",
+        ])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let plan = out.json();
+    assert_eq!(plan["estimate"]["history_runs"], 0);
+    assert_eq!(plan["estimate"]["history_unreadable"], 1);
+    assert_eq!(plan["steps"][0]["expected_from"], "expect");
+    assert_eq!(plan["estimate"]["service_restored_s"], 600.0 + 120.0 + 60.0);
+}
