@@ -127,25 +127,21 @@ pub fn section(estimate: &Estimate, out: &mut String) {
             );
         }
     }
-    if !estimate.human_waits.is_empty() {
-        let _ = writeln!(
-            out,
-            "  human waits (a person's time, not counted unless they declare `expect` or a timeout): {}",
-            estimate.human_waits.join(", ")
-        );
-    }
-    if !estimate.no_estimate.is_empty() {
-        let _ = writeln!(
-            out,
-            "  no estimate (no `expect`, counted as 0): {}",
-            estimate.no_estimate.join(", ")
-        );
-    }
-    if !estimate.items_unknown.is_empty() {
-        let _ = writeln!(
-            out,
-            "  items known only at run time (`expect` counted for one item): {}",
-            estimate.items_unknown.join(", ")
-        );
+    let lists = [
+        (
+            "human waits (a person's time, not counted unless they declare `expect` or a timeout)",
+            &estimate.human_waits,
+        ),
+        (
+            "no estimate (no `expect`, counted as 0)",
+            &estimate.no_estimate,
+        ),
+        (
+            "items known only at run time (`expect` counted for one item)",
+            &estimate.items_unknown,
+        ),
+    ];
+    for (label, ids) in lists.into_iter().filter(|(_, ids)| !ids.is_empty()) {
+        let _ = writeln!(out, "  {label}: {}", ids.join(", "));
     }
 }

@@ -379,6 +379,16 @@ steps:
     run: { shell: sh, script: "test {{ params.outcome | shell_quote }} = ok" }
 "#;
 
+/// `plan --history --format json` of `timed.yaml` in `dir`.
+fn history_plan(dir: &std::path::Path) -> Value {
+    let out = Test::in_dir(dir)
+        .args(["plan", "timed.yaml", "-p", "delay=1", "--history"])
+        .args(["--format", "json"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.json()
+}
+
 #[test]
 fn plan_history_uses_the_median_of_succeeded_runs() {
     let t = Test::new().file("timed.yaml", TIMED);
@@ -401,19 +411,7 @@ fn plan_history_uses_the_median_of_succeeded_runs() {
     // A failed run does not count (its short `work` would pull the median down).
     assert_eq!(run("0", "broken"), 1);
 
-    let out = Test::in_dir(t.path())
-        .args([
-            "plan",
-            "timed.yaml",
-            "-p",
-            "delay=1",
-            "--history",
-            "--format",
-            "json",
-        ])
-        .run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let plan = out.json();
+    let plan = history_plan(t.path());
     assert_eq!(plan["estimate"]["history_runs"], 3);
     let work = &plan["steps"][0];
     assert_eq!(work["expected_from"], "history");
@@ -607,19 +605,7 @@ fn plan_history_skips_journals_it_cannot_read_and_runs_of_other_runbooks() {
         .args(["run", "other.yaml", "-p", "delay=0"])
         .run();
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let out = Test::in_dir(t.path())
-        .args([
-            "plan",
-            "timed.yaml",
-            "-p",
-            "delay=0",
-            "--history",
-            "--format",
-            "json",
-        ])
-        .run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let plan = out.json();
+    let plan = history_plan(t.path());
     assert_eq!(plan["estimate"]["history_runs"], 0);
     assert_eq!(plan["estimate"]["history_unreadable"], 1);
     assert_eq!(plan["steps"][0]["expected_from"], "expect");
