@@ -611,3 +611,22 @@ fn plan_history_skips_journals_it_cannot_read_and_runs_of_other_runbooks() {
     assert_eq!(plan["steps"][0]["expected_from"], "expect");
     assert_eq!(plan["estimate"]["service_restored_s"], 600.0 + 120.0 + 60.0);
 }
+
+#[test]
+fn with_an_rto_a_run_or_sql_step_without_expect_is_warned_about_at_its_id() {
+    let yaml = "runbook: 1\nname: t\nrto: 1h\nsteps:\n  - id: restore\n    run: { program: \"true\" }\n  - id: settle\n    needs: [restore]\n    wait: 1s\n  - id: ok\n    needs: [settle]\n    approval: { prompt: ok? }\n  - id: timed\n    needs: [ok]\n    expect: 1m\n    run: { program: \"true\" }\n";
+    let (diags, code) = validate(yaml);
+    assert_eq!(code, 0, "a warning does not fail validate");
+    assert_eq!(
+        diags,
+        [crate::support::diag(
+            "no_estimate",
+            5,
+            9,
+            "step `restore` has no `expect`: the RTO estimate counts it as 0"
+        )]
+    );
+    // Without an `rto`, nothing to estimate against: no warning.
+    let (diags, _) = validate(&yaml.replace("rto: 1h\n", ""));
+    assert_eq!(diags, []);
+}
