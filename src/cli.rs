@@ -108,6 +108,13 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
         format: PlanFormat,
+        /// Estimate with the median duration of each step over the succeeded runs of this
+        /// runbook in the state directory (steps without history keep their `expect`).
+        #[arg(long)]
+        history: bool,
+        /// Where runs are kept (for --history) [default: .runbook].
+        #[arg(long, env = "RUNBOOK_STATE_DIR", value_name = "DIR")]
+        state_dir: Option<PathBuf>,
     },
     /// Pre-flight against the live estate: run the probes and `rehearse:` actions only.
     ///
@@ -461,12 +468,15 @@ fn run(cli: Cli) -> u8 {
             fail_at,
             concurrency,
             format,
+            history,
+            state_dir,
         } => plan_command(
             &file,
             &params,
             fail_at.as_deref(),
             usize::from(concurrency),
             format,
+            history.then(|| crate::journal::state_dir(state_dir.as_deref())),
             color,
         ),
         Command::Run {
@@ -487,6 +497,7 @@ fn run(cli: Cli) -> u8 {
                     None,
                     usize::from(exec.concurrency),
                     format,
+                    None,
                     color,
                 );
             }
@@ -734,6 +745,7 @@ fn plan_command(
     fail_at: Option<&str>,
     concurrency: usize,
     format: PlanFormat,
+    history: Option<PathBuf>,
     color: ColorWhen,
 ) -> u8 {
     let (runbook, dag) = match session::checked(file) {
@@ -774,7 +786,15 @@ fn plan_command(
             }
         },
     };
-    let plan = match crate::plan::build(&runbook, &dag, &bound, failing, concurrency) {
+    let history = history.map(|state| crate::history::History::load(&state, &runbook.name));
+    let plan = match crate::plan::build(
+        &runbook,
+        &dag,
+        &bound,
+        failing,
+        concurrency,
+        history.as_ref(),
+    ) {
         Ok(plan) => plan,
         Err(e) => return usage_error(&e),
     };

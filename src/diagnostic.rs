@@ -233,6 +233,30 @@ pub enum Problem {
         help: String,
     },
 
+    #[error("`service_restored_at` names unknown step `{id}`")]
+    #[diagnostic(code(runbook::unknown_service_restored_at))]
+    UnknownServiceRestoredAt {
+        id: String,
+        #[label("no step of the run has this id")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    #[error("step `{id}` has no `expect`: the RTO estimate counts it as 0")]
+    #[diagnostic(
+        code(runbook::no_estimate),
+        severity(Warning),
+        help(
+            "the runbook declares `rto`: add `expect: 5m` (how long the step normally takes) so that `plan` can tell whether the RTO holds"
+        )
+    )]
+    NoEstimate {
+        id: String,
+        #[label("no `expect`")]
+        span: SourceSpan,
+    },
+
     #[error("finally step `{step}` needs `{id}`, a step of the run")]
     #[diagnostic(
         code(runbook::finally_needs_step),

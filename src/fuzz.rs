@@ -36,6 +36,7 @@ pub fn entry(bytes: &[u8]) {
             &bound,
             runbook.steps.len().checked_sub(1).map(Into::into),
             4,
+            None,
         )
     {
         drop((

@@ -516,6 +516,7 @@ fn bare_at(id: &str, span: Span, needs: Vec<Spanned<String>>, scope: Scope) -> S
         needs,
         when: None,
         timeout: None,
+        expect: None,
         retry: None,
         until: None,
         outputs: IndexMap::new(),

@@ -11,13 +11,14 @@
 //!    `mask` hides secrets in everything shown or stored.
 //! 4. **Decide**: `schedule` says which step starts next (for the run, the plan's waves and the
 //!    `--fail-at` prediction alike), `retry` whether to try again, `rollback` what a failure
-//!    undoes, `outcome` how a stop ends (its exit code, from `exit`). `plan` is the dry-run.
+//!    undoes, `outcome` how a stop ends (its exit code, from `exit`). `plan` is the dry-run;
+//!    `estimate` its critical path and expected time to service restored against the RTO.
 //! 5. **Run**: a `session` (approvals, secrets, `lock` and `estate_lock`, `journal`) drives `exec`, which
 //!    runs each attempt through `steps` (one executor per kind) and asks people through
 //!    `prompt`. The engine only emits events. `check` is the live pre-flight: probes and
 //!    `rehearse:` actions only, through the same attempt runner, with no journal.
 //! 6. **Remember**: the `journal` is read back into a `record` for `resume`, `runs` and
-//!    `show`; `scenario` runs a runbook's tests (`runbook test`) through the engine with
+//!    `show` (and its `timeline`), and `history` for the medians of `plan --history`; `scenario` runs a runbook's tests (`runbook test`) through the engine with
 //!    mocked results, and records a run's journal as a test.
 //! 7. **Print**: only `report` and `cli` print; `complete` gives the shell the step ids and
 //!    runs it completes, `init` writes a new runbook from a template.
@@ -49,6 +50,7 @@ pub(crate) mod template;
 pub(crate) mod template_limit;
 
 // 4. Decide
+pub(crate) mod estimate;
 pub(crate) mod exit;
 pub(crate) mod outcome;
 pub(crate) mod plan;
@@ -67,10 +69,12 @@ pub(crate) mod session;
 pub(crate) mod steps;
 
 // 6. Remember
+pub(crate) mod history;
 pub(crate) mod journal;
 pub(crate) mod record;
 pub(crate) mod resume;
 pub(crate) mod scenario;
+pub(crate) mod timeline;
 
 // 7. Print
 pub mod cli;

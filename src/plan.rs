@@ -32,6 +32,8 @@ pub struct Plan {
     pub points_of_no_return: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scenario: Option<Scenario>,
+    /// The critical path and the expected time to service restored against the RTO.
+    pub estimate: Option<crate::estimate::Estimate>,
 }
 
 #[derive(Debug, Serialize)]
@@ -60,6 +62,9 @@ pub struct PlannedStep {
     /// A `for_each` step: its items, and each instance when the list is known at plan time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub for_each: Option<PlannedLoop>,
+    /// Its expected start and end (zero for a finally step).
+    #[serde(flatten)]
+    pub expected: crate::estimate::Expected,
 }
 
 /// The items of a `for_each` step as planned.
@@ -174,13 +179,15 @@ pub enum BuildError {
     FailAt(#[from] FailAtError),
 }
 
-/// Builds the plan of `runbook` with the bound params; `fail_at` adds the failure scenario.
+/// Builds the plan of `runbook` with the bound params; `fail_at` adds the failure scenario;
+/// `history` the durations past runs measured, for the estimate.
 pub fn build(
     runbook: &Runbook,
     dag: &Dag,
     params: &Bound,
     fail_at: Option<FailAt>,
     concurrency: usize,
+    history: Option<&crate::history::History>,
 ) -> Result<Plan, BuildError> {
     let templates = Templates::new();
     let renderer = Renderer {
@@ -203,7 +210,8 @@ pub fn build(
     );
     let waves = dag.waves();
 
-    let steps = plan_steps(runbook, dag, &renderer, &templates, &context)?;
+    let mut steps = plan_steps(runbook, dag, &renderer, &templates, &context)?;
+    let estimate = crate::estimate::estimate(runbook, dag, &waves, &mut steps, history);
     let finally = match runbook.finally.is_empty() {
         true => Vec::new(),
         false => {
@@ -378,6 +386,7 @@ pub fn build(
         steps,
         finally,
         scenario,
+        estimate,
     })
 }
 
@@ -484,6 +493,7 @@ fn plan_steps(
             idempotent: step.is_idempotent(),
             continue_on_failure: step.continues_on_failure(),
             for_each,
+            expected: crate::estimate::Expected::default(),
         });
     }
     Ok(steps)

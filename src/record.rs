@@ -47,6 +47,9 @@ pub struct RunContext {
     pub no_rollback: bool,
     /// Every step of the runbook, in declaration order.
     pub step_ids: Vec<String>,
+    /// The runbook's `rto` (milliseconds) and the step that ends the outage.
+    pub rto_ms: Option<u64>,
+    pub service_restored_at: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -259,6 +262,8 @@ impl RunRecord {
                 pid,
                 no_rollback,
                 step_ids,
+                rto_ms,
+                service_restored_at,
             } => {
                 self.context.get_or_insert_with(|| RunContext {
                     path: path.clone(),
@@ -269,6 +274,8 @@ impl RunRecord {
                     pid: *pid,
                     no_rollback: *no_rollback,
                     step_ids: step_ids.clone(),
+                    rto_ms: *rto_ms,
+                    service_restored_at: service_restored_at.clone(),
                 });
             }
             EventKind::RunResumed { decisions, .. } => {

@@ -87,6 +87,12 @@ pub enum EventKind {
         /// that never ran).
         #[serde(default)]
         step_ids: Vec<String>,
+        /// The runbook's `rto` in milliseconds, when it declares one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rto_ms: Option<u64>,
+        /// The step whose end ends the outage (`service_restored_at`, or the last step).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        service_restored_at: Option<String>,
     },
     /// Secrets too short to search for in free text (by name, never value): they are masked
     /// where a value is exactly the secret, not inside command output or messages.

@@ -70,6 +70,8 @@ pub fn mask_event(kind: &EventKind, m: &Masker) -> EventKind {
             pid,
             no_rollback,
             step_ids,
+            rto_ms,
+            service_restored_at,
         } => K::RunContext {
             path: path.clone(),
             hash: hash.clone(),
@@ -79,6 +81,8 @@ pub fn mask_event(kind: &EventKind, m: &Masker) -> EventKind {
             pid: *pid,
             no_rollback: *no_rollback,
             step_ids: step_ids.clone(),
+            rto_ms: *rto_ms,
+            service_restored_at: service_restored_at.clone(),
         },
         K::RunResumed {
             run_id,

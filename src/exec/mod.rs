@@ -262,6 +262,15 @@ pub async fn run(
             pid: std::process::id(),
             no_rollback: options.no_rollback,
             step_ids: runbook.steps.iter().map(|s| s.id.value.clone()).collect(),
+            rto_ms: runbook
+                .rto
+                .as_ref()
+                .map(|r| u64::try_from(r.value.get().as_millis()).unwrap_or(u64::MAX)),
+            service_restored_at: runbook
+                .service_restored_at
+                .as_ref()
+                .map(|s| s.value.clone())
+                .or_else(|| runbook.steps.last().map(|s| s.id.value.clone())),
         }),
         (None, None) => {}
     }

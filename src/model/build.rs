@@ -30,6 +30,8 @@ pub const RUNBOOK_KEYS: &[&str] = &[
     "finally",
     "locks",
     "notify",
+    "rto",
+    "service_restored_at",
 ];
 pub const NOTIFY_KEYS: &[&str] = &["on", "run", "env", "timeout", "target"];
 pub const STEP_KEYS: &[&str] = &[
@@ -38,6 +40,7 @@ pub const STEP_KEYS: &[&str] = &[
     "needs",
     "when",
     "timeout",
+    "expect",
     "retry",
     "until",
     "outputs",
@@ -420,6 +423,8 @@ impl Builder<'_> {
         }
         let description = self.string(&fields, "description");
         let timeout = self.duration(&fields, "timeout");
+        let rto = self.duration(&fields, "rto");
+        let service_restored_at = self.string(&fields, "service_restored_at");
 
         let mut params = IndexMap::new();
         for (key, node) in self.named(&fields, "params") {
@@ -474,6 +479,8 @@ impl Builder<'_> {
             name: name.unwrap_or_else(|| Spanned::new(String::new(), Span::default())),
             description,
             timeout,
+            rto,
+            service_restored_at,
             params,
             secrets,
             connections,
@@ -764,6 +771,7 @@ impl Builder<'_> {
             needs: self.string_list(&fields, "needs"),
             when: self.string(&fields, "when"),
             timeout: self.duration(&fields, "timeout"),
+            expect: self.duration(&fields, "expect"),
             retry: fields.get("retry").and_then(|n| self.retry(n)),
             until: self.string(&fields, "until"),
             outputs: self.string_map(&fields, "outputs"),

@@ -19,6 +19,11 @@ pub struct Runbook {
     pub description: Option<Spanned<String>>,
     /// A limit on the whole run.
     pub timeout: Option<Spanned<Duration>>,
+    /// The recovery time objective: how long the outage may last, from the start of the run
+    /// to the end of the `service_restored_at` step. The plan warns when its estimate exceeds it.
+    pub rto: Option<Spanned<Duration>>,
+    /// The step whose end ends the outage (default: the last step in declaration order).
+    pub service_restored_at: Option<Spanned<String>>,
     #[serde(default)]
     pub params: IndexMap<String, Param>,
     #[serde(default)]
@@ -143,6 +148,8 @@ impl Runbook {
             name: self.name.clone(),
             description: None,
             timeout: None,
+            rto: None,
+            service_restored_at: None,
             params: self.params.clone(),
             secrets: self.secrets.clone(),
             connections: self.connections.clone(),

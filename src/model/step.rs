@@ -21,6 +21,9 @@ pub struct Step {
     /// Expression; the step is skipped when it is false.
     pub when: Option<Spanned<String>>,
     pub timeout: Option<Spanned<Duration>>,
+    /// How long the step normally takes (per item in a `for_each`): the plan's estimate of
+    /// the time to service restored adds these up along the critical path.
+    pub expect: Option<Spanned<Duration>>,
     pub retry: Option<Retry>,
     /// Expression over `result`; an attempt for which it is false has failed (a poll).
     pub until: Option<Spanned<String>>,

@@ -5,6 +5,7 @@ pub mod action;
 pub mod check;
 pub mod control_chars;
 pub mod diagram;
+pub mod estimate;
 mod github;
 mod human;
 mod json;

@@ -75,6 +75,8 @@ pub fn plan(text: &str) -> String {
             "Approvals: ",
             "Points of no return: ",
             "If `",
+            "Estimate (",
+            "  WARNING: ",
         ]
         .iter()
         .any(|h| line.starts_with(h))

@@ -194,6 +194,7 @@ pub fn human(plan: &Plan) -> String {
             if let Some(timeout) = &step.timeout {
                 let _ = writeln!(out, "      timeout: {timeout}");
             }
+            crate::report::estimate::step_line(plan, step, &mut out);
             match &step.rollback {
                 // Shown with the instances.
                 _ if step.for_each.is_some() => {}
@@ -241,6 +242,9 @@ pub fn human(plan: &Plan) -> String {
             plan.points_of_no_return.join(", ")
         }
     );
+    if let Some(estimate) = &plan.estimate {
+        crate::report::estimate::section(estimate, &mut out);
+    }
     if let Some(scenario) = &plan.scenario {
         scenario_human(plan, scenario, &mut out);
     }
@@ -380,6 +384,11 @@ pub fn markdown(plan: &Plan) -> String {
             crate::report::action::lines(action, "", &mut body);
             let _ = writeln!(out, "Rollback:\n\n```text\n{}```\n", body);
         }
+    }
+    if let Some(estimate) = plan.estimate.as_ref().filter(|e| e.declared) {
+        let mut body = String::new();
+        crate::report::estimate::section(estimate, &mut body);
+        let _ = writeln!(out, "## Estimate\n\n```text\n{}```\n", body.trim_start());
     }
     if let Some(s) = &plan.scenario {
         let _ = writeln!(out, "## If `{}` fails\n", s.failed);

@@ -11,6 +11,7 @@ mod needs;
 mod no_return;
 mod param_declarations;
 pub(crate) mod reads;
+mod recovery;
 mod references;
 pub(crate) mod scalars;
 mod steps;
@@ -32,6 +33,7 @@ pub fn validate(runbook: &Runbook, source: &str, problems: &mut Vec<Problem>) ->
     targets::check(runbook, problems);
     no_return::check(runbook, &dag, problems);
     param_declarations::check(runbook, problems);
+    recovery::check(runbook, &dag, problems);
     templates::check(runbook, &dag, finally.as_ref(), source, problems);
     dag
 }

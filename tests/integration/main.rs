@@ -8,6 +8,7 @@ mod crash;
 mod diagnostics;
 mod diagnostics_at_scale;
 mod estate_locks;
+mod estimate;
 mod finally;
 mod finally_resume;
 mod formats;

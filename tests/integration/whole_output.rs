@@ -367,3 +367,40 @@ fn a_run_lock_holding_no_run() {
     std::fs::write(&lock, "").expect("an empty lock file");
     snapshot("run_lock_holding_no_run", t.args(["run", "small.yaml"]));
 }
+
+/// A run with an RTO, a retried step and a rollback: the markdown timeline and RTO line.
+const RECOVERY: &str = r#"runbook: 1
+name: recovery
+rto: 1h
+service_restored_at: restore
+steps:
+  - id: restore
+    expect: 2m
+    run: { program: "true" }
+    rollback: { run: { program: "true" } }
+  - id: verify
+    needs: [restore]
+    expect: 30s
+    retry: { attempts: 2 }
+    run: { shell: sh, script: "exit 3" }
+"#;
+
+#[test]
+fn plan_with_an_estimate_and_markdown_show_with_a_timeline() {
+    snapshot(
+        "plan_estimate_human",
+        Test::new()
+            .file("recovery.yaml", RECOVERY)
+            .args(["plan", "recovery.yaml"]),
+    );
+    let t = Test::new().file("recovery.yaml", RECOVERY);
+    let out = Test::in_dir(t.path())
+        .args(["run", "recovery.yaml"])
+        .env("USER", "operator")
+        .run();
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    snapshot(
+        "show_markdown_timeline",
+        Test::in_dir(t.path()).args(["show", "--last", "--format", "markdown"]),
+    );
+}
