@@ -299,6 +299,43 @@ fn emit_failure(
     }
 }
 
+/// Waits for the votes of a multi-party approval.
+async fn multi_party(
+    shared: &Shared,
+    spec: &Spec<'_>,
+    prompt: &str,
+    quorum: &crate::steps::quorum::Quorum,
+) -> Attempt {
+    let Some(ballot) = &shared.approvals.ballot else {
+        return Attempt::failed(Failure::Refused, NotApproved::NoBallot.to_string());
+    };
+    let approvals = &shared.approvals;
+    let wait = crate::steps::quorum::Wait {
+        ballot,
+        step: spec.id,
+        prompt,
+        quorum,
+        limit: spec.timeout,
+        ignored_preapproval: approvals.preapproved(spec.id).then_some(if approvals.all {
+            "--approve-all"
+        } else {
+            "--approve"
+        }),
+        cancel: &shared.cancel,
+    };
+    match wait.run(&|kind| shared.emit(kind)).await {
+        Ok(granted) => {
+            shared.emit(EventKind::Approved {
+                step: spec.id.to_owned(),
+                by: granted.by,
+                how: granted.how.to_owned(),
+            });
+            Attempt::default()
+        }
+        Err(why) => Attempt::failed(Failure::Refused, why.to_string()),
+    }
+}
+
 /// Runs `action`; `shown` is the same action with its secrets masked, for whoever is asked.
 async fn execute(
     shared: &Shared,
@@ -413,10 +450,16 @@ async fn execute(
             let Action::Approval {
                 prompt,
                 instructions,
+                quorum,
             } = shown
             else {
                 return Attempt::failed(Failure::Error, "not an approval");
             };
+            if let Some(quorum) = quorum
+                && shared.stand_in.is_none()
+            {
+                return multi_party(shared, spec, prompt, quorum).await;
+            }
             let asked = shared.approvals.ask(
                 spec.id,
                 prompt,

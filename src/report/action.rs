@@ -156,6 +156,7 @@ pub fn lines(action: &Action, indent: &str, out: &mut String) {
         Action::Approval {
             prompt,
             instructions,
+            ..
         } => {
             let _ = writeln!(out, "{indent}approval: {prompt}");
             if let Some(text) = instructions {

@@ -14,6 +14,8 @@ pub struct Approvals {
     pub all: bool,
     /// Who to ask when an approval was not given up front; `None` without a terminal.
     pub prompter: Option<Arc<dyn Prompter>>,
+    /// Where multi-party approvals are voted; `None` when nobody can vote (a test).
+    pub ballot: Option<crate::steps::quorum::Ballot>,
 }
 
 impl std::fmt::Debug for Approvals {
@@ -40,6 +42,24 @@ pub enum NotApproved {
     Unreadable,
     #[error("no answer within {}", humantime::format_duration(*.0))]
     TimedOut(std::time::Duration),
+    #[error("rejected by {by}: {}", reason.as_deref().unwrap_or("no reason given"))]
+    Rejected { by: String, reason: Option<String> },
+    #[error("timed out: {given} of the {min} approvals needed were given")]
+    VotesTimedOut { given: usize, min: u32 },
+    #[error(
+        "only {eligible} approvers can vote but {min} approvals are needed (the operator, {operator}, may not approve the run)"
+    )]
+    TooFewApprovers {
+        eligible: usize,
+        min: u32,
+        operator: String,
+    },
+    #[error("no group `{group}` in the group database: nobody can approve")]
+    NoGroup { group: String },
+    #[error("a multi-party approval is voted with `runbook approve` on a real run")]
+    NoBallot,
+    #[error("cancelled while waiting for approvals")]
+    Cancelled,
 }
 
 /// Who approved and how.
@@ -110,6 +130,11 @@ pub fn interactive() -> bool {
 pub fn user() -> String {
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
+    user_of(uid)
+}
+
+/// The name of `uid` in the user database, or `uid N` when it has none.
+pub fn user_of(uid: libc::uid_t) -> String {
     user_name(uid).unwrap_or_else(|| format!("uid {uid}"))
 }
 
