@@ -322,8 +322,19 @@ async fn multi_party(
             "--approve"
         }),
         cancel: &shared.cancel,
+        stopping: &shared.stopping,
     };
-    match wait.run(&|kind| shared.emit(kind)).await {
+    let answer = wait.run(&|kind| shared.emit(kind)).await;
+    decided(shared, spec, answer)
+}
+
+/// An approval's end: `approved` journaled, or the step refused with why.
+fn decided(
+    shared: &Shared,
+    spec: &Spec<'_>,
+    answer: Result<crate::steps::approval::Granted, NotApproved>,
+) -> Attempt {
+    match answer {
         Ok(granted) => {
             shared.emit(EventKind::Approved {
                 step: spec.id.to_owned(),
@@ -472,17 +483,7 @@ async fn execute(
                     .unwrap_or(Err(NotApproved::TimedOut(t))),
                 None => asked.await,
             };
-            match answer {
-                Ok(granted) => {
-                    shared.emit(EventKind::Approved {
-                        step: spec.id.to_owned(),
-                        by: granted.by,
-                        how: granted.how.to_owned(),
-                    });
-                    Attempt::default()
-                }
-                Err(why) => Attempt::failed(Failure::Refused, why.to_string()),
-            }
+            decided(shared, spec, answer)
         }
         Action::Sql {
             connection,

@@ -144,3 +144,29 @@ pub fn waiting(record: &crate::record::RunRecord) -> Option<String> {
         .collect();
     (!parts.is_empty()).then(|| parts.join("; "))
 }
+
+/// Who must vote on a multi-party approval, for the plan and `show`.
+pub fn needs(quorum: &crate::steps::quorum::Quorum) -> String {
+    let who = match &quorum.group {
+        Some(group) => format!("the members of group {group}"),
+        None => quorum.approvers.join(", "),
+    };
+    let own = if quorum.self_approval {
+        ""
+    } else {
+        " (the operator's own vote does not count)"
+    };
+    let within = quorum
+        .timeout_ms
+        .map(|ms| {
+            format!(
+                ", within {}",
+                humantime::format_duration(std::time::Duration::from_millis(ms))
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "needs {} approval(s) of {who}{own}{within}, voted with `runbook approve`",
+        quorum.min
+    )
+}

@@ -58,7 +58,7 @@ pub enum NotApproved {
     NoGroup { group: String },
     #[error("a multi-party approval is voted with `runbook approve` on a real run")]
     NoBallot,
-    #[error("cancelled while waiting for approvals")]
+    #[error("the run stopped while waiting for the approvals")]
     Cancelled,
 }
 
@@ -139,9 +139,7 @@ pub fn user_of(uid: libc::uid_t) -> String {
 }
 
 fn user_name(uid: libc::uid_t) -> Option<String> {
-    let mut buffer = vec![0 as libc::c_char; 4096];
-    // Large directories (LDAP) may need more room: grow until it fits, within reason.
-    while buffer.len() <= 1 << 20 {
+    lookup(|buffer| {
         // SAFETY: an all-zero passwd is a valid value for a C struct of pointers and integers.
         let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
         let mut found: *mut libc::passwd = std::ptr::null_mut();
@@ -157,15 +155,33 @@ fn user_name(uid: libc::uid_t) -> Option<String> {
             )
         };
         if rc == libc::ERANGE {
-            buffer.resize(buffer.len() * 2, 0);
-            continue;
+            return Lookup::TooSmall;
         }
         if rc != 0 || found.is_null() || entry.pw_name.is_null() {
-            return None;
+            return Lookup::Done(None);
         }
         // SAFETY: getpwuid_r succeeded, so pw_name is a NUL-terminated string in `buffer`.
         let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
-        return Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty());
+        Lookup::Done(Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty()))
+    })
+}
+
+/// What one call of a reentrant user or group database lookup gave.
+pub(crate) enum Lookup<T> {
+    /// The buffer was too small (`ERANGE`).
+    TooSmall,
+    Done(Option<T>),
+}
+
+/// Calls a reentrant lookup (`getpwuid_r`, `getgrnam_r`) with a buffer that grows while it is
+/// too small: large directories (LDAP) may need more room. Within reason: 4 MiB at most.
+pub(crate) fn lookup<T>(mut call: impl FnMut(&mut [libc::c_char]) -> Lookup<T>) -> Option<T> {
+    let mut buffer = vec![0 as libc::c_char; 4096];
+    while buffer.len() <= 1 << 22 {
+        match call(&mut buffer) {
+            Lookup::TooSmall => buffer.resize(buffer.len() * 2, 0),
+            Lookup::Done(found) => return found,
+        }
     }
     None
 }

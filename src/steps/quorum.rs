@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::ballot::{self, Decision};
 use crate::exec::event::EventKind;
 use crate::model::{Approval, Approvers};
-use crate::steps::approval::{Granted, NotApproved};
+use crate::steps::approval::{Granted, Lookup, NotApproved};
 
 /// How often the waiting run looks for new votes.
 const POLL: Duration = Duration::from_millis(200);
@@ -100,6 +100,8 @@ pub struct Wait<'a> {
     /// `--approve`/`--approve-all` given for this step: said, never counted.
     pub ignored_preapproval: Option<&'static str>,
     pub cancel: &'a CancellationToken,
+    /// The run stops (another step failed for good): no step would follow the approval.
+    pub stopping: &'a CancellationToken,
 }
 
 impl Wait<'_> {
@@ -219,6 +221,7 @@ impl Wait<'_> {
             tokio::select! {
                 () = tokio::time::sleep(POLL) => {}
                 () = self.cancel.cancelled() => return Err(NotApproved::Cancelled),
+                () = self.stopping.cancelled() => return Err(NotApproved::Cancelled),
             }
         }
     }
@@ -246,8 +249,7 @@ impl Wait<'_> {
 /// The members listed for `group` in the group database; `None` when there is no such group.
 pub fn group_members(group: &str) -> Option<Vec<String>> {
     let name = std::ffi::CString::new(group).ok()?;
-    let mut buffer = vec![0 as libc::c_char; 4096];
-    while buffer.len() <= 1 << 22 {
+    crate::steps::approval::lookup(|buffer| {
         // SAFETY: an all-zero group is a valid value for a C struct of pointers and integers.
         let mut entry: libc::group = unsafe { std::mem::zeroed() };
         let mut found: *mut libc::group = std::ptr::null_mut();
@@ -263,11 +265,10 @@ pub fn group_members(group: &str) -> Option<Vec<String>> {
             )
         };
         if rc == libc::ERANGE {
-            buffer.resize(buffer.len() * 2, 0);
-            continue;
+            return Lookup::TooSmall;
         }
         if rc != 0 || found.is_null() {
-            return None;
+            return Lookup::Done(None);
         }
         let mut members = Vec::new();
         let mut at = entry.gr_mem;
@@ -278,7 +279,6 @@ pub fn group_members(group: &str) -> Option<Vec<String>> {
                 at = at.add(1);
             }
         }
-        return Some(members);
-    }
-    None
+        Lookup::Done(Some(members))
+    })
 }

@@ -46,6 +46,10 @@ impl Team {
         team
     }
 
+    fn users<const N: usize>(&self, roles: [char; N]) -> [&str; N] {
+        roles.map(|role| self.user(role))
+    }
+
     fn user(&self, role: char) -> &str {
         self.users
             .iter()
@@ -247,12 +251,7 @@ steps:
 #[test]
 fn two_of_three_approval_completes_and_journals_who_when_why() {
     let team = Team::new("abcx");
-    let (a, b, c, x) = (
-        team.user('a'),
-        team.user('b'),
-        team.user('c'),
-        team.user('x'),
-    );
+    let [a, b, c, x] = team.users(['a', 'b', 'c', 'x']);
     let shared = Shared::new(&team, &runbook(&[a, b, c], 2, ", timeout: 5m"));
     let run = shared.start(&[]);
     shared.wait_for("approval_needed", 1);
@@ -459,12 +458,7 @@ fn approve_all_does_not_satisfy_a_multi_party_approval() {
 #[test]
 fn forged_vote_file_is_ignored_and_reported() {
     let team = Team::new("abcx");
-    let (a, b, c, x) = (
-        team.user('a'),
-        team.user('b'),
-        team.user('c'),
-        team.user('x'),
-    );
+    let [a, b, c, x] = team.users(['a', 'b', 'c', 'x']);
     let shared = Shared::new(&team, &runbook(&[a, b, c], 2, ""));
     let run = shared.start(&[]);
     shared.wait_for("approval_needed", 1);
@@ -657,4 +651,70 @@ fn resumed_run_counts_the_votes_it_journaled_before_it_died() {
     assert_eq!(finish(resumed), 0, "{}", shared.output());
     assert_eq!(shared.events("approved")[0]["by"], format!("{a}, {b}"));
     assert!(shared.root.join("after-ran").exists());
+}
+
+#[test]
+fn a_vote_others_may_rewrite_or_cast_on_another_run_is_ignored() {
+    let team = Team::new("abc");
+    let [a, b, c] = team.users(['a', 'b', 'c']);
+    let shared = Shared::new(&team, &runbook(&[a, b, c], 2, ", timeout: 4s"));
+    let run = shared.start(&[]);
+    shared.wait_for("approval_needed", 1);
+    let run_id = shared.run_id();
+    assert_eq!(shared.approve(&team, a, &[]).code, 0);
+    let votes = shared.state.join(format!("runs/{run_id}/votes"));
+    // b's vote, but group-writable: anyone in the group could have changed its decision.
+    // c's vote, but cast on another run (a file linked from that run's directory).
+    for (user, run, mode) in [
+        (b, run_id.as_str(), "666"),
+        (c, "20200101T000000-0000", "444"),
+    ] {
+        let file = votes.join(format!("go~{user}.json"));
+        let vote = serde_json::json!({
+            "run": run, "step": "go", "user": user, "decision": "approve",
+            "at": "2026-11-26T10:00:00Z",
+        });
+        std::fs::write(&file, vote.to_string()).expect("write the vote");
+        let path = file.to_str().expect("utf-8 path");
+        must("chown", &[user, path]);
+        must("chmod", &[mode, path]);
+    }
+    shared.wait_for("vote_ignored", 2);
+    let ignored = shared.events("vote_ignored");
+    let reason = |owner: &str| {
+        ignored
+            .iter()
+            .find(|e| e["owner"] == owner)
+            .map(|e| e["reason"].as_str().unwrap_or_default().to_owned())
+            .expect("ignored")
+    };
+    assert_eq!(
+        reason(b),
+        "others than its owner may write it, so it may not say what its owner cast"
+    );
+    assert_eq!(reason(c), "not a readable vote on this step of this run");
+    // Only a's vote counted: the wait times out.
+    assert_eq!(finish(run), 1, "{}", shared.output());
+    assert_eq!(shared.events("approval_vote").len(), 1);
+    assert!(shared.events("approved").is_empty());
+}
+
+#[test]
+fn a_failure_elsewhere_ends_the_wait_for_votes() {
+    // No timeout: without this the run would wait for votes forever before rolling back.
+    let yaml = "runbook: 1\nname: parallel\nsteps:\n  - id: go\n    approval: { prompt: ok?, approvers: [alice, bob] }\n  - id: boom\n    run: { shell: sh, script: \"sleep 0.5; exit 7\" }\n";
+    let t = crate::support::Test::new().file("rb.yaml", yaml);
+    let out = crate::support::Test::in_dir(t.path())
+        .args(["run", "rb.yaml", "--output", "json"])
+        .run();
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let events = out.events();
+    let go = crate::support::events_of(&events, "step_finished")
+        .into_iter()
+        .find(|e| e["step"] == "go")
+        .expect("go finished");
+    assert_eq!(
+        go["message"],
+        "the run stopped while waiting for the approvals"
+    );
 }
