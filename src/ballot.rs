@@ -14,6 +14,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// The largest vote file read: a vote is a few lines, and a file written to fill the run's
+/// memory must not be read whole.
+pub const MAX_VOTE_BYTES: u64 = 64 * 1024;
+
 /// What a voter decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -70,6 +74,8 @@ pub enum BallotError {
         owner: String,
         file: String,
     },
+    #[error("the vote is too long ({bytes} bytes; at most {max}): shorten the reason")]
+    TooLong { bytes: usize, max: u64 },
     #[error("cannot write the vote in {dir}: {reason}")]
     Io { dir: String, reason: String },
 }
@@ -116,6 +122,12 @@ pub fn cast(run_dir: &Path, vote: &Vote) -> Result<PathBuf, BallotError> {
         dir: dir.display().to_string(),
         reason: e.to_string(),
     })?;
+    if text.len() as u64 > MAX_VOTE_BYTES {
+        return Err(BallotError::TooLong {
+            bytes: text.len(),
+            max: MAX_VOTE_BYTES,
+        });
+    }
     let written = (|| {
         // Read-only from the start (the umask applies on top): nobody, the group included,
         // can change a vote once cast.
@@ -192,7 +204,7 @@ pub fn read(run_dir: &Path, run: &str, step: &str) -> Vec<Found> {
             let meta = std::fs::symlink_metadata(&path).ok()?;
             let vote = meta
                 .is_file()
-                .then(|| std::fs::read(&path).ok())
+                .then(|| read_capped(&path))
                 .flatten()
                 .and_then(|bytes| serde_json::from_slice::<Vote>(&bytes).ok())
                 .filter(|v| v.step == step && v.run == run);
@@ -204,4 +216,23 @@ pub fn read(run_dir: &Path, run: &str, step: &str) -> Vec<Found> {
             })
         })
         .collect()
+}
+
+/// A vote file's bytes; `None` when it is not a plain file, cannot be read or is longer than a
+/// vote can be.
+fn read_capped(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    // Not followed, and never blocking: a name swapped for a link or a FIFO after it was
+    // looked at must not hang the waiting run.
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()
+        .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))?
+        .take(MAX_VOTE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    (bytes.len() as u64 <= MAX_VOTE_BYTES).then_some(bytes)
 }

@@ -34,14 +34,7 @@ pub fn line(t: &str, kind: &EventKind) -> String {
             } else {
                 approvers.join(", ")
             };
-            let within = timeout_ms
-                .map(|ms| {
-                    format!(
-                        " within {}",
-                        humantime::format_duration(std::time::Duration::from_millis(ms))
-                    )
-                })
-                .unwrap_or_default();
+            let within = within(*timeout_ms, " ");
             let own = if *self_approval {
                 String::new()
             } else {
@@ -156,17 +149,38 @@ pub fn needs(quorum: &crate::steps::quorum::Quorum) -> String {
     } else {
         " (the operator's own vote does not count)"
     };
-    let within = quorum
-        .timeout_ms
-        .map(|ms| {
-            format!(
-                ", within {}",
-                humantime::format_duration(std::time::Duration::from_millis(ms))
-            )
-        })
-        .unwrap_or_default();
+    let within = within(quorum.timeout_ms, ", ");
     format!(
         "needs {} approval(s) of {who}{own}{within}, voted with `runbook approve`",
         quorum.min
     )
+}
+
+/// `{before}within 30m` for a wait with a timeout; empty without one.
+fn within(timeout_ms: Option<u64>, before: &str) -> String {
+    timeout_ms
+        .map(|ms| {
+            format!(
+                "{before}within {}",
+                humantime::format_duration(std::time::Duration::from_millis(ms))
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// The votes a run counted, for `show`: `votes: alice approved at T (why); bob rejected at T`.
+pub fn votes(quorum: &crate::record::QuorumRecord) -> String {
+    let told: Vec<String> = quorum
+        .votes
+        .iter()
+        .map(|v| {
+            let why = v
+                .reason
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            format!("{} {} at {}{why}", v.user, v.decision.verb(), v.at)
+        })
+        .collect();
+    format!("votes: {}", told.join("; "))
 }

@@ -431,6 +431,29 @@ fn one_rejection_ends_the_wait_and_rolls_back() {
     let go = finished.iter().find(|e| e["step"] == "go").expect("go");
     assert_eq!(go["message"], format!("rejected by {b}: standby lags 4h"));
     assert_eq!(shared.events("run_finished")[0]["exit_code"], 1);
+    // `show` tells who voted how, when and why.
+    let show = crate::support::Test::new()
+        .args([
+            "show",
+            &shared.run_id(),
+            "--state-dir",
+            shared.state.to_str().expect("utf-8 path"),
+        ])
+        .run();
+    let line = show
+        .stdout
+        .lines()
+        .find(|l| l.contains("votes: "))
+        .unwrap_or_else(|| panic!("no votes in show:\n{}", show.stdout));
+    let (at_a, at_b) = (votes[0]["voted_at"].as_str(), rejected["voted_at"].as_str());
+    assert_eq!(
+        line.trim(),
+        format!(
+            "votes: {a} approved at {}; {b} rejected at {} (standby lags 4h)",
+            at_a.unwrap_or_default(),
+            at_b.unwrap_or_default()
+        )
+    );
     // c never had to vote; a vote now is refused: the run is over.
     assert_eq!(shared.approve(&team, c, &[]).code, 2);
 }
@@ -717,4 +740,26 @@ fn a_failure_elsewhere_ends_the_wait_for_votes() {
         go["message"],
         "the run stopped while waiting for the approvals"
     );
+}
+
+#[test]
+fn a_huge_or_fifo_vote_file_is_ignored_and_the_wait_goes_on() {
+    let team = Team::new("ab");
+    let [a, b] = team.users(['a', 'b']);
+    let shared = Shared::new(&team, &runbook(&[a, b], 1, ", timeout: 30s"));
+    let run = shared.start(&[]);
+    shared.wait_for("approval_needed", 1);
+    let votes = shared.state.join(format!("runs/{}/votes", shared.run_id()));
+    // 100 MiB claiming to be a's vote, and a FIFO that would block a reader forever.
+    let huge = std::fs::File::create(votes.join(format!("go~{a}.json"))).expect("create");
+    huge.set_len(100 << 20).expect("grow");
+    must(
+        "mkfifo",
+        &[votes.join("go~zz.json").to_str().expect("utf-8 path")],
+    );
+    shared.wait_for("vote_ignored", 2);
+    // b's vote still counts: the run neither hung nor ran out of memory.
+    assert_eq!(shared.approve(&team, b, &[]).code, 0);
+    assert_eq!(finish(run), 0, "{}", shared.output());
+    assert_eq!(shared.events("approved")[0]["by"], *b);
 }
