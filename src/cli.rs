@@ -199,6 +199,27 @@ enum Command {
         #[arg(long, env = "RUNBOOK_STATE_DIR", value_name = "DIR")]
         state_dir: Option<PathBuf>,
     },
+    /// Vote on a multi-party approval a running run waits for.
+    ///
+    /// You are identified by your real user id (your login), never by $USER. Run it from
+    /// your own terminal on the run's state directory. Exit status: 0 the vote was cast, 2 it
+    /// was refused (not an approver, your own run, a second vote, no such run or step, the
+    /// run not waiting there).
+    Approve {
+        /// The run (see `runbook runs`).
+        #[arg(add = ArgValueCandidates::new(crate::complete::runs))]
+        run_id: String,
+        /// The approval step the run waits at.
+        step: String,
+        /// Why: journaled with your vote.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// Refuse: the run stops waiting and rolls back as after a failure.
+        #[arg(long)]
+        reject: bool,
+        #[arg(long, env = "RUNBOOK_STATE_DIR", value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
     /// Show what a run did: the evidence of a rehearsal or a real failover.
     Show {
         /// The run (see `runbook runs`).
@@ -547,6 +568,32 @@ fn run(cli: Cli) -> u8 {
             };
             print(&text);
             exit::OK
+        }
+        Command::Approve {
+            run_id,
+            step,
+            reason,
+            reject,
+            state_dir,
+        } => {
+            let state = crate::journal::state_dir(state_dir.as_deref());
+            let request = crate::approve::Request {
+                run_id,
+                step,
+                decision: if reject {
+                    crate::ballot::Decision::Reject
+                } else {
+                    crate::ballot::Decision::Approve
+                },
+                reason,
+            };
+            match crate::approve::approve(&state, &request) {
+                Ok(cast) => {
+                    print(&safe(report::quorum::cast(&request, &cast)));
+                    exit::OK
+                }
+                Err(e) => usage_error(&safe(e.to_string())),
+            }
         }
         Command::Show {
             run_id,

@@ -352,6 +352,43 @@ pub enum Problem {
         span: SourceSpan,
     },
 
+    #[error("`min: {min}` asks for more approvals than the {count} approvers listed")]
+    #[diagnostic(
+        code(runbook::min_approvers),
+        help("lower `min`, or add approvers (at most {count} of them can approve)")
+    )]
+    TooFewApprovers {
+        min: i64,
+        count: usize,
+        #[label("more than the approvers")]
+        span: SourceSpan,
+    },
+
+    #[error("`{field}` applies only to a multi-party approval")]
+    #[diagnostic(
+        code(runbook::no_approvers),
+        help(
+            "add `approvers: [NAME, ...]` or `approvers: {{ group: NAME }}`, or remove `{field}`"
+        )
+    )]
+    NoApprovers {
+        field: &'static str,
+        #[label("without `approvers`")]
+        span: SourceSpan,
+    },
+
+    #[error("a rollback's approval cannot be a multi-party approval")]
+    #[diagnostic(
+        code(runbook::rollback_approvers),
+        help(
+            "a rollback runs after a failure and must not wait on votes; ask the approvers in a step before it instead"
+        )
+    )]
+    RollbackApprovers {
+        #[label("here")]
+        span: SourceSpan,
+    },
+
     #[error("a rehearse action must have exactly one of `run`, `sql`; it has {count}")]
     #[diagnostic(
         code(runbook::invalid_rehearse),

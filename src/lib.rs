@@ -16,7 +16,8 @@
 //! 5. **Run**: a `session` (approvals, secrets, `lock` and `estate_lock`, `journal`) drives `exec`, which
 //!    runs each attempt through `steps` (one executor per kind) and asks people through
 //!    `prompt`. The engine only emits events. `check` is the live pre-flight: probes and
-//!    `rehearse:` actions only, through the same attempt runner, with no journal.
+//!    `rehearse:` actions only, through the same attempt runner, with no journal. `approve`
+//!    casts a vote on a multi-party approval as a `ballot` file the waiting run reads.
 //! 6. **Remember**: the `journal` is read back into a `record` for `resume`, `runs` and
 //!    `show` (and its `timeline`), and `history` for the medians of `plan --history`; `scenario` runs a runbook's tests (`runbook test`) through the engine with
 //!    mocked results, and records a run's journal as a test.
@@ -59,6 +60,8 @@ pub(crate) mod rollback;
 pub(crate) mod schedule;
 
 // 5. Run
+pub(crate) mod approve;
+pub(crate) mod ballot;
 pub(crate) mod check;
 pub(crate) mod estate_lock;
 pub(crate) mod exec;

@@ -92,6 +92,37 @@ pub struct StepRecord {
     pub group: Option<crate::steps::process_group::ProcessGroup>,
     /// The target and ssh destination of its latest attempt; `None`: it ran here.
     pub target: Option<crate::target::Remote>,
+    /// A multi-party approval this step asked for, and the votes the run counted.
+    pub quorum: Option<QuorumRecord>,
+}
+
+/// A multi-party approval, from its `approval_needed` event and the votes that followed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumRecord {
+    pub approvers: Vec<String>,
+    pub min: u32,
+    pub self_approval: bool,
+    pub operator: String,
+    pub since: String,
+    pub votes: Vec<VoteRecord>,
+}
+
+/// A vote the run counted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoteRecord {
+    pub user: String,
+    pub decision: crate::ballot::Decision,
+    pub reason: Option<String>,
+    pub at: String,
+}
+
+impl StepRecord {
+    /// The approval this step waits for: asked, and the step has not ended since.
+    pub fn waiting(&self) -> Option<&QuorumRecord> {
+        self.quorum
+            .as_ref()
+            .filter(|_| self.state == StepState::Started && self.approval.is_none())
+    }
 }
 
 /// A decision about a step in doubt, and when it was taken.
@@ -381,7 +412,44 @@ impl RunRecord {
                     duration_ms: *duration_ms,
                 });
             }
-            EventKind::AttemptFailed { .. }
+            EventKind::ApprovalNeeded {
+                step,
+                approvers,
+                min,
+                self_approval,
+                operator,
+                ..
+            } => {
+                // Votes counted before (a resumed run) stay counted.
+                let s = self.step(index, step);
+                let votes = s.quorum.take().map(|q| q.votes).unwrap_or_default();
+                s.quorum = Some(QuorumRecord {
+                    approvers: approvers.clone(),
+                    min: *min,
+                    self_approval: *self_approval,
+                    operator: operator.clone(),
+                    since: event.at.clone(),
+                    votes,
+                });
+            }
+            EventKind::ApprovalVote {
+                step,
+                user,
+                decision,
+                reason,
+                voted_at,
+            } => {
+                if let Some(q) = self.step(index, step).quorum.as_mut() {
+                    q.votes.push(VoteRecord {
+                        user: user.clone(),
+                        decision: *decision,
+                        reason: reason.clone(),
+                        at: voted_at.clone(),
+                    });
+                }
+            }
+            EventKind::VoteIgnored { .. }
+            | EventKind::AttemptFailed { .. }
             | EventKind::StepMessage { .. }
             | EventKind::Output { .. }
             | EventKind::NotifyFailed { .. }
@@ -526,6 +594,7 @@ impl StepRecord {
             group: None,
             decided: None,
             target: None,
+            quorum: None,
         }
     }
 

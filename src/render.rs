@@ -59,6 +59,9 @@ pub enum Action {
         prompt: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         instructions: Option<String>,
+        /// Who must vote, for a multi-party approval; absent: one person at a prompt.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quorum: Option<crate::steps::quorum::Quorum>,
     },
 }
 
@@ -354,6 +357,7 @@ impl Renderer<'_> {
                 Some(i) => Some(self.text("approval.instructions", i, context)?),
                 None => None,
             },
+            quorum: crate::steps::quorum::Quorum::of(approval),
         })
     }
 }

@@ -219,7 +219,10 @@ pub fn rebuild(
         let decision = assume
             .get(id.as_str())
             .copied()
-            .or_else(|| runbook.steps[i].is_idempotent().then_some(Decision::Rerun));
+            .or_else(|| runbook.steps[i].is_idempotent().then_some(Decision::Rerun))
+            // A multi-party approval that was waiting did nothing: it waits again, and the
+            // votes its journal holds still count.
+            .or_else(|| step.quorum.is_some().then_some(Decision::Rerun));
         match decision {
             Some(Decision::Done) if instance => {
                 let done = Outcome::empty(Status::Succeeded);

@@ -485,6 +485,10 @@ fn execute(
             given: settings.approve,
             all: settings.approve_all,
             prompter,
+            ballot: Some(crate::steps::quorum::Ballot {
+                state: settings.state.clone(),
+                run_id: run.id.clone(),
+            }),
         },
         no_rollback,
         stand_in: None,

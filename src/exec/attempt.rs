@@ -299,6 +299,54 @@ fn emit_failure(
     }
 }
 
+/// Waits for the votes of a multi-party approval.
+async fn multi_party(
+    shared: &Shared,
+    spec: &Spec<'_>,
+    prompt: &str,
+    quorum: &crate::steps::quorum::Quorum,
+) -> Attempt {
+    let Some(ballot) = &shared.approvals.ballot else {
+        return Attempt::failed(Failure::Refused, NotApproved::NoBallot.to_string());
+    };
+    let approvals = &shared.approvals;
+    let wait = crate::steps::quorum::Wait {
+        ballot,
+        step: spec.id,
+        prompt,
+        quorum,
+        limit: spec.timeout,
+        ignored_preapproval: approvals.preapproved(spec.id).then_some(if approvals.all {
+            "--approve-all"
+        } else {
+            "--approve"
+        }),
+        cancel: &shared.cancel,
+        stopping: &shared.stopping,
+    };
+    let answer = wait.run(&|kind| shared.emit(kind)).await;
+    decided(shared, spec, answer)
+}
+
+/// An approval's end: `approved` journaled, or the step refused with why.
+fn decided(
+    shared: &Shared,
+    spec: &Spec<'_>,
+    answer: Result<crate::steps::approval::Granted, NotApproved>,
+) -> Attempt {
+    match answer {
+        Ok(granted) => {
+            shared.emit(EventKind::Approved {
+                step: spec.id.to_owned(),
+                by: granted.by,
+                how: granted.how.to_owned(),
+            });
+            Attempt::default()
+        }
+        Err(why) => Attempt::failed(Failure::Refused, why.to_string()),
+    }
+}
+
 /// Runs `action`; `shown` is the same action with its secrets masked, for whoever is asked.
 async fn execute(
     shared: &Shared,
@@ -395,10 +443,16 @@ async fn execute(
             let Action::Approval {
                 prompt,
                 instructions,
+                quorum,
             } = shown
             else {
                 return Attempt::failed(Failure::Error, "not an approval");
             };
+            if let Some(quorum) = quorum
+                && shared.stand_in.is_none()
+            {
+                return multi_party(shared, spec, prompt, quorum).await;
+            }
             let asked = shared.approvals.ask(
                 spec.id,
                 prompt,
@@ -411,17 +465,7 @@ async fn execute(
                     .unwrap_or(Err(NotApproved::TimedOut(t))),
                 None => asked.await,
             };
-            match answer {
-                Ok(granted) => {
-                    shared.emit(EventKind::Approved {
-                        step: spec.id.to_owned(),
-                        by: granted.by,
-                        how: granted.how.to_owned(),
-                    });
-                    Attempt::default()
-                }
-                Err(why) => Attempt::failed(Failure::Refused, why.to_string()),
-            }
+            decided(shared, spec, answer)
         }
         Action::Sql {
             connection,

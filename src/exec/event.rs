@@ -205,6 +205,41 @@ pub enum EventKind {
         exit_code: u8,
         duration_ms: u64,
     },
+    /// A multi-party approval waits for votes: who may vote and the command they run.
+    ApprovalNeeded {
+        step: String,
+        prompt: String,
+        approvers: Vec<String>,
+        /// The OS group the approvers were read from, when the runbook named one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<String>,
+        min: u32,
+        self_approval: bool,
+        /// Who runs the run (the real uid's user name).
+        operator: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+        command: String,
+        /// `--approve`/`--approve-all` was given but does not satisfy this approval.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ignored: Option<String>,
+    },
+    /// A vote the run counted: who (the vote file's owner), what, why, and when it was cast.
+    ApprovalVote {
+        step: String,
+        user: String,
+        decision: crate::ballot::Decision,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        voted_at: String,
+    },
+    /// A vote file the run did not count (forged, not an approver, the operator's own).
+    VoteIgnored {
+        step: String,
+        file: String,
+        owner: String,
+        reason: String,
+    },
     /// A line a running step printed, as it arrives (shown, never journaled: the journal keeps
     /// the step's whole output in `step_finished`).
     Output {

@@ -84,6 +84,42 @@ pub fn mask_event(kind: &EventKind, m: &Masker) -> EventKind {
             rto_ms: *rto_ms,
             service_restored_at: service_restored_at.clone(),
         },
+        K::ApprovalNeeded {
+            step,
+            prompt,
+            approvers,
+            group,
+            min,
+            self_approval,
+            operator,
+            timeout_ms,
+            command,
+            ignored,
+        } => K::ApprovalNeeded {
+            step: step.clone(),
+            prompt: value(prompt, m),
+            approvers: approvers.clone(),
+            group: group.clone(),
+            min: *min,
+            self_approval: *self_approval,
+            operator: operator.clone(),
+            timeout_ms: *timeout_ms,
+            command: command.clone(),
+            ignored: ignored.clone(),
+        },
+        K::ApprovalVote {
+            step,
+            user,
+            decision,
+            reason,
+            voted_at,
+        } => K::ApprovalVote {
+            step: step.clone(),
+            user: user.clone(),
+            decision: *decision,
+            reason: reason.as_deref().map(|t| value(t, m)),
+            voted_at: voted_at.clone(),
+        },
         K::RunResumed {
             run_id,
             decisions,
@@ -195,6 +231,7 @@ pub fn mask_event(kind: &EventKind, m: &Masker) -> EventKind {
         K::RunStarted { .. }
         | K::ProcessStarted { .. }
         | K::Approved { .. }
+        | K::VoteIgnored { .. }
         | K::RollbackStarted { .. }
         | K::SecretsNotSearched { .. }
         | K::Interrupted { .. }
@@ -292,9 +329,11 @@ pub fn mask_action(action: &Action, m: &Masker) -> Action {
         Action::Approval {
             prompt,
             instructions,
+            quorum,
         } => Action::Approval {
             prompt: value(prompt, m),
             instructions: instructions.as_deref().map(|t| value(t, m)),
+            quorum: quorum.clone(),
         },
     }
 }

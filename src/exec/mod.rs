@@ -156,7 +156,11 @@ pub fn missing_approvals(runbook: &Runbook, approvals: &Approvals) -> Vec<String
         .steps
         .iter()
         .chain(&runbook.finally)
-        .filter(|s| s.is_approval() || s.rollback.as_ref().is_some_and(|r| r.is_approval()))
+        .filter(|s| {
+            // A multi-party approval is voted with `runbook approve`, not asked here.
+            let own = matches!(&s.kind, crate::model::StepKind::Approval(a) if !a.is_multi_party());
+            own || s.rollback.as_ref().is_some_and(|r| r.is_approval())
+        })
         .filter(|s| !approvals.preapproved(&s.id))
         .map(|s| s.id.value.clone())
         .collect()

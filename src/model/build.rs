@@ -92,7 +92,15 @@ pub const RETRY_ON_KEYS: &[&str] = &["exit_codes", "sql_errors", "timeout", "con
 pub const RUN_KEYS: &[&str] = &["program", "args", "shell", "script", "cwd"];
 pub const SQL_KEYS: &[&str] = &["connection", "query", "args", "database"];
 pub const ASSERT_KEYS: &[&str] = &["that", "message"];
-pub const APPROVAL_KEYS: &[&str] = &["prompt", "instructions"];
+pub const APPROVAL_KEYS: &[&str] = &[
+    "prompt",
+    "instructions",
+    "approvers",
+    "min",
+    "self_approval",
+    "timeout",
+];
+pub const APPROVER_GROUP_KEYS: &[&str] = &["group"];
 pub const REHEARSE_KEYS: &[&str] = &["run", "sql", "target"];
 pub const ROLLBACK_KEYS: &[&str] = &[
     "run",
@@ -1012,10 +1020,78 @@ impl Builder<'_> {
                 "add the question to ask as `prompt`".to_owned(),
             );
         }
+        let approvers = fields.get("approvers").and_then(|n| self.approvers(n));
+        let min = self.count(&fields, "min", 1);
+        if approvers.is_none() {
+            for field in ["min", "self_approval", "timeout"] {
+                if let Some(node) = fields.get(field) {
+                    self.push(Problem::NoApprovers {
+                        field,
+                        span: node.span.into(),
+                    });
+                }
+            }
+        }
+        if let (Some(Approvers::Users(users)), Some(min)) = (&approvers, &min)
+            && min.value > users.len() as i64
+        {
+            self.push(Problem::TooFewApprovers {
+                min: min.value,
+                count: users.len(),
+                span: min.span.into(),
+            });
+        }
         Some(Approval {
             prompt: prompt?,
             instructions: self.string(&fields, "instructions"),
+            min,
+            self_approval: self.bool(&fields, "self_approval"),
+            timeout: self.duration(&fields, "timeout"),
+            approvers,
         })
+    }
+
+    /// `approvers:` a non-empty list of user names, or `{ group: NAME }`.
+    fn approvers(&mut self, node: &Node) -> Option<Approvers> {
+        if matches!(node.value, Value::Map(_)) {
+            let fields = self.fields(
+                node,
+                "approvers",
+                "`approvers`".to_owned(),
+                APPROVER_GROUP_KEYS,
+            )?;
+            if fields.get("group").is_none() {
+                self.missing(
+                    &fields,
+                    "group",
+                    "name the OS group whose members may approve as `group`".to_owned(),
+                );
+            }
+            let group = self.string(&fields, "group")?;
+            return Some(Approvers::Group(ApproverGroup { group }));
+        }
+        if !matches!(node.value, Value::Seq(_)) {
+            self.wrong_type(
+                "approvers",
+                "a list of user names or `{ group: NAME }`",
+                node,
+            );
+            return None;
+        }
+        let users: Vec<Spanned<String>> = self
+            .seq("approvers", node)
+            .iter()
+            .filter_map(|item| self.string_node("approvers", item))
+            .collect();
+        if users.is_empty() {
+            self.push(Problem::OutOfRange {
+                field: "approvers".to_owned(),
+                min: 1,
+                span: node.span.into(),
+            });
+            return None;
+        }
+        Some(Approvers::Users(users))
     }
 
     fn action(&mut self, node: &Node) -> Option<Rollback> {
@@ -1031,6 +1107,13 @@ impl Builder<'_> {
         .into_iter()
         .flatten()
         .collect();
+        if let Some(RollbackKind::Approval(a)) = built.first()
+            && a.is_multi_party()
+        {
+            self.push(Problem::RollbackApprovers {
+                span: node.span.into(),
+            });
+        }
         if built.len() != 1 {
             self.push(Problem::InvalidRollback {
                 count: built.len(),
@@ -1041,6 +1124,10 @@ impl Builder<'_> {
             RollbackKind::Approval(Approval {
                 prompt: Spanned::new(String::new(), node.span),
                 instructions: None,
+                approvers: None,
+                min: None,
+                self_approval: None,
+                timeout: None,
             })
         });
         Some(Rollback {

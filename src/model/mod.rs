@@ -23,6 +23,6 @@ pub use retry::{Backoff, Retry, RetryOn};
 pub use runbook::{Connection, Defaults, EnvFile, Runbook, Target};
 pub use spanned::Spanned;
 pub use step::{
-    Approval, Assert, ForEach, Passed, Rollback, RollbackKind, Run, STEP_KINDS, Scalar, Shell, Sql,
-    Step, StepKind,
+    Approval, ApproverGroup, Approvers, Assert, ForEach, Passed, Rollback, RollbackKind, Run,
+    STEP_KINDS, Scalar, Shell, Sql, Step, StepKind,
 };

@@ -271,6 +271,40 @@ pub struct Assert {
 pub struct Approval {
     pub prompt: Spanned<String>,
     pub instructions: Option<Spanned<String>>,
+    /// Who may approve: a list of user names, or `{ group: NAME }` (the members of an OS
+    /// group). Present: a multi-party approval, voted with `runbook approve`.
+    pub approvers: Option<Approvers>,
+    /// How many approvers must approve (default 1).
+    pub min: Option<Spanned<i64>>,
+    /// Whether the run's own operator may approve (default false).
+    pub self_approval: Option<Spanned<bool>>,
+    /// How long to wait for the votes; then the approval is refused ("timed out").
+    pub timeout: Option<Spanned<Duration>>,
+}
+
+impl Approval {
+    /// A multi-party approval: voted by approvers with `runbook approve`, never at a prompt.
+    pub fn is_multi_party(&self) -> bool {
+        self.approvers.is_some()
+    }
+}
+
+/// `approvers:` who may vote on a multi-party approval.
+#[derive(Clone, Debug, PartialEq, JsonSchema)]
+#[serde(untagged)]
+pub enum Approvers {
+    /// User names, as in the passwd database.
+    Users(Vec<Spanned<String>>),
+    /// `{ group: NAME }`: the members of an OS group (read from the group database when the
+    /// approval is asked).
+    Group(ApproverGroup),
+}
+
+/// `approvers: { group: NAME }`.
+#[derive(Clone, Debug, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ApproverGroup {
+    pub group: Spanned<String>,
 }
 
 /// `rollback:` the action that undoes a step: one of `run`, `sql`, `approval`.

@@ -156,12 +156,16 @@ pub fn lines(action: &Action, indent: &str, out: &mut String) {
         Action::Approval {
             prompt,
             instructions,
+            quorum,
         } => {
             let _ = writeln!(out, "{indent}approval: {prompt}");
             if let Some(text) = instructions {
                 for line in text.trim_end().lines() {
                     let _ = writeln!(out, "{indent}  > {line}");
                 }
+            }
+            if let Some(quorum) = quorum {
+                let _ = writeln!(out, "{indent}  {}", super::quorum::needs(quorum));
             }
         }
     }

@@ -14,6 +14,7 @@ pub mod man;
 pub mod paint;
 pub mod plan;
 pub mod progress;
+pub mod quorum;
 pub mod runs;
 pub mod show;
 pub mod terminal;

@@ -330,6 +330,9 @@ impl Sink for Progress {
             EventKind::Approved { step, by, how } => {
                 format!("{t} ✔ {step} approved by {by} ({how})\n")
             }
+            EventKind::ApprovalNeeded { .. }
+            | EventKind::ApprovalVote { .. }
+            | EventKind::VoteIgnored { .. } => super::quorum::line(t, &event.kind),
             EventKind::RollbackStarted { steps } => {
                 format!("{t} ↺ rolling back, in order: {}\n", steps.join(", "))
             }

@@ -21,7 +21,10 @@ fn lines(state: &Path) -> Vec<RunLine> {
             Ok(r) => RunLine {
                 duration_ms: r.finished.as_ref().map(|f| f.duration_ms),
                 status: match (&r.finished, r.live.clone(), r.failed_rollbacks()) {
-                    (_, Some(holder), _) => format!("running (pid {})", holder.pid),
+                    (_, Some(holder), _) => match super::quorum::waiting(&r) {
+                        Some(waiting) => format!("running (pid {}), {waiting}", holder.pid),
+                        None => format!("running (pid {})", holder.pid),
+                    },
                     (finished, None, failed) if !failed.is_empty() => format!(
                         "NEEDS A PERSON: rollback of {} failed (`runbook rollback {id}` tries it again); {}",
                         failed.join(", "),

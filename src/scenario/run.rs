@@ -98,6 +98,7 @@ pub fn run(
             given,
             all,
             prompter: None,
+            ballot: None,
         },
         no_rollback: false,
         stand_in: Some(mocked.clone()),

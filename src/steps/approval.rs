@@ -14,6 +14,8 @@ pub struct Approvals {
     pub all: bool,
     /// Who to ask when an approval was not given up front; `None` without a terminal.
     pub prompter: Option<Arc<dyn Prompter>>,
+    /// Where multi-party approvals are voted; `None` when nobody can vote (a test).
+    pub ballot: Option<crate::steps::quorum::Ballot>,
 }
 
 impl std::fmt::Debug for Approvals {
@@ -40,6 +42,24 @@ pub enum NotApproved {
     Unreadable,
     #[error("no answer within {}", humantime::format_duration(*.0))]
     TimedOut(std::time::Duration),
+    #[error("rejected by {by}: {}", reason.as_deref().unwrap_or("no reason given"))]
+    Rejected { by: String, reason: Option<String> },
+    #[error("timed out: {given} of the {min} approvals needed were given")]
+    VotesTimedOut { given: usize, min: u32 },
+    #[error(
+        "only {eligible} approvers can vote but {min} approvals are needed (the operator, {operator}, may not approve the run)"
+    )]
+    TooFewApprovers {
+        eligible: usize,
+        min: u32,
+        operator: String,
+    },
+    #[error("no group `{group}` in the group database: nobody can approve")]
+    NoGroup { group: String },
+    #[error("a multi-party approval is voted with `runbook approve` on a real run")]
+    NoBallot,
+    #[error("the run stopped while waiting for the approvals")]
+    Cancelled,
 }
 
 /// Who approved and how.
@@ -110,13 +130,16 @@ pub fn interactive() -> bool {
 pub fn user() -> String {
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
+    user_of(uid)
+}
+
+/// The name of `uid` in the user database, or `uid N` when it has none.
+pub fn user_of(uid: libc::uid_t) -> String {
     user_name(uid).unwrap_or_else(|| format!("uid {uid}"))
 }
 
 fn user_name(uid: libc::uid_t) -> Option<String> {
-    let mut buffer = vec![0 as libc::c_char; 4096];
-    // Large directories (LDAP) may need more room: grow until it fits, within reason.
-    while buffer.len() <= 1 << 20 {
+    lookup(|buffer| {
         // SAFETY: an all-zero passwd is a valid value for a C struct of pointers and integers.
         let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
         let mut found: *mut libc::passwd = std::ptr::null_mut();
@@ -132,15 +155,33 @@ fn user_name(uid: libc::uid_t) -> Option<String> {
             )
         };
         if rc == libc::ERANGE {
-            buffer.resize(buffer.len() * 2, 0);
-            continue;
+            return Lookup::TooSmall;
         }
         if rc != 0 || found.is_null() || entry.pw_name.is_null() {
-            return None;
+            return Lookup::Done(None);
         }
         // SAFETY: getpwuid_r succeeded, so pw_name is a NUL-terminated string in `buffer`.
         let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
-        return Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty());
+        Lookup::Done(Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty()))
+    })
+}
+
+/// What one call of a reentrant user or group database lookup gave.
+pub(crate) enum Lookup<T> {
+    /// The buffer was too small (`ERANGE`).
+    TooSmall,
+    Done(Option<T>),
+}
+
+/// Calls a reentrant lookup (`getpwuid_r`, `getgrnam_r`) with a buffer that grows while it is
+/// too small: large directories (LDAP) may need more room. Within reason: 4 MiB at most.
+pub(crate) fn lookup<T>(mut call: impl FnMut(&mut [libc::c_char]) -> Lookup<T>) -> Option<T> {
+    let mut buffer = vec![0 as libc::c_char; 4096];
+    while buffer.len() <= 1 << 22 {
+        match call(&mut buffer) {
+            Lookup::TooSmall => buffer.resize(buffer.len() * 2, 0),
+            Lookup::Done(found) => return found,
+        }
     }
     None
 }

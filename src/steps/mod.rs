@@ -5,6 +5,7 @@ pub mod approval;
 pub mod command;
 pub mod lines;
 pub mod process_group;
+pub mod quorum;
 pub mod remote;
 pub mod sql;
 pub mod sql_messages;

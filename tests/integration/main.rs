@@ -1,5 +1,6 @@
 //! Integration tests: each drives the real `runbook` binary and checks what a user sees.
 
+mod approvals;
 mod bad_input;
 mod bounded;
 mod check;

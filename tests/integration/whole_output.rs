@@ -404,3 +404,35 @@ fn plan_with_an_estimate_and_markdown_show_with_a_timeline() {
         Test::in_dir(t.path()).args(["show", "--last", "--format", "markdown"]),
     );
 }
+
+/// A multi-party approval nobody votes on: what the run prints while it waits (who may
+/// approve, the command), what `runs` shows meanwhile, and the refusal when it times out.
+#[test]
+fn a_run_waiting_for_a_multi_party_approval_and_runs_meanwhile() {
+    let yaml = "runbook: 1\nname: two-person\nsteps:\n  - id: prepare\n    run: { program: \"true\" }\n  - id: approve-failover\n    needs: [prepare]\n    approval: { prompt: \"Fail over mgc?\", approvers: [alice, bob, carol], min: 2, timeout: 3s }\n";
+    let t = Test::new().file("two.yaml", yaml);
+    let run = Test::in_dir(t.path())
+        .env("NO_COLOR", "1")
+        .args(["run", "two.yaml"]);
+    let child = run
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the run");
+    crate::support::wait_until("the run waits for votes", || {
+        crate::support::journal_has(t.path(), "approval_needed", "approve-failover")
+    });
+    snapshot(
+        "runs_with_a_run_waiting_for_approval",
+        Test::in_dir(t.path()).args(["runs"]),
+    );
+    let out = child.wait_with_output().expect("wait for the run");
+    let out = Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    settings(t.path())
+        .bind(|| insta::assert_snapshot!("run_waiting_for_a_multi_party_approval", whole(&out)));
+}

@@ -38,11 +38,21 @@ fn by_whom(r: &RunRecord) -> String {
     })
 }
 
-/// How an approval is told.
+/// How an approval is told, with the votes of a multi-party approval.
 fn approved(s: &StepRecord) -> Option<String> {
-    s.approval
+    let approval = s
+        .approval
         .as_ref()
-        .map(|a| format!("approved by {} ({}) at {}", a.by, a.how, a.at))
+        .map(|a| format!("approved by {} ({}) at {}", a.by, a.how, a.at));
+    let votes = s
+        .quorum
+        .as_ref()
+        .filter(|q| !q.votes.is_empty())
+        .map(crate::report::quorum::votes);
+    match (approval, votes) {
+        (Some(a), Some(v)) => Some(format!("{a}; {v}")),
+        (a, v) => a.or(v),
+    }
 }
 
 /// How a decision about a step in doubt is told.
