@@ -98,9 +98,22 @@ impl Notifier {
                 attempt: 1,
                 detail: Some(Action::Approval { prompt, .. }),
                 ..
-            } if !self.hooks.approvals.preapproved(step) => vec![(
+            } if !self.hooks.approvals.preapproved(step) && !self.multi_party(step) => vec![(
                 NotifyEvent::ApprovalNeeded,
                 json!({ "step": step, "prompt": prompt }),
+            )],
+            // A multi-party approval says who may vote and how, when its wait begins.
+            EventKind::ApprovalNeeded {
+                step,
+                prompt,
+                approvers,
+                min,
+                command,
+                timeout_ms,
+                ..
+            } => vec![(
+                NotifyEvent::ApprovalNeeded,
+                json!({ "step": step, "prompt": prompt, "approvers": approvers, "min": min, "command": command, "timeout_ms": timeout_ms }),
             )],
             EventKind::RollbackStepStarted { step, action }
                 if self.rollback_asks(step) && !self.hooks.approvals.preapproved(step) =>
@@ -142,6 +155,19 @@ impl Notifier {
     }
 
     /// Whether the rollback of `step` (or of its instance `step[KEY]`) asks a person.
+    /// Whether `step` (or the loop an instance is of) is a multi-party approval.
+    fn multi_party(&self, step: &str) -> bool {
+        let id = step.split_once('[').map_or(step, |(id, _)| id);
+        self.hooks
+            .runbook
+            .steps
+            .iter()
+            .find(|s| s.id.as_str() == id)
+            .is_some_and(
+                |s| matches!(&s.kind, crate::model::StepKind::Approval(a) if a.is_multi_party()),
+            )
+    }
+
     fn rollback_asks(&self, step: &str) -> bool {
         let id = step.split_once('[').map_or(step, |(id, _)| id);
         self.hooks

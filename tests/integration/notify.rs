@@ -304,3 +304,27 @@ fn a_step_still_reads_nothing_from_stdin() {
     assert!(stdout.contains("reads │ read-to-the-end"), "{stdout}");
     assert!(started.elapsed() < Duration::from_secs(8));
 }
+
+/// A multi-party approval tells the hooks once, when its wait begins: who may vote, how many
+/// votes it needs and the command an approver runs.
+#[test]
+fn a_multi_party_approval_tells_the_hooks_who_may_vote_and_how() {
+    let yaml = format!(
+        "runbook: 1\nname: votes\n{}steps:\n  - id: go-ahead\n    approval: {{ prompt: \"Fail over mgc?\", approvers: [alice, bob, carol], min: 2, timeout: 1s }}\n",
+        recorder("approval_needed")
+    );
+    let t = Test::new().file("a.yaml", yaml).args(["run", "a.yaml"]);
+    let out = t.run();
+    assert_eq!(out.code, 1, "nobody voted: {}", out.stdout);
+    let events = delivered(&t);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["event"], "approval_needed");
+    assert_eq!(events[0]["step"], "go-ahead");
+    assert_eq!(events[0]["min"], 2);
+    assert_eq!(
+        events[0]["approvers"],
+        serde_json::json!(["alice", "bob", "carol"])
+    );
+    let command = events[0]["command"].as_str().unwrap_or_default();
+    assert!(command.contains("runbook approve"), "{command}");
+}
