@@ -5,9 +5,10 @@
 //!
 //! Run with `cargo bench --bench groups`. Prints a table; each figure is the median of 7 runs.
 
-mod common;
+#[path = "support/timing.rs"]
+mod timing;
 
-use common::{median, time_validate};
+use timing::{median_of, time_validate};
 
 /// Three steps reading a param and a sibling, and an output: what a pre-check group holds.
 const GROUP: &str = "group: 1\nname: g\nparams:\n  x: { type: string }\nsteps:\n  - id: a\n    run: { program: echo, args: ['{{ params.x }}'] }\n  - id: b\n    needs: [a]\n    run: { program: echo, args: ['{{ steps.a.stdout }}'] }\n  - id: c\n    needs: [b]\n    assert: steps.b.exit_code == 0\noutputs:\n  o: '{{ steps.b.stdout }}'\n";
@@ -40,7 +41,7 @@ fn main() {
         for uses in [100, 200, 400, 800] {
             let file = dir.join(format!("{group}-{uses}.yaml"));
             std::fs::write(&file, runbook(group, uses)).expect("write runbook");
-            let m = median((0..7).map(|_| time_validate(&file)).collect());
+            let m = median_of((0..7).map(|_| time_validate(&file)).collect());
             println!(
                 "| {} | {uses} | {} | {:.1} ms | {:.1} µs |",
                 if group == "g.yaml" {

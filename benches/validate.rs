@@ -6,11 +6,12 @@
 //! several runs. Every generated step reads a parent's output in a template, so the
 //! template, data-flow and graph checks are all exercised.
 
-mod common;
+#[path = "support/timing.rs"]
+mod timing;
 
 use std::fmt::Write;
 
-use common::{median, time_validate};
+use timing::{median_of, time_validate};
 
 #[derive(Clone, Copy)]
 enum Shape {
@@ -130,7 +131,7 @@ fn main() {
             std::fs::write(&file, &text).expect("write runbook");
             let runs = if steps >= 100_000 { 3 } else { 11 };
             let _ = time_validate(&file); // warm the page cache
-            let m = median((0..runs).map(|_| time_validate(&file)).collect());
+            let m = median_of((0..runs).map(|_| time_validate(&file)).collect());
             let us = m.as_secs_f64() * 1e6 / steps as f64;
             per_step.push(us);
             println!(
