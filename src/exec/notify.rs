@@ -154,27 +154,26 @@ impl Notifier {
         }
     }
 
-    /// Whether the rollback of `step` (or of its instance `step[KEY]`) asks a person.
-    /// Whether `step` (or the loop an instance is of) is a multi-party approval.
-    fn multi_party(&self, step: &str) -> bool {
+    /// The runbook's step `step` is (or the loop its instance `step[KEY]` is of).
+    fn step(&self, step: &str) -> Option<&crate::model::Step> {
         let id = step.split_once('[').map_or(step, |(id, _)| id);
         self.hooks
             .runbook
             .steps
             .iter()
             .find(|s| s.id.as_str() == id)
-            .is_some_and(
-                |s| matches!(&s.kind, crate::model::StepKind::Approval(a) if a.is_multi_party()),
-            )
     }
 
+    /// Whether `step` is a multi-party approval.
+    fn multi_party(&self, step: &str) -> bool {
+        self.step(step).is_some_and(
+            |s| matches!(&s.kind, crate::model::StepKind::Approval(a) if a.is_multi_party()),
+        )
+    }
+
+    /// Whether the rollback of `step` asks a person.
     fn rollback_asks(&self, step: &str) -> bool {
-        let id = step.split_once('[').map_or(step, |(id, _)| id);
-        self.hooks
-            .runbook
-            .steps
-            .iter()
-            .find(|s| s.id.as_str() == id)
+        self.step(step)
             .and_then(|s| s.rollback.as_ref())
             .is_some_and(|r| r.is_approval())
     }
