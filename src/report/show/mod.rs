@@ -1,11 +1,13 @@
 //! `runbook show`: what a run did, from its [`RunRecord`], one file per format. Journals hold
 //! secrets masked already.
 
+mod html;
 mod human;
 mod json;
 mod junit;
 mod markdown;
 
+pub use html::html;
 pub use human::human;
 pub use json::json;
 pub use junit::junit;
