@@ -201,3 +201,39 @@ fn html_report_in_headless_chromium_has_every_bar_the_approvals_and_no_secret() 
     assert!(page.starts_with("<!DOCTYPE html>"));
     assert!(page.contains("@media print"));
 }
+
+/// A runbook file changed after the run describes another procedure: the report draws the
+/// run's bars but no critical path, and says why.
+#[test]
+fn html_report_of_a_run_whose_runbook_changed_has_no_critical_path_and_says_so() {
+    let yaml = "runbook: 1\nname: changed\nsteps:\n  - id: only\n    irreversible: true\n    run: { program: \"true\" }\n";
+    let t = Test::new().file("changed.yaml", yaml);
+    let run = Test::in_dir(t.path()).args(["run", "changed.yaml"]).run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let t = t.file(
+        "changed.yaml",
+        yaml.replace("true\" }", "true\", args: [x] }"),
+    );
+    let show = Test::in_dir(t.path())
+        .args(["show", "--last", "--format", "html"])
+        .run();
+    assert_eq!(show.code, 0, "{}", show.stderr);
+    let path = t.path().canonicalize().expect("path").join("changed.yaml");
+    assert!(
+        show.stdout.contains(&format!(
+            "<p class=\"no-critical-path\">No critical path or point of no return: the runbook file `{}` has changed since the run (its hash differs).</p>",
+            path.display()
+        )),
+        "{}",
+        show.stdout
+    );
+    assert_eq!(
+        count(
+            &show.stdout,
+            "class=\"bar step succeeded\" data-step=\"only\""
+        ),
+        1
+    );
+    assert!(!show.stdout.contains("bar step critical"));
+    assert!(!show.stdout.contains("class=\"point-of-no-return\""));
+}

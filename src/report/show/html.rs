@@ -5,13 +5,12 @@
 //! the run's runbook, when its file is unchanged) and the point of no return.
 
 use std::fmt::Write;
-use std::time::SystemTime;
 
-use super::{approved, decided, outcome, rollbacks};
+use super::{approved, outcome, rollbacks, seconds};
 use crate::exec::event::EventKind;
 use crate::record::RunRecord;
 use crate::recorded::Recorded;
-use crate::timeline::Timeline;
+use crate::timeline::{Timeline, at, between};
 
 const STYLE: &str = "body{font:14px/1.4 sans-serif;margin:2em;color:#111}\
 h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.5em;border-bottom:1px solid #ccc}\
@@ -27,7 +26,7 @@ pre{background:#f4f4f4;padding:6px;white-space:pre-wrap;word-break:break-all}\
 .point-of-no-return span{font-size:10px;position:absolute;left:2px;top:-2px;white-space:nowrap}\
 .warn{color:#b00;font-weight:bold}\
 details{margin:4px 0}summary{cursor:pointer;font-family:monospace}\
-@media print{body{margin:0;font-size:11px}details>*{display:block}.bar{print-color-adjust:exact;-webkit-print-color-adjust:exact}h2{break-after:avoid}.row{break-inside:avoid}}";
+@media print{body{margin:0;font-size:11px}details::details-content{content-visibility:visible;display:block}.bar{print-color-adjust:exact;-webkit-print-color-adjust:exact}h2{break-after:avoid}.row{break-inside:avoid}}";
 
 /// Escapes text for HTML content and attribute values; drops control characters a browser
 /// would render as nothing (or that could hide text) but keeps line breaks and tabs.
@@ -48,10 +47,6 @@ fn esc(text: &str) -> String {
     out
 }
 
-fn seconds(ms: u64) -> String {
-    format!("{:.2}s", ms as f64 / 1000.0)
-}
-
 /// One drawn bar: an attempt of a step (or an instance), a loop, or a rollback action.
 struct Drawn {
     step: String,
@@ -62,21 +57,12 @@ struct Drawn {
     status: String,
 }
 
-fn at(text: &str) -> Option<SystemTime> {
-    humantime::parse_rfc3339_weak(text).ok()
-}
-
-fn ms_between(from: SystemTime, to: SystemTime) -> u64 {
-    to.duration_since(from)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// The attempts of each step, from the events: `(step, attempt, start, end, failed)`.
 fn attempts(r: &RunRecord) -> Vec<(String, u32, u64, Option<u64>, bool)> {
     let Some(origin) = at(&r.started_at) else {
         return Vec::new();
     };
-    let offset = |t: &str| at(t).map_or(0, |t| ms_between(origin, t));
+    let offset = |t: &str| at(t).map_or(0, |t| between(origin, t));
     let mut out: Vec<(String, u32, u64, Option<u64>, bool)> = Vec::new();
     let open = |out: &mut Vec<(String, u32, u64, Option<u64>, bool)>, step: &str| {
         out.iter()
@@ -267,6 +253,11 @@ fn gantt(r: &RunRecord, recorded: Option<&Recorded>, out: &mut String) {
             "<p>Critical path: <span class=\"critical-path\">{}</span></p>",
             esc(&rec.critical_path.join(" → "))
         );
+        if rec.irreversible.is_empty() {
+            out.push_str(
+                "<p class=\"no-point-of-no-return\">This runbook has no point of no return.</p>\n",
+            );
+        }
     }
     out.push_str("<div class=\"gantt\">\n");
     let mut row: Option<(String, &str)> = None;
@@ -328,29 +319,27 @@ fn gantt(r: &RunRecord, recorded: Option<&Recorded>, out: &mut String) {
 
 /// The measured time to service restored against the RTO.
 fn restored(r: &RunRecord, out: &mut String) {
-    let Some(restored) = Timeline::of(r).restored else {
+    let Some(restored) = super::restored(r) else {
         return;
     };
-    let step = esc(&restored.step);
-    let rto = restored
-        .rto_ms
-        .map(|ms| crate::report::estimate::duration(ms as f64 / 1000.0));
-    let line = match (restored.after_ms, restored.rto_ms, rto) {
-        (None, _, _) => format!(
-            "<span class=\"warn\">Service not restored:</span> <code>{step}</code> did not succeed in this run."
+    let line = match restored {
+        super::Restored::Not { step } => format!(
+            "<span class=\"warn\">Service not restored:</span> <code>{}</code> did not succeed in this run.",
+            esc(&step)
         ),
-        (Some(after), Some(limit), Some(rto)) if after > limit => format!(
-            "Time to service restored: <b>{}</b> (from the start of the run to the end of <code>{step}</code>): <span class=\"warn\">exceeds the RTO of {rto}</span>.",
-            seconds(after)
-        ),
-        (Some(after), _, Some(rto)) => format!(
-            "Time to service restored: <b>{}</b> (from the start of the run to the end of <code>{step}</code>), within the RTO of {rto}.",
-            seconds(after)
-        ),
-        (Some(after), _, None) => format!(
-            "Time to service restored: <b>{}</b> (from the start of the run to the end of <code>{step}</code>); no RTO declared.",
-            seconds(after)
-        ),
+        super::Restored::Measured { after, step, rto } => {
+            let rto = match rto {
+                Some((rto, true)) => {
+                    format!(": <span class=\"warn\">exceeds the RTO of {rto}</span>.")
+                }
+                Some((rto, false)) => format!(", within the RTO of {rto}."),
+                None => "; no RTO declared.".to_owned(),
+            };
+            format!(
+                "Time to service restored: <b>{after}</b> (from the start of the run to the end of <code>{}</code>){rto}",
+                esc(&step)
+            )
+        }
     };
     let _ = writeln!(
         out,
@@ -400,11 +389,7 @@ fn approvals(r: &RunRecord, out: &mut String) {
 fn what_ran(r: &RunRecord, out: &mut String) {
     out.push_str("<h2>Steps</h2>\n<table class=\"steps\"><tr><th>step</th><th>status</th><th>attempts</th><th>duration</th><th>details</th></tr>\n");
     for s in &r.steps {
-        let details = [approved(s), decided(s), s.message.clone()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join("; ");
+        let details = super::details(s);
         let _ = writeln!(
             out,
             "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -417,10 +402,7 @@ fn what_ran(r: &RunRecord, out: &mut String) {
     }
     out.push_str("</table>\n<h2>What ran</h2>\n");
     for s in r.steps.iter().filter(|s| !s.action.is_empty()) {
-        let text = match &s.detail {
-            Some(action) => crate::report::action::full(action),
-            None => s.action.clone(),
-        };
+        let text = super::ran(s);
         let _ = write!(
             out,
             "<details class=\"ran\" data-step=\"{}\"><summary>{} — {}</summary>\n<pre class=\"action\">{}</pre>\n",
