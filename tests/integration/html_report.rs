@@ -46,7 +46,7 @@ steps:
 const HOSTILE_PARAM: &str = "<script>alert('param')</script></details>";
 
 /// The DOM Chromium builds from `page` (after parsing; no script runs since there is none).
-fn rendered(page: &std::path::Path) -> String {
+pub fn rendered(page: &std::path::Path) -> String {
     let profile = tempfile::tempdir().expect("temp dir");
     let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .into_iter()

@@ -373,7 +373,7 @@ fn approvals(r: &RunRecord, out: &mut String) {
                     out,
                     "<tr class=\"vote\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                     esc(&v.user),
-                    esc(&format!("{:?}", v.decision).to_lowercase()),
+                    esc(v.decision.verb()),
                     esc(&v.at),
                     esc(v.reason.as_deref().unwrap_or(""))
                 );
