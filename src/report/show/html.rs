@@ -18,7 +18,7 @@ table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-
 pre{background:#f4f4f4;padding:6px;white-space:pre-wrap;word-break:break-all}\
 .gantt{border:1px solid #ccc;padding:4px}.row{display:flex;align-items:center;height:22px}\
 .row .name{width:14em;overflow:hidden;white-space:nowrap;text-overflow:ellipsis;font-family:monospace}\
-.track{position:relative;flex:1;height:18px;background:#fafafa}\
+.track{position:relative;flex:1;height:18px;background:#fafafa;margin-right:9em}\
 .bar{position:absolute;top:2px;height:14px;min-width:2px;background:#7a9cc6;font-size:11px;line-height:14px;white-space:nowrap;overflow:visible}\
 .bar.failed{background:#d88}.bar.rollback{background:#e0a84c}.bar.loop{background:#bbb}.bar.skipped{background:#ddd}\
 .bar.critical{outline:2px solid #b00}\
@@ -244,8 +244,13 @@ fn gantt(r: &RunRecord, recorded: Option<&Recorded>, out: &mut String) {
         |id: &str| recorded.is_some_and(|rec| rec.critical_path.iter().any(|c| is_of(id, c)));
     let _ = writeln!(
         out,
-        "<h2>Timeline</h2>\n<p>0s to {} on one axis. Bars outlined in red are on the critical path; the dashed line marks the point of no return.</p>",
-        seconds(total)
+        "<h2>Timeline</h2>\n<p>0s to {} on one axis, one bar per attempt; failed attempts in red.{}</p>",
+        seconds(total),
+        match recorded {
+            Some(_) =>
+                " Bars outlined in red are on the critical path; a dashed line marks the point of no return.",
+            None => "",
+        }
     );
     if let Some(rec) = recorded {
         let _ = writeln!(
