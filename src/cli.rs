@@ -354,6 +354,8 @@ enum ShowFormat {
     Json,
     Markdown,
     Junit,
+    /// A self-contained evidence report (no external resources; prints).
+    Html,
 }
 
 /// Parameters of a run or a plan.
@@ -611,6 +613,7 @@ fn run(cli: Cli) -> u8 {
                 ShowFormat::Json => report::show::json(&record),
                 ShowFormat::Markdown => safe(report::show::markdown(&record)),
                 ShowFormat::Junit => report::show::junit(&record),
+                ShowFormat::Html => report::show::html(&record),
             };
             print(&text);
             exit::OK

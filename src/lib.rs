@@ -75,6 +75,7 @@ pub(crate) mod steps;
 pub(crate) mod history;
 pub(crate) mod journal;
 pub(crate) mod record;
+pub(crate) mod recorded;
 pub(crate) mod resume;
 pub(crate) mod scenario;
 pub(crate) mod timeline;

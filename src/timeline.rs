@@ -40,12 +40,13 @@ pub struct Timeline {
     pub restored: Option<Restored>,
 }
 
-fn at(text: &str) -> Option<SystemTime> {
+/// A journal timestamp.
+pub fn at(text: &str) -> Option<SystemTime> {
     humantime::parse_rfc3339_weak(text).ok()
 }
 
 /// Milliseconds from `from` to `to` (0 when a clock went backwards).
-fn between(from: SystemTime, to: SystemTime) -> u64 {
+pub fn between(from: SystemTime, to: SystemTime) -> u64 {
     to.duration_since(from)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -763,3 +763,50 @@ fn a_huge_or_fifo_vote_file_is_ignored_and_the_wait_goes_on() {
     assert_eq!(finish(run), 0, "{}", shared.output());
     assert_eq!(shared.events("approved")[0]["by"], *b);
 }
+
+/// The evidence report of a two-of-three approval, rendered in headless Chromium: each vote
+/// with its user, decision, time and hostile reason as text.
+#[test]
+fn html_report_lists_every_vote_with_user_time_and_reason() {
+    let team = Team::new("abc");
+    let [a, b, c] = team.users(['a', 'b', 'c']);
+    let shared = Shared::new(&team, &runbook(&[a, b, c], 2, ""));
+    let run = shared.start(&[]);
+    shared.wait_for("approval_needed", 1);
+    let out = shared.approve(
+        &team,
+        b,
+        &["--reason", "<script>x</script> standby in sync"],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    shared.wait_for("approval_vote", 1);
+    let out = shared.approve(&team, c, &[]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(finish(run), 0, "{}", shared.output());
+
+    let show = crate::support::Test::new()
+        .args(["show", "--last", "--format", "html", "--state-dir"])
+        .args([shared.state.to_str().expect("utf-8 path")])
+        .run();
+    assert_eq!(show.code, 0, "{}", show.stderr);
+    let page = shared.root.join("evidence.html");
+    std::fs::write(&page, &show.stdout).expect("write page");
+    let dom = crate::html_report::rendered(&page);
+    let votes = shared.events("approval_vote");
+    let at = |i: usize| votes[i]["voted_at"].as_str().expect("voted_at").to_owned();
+    assert!(
+        dom.contains(&format!(
+            "<tr class=\"vote\"><td>{b}</td><td>approved</td><td>{}</td><td>&lt;script&gt;x&lt;/script&gt; standby in sync</td></tr><tr class=\"vote\"><td>{c}</td><td>approved</td><td>{}</td><td></td></tr>",
+            at(0),
+            at(1)
+        )),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(&format!(
+            "<li class=\"approval\" data-step=\"go\"><code>go</code>: approved by {b}, {c} (multi-party approval)"
+        )),
+        "{dom}"
+    );
+    assert!(!dom.contains("<script"));
+}

@@ -16,6 +16,7 @@ mod formats;
 mod graph;
 mod groups;
 mod hostile_text;
+mod html_report;
 mod journal;
 mod live_output;
 mod long_lines;

@@ -385,6 +385,17 @@ steps:
     run: { shell: sh, script: "exit 3" }
 "#;
 
+/// A run of `RECOVERY` (it fails and rolls back) in a scratch directory, for `show`.
+fn recovery_run() -> Test {
+    let t = Test::new().file("recovery.yaml", RECOVERY);
+    let out = Test::in_dir(t.path())
+        .args(["run", "recovery.yaml"])
+        .env("USER", "operator")
+        .run();
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    t
+}
+
 #[test]
 fn plan_with_an_estimate_and_markdown_show_with_a_timeline() {
     snapshot(
@@ -393,12 +404,7 @@ fn plan_with_an_estimate_and_markdown_show_with_a_timeline() {
             .file("recovery.yaml", RECOVERY)
             .args(["plan", "recovery.yaml"]),
     );
-    let t = Test::new().file("recovery.yaml", RECOVERY);
-    let out = Test::in_dir(t.path())
-        .args(["run", "recovery.yaml"])
-        .env("USER", "operator")
-        .run();
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let t = recovery_run();
     snapshot(
         "show_markdown_timeline",
         Test::in_dir(t.path()).args(["show", "--last", "--format", "markdown"]),
@@ -435,4 +441,25 @@ fn a_run_waiting_for_a_multi_party_approval_and_runs_meanwhile() {
     };
     settings(t.path())
         .bind(|| insta::assert_snapshot!("run_waiting_for_a_multi_party_approval", whole(&out)));
+}
+
+/// The HTML evidence report of `RECOVERY` (a retried step, a rollback, an RTO), with the
+/// bars' positions, the measured durations, the user and the pid as placeholders.
+#[test]
+fn html_show_of_a_run_with_a_retry_and_a_rollback() {
+    let t = recovery_run();
+    let out = Test::in_dir(t.path())
+        .args(["show", "--last", "--format", "html"])
+        .run();
+    let mut settings = settings(t.path());
+    for (pattern, replacement) in [
+        (r"left:\d+\.\d+%;width:\d+\.\d+%", "left:[X]%;width:[W]%"),
+        (r"left:\d+\.\d+%", "left:[X]%"),
+        (r">\d+\.\d+s<", ">[DURATION]<"),
+        (r"(OS user\)</th><td>)[^<]*<", "$1[USER]<"),
+        (r"(Process</th><td>)\d+<", "$1[PID]<"),
+    ] {
+        settings.add_filter(pattern, replacement);
+    }
+    settings.bind(|| insta::assert_snapshot!("show_html", whole(&out)));
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{approved, decided, outcome, rollbacks};
+use super::{outcome, rollbacks};
 use crate::record::RunRecord;
 
 pub fn markdown(r: &RunRecord) -> String {
@@ -17,13 +17,7 @@ pub fn markdown(r: &RunRecord) -> String {
     );
     out.push_str("| step | status | attempts | duration | details |\n|---|---|---:|---:|---|\n");
     for s in &r.steps {
-        let details = [approved(s), decided(s), s.message.clone()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join("; ")
-            .replace('|', "\\|")
-            .replace('\n', " ");
+        let details = super::details(s).replace('|', "\\|").replace('\n', " ");
         let _ = writeln!(
             out,
             "| `{}` | {} | {} | {:.2}s | {} |",
@@ -44,10 +38,7 @@ pub fn markdown(r: &RunRecord) -> String {
     }
     out.push_str("\n## What ran\n");
     for s in r.steps.iter().filter(|s| !s.action.is_empty()) {
-        let text = match &s.detail {
-            Some(action) => crate::report::action::full(action),
-            None => s.action.clone(),
-        };
+        let text = super::ran(s);
         let _ = writeln!(out, "\n### `{}`\n\n```text\n{}\n```", s.id, text);
         if !s.stdout.trim().is_empty() {
             let _ = writeln!(out, "\nOutput:\n\n```text\n{}\n```", s.stdout.trim_end());
@@ -81,32 +72,23 @@ fn timeline(r: &RunRecord, out: &mut String) {
             bar.attempts
         );
     }
-    let Some(restored) = &timeline.restored else {
+    let Some(restored) = super::restored(r) else {
         return;
     };
-    let rto = restored
-        .rto_ms
-        .map(|ms| crate::report::estimate::duration(ms as f64 / 1000.0));
-    let line = match (restored.after_ms, restored.rto_ms, rto) {
-        (None, _, _) => format!(
-            "**Service not restored:** `{}` did not succeed in this run.",
-            restored.step
-        ),
-        (Some(after), Some(limit), Some(rto)) if after > limit => format!(
-            "**Time to service restored:** {} (from the start of the run to the end of `{}`): **exceeds the RTO of {rto}**.",
-            seconds(Some(after)),
-            restored.step
-        ),
-        (Some(after), _, Some(rto)) => format!(
-            "**Time to service restored:** {} (from the start of the run to the end of `{}`), within the RTO of {rto}.",
-            seconds(Some(after)),
-            restored.step
-        ),
-        (Some(after), _, None) => format!(
-            "**Time to service restored:** {} (from the start of the run to the end of `{}`); no RTO declared.",
-            seconds(Some(after)),
-            restored.step
-        ),
+    let line = match restored {
+        super::Restored::Not { step } => {
+            format!("**Service not restored:** `{step}` did not succeed in this run.")
+        }
+        super::Restored::Measured { after, step, rto } => {
+            let rto = match rto {
+                Some((rto, true)) => format!(": **exceeds the RTO of {rto}**."),
+                Some((rto, false)) => format!(", within the RTO of {rto}."),
+                None => "; no RTO declared.".to_owned(),
+            };
+            format!(
+                "**Time to service restored:** {after} (from the start of the run to the end of `{step}`){rto}"
+            )
+        }
     };
     let _ = writeln!(out, "\n{line}");
 }

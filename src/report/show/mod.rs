@@ -1,11 +1,13 @@
 //! `runbook show`: what a run did, from its [`RunRecord`], one file per format. Journals hold
 //! secrets masked already.
 
+mod html;
 mod human;
 mod json;
 mod junit;
 mod markdown;
 
+pub use html::html;
 pub use human::human;
 pub use json::json;
 pub use junit::junit;
@@ -81,4 +83,57 @@ fn rollbacks(r: &RunRecord) -> Vec<(String, String)> {
             }
         })
         .collect()
+}
+
+/// The measured time to service restored against the RTO, in parts each format marks up.
+enum Restored {
+    /// The step that ends the outage did not succeed.
+    Not { step: String },
+    Measured {
+        /// `1.23s`.
+        after: String,
+        step: String,
+        /// The RTO, and whether the measured time exceeds it; `None`: no RTO declared.
+        rto: Option<(String, bool)>,
+    },
+}
+
+fn restored(r: &RunRecord) -> Option<Restored> {
+    let restored = crate::timeline::Timeline::of(r).restored?;
+    let step = restored.step;
+    Some(match restored.after_ms {
+        None => Restored::Not { step },
+        Some(after) => Restored::Measured {
+            after: seconds(after),
+            step,
+            rto: restored.rto_ms.map(|limit| {
+                (
+                    crate::report::estimate::duration(limit as f64 / 1000.0),
+                    after > limit,
+                )
+            }),
+        },
+    })
+}
+
+/// Milliseconds as `1.23s`.
+fn seconds(ms: u64) -> String {
+    format!("{:.2}s", ms as f64 / 1000.0)
+}
+
+/// A step's approval, decision and message, on one line.
+fn details(s: &StepRecord) -> String {
+    [approved(s), decided(s), s.message.clone()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The whole action of a step as it ran (its summary when the journal has no more).
+fn ran(s: &StepRecord) -> String {
+    match &s.detail {
+        Some(action) => crate::report::action::full(action),
+        None => s.action.clone(),
+    }
 }
