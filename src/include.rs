@@ -43,6 +43,7 @@ struct Group {
     name: String,
     params: IndexMap<String, Param>,
     connections: IndexMap<String, Connection>,
+    targets: IndexMap<String, crate::model::Target>,
     outputs: IndexMap<String, Spanned<String>>,
     /// Its steps as they run, ids relative to the group.
     steps: Vec<Step>,
@@ -74,6 +75,8 @@ struct Parts {
     view: Vec<Step>,
     /// The connections of the groups, under `USE.NAME`.
     connections: IndexMap<String, Connection>,
+    /// The targets of the groups, under `USE.NAME`.
+    targets: IndexMap<String, crate::model::Target>,
     included: Vec<FileReport>,
     /// The group files used, directly or not, each once.
     files: Vec<PathBuf>,
@@ -124,6 +127,7 @@ impl Groups {
         let mut expanded = runbook.clone();
         expanded.steps = parts.run;
         expanded.connections.extend(parts.connections);
+        expanded.targets.extend(parts.targets);
         expanded.included = parts.files;
         let mut shown = runbook.clone();
         shown.steps = parts.view;
@@ -139,6 +143,7 @@ impl Groups {
         let mut run = Vec::with_capacity(steps.len());
         let mut view = Vec::with_capacity(steps.len());
         let mut connections = IndexMap::new();
+        let mut targets = IndexMap::new();
         let mut included = Vec::new();
         let mut reported = HashSet::new();
         let mut passed_on = IndexMap::new();
@@ -216,6 +221,9 @@ impl Groups {
                 connection.name.value = format!("{id}.{name}");
                 connections.insert(connection.name.value.clone(), connection);
             }
+            for (name, target) in &group.targets {
+                targets.insert(format!("{id}.{name}"), target.clone());
+            }
             let needs = if members.is_empty() {
                 step.needs.clone()
             } else {
@@ -242,6 +250,7 @@ impl Groups {
             run,
             view,
             connections,
+            targets,
             included,
             passed_on,
             files,
@@ -316,6 +325,7 @@ impl Groups {
             name: String::new(),
             params: IndexMap::new(),
             connections: IndexMap::new(),
+            targets: IndexMap::new(),
             outputs: IndexMap::new(),
             steps: Vec::new(),
             view: Vec::new(),
@@ -341,6 +351,7 @@ impl Groups {
             }
             group.files = expanded.runbook.included.clone();
             group.connections = expanded.runbook.connections;
+            group.targets = expanded.runbook.targets;
             group.steps = expanded.runbook.steps;
         }
         problems.sort_by_key(|p| p.primary_span().map(|s| s.offset()));
@@ -498,6 +509,17 @@ fn prefix(step: &mut Step, id: &str, outer_needs: &[Spanned<String>], level: &Ar
         && let RollbackKind::Sql(sql) = &mut rollback.kind
     {
         sql.connection.value = format!("{id}.{}", sql.connection.value);
+    }
+    // A target named in the group is the group's own; a template is rendered as written.
+    let targets = [
+        step.target.as_mut(),
+        step.rollback.as_mut().and_then(|r| r.target.as_mut()),
+        step.rehearse.as_mut().and_then(|r| r.target.as_mut()),
+    ];
+    for target in targets.into_iter().flatten() {
+        if !target.value.contains("{{") && !target.value.contains("{%") {
+            target.value = format!("{id}.{}", target.value);
+        }
     }
     step.scope = step.scope.within(level);
 }

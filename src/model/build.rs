@@ -71,6 +71,7 @@ pub const GROUP_KEYS: &[&str] = &[
     "description",
     "params",
     "connections",
+    "targets",
     "steps",
     "outputs",
 ];

@@ -4,7 +4,7 @@
 use indexmap::IndexMap;
 use schemars::JsonSchema;
 
-use super::{Connection, Param, Spanned, Step};
+use super::{Connection, Param, Spanned, Step, Target};
 
 /// A step group file, format version 1: steps that runbooks include with `use:`.
 #[derive(JsonSchema)]
@@ -23,6 +23,10 @@ pub struct GroupFile {
     /// Connections of the group's `sql` steps (templates over the group's params).
     #[serde(default)]
     connections: IndexMap<String, Connection>,
+    /// Machines the group's `run` steps run on (templates over the group's params); a step
+    /// of the group names them as written here.
+    #[serde(default)]
+    targets: IndexMap<String, Target>,
     steps: Vec<Step>,
     /// Values the including runbook reads as `steps['USE'].outputs.NAME`: templates over
     /// the group's steps.

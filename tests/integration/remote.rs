@@ -619,3 +619,34 @@ fn a_notify_hook_naming_an_unknown_target_is_located() {
     );
     assert!(out.stdout.contains("\"line\": 7"), "{}", out.stdout);
 }
+
+/// A step group declares its own targets over its params (renamed `USE.NAME`, as its
+/// connections are): its steps run there, and the runbook's own targets stay its own.
+#[test]
+fn a_group_runs_its_steps_on_its_own_target() {
+    let estate = Estate::new(1);
+    let group = "group: 1\nname: remote-checks\nparams:\n  dest: { type: string }\ntargets:\n  box: { ssh: \"{{ params.dest }}\" }\nsteps:\n  - id: where\n    target: box\n    run: { shell: sh, script: 'echo \"on $(hostname) via ${SSH_CONNECTION:+ssh}\"' }\n";
+    let main = format!(
+        "runbook: 1\nname: grouped\n{}steps:\n  - id: checks\n    use: ./groups/remote-checks.yaml\n    with: {{ dest: \"{}\" }}\n  - id: after\n    needs: [checks]\n    target: h1\n    run: {{ program: \"true\" }}\n",
+        estate.targets(),
+        estate.hosts[0].destination()
+    );
+    let t = test(&estate)
+        .file("groups/remote-checks.yaml", group)
+        .file("r.yaml", main)
+        .args(["run", "r.yaml", "--output", "json"]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let events = out.events();
+    let step = finished(&events, "checks.where");
+    let stdout = step["stdout"].as_str().unwrap_or_default();
+    assert!(stdout.contains("via ssh"), "{step}");
+    let started: Vec<_> = events_of(&events, "step_started")
+        .into_iter()
+        .filter(|e| e["step"] == "checks.where")
+        .collect();
+    assert_eq!(started[0]["target"]["target"], "checks.box", "{started:?}");
+    // One connection for the run's steps on the same server: the group's target and the
+    // runbook's name the same destination through different names.
+    assert!(estate.hosts[0].accepted() >= 1);
+}
