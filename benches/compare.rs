@@ -84,13 +84,35 @@ impl Row {
     }
 }
 
-fn strings(dir: &Path, args: &[&str]) -> Vec<String> {
-    args.iter()
-        .map(|a| match a.strip_prefix('@') {
-            Some(file) => dir.join(file).display().to_string(),
-            None => (*a).to_owned(),
-        })
-        .collect()
+impl Row {
+    /// The row for the file set `set` (see `write_set`): runbook gets `runbook`, then its
+    /// file; just and go-task get their file, then `args`.
+    fn new(
+        dir: &Path,
+        work: &'static str,
+        rounds: usize,
+        set: &str,
+        runbook: &[&str],
+        args: &[&str],
+    ) -> Row {
+        let file = |ext: &str| dir.join(format!("{set}.{ext}")).display().to_string();
+        let owned = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+        let with = |flag: &str, ext: &str| [vec![flag.to_owned(), file(ext)], owned(args)].concat();
+        Row {
+            work,
+            rounds,
+            runbook: [owned(runbook), vec![file("yaml")]].concat(),
+            just: with("--justfile", "justfile"),
+            task: with("--taskfile", "Taskfile.yml"),
+        }
+    }
+
+    /// go-task's arguments after its file, where they differ from just's.
+    fn task_args(mut self, args: &[&str]) -> Row {
+        self.task.truncate(2);
+        self.task.extend(args.iter().map(|a| (*a).to_owned()));
+        self
+    }
 }
 
 /// A chain of `n` steps: runbook's `run:`, just's recipe line and go-task's command.
@@ -178,41 +200,48 @@ fn main() {
 
     let run = ["run", "--concurrency", "1"];
     let rows = [
-        Row {
-            work: "100 sequential steps, each execs `/usr/bin/true`, journal on",
-            rounds: 11,
-            runbook: strings(&dir, &[&run[..], &["@exec.yaml"]].concat()),
-            just: strings(&dir, &["--justfile", "@exec.justfile", "s99"]),
-            task: strings(&dir, &["--taskfile", "@exec.Taskfile.yml", "s99"]),
-        },
-        Row {
-            work: "the same through `sh -c true`",
-            rounds: 11,
-            runbook: strings(&dir, &[&run[..], &["@shell.yaml"]].concat()),
-            just: strings(&dir, &["--justfile", "@shell.justfile", "s99"]),
-            task: strings(&dir, &["--taskfile", "@shell.Taskfile.yml", "s99"]),
-        },
-        Row {
-            work: "64 parallel `sleep 0.5`",
-            rounds: 5,
-            runbook: strings(&dir, &["run", "--concurrency", "64", "@wide.yaml"]),
-            just: strings(&dir, &["--justfile", "@wide.justfile", "wide"]),
-            task: strings(&dir, &["--taskfile", "@wide.Taskfile.yml", "wide"]),
-        },
-        Row {
-            work: "validate a 1,000-step chain (`just --summary`, `task --list-all`)",
-            rounds: 11,
-            runbook: strings(&dir, &["validate", "@check.yaml"]),
-            just: strings(&dir, &["--justfile", "@check.justfile", "--summary"]),
-            task: strings(&dir, &["--taskfile", "@check.Taskfile.yml", "--list-all"]),
-        },
-        Row {
-            work: "dry run of 100 steps (`just --dry-run`, `task --dry`)",
-            rounds: 11,
-            runbook: strings(&dir, &["run", "--dry-run", "@exec.yaml"]),
-            just: strings(&dir, &["--justfile", "@exec.justfile", "--dry-run", "s99"]),
-            task: strings(&dir, &["--taskfile", "@exec.Taskfile.yml", "--dry", "s99"]),
-        },
+        Row::new(
+            &dir,
+            "100 sequential steps, each execs `/usr/bin/true`, journal on",
+            11,
+            "exec",
+            &run,
+            &["s99"],
+        ),
+        Row::new(
+            &dir,
+            "the same through `sh -c true`",
+            11,
+            "shell",
+            &run,
+            &["s99"],
+        ),
+        Row::new(
+            &dir,
+            "64 parallel `sleep 0.5`",
+            5,
+            "wide",
+            &["run", "--concurrency", "64"],
+            &["wide"],
+        ),
+        Row::new(
+            &dir,
+            "validate a 1,000-step chain (`just --summary`, `task --list-all`)",
+            11,
+            "check",
+            &["validate"],
+            &["--summary"],
+        )
+        .task_args(&["--list-all"]),
+        Row::new(
+            &dir,
+            "dry run of 100 steps (`just --dry-run`, `task --dry`)",
+            11,
+            "exec",
+            &["run", "--dry-run"],
+            &["--dry-run", "s99"],
+        )
+        .task_args(&["--dry", "s99"]),
     ];
 
     let versions: Vec<Option<String>> = Tool::ALL.iter().map(|t| t.version()).collect();
