@@ -1,19 +1,13 @@
-//! Execution benchmark, side by side with `just` (PyPI package `rust-just`) on the same work:
+//! Execution benchmark at scale: a `for_each` of 1,000 `true` items against 1,000 separate
+//! `true` steps, paired and alternated, and the per-step cost of 100, 1,000 and 10,000
+//! sequential steps and of a 10,000-item loop (a step's cost must not grow with the steps
+//! before it). The comparison with `just` and go-task is `benches/compare.rs`.
 //!
-//! - 100 sequential steps that run `true` (a chain of `needs`; in just, a chain of recipes);
-//! - 64 independent `sleep 0.5` steps with `--concurrency 64` (in just, `[parallel]`
-//!   dependencies).
-//!
-//! - a `for_each` of 1,000 `true` items against 1,000 separate `true` steps, paired and
-//!   alternated, and the per-step cost of 100, 1,000 and 10,000 sequential steps and of a
-//!   10,000-item loop (a step's cost must not grow with the steps before it).
-//!
-//! Run with `cargo bench --bench run`. Whole-process wall time, median of several runs. When
-//! `just` is not on PATH its rows say so and only `runbook` is measured.
+//! Run with `cargo bench --bench run`. Whole-process wall time, median of several runs.
 
 use std::fmt::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 #[path = "support/timing.rs"]
 mod timing;
@@ -30,105 +24,9 @@ fn runbook(dir: &Path, file: &str, extra: &[&str]) -> Command {
     c
 }
 
-fn just(dir: &Path, file: &str, recipe: &str) -> Command {
-    let mut c = Command::new("just");
-    c.arg("--justfile").arg(dir.join(file)).arg(recipe);
-    c
-}
-
-/// A way to start one side of a comparison.
-type Maker<'a> = Box<dyn Fn() -> Command + 'a>;
-
 fn main() {
     let dir = std::env::temp_dir().join(format!("runbook-run-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-
-    let mut chain = String::from("runbook: 1\nname: chain\nsteps:\n");
-    let mut chain_sh = chain.clone();
-    let mut justfile = String::from("set shell := [\"sh\", \"-c\"]\n\n");
-    for i in 0..100 {
-        let needs = if i == 0 {
-            String::new()
-        } else {
-            format!("    needs: [s{}]\n", i - 1)
-        };
-        let _ = write!(
-            chain,
-            "  - id: s{i}\n{needs}    run: {{ program: \"true\" }}\n"
-        );
-        let _ = write!(
-            chain_sh,
-            "  - id: s{i}\n{needs}    run: {{ shell: sh, script: \"true\" }}\n"
-        );
-        let deps = if i == 0 {
-            String::new()
-        } else {
-            format!(" s{}", i - 1)
-        };
-        let _ = write!(justfile, "s{i}:{deps}\n    @true\n\n");
-    }
-    let mut wide = String::from("runbook: 1\nname: wide\nsteps:\n");
-    let mut deps = Vec::new();
-    for i in 0..64 {
-        let _ = write!(
-            wide,
-            "  - id: w{i}\n    run: {{ program: sleep, args: [\"0.5\"] }}\n"
-        );
-        let _ = write!(justfile, "w{i}:\n    @sleep 0.5\n\n");
-        deps.push(format!("w{i}"));
-    }
-    let _ = write!(justfile, "[parallel]\nwide: {}\n", deps.join(" "));
-    std::fs::write(dir.join("chain.yaml"), chain).expect("write");
-    std::fs::write(dir.join("chain-sh.yaml"), chain_sh).expect("write");
-    std::fs::write(dir.join("wide.yaml"), wide).expect("write");
-    std::fs::write(dir.join("justfile"), justfile).expect("write");
-
-    let have_just = Command::new("just")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-
-    println!("| work | runbook | just | ratio (runbook / just) |");
-    println!("|---|---:|---:|---:|");
-    let rows: [(&str, Maker, Option<Maker>, usize); 3] = [
-        (
-            "100 sequential `true` steps (program, no shell)",
-            Box::new(|| runbook(&dir, "chain.yaml", &["--concurrency", "1"])),
-            Some(Box::new(|| just(&dir, "justfile", "s99"))),
-            11,
-        ),
-        (
-            "100 sequential `true` steps (`sh -c true`, as just runs them)",
-            Box::new(|| runbook(&dir, "chain-sh.yaml", &["--concurrency", "1"])),
-            Some(Box::new(|| just(&dir, "justfile", "s99"))),
-            11,
-        ),
-        (
-            "64 independent `sleep 0.5` steps, concurrency 64",
-            Box::new(|| runbook(&dir, "wide.yaml", &["--concurrency", "64"])),
-            Some(Box::new(|| just(&dir, "justfile", "wide"))),
-            5,
-        ),
-    ];
-    for (name, ours, theirs, runs) in rows {
-        let ours = median(runs, ours);
-        match theirs.filter(|_| have_just) {
-            Some(theirs) => {
-                let theirs = median(runs, theirs);
-                println!(
-                    "| {name} | {:.3} s | {:.3} s | {:.2}× |",
-                    ours.as_secs_f64(),
-                    theirs.as_secs_f64(),
-                    ours.as_secs_f64() / theirs.as_secs_f64()
-                );
-            }
-            None => println!(
-                "| {name} | {:.3} s | (just not installed) | |",
-                ours.as_secs_f64()
-            ),
-        }
-    }
     scale(&dir);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,312 @@
+//! The same work with `runbook`, `just` (PyPI package `rust-just`) and go-task (PyPI package
+//! `go-task-bin`), side by side in one run:
+//!
+//! - 100 sequential steps that exec `/usr/bin/true` (a chain of `needs`; in just a chain of
+//!   recipes, in go-task a chain of `deps`), runbook's journal on disk;
+//! - the same through `sh -c true` (runbook `shell: sh`; just's own `sh -c`; go-task runs the
+//!   command `sh -c true`, since its built-in shell would not start a process);
+//! - 64 independent `sleep 0.5` steps at once (just `[parallel]`, go-task `deps`);
+//! - checking a 1,000-step chain without running it (`runbook validate`, `just --summary`,
+//!   `task --list-all`);
+//! - a dry run of the 100-step chain (`runbook run --dry-run`, `just --dry-run`, `task --dry`).
+//!
+//! Whole-process wall time. The tools are paired and alternated: each round runs every tool
+//! once, in an order that rotates from round to round, so a burst of load on the machine falls
+//! on all of them. Each figure is a median; each ratio is runbook's median over the other's.
+//! A tool missing from PATH is named in its cells and not measured. Run with
+//! `cargo bench --bench compare`.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[path = "support/timing.rs"]
+mod timing;
+use timing::{median_of, time};
+
+/// The tools compared, in table order.
+#[derive(Clone, Copy, PartialEq)]
+enum Tool {
+    Runbook,
+    Just,
+    Task,
+}
+
+impl Tool {
+    const ALL: [Tool; 3] = [Tool::Runbook, Tool::Just, Tool::Task];
+
+    fn program(self) -> &'static str {
+        match self {
+            Tool::Runbook => env!("CARGO_BIN_EXE_runbook"),
+            Tool::Just => "just",
+            Tool::Task => "task",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Tool::Runbook => "runbook",
+            Tool::Just => "just",
+            Tool::Task => "go-task",
+        }
+    }
+
+    /// The first line of `--version`, or `None` when the tool does not start.
+    fn version(self) -> Option<String> {
+        let out = Command::new(self.program())
+            .arg("--version")
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        Some(text.lines().next().unwrap_or("").trim().to_owned())
+    }
+}
+
+/// One row: what each tool runs for it.
+struct Row {
+    work: &'static str,
+    rounds: usize,
+    runbook: Vec<String>,
+    just: Vec<String>,
+    task: Vec<String>,
+}
+
+impl Row {
+    fn args(&self, tool: Tool) -> &[String] {
+        match tool {
+            Tool::Runbook => &self.runbook,
+            Tool::Just => &self.just,
+            Tool::Task => &self.task,
+        }
+    }
+}
+
+impl Row {
+    /// The row for the file set `set` (see `write_set`): runbook gets `runbook`, then its
+    /// file; just and go-task get their file, then `args`.
+    fn new(
+        dir: &Path,
+        work: &'static str,
+        rounds: usize,
+        set: &str,
+        runbook: &[&str],
+        args: &[&str],
+    ) -> Row {
+        let file = |ext: &str| dir.join(format!("{set}.{ext}")).display().to_string();
+        let owned = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+        let with = |flag: &str, ext: &str| [vec![flag.to_owned(), file(ext)], owned(args)].concat();
+        Row {
+            work,
+            rounds,
+            runbook: [owned(runbook), vec![file("yaml")]].concat(),
+            just: with("--justfile", "justfile"),
+            task: with("--taskfile", "Taskfile.yml"),
+        }
+    }
+
+    /// go-task's arguments after its file, where they differ from just's.
+    fn task_args(mut self, args: &[&str]) -> Row {
+        self.task.truncate(2);
+        self.task.extend(args.iter().map(|a| (*a).to_owned()));
+        self
+    }
+}
+
+/// A chain of `n` steps: runbook's `run:`, just's recipe line and go-task's command.
+fn chain(n: usize, runbook_run: &str, line: &str, task_cmd: &str) -> (String, String, String) {
+    let mut rb = String::from("runbook: 1\nname: chain\nsteps:\n");
+    let mut just = String::from("set shell := [\"sh\", \"-c\"]\n\n");
+    let mut task = String::from("version: '3'\nsilent: true\ntasks:\n");
+    for i in 0..n {
+        let parent = i.checked_sub(1);
+        let needs = parent.map_or(String::new(), |p| format!(", needs: [s{p}]"));
+        let _ = writeln!(rb, "  - {{ id: s{i}{needs}, run: {runbook_run} }}");
+        let deps = parent.map_or(String::new(), |p| format!(" s{p}"));
+        let _ = write!(just, "s{i}:{deps}\n    @{line}\n\n");
+        let deps = parent.map_or(String::new(), |p| format!("    deps: [s{p}]\n"));
+        let _ = write!(task, "  s{i}:\n{deps}    cmds: [\"{task_cmd}\"]\n");
+    }
+    (rb, just, task)
+}
+
+/// A chain of `n` one-line steps for validation: the smallest step each format has.
+fn validate_chain(n: usize) -> (String, String, String) {
+    let mut rb = String::from("runbook: 1\nname: chain\nsteps:\n");
+    let mut just = String::new();
+    let mut task = String::from("version: '3'\ntasks:\n");
+    for i in 0..n {
+        let parent = i.checked_sub(1);
+        let needs = parent.map_or(String::new(), |p| format!("s{p}"));
+        let _ = writeln!(rb, "  - {{ id: s{i}, needs: [{needs}], wait: 1s }}");
+        let _ = write!(just, "# step {i}\ns{i}: {needs}\n    @true\n\n");
+        let _ = writeln!(
+            task,
+            "  s{i}: {{ desc: step {i}, deps: [{needs}], cmds: [\"true\"] }}"
+        );
+    }
+    (rb, just, task)
+}
+
+/// 64 independent `sleep 0.5` steps, in the three formats.
+fn wide() -> (String, String, String) {
+    let mut rb = String::from("runbook: 1\nname: wide\nsteps:\n");
+    let mut just = String::from("set shell := [\"sh\", \"-c\"]\n\n");
+    let mut task = String::from("version: '3'\nsilent: true\ntasks:\n");
+    let ids: Vec<String> = (0..64).map(|i| format!("w{i}")).collect();
+    for id in &ids {
+        let _ = writeln!(
+            rb,
+            "  - {{ id: {id}, run: {{ program: sleep, args: [\"0.5\"] }} }}"
+        );
+        let _ = write!(just, "{id}:\n    @sleep 0.5\n\n");
+        let _ = writeln!(task, "  {id}: {{ cmds: [\"sleep 0.5\"] }}");
+    }
+    let _ = write!(just, "[parallel]\nwide: {}\n", ids.join(" "));
+    let _ = writeln!(task, "  wide: {{ deps: [{}] }}", ids.join(", "));
+    (rb, just, task)
+}
+
+fn write_set(dir: &Path, name: &str, (rb, just, task): (String, String, String)) {
+    for (ext, text) in [("yaml", rb), ("justfile", just), ("Taskfile.yml", task)] {
+        std::fs::write(dir.join(format!("{name}.{ext}")), text).expect("write bench file");
+    }
+}
+
+fn main() {
+    // Under the system temp dir, on this machine's disk: the journal's syncs are real.
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("runbook-compare-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    write_set(
+        &dir,
+        "exec",
+        chain(
+            100,
+            "{ program: /usr/bin/true }",
+            "/usr/bin/true",
+            "/usr/bin/true",
+        ),
+    );
+    write_set(
+        &dir,
+        "shell",
+        chain(100, "{ shell: sh, script: \"true\" }", "true", "sh -c true"),
+    );
+    write_set(&dir, "wide", wide());
+    write_set(&dir, "check", validate_chain(1_000));
+
+    let run = ["run", "--concurrency", "1"];
+    let rows = [
+        Row::new(
+            &dir,
+            "100 sequential steps, each execs `/usr/bin/true`, journal on",
+            11,
+            "exec",
+            &run,
+            &["s99"],
+        ),
+        Row::new(
+            &dir,
+            "the same through `sh -c true`",
+            11,
+            "shell",
+            &run,
+            &["s99"],
+        ),
+        Row::new(
+            &dir,
+            "64 parallel `sleep 0.5`",
+            5,
+            "wide",
+            &["run", "--concurrency", "64"],
+            &["wide"],
+        ),
+        Row::new(
+            &dir,
+            "validate a 1,000-step chain (`just --summary`, `task --list-all`)",
+            11,
+            "check",
+            &["validate"],
+            &["--summary"],
+        )
+        .task_args(&["--list-all"]),
+        Row::new(
+            &dir,
+            "dry run of 100 steps (`just --dry-run`, `task --dry`)",
+            11,
+            "exec",
+            &["run", "--dry-run"],
+            &["--dry-run", "s99"],
+        )
+        .task_args(&["--dry", "s99"]),
+    ];
+
+    let versions: Vec<Option<String>> = Tool::ALL.iter().map(|t| t.version()).collect();
+    println!("Measured:");
+    for (tool, version) in Tool::ALL.iter().zip(&versions) {
+        match version {
+            Some(v) => println!("- {}: {v}", tool.name()),
+            None => println!("- {}: not on PATH, not measured", tool.name()),
+        }
+    }
+    println!();
+    println!("| work | runbook | just | go-task | runbook / just | runbook / go-task |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for row in &rows {
+        let present: Vec<Tool> = Tool::ALL
+            .iter()
+            .zip(&versions)
+            .filter(|(_, v)| v.is_some())
+            .map(|(t, _)| *t)
+            .collect();
+        let medians = paired(row, &dir, &present);
+        let of = |tool: Tool| {
+            present
+                .iter()
+                .position(|t| *t == tool)
+                .map(|i| medians[i].as_secs_f64())
+        };
+        let ours = of(Tool::Runbook).unwrap_or(f64::NAN);
+        let cell = |tool: Tool| match of(tool) {
+            Some(s) => format!("{s:.3} s"),
+            None => format!("({} not on PATH)", tool.name()),
+        };
+        let ratio = |tool: Tool| of(tool).map_or(String::new(), |s| format!("{:.2}×", ours / s));
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            row.work,
+            cell(Tool::Runbook),
+            cell(Tool::Just),
+            cell(Tool::Task),
+            ratio(Tool::Just),
+            ratio(Tool::Task),
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The median wall time of each of `tools` on `row`, after one warming round, in `rounds`
+/// rounds whose order rotates.
+fn paired(row: &Row, dir: &Path, tools: &[Tool]) -> Vec<Duration> {
+    let command = |tool: Tool| {
+        let mut c = Command::new(tool.program());
+        c.args(row.args(tool))
+            .current_dir(dir)
+            .env("RUNBOOK_STATE_DIR", dir.join("state"));
+        c
+    };
+    for tool in tools {
+        let _ = time(command(*tool));
+    }
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); tools.len()];
+    for round in 0..row.rounds {
+        for k in 0..tools.len() {
+            let i = (round + k) % tools.len();
+            samples[i].push(time(command(tools[i])));
+        }
+    }
+    samples.into_iter().map(median_of).collect()
+}
