@@ -367,3 +367,11 @@ pub fn all_but_one_exit(children: &mut [std::process::Child]) {
             >= children.len() - 1
     });
 }
+
+/// `out` is a `resume` or `rollback` that stopped (exit 2) to ask about `step`, in doubt.
+#[track_caller]
+pub fn asks_about_in_doubt(out: &Output, step: &str) {
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    let said = format!("steps in doubt (started, not known to have finished): {step};");
+    assert!(out.stderr.contains(&said), "{}", out.stderr);
+}
