@@ -148,6 +148,7 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
                 shared.emit(EventKind::RollbackStepStarted {
                     step: spec.id.to_owned(),
                     action: crate::report::action::summary(&shown),
+                    detail: Some(shown.clone()),
                 });
             }
         } else {

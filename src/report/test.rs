@@ -15,7 +15,7 @@ use crate::scenario::{FileOutcome, FileResult};
 
 /// What a run under test shows: its events (for the expectations), and the report it would
 /// print, kept as text (`output_contains`), with the whole rendered text of every action
-/// under its line (a script's or query's later lines too).
+/// and rollback action under its line (a script's or query's later lines too).
 pub struct Transcript {
     events: Mutex<Vec<Event>>,
     text: Arc<Mutex<String>>,
@@ -53,6 +53,10 @@ impl Sink for Transcript {
         }
         self.screen.emit(event);
         if let EventKind::StepStarted {
+            detail: Some(action),
+            ..
+        }
+        | EventKind::RollbackStepStarted {
             detail: Some(action),
             ..
         } = &event.kind

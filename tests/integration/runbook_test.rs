@@ -1040,3 +1040,121 @@ scenarios:
         out.stdout
     );
 }
+
+/// A step with a two-line rollback script, and a later step that fails.
+const TWO_LINE_ROLLBACK: &str = r#"
+runbook: 1
+name: undo
+secrets:
+  sql_password: { env: UNDO_SQL_PASSWORD }
+connections:
+  sql: { mssql: "server=tcp:sql.invalid;user id=sa;password={{ secrets.sql_password }}" }
+steps:
+  - id: first
+    run: { shell: sh, script: "echo do\necho step-second-line" }
+    rollback: { run: { shell: sh, script: "echo undo\necho marker-second-line" } }
+  - id: grant
+    needs: [first]
+    sql: { connection: sql, query: "GRANT CONNECT TO [pchat]" }
+    rollback:
+      sql:
+        connection: sql
+        query: "REVOKE CONNECT FROM [pchat];\nALTER LOGIN [pchat] WITH PASSWORD = @P1"
+        args: ["{{ secrets.sql_password }}"]
+  - id: boom
+    needs: [grant]
+    run: { program: ./boom }
+"#;
+
+#[test]
+fn output_contains_sees_every_line_of_a_rendered_rollback() {
+    let test = r#"
+test: 1
+runbook: undo.yaml
+scenarios:
+  - name: the rollback's later lines and arguments are in the output
+    params: { sql_password: hunter2-secret }
+    mocks: &mocks { first: {}, grant: {}, boom: { exit_code: 1 }, "rollback:first": {}, "rollback:grant": {} }
+    expect:
+      rolled_back: [grant, first]
+      output_contains:
+        - step-second-line
+        - marker-second-line
+        - "ALTER LOGIN [pchat] WITH PASSWORD = @P1"
+        - "@P1 = N'***'"
+      output_lacks: [hunter2-secret]
+  - name: a line no rollback renders is not found
+    params: { sql_password: hunter2-secret }
+    mocks: *mocks
+    expect:
+      output_contains: [marker-third-line]
+"#;
+    let out = tested("undo", TWO_LINE_ROLLBACK, test);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout.starts_with(
+            "PASS undo.test.yaml › the rollback's later lines and arguments are in the output\nFAIL undo.test.yaml › a line no rollback renders is not found\n  - output_contains: the output has no `marker-third-line`"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("hunter2-secret"), "{}", out.stdout);
+}
+
+#[test]
+fn a_rollback_s_rendered_action_is_journaled_masked_and_old_journals_still_read() {
+    let runbook = r#"
+runbook: 1
+name: undo
+secrets:
+  token: { env: UNDO_TOKEN }
+steps:
+  - id: first
+    run: { shell: sh, script: "echo do" }
+    rollback: { run: { shell: sh, script: "echo undo\necho \"{{ secrets.token }}\" > /dev/null" } }
+  - id: boom
+    needs: [first]
+    run: { shell: sh, script: "exit 1" }
+"#;
+    let t = Test::new().file("undo.yaml", runbook);
+    let (state, run_id) = real_run(&t, "undo.yaml", &[("UNDO_TOKEN", "s3cr3t-token-value")], 1);
+    let path = std::path::Path::new(&state)
+        .join("runs")
+        .join(&run_id)
+        .join("journal.jsonl");
+    let journal = std::fs::read_to_string(&path).unwrap();
+    let started = journal
+        .lines()
+        .find(|l| l.contains("\"rollback_step_started\""))
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_str(started).unwrap();
+    assert_eq!(
+        event["detail"],
+        serde_json::json!({ "kind": "script", "shell": "sh", "script": "echo undo\necho \"***\" > /dev/null" })
+    );
+    assert!(!journal.contains("s3cr3t"), "{journal}");
+
+    // A journal written before rollbacks kept their detail is read as before.
+    let old: String = journal
+        .lines()
+        .map(|l| {
+            let mut event: serde_json::Value = serde_json::from_str(l).unwrap();
+            if event["event"] == "rollback_step_started" {
+                event.as_object_mut().unwrap().remove("detail");
+            }
+            format!("{event}\n")
+        })
+        .collect();
+    assert!(!old.contains("echo undo\\n"), "{old}");
+    std::fs::write(&path, old).unwrap();
+    let shown = Test::in_dir(t.path())
+        .args(["show", &run_id, "--state-dir", &state])
+        .run();
+    assert_eq!(shown.code, 0, "{}{}", shown.stdout, shown.stderr);
+    assert!(shown.stdout.contains("first"), "{}", shown.stdout);
+    record(&t, &state, &run_id, &[]);
+    let replay = Test::in_dir(t.path())
+        .args(["test", &format!("undo.{run_id}.test.yaml")])
+        .run();
+    assert_eq!(replay.code, 0, "{}", replay.stdout);
+}
