@@ -214,12 +214,12 @@ fn rolled_back_passes_and_fails() {
 fn needs_person_passes_and_fails() {
     passes(
         PAST_NO_RETURN,
-        "      needs_person: [check-backup, is-restoring, stop-shipping, bring-online]\n      rolled_back: []",
+        "      needs_person: [stop-shipping, bring-online]\n      rolled_back: []",
     );
     fails(
         PAST_NO_RETURN,
         "      needs_person: []",
-        "  - needs_person: expected (none), actual bring-online, stop-shipping, is-restoring, check-backup\n",
+        "  - needs_person: expected (none), actual bring-online, stop-shipping\n",
     );
 }
 
@@ -1157,4 +1157,106 @@ steps:
         .args(["test", &format!("undo.{run_id}.test.yaml")])
         .run();
     assert_eq!(replay.code, 0, "{}", replay.stdout);
+}
+
+/// A probe, an assert, an approval and a step with a rollback, all before a point of no
+/// return; a step after it fails.
+const PAST_A_PROBE: &str = r#"
+runbook: 1
+name: probed
+steps:
+  - id: look
+    probe: true
+    run: { shell: sh, script: "echo online" }
+  - id: sure
+    needs: [look]
+    assert: "steps.look.stdout | trim == 'online'"
+  - id: go
+    needs: [sure]
+    approval: { prompt: "Commit?" }
+  - id: prepare
+    needs: [go]
+    run: { shell: sh, script: "echo prepare >> log" }
+    rollback: { run: { shell: sh, script: "echo unprepare >> log" } }
+  - id: commit
+    needs: [prepare]
+    irreversible: true
+    run: { shell: sh, script: "echo commit >> log" }
+  - id: after
+    needs: [commit]
+    run: { shell: sh, script: "exit 1" }
+"#;
+
+#[test]
+fn needs_person_lists_only_the_steps_left_changed_not_probes_asserts_or_approvals() {
+    let test = r#"
+test: 1
+runbook: probed.yaml
+scenarios:
+  - name: the irreversible step and the rollback withheld
+    approvals: all
+    mocks: &mocks { look: { stdout: "online\n" }, prepare: {}, commit: {}, after: { exit_code: 1 } }
+    expect:
+      needs_person: [commit, prepare]
+      rolled_back: []
+      exit_code: 3
+      output_contains: ["Not rolled back (no rollback declared): go, sure, look"]
+  - name: a probe is not left for a person
+    approvals: all
+    mocks: *mocks
+    expect:
+      needs_person: [commit, prepare, look]
+"#;
+    shows(
+        tested("probed", PAST_A_PROBE, test),
+        1,
+        "PASS probed.test.yaml › the irreversible step and the rollback withheld\nFAIL probed.test.yaml › a probe is not left for a person\n  - needs_person: expected commit, prepare, look, actual commit, prepare\n\n2 scenarios: 1 passed, 1 failed\n",
+    );
+}
+
+#[test]
+fn needs_person_means_what_a_real_run_reports_at_its_end() {
+    // The same runbook run for real: its summary keeps for a person exactly the steps the
+    // test's `needs_person` lists, and says the others have no rollback.
+    let t = Test::new().file("probed.yaml", PAST_A_PROBE);
+    let out = Test::in_dir(t.path())
+        .args(["run", "probed.yaml", "--approve", "go"])
+        .run();
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    assert_eq!(t.read("log"), "prepare\ncommit\n");
+    let kept: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("Not rolled back"))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            "Not rolled back (no rollback declared): go, sure, look",
+            "Not rolled back: commit (irreversible: a point of no return)",
+            "Not rolled back: prepare (behind irreversible step `commit`)",
+        ],
+        "{}",
+        out.stdout
+    );
+    let plan = Test::in_dir(t.path())
+        .args([
+            "plan",
+            "probed.yaml",
+            "--fail-at",
+            "after",
+            "--format",
+            "json",
+        ])
+        .run();
+    assert_eq!(
+        plan.json()["scenario"]["not_rolled_back"],
+        serde_json::json!([
+            { "id": "commit", "reason": "irreversible: a point of no return" },
+            { "id": "prepare", "reason": "behind irreversible step `commit`" },
+            { "id": "go", "reason": "no rollback declared" },
+            { "id": "sure", "reason": "no rollback declared" },
+            { "id": "look", "reason": "no rollback declared" }
+        ])
+    );
 }
