@@ -46,6 +46,16 @@ pub enum Mocks {
     PerAttempt(Vec<Mock>),
 }
 
+impl Mocks {
+    /// Every mock given, whichever attempts it answers.
+    pub fn all(&self) -> &[Mock] {
+        match self {
+            Mocks::Every(mock) => std::slice::from_ref(mock),
+            Mocks::PerAttempt(list) => list,
+        }
+    }
+}
+
 /// The result of one mocked attempt.
 #[derive(Clone, Debug, Default)]
 pub struct Mock {
@@ -53,6 +63,10 @@ pub struct Mock {
     pub stdout: String,
     pub stderr: String,
     pub rows: Option<Vec<Row>>,
+    /// What SQL Server would say with the result: PRINT and informational messages, as a real
+    /// query's `result.messages` holds them (their text).
+    pub messages: Vec<String>,
+    pub rows_affected: Option<u64>,
     pub outputs: BTreeMap<String, String>,
     pub fail: Option<Fail>,
 }
@@ -91,7 +105,16 @@ pub struct Expect {
 
 const FILE_KEYS: &[&str] = &["test", "runbook", "scenarios"];
 const SCENARIO_KEYS: &[&str] = &["name", "params", "approvals", "mocks", "expect"];
-const MOCK_KEYS: &[&str] = &["exit_code", "stdout", "stderr", "rows", "outputs", "fail"];
+const MOCK_KEYS: &[&str] = &[
+    "exit_code",
+    "stdout",
+    "stderr",
+    "rows",
+    "rows_affected",
+    "messages",
+    "outputs",
+    "fail",
+];
 const FAIL_KEYS: &[&str] = &["reason", "number", "message"];
 const EXPECT_KEYS: &[&str] = &[
     "ran",
@@ -251,6 +274,24 @@ fn mock(node: &Node, problems: &mut Vec<Problem>) -> Option<Mock> {
                 "for example `rows: [{ state_desc: RESTORING }]`",
             )),
         }
+    }
+    if let Some(n) = field(entries, "rows_affected") {
+        match integer(n, "rows_affected", problems).map(u64::try_from) {
+            Some(Ok(count)) => mock.rows_affected = Some(count),
+            Some(Err(_)) => problems.push(invalid(
+                n.span,
+                "`rows_affected` counts rows: 0 or more",
+                "not a count",
+                "write how many rows the query changed, as SQL Server's row count says",
+            )),
+            None => {}
+        }
+    }
+    if let Some(n) = field(entries, "messages") {
+        mock.messages = ids(n, "messages", problems)
+            .into_iter()
+            .map(|m| m.value)
+            .collect();
     }
     if let Some(n) = field(entries, "outputs")
         && let Some(outputs) = map(n, "`outputs`", problems)

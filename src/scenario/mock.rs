@@ -116,11 +116,11 @@ fn attempt_of(mock: &Mock, action: &Action) -> Attempt {
         stderr: mock.stderr.clone(),
         exit_code,
         failure,
-        sql: mock.rows.as_ref().map(|rows| Results {
-            result_sets: vec![rows.clone()],
-            rows_affected: 0,
+        sql: (mock.rows.is_some() || mock.rows_affected.is_some()).then(|| Results {
+            result_sets: mock.rows.iter().cloned().collect(),
+            rows_affected: mock.rows_affected.unwrap_or(0),
         }),
-        messages: Vec::new(),
+        messages: mock.messages.clone(),
         outputs: mock.outputs.clone(),
     }
 }

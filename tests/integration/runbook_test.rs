@@ -1260,3 +1260,157 @@ fn needs_person_means_what_a_real_run_reports_at_its_end() {
         ])
     );
 }
+
+/// A restore whose server messages and row count later steps read.
+const MESSAGES: &str = r#"
+runbook: 1
+name: messages
+connections:
+  sql: { mssql: "server=tcp:sql.invalid;user id=sa;password=x" }
+steps:
+  - id: restore
+    sql: { connection: sql, query: "RESTORE LOG [mgc] FROM DISK = @P1 WITH NORECOVERY", args: [x.trn] }
+  - id: processed
+    needs: [restore]
+    assert:
+      that: "'100 percent processed.' in steps.restore.messages"
+      message: "the server said {{ steps.restore.messages | join('|') }}"
+  - id: purge
+    needs: [processed]
+    sql: { connection: sql, query: "DELETE FROM backups WHERE old = 1" }
+  - id: purged
+    needs: [purge]
+    assert: { that: "steps.purge.rows_affected == 3", message: "purged {{ steps.purge.rows_affected }}" }
+"#;
+
+#[test]
+fn sql_mocks_give_server_messages_and_rows_affected() {
+    let test = r#"
+test: 1
+runbook: messages.yaml
+scenarios:
+  - name: the messages and the row count reach templates and the report
+    mocks:
+      restore: { messages: ["10 percent processed.", "100 percent processed."] }
+      purge: { rows_affected: 3 }
+    expect:
+      ran: [restore, processed, purge, purged]
+      exit_code: 0
+      output_contains: ["restore │ 100 percent processed."]
+  - name: without them the asserts fail
+    mocks:
+      restore: { messages: ["RESTORE LOG was aborted."] }
+      purge: { rows: [] }
+    expect:
+      ran: [restore]
+      exit_code: 1
+      output_contains: ["the server said RESTORE LOG was aborted."]
+  - name: a wrong row count fails
+    mocks:
+      restore: { messages: ["100 percent processed."] }
+      purge: { rows_affected: 2 }
+    expect:
+      exit_code: 0
+"#;
+    let out = tested("messages", MESSAGES, test);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout.starts_with(
+            "PASS messages.test.yaml › the messages and the row count reach templates and the report\nPASS messages.test.yaml › without them the asserts fail\nFAIL messages.test.yaml › a wrong row count fails\n  - exit_code: expected 0, actual 1\n"
+        ),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn server_answers_in_a_command_s_mock_or_of_the_wrong_shape_are_located_errors() {
+    for (mocks, at, said) in [
+        (
+            "{ first: { messages: [hello] } }",
+            "5:14",
+            "mocks: `first` gives `messages` or `rows_affected`, which only a query returns",
+        ),
+        (
+            "{ \"rollback:first\": { rows_affected: 1 } }",
+            "5:14",
+            "mocks: `rollback:first` gives `messages` or `rows_affected`, which only a query returns",
+        ),
+        (
+            "{ grant: { rows_affected: -1 } }",
+            "5:38",
+            "`rows_affected` counts rows: 0 or more",
+        ),
+        ("{ grant: { messages: hello } }", "5:33", "messages"),
+        (
+            "{ grant: { message: [hello] } }",
+            "5:23",
+            "did you mean `messages`?",
+        ),
+    ] {
+        let test =
+            format!("test: 1\nrunbook: undo.yaml\nscenarios:\n  - name: x\n    mocks: {mocks}\n");
+        let out = tested("undo", TWO_LINE_ROLLBACK, &test);
+        assert_eq!(out.code, 2, "{test}\n{}", out.stdout);
+        assert!(
+            out.stdout.contains(&format!("[undo.test.yaml:{at}]")),
+            "{test}\n{}",
+            out.stdout
+        );
+        assert!(out.stdout.contains(said), "{test}\n{}", out.stdout);
+    }
+}
+
+#[test]
+fn record_keeps_a_query_s_messages_and_row_count_as_its_mock() {
+    let server = crate::tds::Server::start("Sup3r-Secret!pw", |r: &crate::tds::Request| {
+        use crate::tds::Reply;
+        if r.sql.contains("RESTORE") {
+            vec![
+                Reply::Info {
+                    number: 3211,
+                    message: "100 percent processed.".into(),
+                },
+                Reply::Done { rows_affected: 0 },
+            ]
+        } else if r.sql.contains("DELETE") {
+            vec![Reply::Done { rows_affected: 3 }]
+        } else {
+            vec![Reply::Done { rows_affected: 0 }]
+        }
+    });
+    let runbook = MESSAGES.replace(
+        "server=tcp:sql.invalid;user id=sa;password=x",
+        &format!(
+            "server=tcp:127.0.0.1,{};user id=sa;password=Sup3r-Secret!pw;encrypt=DANGER_PLAINTEXT",
+            server.port()
+        ),
+    );
+    let t = Test::new().file("messages.yaml", &runbook);
+    let (state, run_id) = real_run(&t, "messages.yaml", &[], 0);
+    record(&t, &state, &run_id, &[]);
+    let file = format!("messages.{run_id}.test.yaml");
+    let text = t.read(&file);
+    assert!(
+        text.contains(r#""restore": [{"messages":["100 percent processed."]}]"#),
+        "{text}"
+    );
+    assert!(text.contains(r#""purge": [{"rows_affected":3}]"#), "{text}");
+    let replay = Test::in_dir(t.path()).args(["test", &file]).run();
+    assert_eq!(replay.code, 0, "{text}\n{}", replay.stdout);
+}
+
+#[test]
+fn outputs_in_a_rollback_s_mock_are_a_located_error() {
+    let test = "test: 1\nrunbook: undo.yaml\nscenarios:\n  - name: x\n    mocks: { \"rollback:first\": { outputs: { done: yes } } }\n";
+    let out = tested("undo", TWO_LINE_ROLLBACK, test);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(
+        out.stdout.contains(
+            "mocks: `rollback:first` gives output `done`, but a rollback action has no outputs"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("[undo.test.yaml:5:14]"), "{}", out.stdout);
+}
