@@ -27,6 +27,9 @@ pub struct Scenario {
     pub approvals: Approvals,
     /// Per unit (step, `STEP[KEY]`, `rollback:UNIT`): one mock per attempt, or one for all.
     pub mocks: Vec<(Spanned<String>, Mocks)>,
+    /// The units whose mocks are shared with other scenarios (taken from a YAML alias, or
+    /// under an anchor for others to take): that this run leaves one unused says nothing.
+    pub shared_mocks: Vec<String>,
     pub expect: Expect,
 }
 
@@ -162,7 +165,7 @@ pub fn parse(path: &Path, source: &str, problems: &mut Vec<Problem>) -> Option<T
         Some(node) => match &node.value {
             Value::Seq(items) if !items.is_empty() => items
                 .iter()
-                .filter_map(|item| scenario(item, problems))
+                .filter_map(|item| scenario(item, source, problems))
                 .collect(),
             _ => {
                 problems.push(invalid(
@@ -183,7 +186,7 @@ pub fn parse(path: &Path, source: &str, problems: &mut Vec<Problem>) -> Option<T
     (problems.is_empty()).then_some(TestFile { runbook, scenarios })
 }
 
-fn scenario(node: &Node, problems: &mut Vec<Problem>) -> Option<Scenario> {
+fn scenario(node: &Node, source: &str, problems: &mut Vec<Problem>) -> Option<Scenario> {
     let entries = map(node, "a scenario", problems)?;
     unknown_keys(entries, SCENARIO_KEYS, "a scenario", problems);
     let name = match field(entries, "name") {
@@ -230,6 +233,12 @@ fn scenario(node: &Node, problems: &mut Vec<Problem>) -> Option<Scenario> {
         };
         Some((key(k), mocks))
     });
+    let anchored = field(entries, "mocks").is_some_and(|n| is_anchored(source, n.span));
+    let shared_mocks = mocks
+        .iter()
+        .filter(|(unit, _)| anchored || is_alias(source, unit.span))
+        .map(|(unit, _)| unit.value.clone())
+        .collect();
     let expect = field(entries, "expect")
         .map(|n| expect(n, problems))
         .unwrap_or_default();
@@ -238,8 +247,25 @@ fn scenario(node: &Node, problems: &mut Vec<Problem>) -> Option<Scenario> {
         params,
         approvals,
         mocks,
+        shared_mocks,
         expect,
     })
+}
+
+/// Whether the node at `span` carries an anchor (`&name`) for other nodes to take.
+fn is_anchored(source: &str, span: Span) -> bool {
+    source
+        .get(..span.offset)
+        .and_then(|before| before.split_whitespace().next_back())
+        .is_some_and(|word| word.len() > 1 && word.starts_with('&'))
+}
+
+/// Whether `span` points at an alias (`*name`, or `<<: *name`): what stands there was
+/// taken from elsewhere.
+fn is_alias(source: &str, span: Span) -> bool {
+    source
+        .get(span.offset..)
+        .is_some_and(|at| at.starts_with('*'))
 }
 
 fn mock(node: &Node, problems: &mut Vec<Problem>) -> Option<Mock> {

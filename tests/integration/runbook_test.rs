@@ -90,14 +90,33 @@ fn passes_all(out: crate::support::Output) {
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
 }
 
-/// Runs `runbook test NAME.test.yaml` beside `NAME.yaml`.
+/// Runs `runbook test NAME.test.yaml` beside `NAME.yaml`; in its stdout, the test's directory
+/// is `[TEMP]`, clock times `[TIME]` and durations `[DURATION]`.
 fn tested(name: &str, runbook: &str, test: &str) -> crate::support::Output {
     let file = format!("{name}.test.yaml");
-    Test::new()
+    let t = Test::new()
         .file(&format!("{name}.yaml"), runbook)
         .file(&file, test)
-        .args(["test", file.as_str()])
-        .run()
+        .args(["test", file.as_str()]);
+    let mut out = t.run();
+    let dir = t
+        .path()
+        .canonicalize()
+        .unwrap_or_else(|_| t.path().to_path_buf());
+    out.stdout = out
+        .stdout
+        .replace(&dir.display().to_string(), "[TEMP]")
+        .replace(&t.path().display().to_string(), "[TEMP]");
+    for (pattern, placeholder) in [
+        (r"\b\d{2}:\d{2}:\d{2}\b", "[TIME]"),
+        (r"\b\d+\.\d+s\b", "[DURATION]"),
+    ] {
+        out.stdout = regex::Regex::new(pattern)
+            .unwrap()
+            .replace_all(&out.stdout, placeholder)
+            .into_owned();
+    }
+    out
 }
 
 /// Runs a scenario that must pass.
@@ -241,20 +260,62 @@ fn output_contains_passes_and_fails() {
         RESTORE_FAILS,
         "      output_contains: [\"4305\", \"the log begins too late\", \"RESTORE DATABASE [mgc] WITH RECOVERY\", \"stop-shipping rolled back\"]",
     );
+    // The output it searched is shown, once however many texts it lacks.
     fails(
         RESTORE_FAILS,
-        "      output_contains: [\"4306\"]",
-        "  - output_contains: the output has no `4306`\n",
+        "      output_contains: [\"4306\", \"stop-shipping: ./start-shipping\"]",
+        "  - output_contains: the output has no `4306`; the output searched:
+      │ [TIME] run test of `failover`: 6 steps, concurrency 4
+      │ [TIME] ▶ check-backup: sql on sql: SELECT state_desc FROM sys.databases WHERE name = @P1
+      │       sql on `sql`:
+      │         | SELECT state_desc FROM sys.databases WHERE name = @P1
+      │         @P1 = N'mgc'
+      │ [TIME] ✓ check-backup ([DURATION])
+      │ [TIME] – optional skipped: when `params.database == 'other'` is false
+      │ [TIME] ▶ is-restoring: assert steps['check-backup'].rows[0].state_desc == 'RESTORING'
+      │       assert steps['check-backup'].rows[0].state_desc == 'RESTORING'
+      │ [TIME] ✓ is-restoring ([DURATION])
+      │ [TIME] ▶ stop-shipping (attempt 1/3): [TEMP]/stop-shipping mgc
+      │       $ [TEMP]/stop-shipping mgc
+      │ [TIME] ✓ stop-shipping ([DURATION])
+      │ [TIME] ▶ bring-online: sql on sql: RESTORE DATABASE [mgc] WITH RECOVERY
+      │       sql on `sql`:
+      │         | RESTORE DATABASE [mgc] WITH RECOVERY
+      │ [TIME] ✗ bring-online attempt 1 failed: SQL error 4305: the log begins too late
+      │ [TIME] ✗ bring-online failed after 1 attempt: SQL error 4305: the log begins too late
+      │ [TIME] ↺ rolling back, in order: stop-shipping
+      │ [TIME] ↺ stop-shipping: [TEMP]/start-shipping
+      │       $ [TEMP]/start-shipping
+      │ [TIME] ↺ stop-shipping rolled back
+      │ [TIME] · not rolled back (no rollback declared): is-restoring, check-backup
+      │ [TIME] run step `bring-online` failed; rolled back (exit 1)
+      │
+      │ Summary of run test ([DURATION]):
+      │   ✓ check-backup   succeeded  1 attempt   [DURATION]
+      │   ✓ is-restoring   succeeded  1 attempt   [DURATION]
+      │   – optional       skipped
+      │   ✓ stop-shipping  succeeded  1 attempt   [DURATION]
+      │   ✗ bring-online   failed     1 attempt   [DURATION]
+      │   · repoint        not run
+      │ Rolled back: stop-shipping ✓
+      │ Not rolled back (no rollback declared): is-restoring, check-backup
+      │ Outcome: step `bring-online` failed; rolled back (exit 1)
+  - output_contains: the output has no `stop-shipping: ./start-shipping` (the output is shown above)
+",
     );
 }
 
 #[test]
 fn output_lacks_passes_and_fails() {
     passes(HAPPY_MOCKS, "      output_lacks: [\"4305\"]");
+    // The lines that have it are shown.
     fails(
         RESTORE_FAILS,
         "      output_lacks: [\"4305\"]",
-        "  - output_lacks: the output has `4305`\n",
+        "  - output_lacks: the output has `4305`:
+         17 │ [TIME] ✗ bring-online attempt 1 failed: SQL error 4305: the log begins too late
+         18 │ [TIME] ✗ bring-online failed after 1 attempt: SQL error 4305: the log begins too late
+",
     );
 }
 
@@ -582,7 +643,7 @@ steps:
     assert_eq!(
         changed.stdout,
         format!(
-            "FAIL {file} › recorded run {run_id}\n  - ran: expected but did not complete: first\n      expected: first\n      actual:   (none)\n  - rolled_back (in order): expected first, actual (none)\n  - attempts of `first`: expected 1, actual 0\n\n1 scenario: 0 passed, 1 failed\n"
+            "FAIL {file} › recorded run {run_id}\n  - ran: expected but did not complete: first\n      expected: first\n      actual:   (none)\n  - rolled_back (in order): expected first, actual (none)\n  - attempts of `first`: expected 1, actual 0\n  warning: mocks the run never used: `first`, `rollback:first`\n\n1 scenario: 0 passed, 1 failed; 1 warning\n"
         )
     );
 }
@@ -945,9 +1006,18 @@ scenarios:
       output_contains: ["{{ params.pool }}"]
 "#;
     let out = tested("scripts", runbook, test);
-    assert_eq!(
-        out.stdout,
-        "PASS scripts.test.yaml › later lines are in the output\nFAIL scripts.test.yaml › a line that is not rendered is not found\n  - output_contains: the output has no `{{ params.pool }}`\n\n2 scenarios: 1 passed, 1 failed\n"
+    assert!(
+        out.stdout.starts_with(
+            "PASS scripts.test.yaml › later lines are in the output\nFAIL scripts.test.yaml › a line that is not rendered is not found\n  - output_contains: the output has no `{{ params.pool }}`; the output searched:\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .ends_with("\n\n2 scenarios: 1 passed, 1 failed\n"),
+        "{}",
+        out.stdout
     );
 }
 
@@ -1300,7 +1370,6 @@ scenarios:
   - name: without them the asserts fail
     mocks:
       restore: { messages: ["RESTORE LOG was aborted."] }
-      purge: { rows: [] }
     expect:
       ran: [restore]
       exit_code: 1
@@ -1412,5 +1481,115 @@ fn outputs_in_a_rollback_s_mock_are_a_located_error() {
         "{}",
         out.stdout
     );
-    assert!(out.stdout.contains("[undo.test.yaml:5:14]"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("[undo.test.yaml:5:14]"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_long_output_is_shown_by_the_lines_nearest_the_missing_text() {
+    let runbook = r#"
+runbook: 1
+name: many
+params:
+  hosts: { type: list, default: [web1, web2, web3, web4, web5, web6, web7, web8, web9, web10, web11, web12, web13, web14, web15] }
+steps:
+  - id: restart
+    for_each: "{{ params.hosts }}"
+    as: host
+    concurrency: 1
+    run: { program: echo, args: ["restart {{ host }}"] }
+"#;
+    let test = r#"
+test: 1
+runbook: many.yaml
+scenarios:
+  - name: a host that is not in the list
+    mocks: { restart: {} }
+    expect:
+      output_contains: ["restart web31"]
+"#;
+    let out = tested("many", runbook, test);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    // Eight lines at most, in output order: the two that share most of the text (web3's),
+    // then the earliest of those that share the next most.
+    assert_eq!(
+        out.stdout,
+        "FAIL many.test.yaml › a host that is not in the list
+  - output_contains: the output has no `restart web31`; the lines of its 52 nearest it:
+          2 │ [TIME] ▶ restart[web1]: echo 'restart web1'
+          3 │       $ echo 'restart web1'
+          5 │ [TIME] ▶ restart[web2]: echo 'restart web2'
+          6 │       $ echo 'restart web2'
+          8 │ [TIME] ▶ restart[web3]: echo 'restart web3'
+          9 │       $ echo 'restart web3'
+         11 │ [TIME] ▶ restart[web4]: echo 'restart web4'
+         12 │       $ echo 'restart web4'
+
+1 scenario: 0 passed, 1 failed
+"
+    );
+}
+
+#[test]
+fn mocks_the_run_never_used_are_a_warning_unless_shared() {
+    let test = r#"
+test: 1
+runbook: failover.yaml
+scenarios:
+  - name: the happy path defines the mocks the others share
+    mocks: &happy
+      check-backup: { rows: [{ state_desc: RESTORING }] }
+      stop-shipping: {}
+      bring-online: { rows: [] }
+      repoint: {}
+      "rollback:stop-shipping": {}
+    expect: { exit_code: 0 }
+  - name: an override the run never reaches
+    mocks:
+      <<: *happy
+      check-backup: { rows: [{ state_desc: ONLINE }] }
+      repoint: { exit_code: 2 }
+      "rollback:stop-shipping": { exit_code: 1 }
+    expect: { ran: [check-backup], exit_code: 1 }
+  - name: more attempts mocked than made
+    mocks:
+      <<: *happy
+      stop-shipping: [{ exit_code: 1 }, {}, {}]
+    expect: { exit_code: 0 }
+  - name: a failing scenario warns too
+    mocks:
+      <<: *happy
+      optional: {}
+    expect: { exit_code: 1 }
+"#;
+    shows(
+        run_test(test),
+        1,
+        "PASS failover.test.yaml › the happy path defines the mocks the others share
+PASS failover.test.yaml › an override the run never reaches
+  warning: mocks the run never used: `repoint`, `rollback:stop-shipping`
+PASS failover.test.yaml › more attempts mocked than made
+  warning: `stop-shipping` lists 3 mocks, one per attempt; the run made 2 attempts
+FAIL failover.test.yaml › a failing scenario warns too
+  - exit_code: expected 1, actual 0
+  warning: mocks the run never used: `optional`
+
+4 scenarios: 3 passed, 1 failed; 3 warnings
+",
+    );
+    let junit = Test::new()
+        .file("failover.yaml", FAILOVER)
+        .file("failover.test.yaml", test)
+        .args(["test", "failover.test.yaml", "--format", "junit"])
+        .run();
+    assert!(
+        junit.stdout.contains(
+            "<system-out>warning: `stop-shipping` lists 3 mocks, one per attempt; the run made 2 attempts</system-out>"
+        ),
+        "{}",
+        junit.stdout
+    );
 }
