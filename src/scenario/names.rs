@@ -107,44 +107,7 @@ pub fn check(file: &TestFile, runbook: &Runbook, problems: &mut Vec<Problem>) {
                 ));
             }
         }
-        mocked_outputs(scenario, runbook, problems);
-        server_answers(scenario, runbook, problems);
-    }
-}
-
-/// `messages` and `rows_affected` are what SQL Server answers: only a query's mock gives them
-/// (a command given them would hand its templates what no real command returns).
-fn server_answers(
-    scenario: &super::file::Scenario,
-    runbook: &Runbook,
-    problems: &mut Vec<Problem>,
-) {
-    for (unit, mocks) in &scenario.mocks {
-        let Some((step, rollback)) = mocked_step(runbook, unit) else {
-            continue;
-        };
-        let query = if rollback {
-            step.rollback
-                .as_ref()
-                .is_some_and(|r| matches!(r.kind, RollbackKind::Sql(_)))
-        } else {
-            matches!(step.kind, StepKind::Sql(_))
-        };
-        let given = mocks
-            .all()
-            .iter()
-            .any(|m| !m.messages.is_empty() || m.rows_affected.is_some());
-        if given && !query {
-            problems.push(invalid(
-                unit.span,
-                &format!(
-                    "mocks: `{}` gives `messages` or `rows_affected`, which only a query returns",
-                    unit.value
-                ),
-                "not a query",
-                "a command's mock gives `exit_code`, `stdout`, `stderr` and `outputs`",
-            ));
-        }
+        mocked_fields(scenario, runbook, problems);
     }
 }
 
@@ -196,12 +159,10 @@ fn mocked_step<'a>(runbook: &'a Runbook, unit: &str) -> Option<(&'a Step, bool)>
         .map(|step| (step, rollback))
 }
 
-/// Outputs a mock gives must be outputs its step declares.
-fn mocked_outputs(
-    scenario: &super::file::Scenario,
-    runbook: &Runbook,
-    problems: &mut Vec<Problem>,
-) {
+/// What a mock gives must be what its action returns: outputs its step declares (a rollback
+/// has none), and `messages` or `rows_affected` only for a query (a command given them would
+/// hand its templates what no real command returns).
+fn mocked_fields(scenario: &super::file::Scenario, runbook: &Runbook, problems: &mut Vec<Problem>) {
     for (unit, mocks) in &scenario.mocks {
         let Some((step, rollback)) = mocked_step(runbook, unit) else {
             continue;
@@ -209,9 +170,13 @@ fn mocked_outputs(
         let given = mocks.all().iter().flat_map(|m| m.outputs.keys());
         for name in given {
             if rollback {
+                let message = format!(
+                    "mocks: `{}` gives output `{name}`, but a rollback action has no outputs",
+                    unit.value
+                );
                 problems.push(invalid(
                     unit.span,
-                    &format!("mocks: `{}` gives output `{name}`, but a rollback action has no outputs", unit.value),
+                    &message,
                     "no outputs",
                     "give the rollback's result: `exit_code`, `stdout`, `stderr`, or `rows` for a query",
                 ));
@@ -229,6 +194,28 @@ fn mocked_outputs(
                     }),
                 ));
             }
+        }
+        let query = if rollback {
+            step.rollback
+                .as_ref()
+                .is_some_and(|r| matches!(r.kind, RollbackKind::Sql(_)))
+        } else {
+            matches!(step.kind, StepKind::Sql(_))
+        };
+        let answered = mocks
+            .all()
+            .iter()
+            .any(|m| !m.messages.is_empty() || m.rows_affected.is_some());
+        if answered && !query {
+            problems.push(invalid(
+                unit.span,
+                &format!(
+                    "mocks: `{}` gives `messages` or `rows_affected`, which only a query returns",
+                    unit.value
+                ),
+                "not a query",
+                "a command's mock gives `exit_code`, `stdout`, `stderr` and `outputs`",
+            ));
         }
     }
 }

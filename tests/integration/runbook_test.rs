@@ -84,6 +84,25 @@ fn shows(out: crate::support::Output, code: i32, stdout: &str) {
     );
 }
 
+/// The exit code of a `runbook test`, and how its stdout begins.
+#[track_caller]
+fn begins(out: &crate::support::Output, code: i32, start: &str) {
+    assert_eq!(out.code, code, "{}", out.stdout);
+    assert!(out.stdout.starts_with(start), "{}", out.stdout);
+}
+
+/// `runbook test` refused the test file (exit 2), saying `message` at `at` (`FILE:LINE:COL`).
+#[track_caller]
+fn refused(out: &crate::support::Output, at: &str, message: &str) {
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("[{at}]")),
+        "{at}\n{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains(message), "{message}\n{}", out.stdout);
+}
+
 /// Every scenario of a `runbook test` passed.
 #[track_caller]
 fn passes_all(out: crate::support::Output) {
@@ -854,18 +873,10 @@ steps:
 #[test]
 fn a_mocked_output_the_step_does_not_declare_is_a_located_error() {
     let test = "test: 1\nrunbook: failover.yaml\nscenarios:\n  - name: x\n    mocks:\n      repoint: { outputs: { served: x } }\n";
-    let out = run_test(test);
-    assert_eq!(out.code, 2, "{}", out.stdout);
-    assert!(
-        out.stdout
-            .contains("mocks: `repoint` gives output `served`, which `repoint` does not declare"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("[failover.test.yaml:6:7]"),
-        "{}",
-        out.stdout
+    refused(
+        &run_test(test),
+        "failover.test.yaml:6:7",
+        "mocks: `repoint` gives output `served`, which `repoint` does not declare",
     );
 }
 
@@ -1160,13 +1171,10 @@ scenarios:
       output_contains: [marker-third-line]
 "#;
     let out = tested("undo", TWO_LINE_ROLLBACK, test);
-    assert_eq!(out.code, 1, "{}", out.stdout);
-    assert!(
-        out.stdout.starts_with(
-            "PASS undo.test.yaml › the rollback's later lines and arguments are in the output\nFAIL undo.test.yaml › a line no rollback renders is not found\n  - output_contains: the output has no `marker-third-line`"
-        ),
-        "{}",
-        out.stdout
+    begins(
+        &out,
+        1,
+        "PASS undo.test.yaml › the rollback's later lines and arguments are in the output\nFAIL undo.test.yaml › a line no rollback renders is not found\n  - output_contains: the output has no `marker-third-line`",
     );
     assert!(!out.stdout.contains("hunter2-secret"), "{}", out.stdout);
 }
@@ -1382,13 +1390,10 @@ scenarios:
       exit_code: 0
 "#;
     let out = tested("messages", MESSAGES, test);
-    assert_eq!(out.code, 1, "{}", out.stdout);
-    assert!(
-        out.stdout.starts_with(
-            "PASS messages.test.yaml › the messages and the row count reach templates and the report\nPASS messages.test.yaml › without them the asserts fail\nFAIL messages.test.yaml › a wrong row count fails\n  - exit_code: expected 0, actual 1\n"
-        ),
-        "{}",
-        out.stdout
+    begins(
+        &out,
+        1,
+        "PASS messages.test.yaml › the messages and the row count reach templates and the report\nPASS messages.test.yaml › without them the asserts fail\nFAIL messages.test.yaml › a wrong row count fails\n  - exit_code: expected 0, actual 1\n",
     );
 }
 
@@ -1419,14 +1424,11 @@ fn server_answers_in_a_command_s_mock_or_of_the_wrong_shape_are_located_errors()
     ] {
         let test =
             format!("test: 1\nrunbook: undo.yaml\nscenarios:\n  - name: x\n    mocks: {mocks}\n");
-        let out = tested("undo", TWO_LINE_ROLLBACK, &test);
-        assert_eq!(out.code, 2, "{test}\n{}", out.stdout);
-        assert!(
-            out.stdout.contains(&format!("[undo.test.yaml:{at}]")),
-            "{test}\n{}",
-            out.stdout
+        refused(
+            &tested("undo", TWO_LINE_ROLLBACK, &test),
+            &format!("undo.test.yaml:{at}"),
+            said,
         );
-        assert!(out.stdout.contains(said), "{test}\n{}", out.stdout);
     }
 }
 
@@ -1472,19 +1474,10 @@ fn record_keeps_a_query_s_messages_and_row_count_as_its_mock() {
 #[test]
 fn outputs_in_a_rollback_s_mock_are_a_located_error() {
     let test = "test: 1\nrunbook: undo.yaml\nscenarios:\n  - name: x\n    mocks: { \"rollback:first\": { outputs: { done: yes } } }\n";
-    let out = tested("undo", TWO_LINE_ROLLBACK, test);
-    assert_eq!(out.code, 2, "{}", out.stdout);
-    assert!(
-        out.stdout.contains(
-            "mocks: `rollback:first` gives output `done`, but a rollback action has no outputs"
-        ),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("[undo.test.yaml:5:14]"),
-        "{}",
-        out.stdout
+    refused(
+        &tested("undo", TWO_LINE_ROLLBACK, test),
+        "undo.test.yaml:5:14",
+        "mocks: `rollback:first` gives output `done`, but a rollback action has no outputs",
     );
 }
 
