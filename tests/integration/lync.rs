@@ -614,6 +614,44 @@ fn a_central_management_store_that_cannot_be_written_fails_every_change() {
 }
 
 #[test]
+fn a_steps_env_and_cwd_reach_the_script_through_the_bootstrap() {
+    let (dir, lync) = started(contoso());
+    let here = dir.path().join("here");
+    std::fs::create_dir_all(&here).expect("dir");
+    std::fs::write(here.join("marker"), "").expect("marker");
+    let book = book(&[step(
+        "with-env",
+        "(Get-CsPersistentChatState -Identity \"service:$env:POOL\").PoolState\nTest-Path -Path 'marker'",
+    )])
+    .replace(
+        "    run:\n      shell: powershell\n",
+        &format!(
+            "    env: {{ POOL: pchat.contoso.com }}\n    run:\n      shell: powershell\n      cwd: '{}'\n",
+            here.display()
+        ),
+    );
+    let out = Test::new()
+        .file("lync.yaml", book)
+        .file("params.yaml", Lync::params())
+        .env(
+            "RUNBOOK_SSH_CONFIG",
+            &lync.ssh_config().display().to_string(),
+        )
+        .args([
+            "run",
+            "lync.yaml",
+            "--params",
+            "params.yaml",
+            "--output",
+            "json",
+        ])
+        .run();
+    let e = finished(&out, "with-env");
+    assert_eq!(e["status"], "succeeded", "{e}");
+    assert_eq!(text(&e, "stdout"), "Normal\nTrue\n");
+}
+
+#[test]
 fn rehearsal_fail_on_fails_the_script_that_contains_the_text_before_it_runs() {
     let (_dir, lync) = started(contoso());
     let out = run(
