@@ -23,6 +23,7 @@ mod long_lines;
 mod loop_prediction;
 mod loop_summary;
 mod loops;
+mod lync;
 mod notify;
 mod plan;
 mod plan_loops;
