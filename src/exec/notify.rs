@@ -217,7 +217,13 @@ impl Sink for Notifier {
         if hooks.is_empty() {
             return;
         }
-        for (on, fields) in self.triggers(event) {
+        let triggers = self.triggers(event);
+        if !triggers.is_empty() {
+            // A `step_started` is synced at its step's commit: hooks hear of it once it is on
+            // disk.
+            let _ = self.inner.commit();
+        }
+        for (on, fields) in triggers {
             let (run_id, runbook) = self.run.lock().map(|r| r.clone()).unwrap_or_default();
             let mut input = serde_json::json!({
                 "event": on.name(),
@@ -246,6 +252,10 @@ impl Sink for Notifier {
 
     fn broken(&self) -> Option<String> {
         self.inner.broken()
+    }
+
+    fn commit(&self) -> Option<String> {
+        self.inner.commit()
     }
 }
 

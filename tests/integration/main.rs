@@ -18,6 +18,7 @@ mod groups;
 mod hostile_text;
 mod html_report;
 mod journal;
+mod journal_sync;
 mod live_output;
 mod long_lines;
 mod loop_prediction;
