@@ -418,6 +418,7 @@ async fn execute(
                 cancel: &shared.cancel,
                 groups: &shared.groups,
                 spawned: &spawned,
+                programs: &shared.programs,
             };
             let on_line = output_lines(shared, spec.id);
             match action.target() {

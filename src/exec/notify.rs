@@ -278,6 +278,7 @@ async fn run_hook(hooks: &Hooks, index: usize, input: Vec<u8>) -> Option<String>
         .map_or(DEFAULT_NOTIFY_TIMEOUT, |t| t.value.get());
     let cancel = CancellationToken::new();
     let groups = Groups::default();
+    let programs = crate::program_path::ProgramPath::from_env();
     let supervision = command::Supervision {
         hidden: &hooks.hidden,
         timeout: Some(timeout),
@@ -285,6 +286,7 @@ async fn run_hook(hooks: &Hooks, index: usize, input: Vec<u8>) -> Option<String>
         cancel: &cancel,
         groups: &groups,
         spawned: &|_| {},
+        programs: &programs,
     };
     let on_line: Arc<crate::steps::lines::OnLine> = Arc::new(|_, _| {});
     let attempt = match action.target() {

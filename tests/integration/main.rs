@@ -28,6 +28,7 @@ mod notify;
 mod plan;
 mod plan_loops;
 mod processes;
+mod program_path;
 mod rehearsal;
 mod remote;
 mod run;
