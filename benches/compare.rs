@@ -306,6 +306,7 @@ fn main() {
     let results: Vec<Vec<Option<(Duration, Duration)>>> = rows
         .iter()
         .map(|row| {
+            eprintln!("measuring: {}", row.work);
             let medians = paired(row, &dir, &present);
             Tool::ALL
                 .iter()

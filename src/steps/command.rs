@@ -184,16 +184,16 @@ pub async fn run_argv(
         Err(e) => return cannot_start(&e),
     };
     let mut held_control = None;
+    // Where the program is, when the run has looked it up (empty: the supervisor looks it up).
+    let found = programs
+        .find(&argv[0], env, hidden)
+        .map_or_else(std::ffi::OsString::new, std::path::PathBuf::into_os_string);
     // runbook itself, re-executed as the supervisor (the binary may have been replaced on disk
     // since the run started: /proc/self/exe is the one running). Nothing runs between fork and
     // exec, so the standard library starts it with posix_spawn (vfork): a fork would copy
     // runbook's page tables, a cost that grows with the run. The supervisor arms its own
     // parent-death signal and checks that runbook is still its parent (see
     // `supervisor::main`); the control pipe's end is its standard input.
-    // Where the program is, when the run has looked it up (empty: the supervisor looks it up).
-    let found = programs
-        .find(&argv[0], env, hidden)
-        .map_or_else(std::ffi::OsString::new, std::path::PathBuf::into_os_string);
     let mut command = Command::new("/proc/self/exe");
     command
         .arg0("runbook")
