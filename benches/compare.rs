@@ -8,13 +8,17 @@
 //! - 64 independent `sleep 0.5` steps at once (just `[parallel]`, go-task `deps`);
 //! - checking a 1,000-step chain without running it (`runbook validate`, `just --summary`,
 //!   `task --list-all`);
-//! - a dry run of the 100-step chain (`runbook run --dry-run`, `just --dry-run`, `task --dry`).
+//! - a dry run of the 100-step chain (`runbook run --dry-run`, `just --dry-run`, `task --dry`);
+//! - 10,000 sequential steps that exec `/usr/bin/true`: a chain of `needs` in runbook; in just
+//!   and go-task one recipe or task that runs 10,000 others in turn (a 10,000-deep chain of
+//!   recipes overflows just's stack), then each tool's cost per step against its first row.
 //!
-//! Whole-process wall time. The tools are paired and alternated: each round runs every tool
-//! once, in an order that rotates from round to round, so a burst of load on the machine falls
-//! on all of them. Each figure is a median; each ratio is runbook's median over the other's.
-//! A tool missing from PATH is named in its cells and not measured. Run with
-//! `cargo bench --bench compare`.
+//! Whole processes: wall time, and CPU time (user and system of the process and every
+//! descendant, from `wait4`), since other work on the machine stretches wall time. The tools
+//! are paired and alternated: each round runs every tool once, in an order that rotates from
+//! round to round, so a burst of load on the machine falls on all of them. Each figure is a
+//! median; each ratio is runbook's median over the other's. A tool missing from PATH is named
+//! in its cells and not measured. Run with `cargo bench --bench compare`.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -23,7 +27,7 @@ use std::time::Duration;
 
 #[path = "support/timing.rs"]
 mod timing;
-use timing::{median_of, time};
+use timing::{Sample, measure, median_of};
 
 /// The tools compared, in table order.
 #[derive(Clone, Copy, PartialEq)]
@@ -69,6 +73,8 @@ impl Tool {
 struct Row {
     work: &'static str,
     rounds: usize,
+    /// A round that warms caches first (not for the rows whose one run takes minutes).
+    warm: bool,
     runbook: Vec<String>,
     just: Vec<String>,
     task: Vec<String>,
@@ -101,9 +107,18 @@ impl Row {
         Row {
             work,
             rounds,
+            warm: true,
             runbook: [owned(runbook), vec![file("yaml")]].concat(),
             just: with("--justfile", "justfile"),
             task: with("--taskfile", "Taskfile.yml"),
+        }
+    }
+
+    /// No warming round.
+    fn cold(self) -> Row {
+        Row {
+            warm: false,
+            ..self
         }
     }
 
@@ -146,6 +161,25 @@ fn validate_chain(n: usize) -> (String, String, String) {
             task,
             "  s{i}: {{ desc: step {i}, deps: [{needs}], cmds: [\"true\"] }}"
         );
+    }
+    (rb, just, task)
+}
+
+/// `n` steps that exec `/usr/bin/true` one after the other: a chain of `needs` in runbook;
+/// in just and go-task, the recipe or task `all` runs the `n` others in turn.
+fn sequence(n: usize) -> (String, String, String) {
+    let (rb, _, _) = chain(n, "{ program: /usr/bin/true }", "", "");
+    let mut just = String::from("set shell := [\"sh\", \"-c\"]\n\n");
+    let mut task = String::from("version: '3'\nsilent: true\ntasks:\n");
+    let ids: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+    for id in &ids {
+        let _ = write!(just, "{id}:\n    @/usr/bin/true\n\n");
+        let _ = writeln!(task, "  {id}: {{ cmds: [\"/usr/bin/true\"] }}");
+    }
+    let _ = writeln!(just, "all: {}", ids.join(" "));
+    let _ = writeln!(task, "  all:\n    cmds:");
+    for id in &ids {
+        let _ = writeln!(task, "      - task: {id}");
     }
     (rb, just, task)
 }
@@ -197,6 +231,7 @@ fn main() {
     );
     write_set(&dir, "wide", wide());
     write_set(&dir, "check", validate_chain(1_000));
+    write_set(&dir, "long", sequence(10_000));
 
     let run = ["run", "--concurrency", "1"];
     let rows = [
@@ -242,6 +277,15 @@ fn main() {
             &["--dry-run", "s99"],
         )
         .task_args(&["--dry", "s99"]),
+        Row::new(
+            &dir,
+            "10,000 sequential steps, each execs `/usr/bin/true`, journal on",
+            3,
+            "long",
+            &run,
+            &["all"],
+        )
+        .cold(),
     ];
 
     let versions: Vec<Option<String>> = Tool::ALL.iter().map(|t| t.version()).collect();
@@ -252,45 +296,87 @@ fn main() {
             None => println!("- {}: not on PATH, not measured", tool.name()),
         }
     }
-    println!();
-    println!("| work | runbook | just | go-task | runbook / just | runbook / go-task |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for row in &rows {
-        let present: Vec<Tool> = Tool::ALL
-            .iter()
-            .zip(&versions)
-            .filter(|(_, v)| v.is_some())
-            .map(|(t, _)| *t)
-            .collect();
-        let medians = paired(row, &dir, &present);
-        let of = |tool: Tool| {
-            present
+    let present: Vec<Tool> = Tool::ALL
+        .iter()
+        .zip(&versions)
+        .filter(|(_, v)| v.is_some())
+        .map(|(t, _)| *t)
+        .collect();
+    // Per row, each tool's median wall and CPU time (`None`: not measured).
+    let results: Vec<Vec<Option<(Duration, Duration)>>> = rows
+        .iter()
+        .map(|row| {
+            eprintln!("measuring: {}", row.work);
+            let medians = paired(row, &dir, &present);
+            Tool::ALL
                 .iter()
-                .position(|t| *t == tool)
-                .map(|i| medians[i].as_secs_f64())
+                .map(|tool| {
+                    let i = present.iter().position(|t| t == tool)?;
+                    Some(medians[i])
+                })
+                .collect()
+        })
+        .collect();
+    for (title, pick) in [
+        (
+            "Wall time",
+            (|m: (Duration, Duration)| m.0) as fn(_) -> Duration,
+        ),
+        ("CPU time (user + system, whole process tree)", |m| m.1),
+    ] {
+        println!();
+        println!("{title}:");
+        println!();
+        println!("| work | runbook | just | go-task | runbook / just | runbook / go-task |");
+        println!("|---|---:|---:|---:|---:|---:|");
+        for (row, medians) in rows.iter().zip(&results) {
+            let of = |tool: Tool| medians[tool as usize].map(|m| pick(m).as_secs_f64());
+            let ours = of(Tool::Runbook).unwrap_or(f64::NAN);
+            let cell = |tool: Tool| match of(tool) {
+                Some(s) => format!("{s:.3} s"),
+                None => format!("({} not on PATH)", tool.name()),
+            };
+            let ratio =
+                |tool: Tool| of(tool).map_or(String::new(), |s| format!("{:.2}×", ours / s));
+            println!(
+                "| {} | {} | {} | {} | {} | {} |",
+                row.work,
+                cell(Tool::Runbook),
+                cell(Tool::Just),
+                cell(Tool::Task),
+                ratio(Tool::Just),
+                ratio(Tool::Task),
+            );
+        }
+    }
+    // The first row has 100 steps, the last 10,000.
+    let (first, last) = (&results[0], &results[results.len() - 1]);
+    println!();
+    println!("Cost per step, 100 against 10,000 sequential steps (wall time; CPU time):");
+    println!();
+    for tool in &present {
+        let i = *tool as usize;
+        let (Some(short), Some(long)) = (first[i], last[i]) else {
+            continue;
         };
-        let ours = of(Tool::Runbook).unwrap_or(f64::NAN);
-        let cell = |tool: Tool| match of(tool) {
-            Some(s) => format!("{s:.3} s"),
-            None => format!("({} not on PATH)", tool.name()),
-        };
-        let ratio = |tool: Tool| of(tool).map_or(String::new(), |s| format!("{:.2}×", ours / s));
+        let per = |d: Duration, n: f64| d.as_secs_f64() * 1e3 / n;
         println!(
-            "| {} | {} | {} | {} | {} | {} |",
-            row.work,
-            cell(Tool::Runbook),
-            cell(Tool::Just),
-            cell(Tool::Task),
-            ratio(Tool::Just),
-            ratio(Tool::Task),
+            "- {}: {:.3} ms and {:.3} ms ({:.2}×); {:.3} ms and {:.3} ms ({:.2}×)",
+            tool.name(),
+            per(short.0, 100.0),
+            per(long.0, 10_000.0),
+            per(long.0, 10_000.0) / per(short.0, 100.0),
+            per(short.1, 100.0),
+            per(long.1, 10_000.0),
+            per(long.1, 10_000.0) / per(short.1, 100.0),
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The median wall time of each of `tools` on `row`, after one warming round, in `rounds`
-/// rounds whose order rotates.
-fn paired(row: &Row, dir: &Path, tools: &[Tool]) -> Vec<Duration> {
+/// The median wall time and CPU time of each of `tools` on `row`, after one warming round
+/// (unless the row is cold), in `rounds` rounds whose order rotates.
+fn paired(row: &Row, dir: &Path, tools: &[Tool]) -> Vec<(Duration, Duration)> {
     let command = |tool: Tool| {
         let mut c = Command::new(tool.program());
         c.args(row.args(tool))
@@ -298,15 +384,24 @@ fn paired(row: &Row, dir: &Path, tools: &[Tool]) -> Vec<Duration> {
             .env("RUNBOOK_STATE_DIR", dir.join("state"));
         c
     };
-    for tool in tools {
-        let _ = time(command(*tool));
+    if row.warm {
+        for tool in tools {
+            let _ = measure(command(*tool));
+        }
     }
-    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); tools.len()];
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); tools.len()];
     for round in 0..row.rounds {
         for k in 0..tools.len() {
             let i = (round + k) % tools.len();
-            samples[i].push(time(command(tools[i])));
+            samples[i].push(measure(command(tools[i])));
         }
     }
-    samples.into_iter().map(median_of).collect()
+    samples
+        .into_iter()
+        .map(|s| {
+            let wall = median_of(s.iter().map(|x| x.wall).collect());
+            let cpu = median_of(s.iter().map(|x| x.cpu).collect());
+            (wall, cpu)
+        })
+        .collect()
 }

@@ -3,7 +3,8 @@
 //! sequential steps and of a 10,000-item loop (a step's cost must not grow with the steps
 //! before it). The comparison with `just` and go-task is `benches/compare.rs`.
 //!
-//! Run with `cargo bench --bench run`. Whole-process wall time, median of several runs.
+//! Run with `cargo bench --bench run`. Whole-process wall time, median of several runs; the
+//! per-step rows add the CPU time of the whole process tree (runbook, supervisors, commands).
 
 use std::fmt::Write;
 use std::path::Path;
@@ -12,7 +13,7 @@ use std::process::Command;
 #[path = "support/timing.rs"]
 mod timing;
 use std::time::Duration;
-use timing::{median, time};
+use timing::{median_measure, time};
 
 fn runbook(dir: &Path, file: &str, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_runbook"));
@@ -102,19 +103,22 @@ fn scale(dir: &Path) {
         items.as_secs_f64() / steps.as_secs_f64()
     );
     println!();
-    println!("| work | whole process (median) | per step |");
-    println!("|---|---:|---:|");
+    println!("| work | wall time (median) | per step | CPU time (median) | per step |");
+    println!("|---|---:|---:|---:|---:|");
     for (name, file, n, runs) in [
         ("100 sequential steps", "chain-100.yaml", 100, 9),
         ("1,000 sequential steps", "chain-1000.yaml", 1_000, 3),
         ("10,000 sequential steps", "chain-10000.yaml", 10_000, 1),
         ("`for_each` of 10,000 items", "loop-10000.yaml", 10_000, 1),
     ] {
-        let took = median(runs, run(file.to_owned()));
+        let (wall, cpu) = median_measure(runs, run(file.to_owned()));
+        let per = |d: Duration| d.as_secs_f64() * 1e3 / n as f64;
         println!(
-            "| {name} | {:.3} s | {:.3} ms |",
-            took.as_secs_f64(),
-            took.as_secs_f64() * 1e3 / n as f64
+            "| {name} | {:.3} s | {:.3} ms | {:.3} s | {:.3} ms |",
+            wall.as_secs_f64(),
+            per(wall),
+            cpu.as_secs_f64(),
+            per(cpu)
         );
     }
 }

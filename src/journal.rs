@@ -2,6 +2,10 @@
 //! flushed to disk (`sync_data`) before the engine goes on, so that after a crash `resume`
 //! knows exactly what completed. Events arrive with their secret values already masked
 //! ([`crate::exec::masked`]). Read back into the same typed events that were written.
+//!
+//! A `step_started` is written at once and synced at the step's [`Sink::commit`], just before
+//! its process starts: steps that start together write theirs first, then one `fdatasync`
+//! makes them all durable (a group commit), instead of one each.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -27,8 +31,14 @@ pub fn journal_path(state: &Path, run_id: &str) -> PathBuf {
 
 /// Appends events to a journal file.
 pub struct Journal {
-    file: Mutex<File>,
+    file: Mutex<Appender>,
     path: PathBuf,
+}
+
+/// The open file, and whether it holds a `step_started` written since its last sync.
+struct Appender {
+    file: File,
+    unsynced_start: bool,
 }
 
 impl Journal {
@@ -45,15 +55,25 @@ impl Journal {
             .open(&path)?;
         repair_torn_tail(&file)?;
         Ok(Self {
-            file: Mutex::new(file),
+            file: Mutex::new(Appender {
+                file,
+                unsynced_start: false,
+            }),
             path,
         })
     }
 
-    /// Appends one event. An event that precedes a side effect (a step or a rollback
-    /// starting) or ends the run is synced, which also flushes every line written before it.
-    /// The others (a step finished, a process id) ride on the next sync; a crash before it
-    /// leaves that step in doubt, never silently done.
+    fn lock(&self) -> std::io::Result<std::sync::MutexGuard<'_, Appender>> {
+        self.file
+            .lock()
+            .map_err(|_| std::io::Error::other("journal lock poisoned"))
+    }
+
+    /// Appends one event. An event that precedes a side effect (a rollback starting) or
+    /// begins or ends the run is synced, which also flushes every line written before it. A
+    /// `step_started` is synced by [`Journal::commit`], which the step calls before its
+    /// process starts. The others (a step finished, a process id) ride on the next sync; a
+    /// crash before it leaves that step in doubt, never silently done.
     pub fn append(&self, event: &Event) -> std::io::Result<()> {
         let mut line = serde_json::to_string(event).map_err(std::io::Error::other)?;
         line.push('\n');
@@ -63,27 +83,42 @@ impl Journal {
             K::RunStarted { .. }
                 | K::RunContext { .. }
                 | K::RunResumed { .. }
-                | K::StepStarted { .. }
                 | K::RollbackStarted { .. }
                 | K::RollbackStepStarted { .. }
                 | K::RunFinished { .. }
         );
-        let mut file = self
-            .file
-            .lock()
-            .map_err(|_| std::io::Error::other("journal lock poisoned"))?;
-        file.write_all(line.as_bytes())?;
+        let mut appender = self.lock()?;
+        appender.file.write_all(line.as_bytes())?;
+        if matches!(event.kind, K::StepStarted { .. }) {
+            appender.unsynced_start = true;
+        }
         if sync {
-            file.sync_data()?;
-            // Writes to a deleted file (its directory removed) succeed, and are lost: a
-            // record no one can read is no record.
-            use std::os::unix::fs::MetadataExt;
-            if file.metadata()?.nlink() == 0 {
-                return Err(std::io::Error::other(format!(
-                    "`{}` was deleted",
-                    self.path.display()
-                )));
-            }
+            self.sync(&mut appender)?;
+        }
+        Ok(())
+    }
+
+    /// Syncs the `step_started` events written since the last sync, if any: one `fdatasync`
+    /// for every step that wrote its event before this one's turn came.
+    pub fn commit(&self) -> std::io::Result<()> {
+        let mut appender = self.lock()?;
+        if appender.unsynced_start {
+            self.sync(&mut appender)?;
+        }
+        Ok(())
+    }
+
+    fn sync(&self, appender: &mut Appender) -> std::io::Result<()> {
+        appender.file.sync_data()?;
+        appender.unsynced_start = false;
+        // Writes to a deleted file (its directory removed) succeed, and are lost: a record no
+        // one can read is no record.
+        use std::os::unix::fs::MetadataExt;
+        if appender.file.metadata()?.nlink() == 0 {
+            return Err(std::io::Error::other(format!(
+                "`{}` was deleted",
+                self.path.display()
+            )));
         }
         Ok(())
     }
@@ -119,8 +154,8 @@ fn repair_torn_tail(file: &File) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// The sink of a run: the journal first (it is the record: an event is on disk before it is
-/// on the screen), then the screen. A journal that cannot be written is said on the screen,
+/// The sink of a run: the journal first (it is the record: an event is in the file before it
+/// is on the screen, and on disk before what it announces happens), then the screen. A journal that cannot be written is said on the screen,
 /// and [`Sink::broken`] tells the engine to start nothing more.
 pub struct Recorder {
     journal: Journal,
@@ -137,6 +172,19 @@ impl Recorder {
             failed: Mutex::new(None),
         }
     }
+
+    /// Remembers the first write error, and says it on the screen, once.
+    fn failed(&self, error: &std::io::Error) {
+        if let Ok(mut failed) = self.failed.lock()
+            && failed.is_none()
+        {
+            let reason = error.to_string();
+            *failed = Some(reason.clone());
+            drop(failed);
+            self.screen
+                .emit(&event(EventKind::JournalFailed { reason }));
+        }
+    }
 }
 
 impl Sink for Recorder {
@@ -147,16 +195,8 @@ impl Sink for Recorder {
             self.screen.emit(e);
             return;
         }
-        if let Err(error) = self.journal.append(e)
-            && let Ok(mut failed) = self.failed.lock()
-            && failed.is_none()
-        {
-            // Said once, at the first failure.
-            let reason = error.to_string();
-            *failed = Some(reason.clone());
-            drop(failed);
-            self.screen
-                .emit(&event(EventKind::JournalFailed { reason }));
+        if let Err(error) = self.journal.append(e) {
+            self.failed(&error);
         }
         self.screen.emit(e);
     }
@@ -166,6 +206,13 @@ impl Sink for Recorder {
             Ok(failed) => failed.clone(),
             Err(_) => Some("journal state poisoned".to_owned()),
         }
+    }
+
+    fn commit(&self) -> Option<String> {
+        if let Err(error) = self.journal.commit() {
+            self.failed(&error);
+        }
+        self.broken()
     }
 }
 

@@ -14,7 +14,8 @@
 //!    undoes, `outcome` how a stop ends (its exit code, from `exit`). `plan` is the dry-run;
 //!    `estimate` its critical path and expected time to service restored against the RTO.
 //! 5. **Run**: a `session` (approvals, secrets, `lock` and `estate_lock`, `journal`) drives `exec`, which
-//!    runs each attempt through `steps` (one executor per kind) and asks people through
+//!    runs each attempt through `steps` (one executor per kind; `program_path` finds their
+//!    programs, once per run) and asks people through
 //!    `prompt`. The engine only emits events. `check` is the live pre-flight: probes and
 //!    `rehearse:` actions only, through the same attempt runner, with no journal. `approve`
 //!    casts a vote on a multi-party approval as a `ballot` file the waiting run reads.
@@ -67,6 +68,7 @@ pub(crate) mod estate_lock;
 pub(crate) mod exec;
 pub(crate) mod lock;
 pub(crate) mod lock_file;
+pub(crate) mod program_path;
 pub(crate) mod prompt;
 pub(crate) mod session;
 pub(crate) mod steps;

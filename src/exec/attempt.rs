@@ -162,8 +162,12 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
             });
         }
         // The started event is on disk before the action starts; if it is not, the action
-        // must not start either (a journal that cannot be written stops the run).
-        if let Some(reason) = shared.sink.broken() {
+        // must not start either (a journal that cannot be written stops the run). Steps that
+        // start together write their `step_started` first: the first commit syncs them all.
+        if !spec.rollback {
+            let_others_run().await;
+        }
+        if let Some(reason) = shared.sink.commit() {
             last = Attempt::failed(
                 Failure::Error,
                 format!("not started: the run journal cannot be written ({reason})"),
@@ -252,6 +256,23 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
         }
     }
     finish(last, Status::Failed, attempt, started)
+}
+
+/// Lets every other task that is ready run once before this one goes on. Woken at once, the
+/// task is queued behind them, so tasks go on in the order they got here (tokio's
+/// `yield_now` would wake them in reverse, and steps started together would start their
+/// processes last first).
+async fn let_others_run() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
 }
 
 /// A step whose next attempt was called off because the run is stopping.
@@ -407,6 +428,7 @@ async fn execute(
                 cancel: &shared.cancel,
                 groups: &shared.groups,
                 spawned: &spawned,
+                programs: &shared.programs,
             };
             let on_line = output_lines(shared, spec.id);
             match action.target() {

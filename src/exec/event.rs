@@ -271,6 +271,15 @@ pub trait Sink: Send + Sync {
     /// can. The engine starts no side effect once this says something. No default: a sink
     /// that wraps another must pass its answer on.
     fn broken(&self) -> Option<String>;
+
+    /// Makes what was emitted so far durable, before a step's action starts: the journal
+    /// syncs the `step_started` events written since its last sync, so that steps starting
+    /// together share one sync. Says why the record cannot be kept, as [`Sink::broken`] does.
+    /// A sink that keeps no record has nothing to make durable; one that wraps another must
+    /// pass the call on.
+    fn commit(&self) -> Option<String> {
+        self.broken()
+    }
 }
 
 pub fn now() -> String {

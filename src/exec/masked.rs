@@ -39,6 +39,10 @@ impl Sink for Masked {
     fn broken(&self) -> Option<String> {
         self.inner.broken()
     }
+
+    fn commit(&self) -> Option<String> {
+        self.inner.commit()
+    }
 }
 
 /// Output that the capture cap may have cut: the cut can fall inside a secret.

@@ -62,6 +62,8 @@ pub struct Shared {
     pub stand_in: Option<Arc<dyn stand_in::StandIn>>,
     /// The ssh connections to targets, one per destination, closed when the run ends.
     pub ssh: crate::steps::ssh::Ssh,
+    /// The programs of commands, looked up through `PATH` once per run.
+    pub programs: crate::program_path::ProgramPath,
 }
 
 impl Shared {
@@ -87,6 +89,7 @@ impl Shared {
             masker,
             stand_in,
             ssh: crate::steps::ssh::Ssh::default(),
+            programs: crate::program_path::ProgramPath::from_env(),
         }
     }
 

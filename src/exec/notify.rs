@@ -217,7 +217,13 @@ impl Sink for Notifier {
         if hooks.is_empty() {
             return;
         }
-        for (on, fields) in self.triggers(event) {
+        let triggers = self.triggers(event);
+        if !triggers.is_empty() {
+            // A `step_started` is synced at its step's commit: hooks hear of it once it is on
+            // disk.
+            let _ = self.inner.commit();
+        }
+        for (on, fields) in triggers {
             let (run_id, runbook) = self.run.lock().map(|r| r.clone()).unwrap_or_default();
             let mut input = serde_json::json!({
                 "event": on.name(),
@@ -247,6 +253,10 @@ impl Sink for Notifier {
     fn broken(&self) -> Option<String> {
         self.inner.broken()
     }
+
+    fn commit(&self) -> Option<String> {
+        self.inner.commit()
+    }
 }
 
 /// Runs hook `index` with `input` on its stdin; why it failed, if it did.
@@ -268,6 +278,7 @@ async fn run_hook(hooks: &Hooks, index: usize, input: Vec<u8>) -> Option<String>
         .map_or(DEFAULT_NOTIFY_TIMEOUT, |t| t.value.get());
     let cancel = CancellationToken::new();
     let groups = Groups::default();
+    let programs = crate::program_path::ProgramPath::from_env();
     let supervision = command::Supervision {
         hidden: &hooks.hidden,
         timeout: Some(timeout),
@@ -275,6 +286,7 @@ async fn run_hook(hooks: &Hooks, index: usize, input: Vec<u8>) -> Option<String>
         cancel: &cancel,
         groups: &groups,
         spawned: &|_| {},
+        programs: &programs,
     };
     let on_line: Arc<crate::steps::lines::OnLine> = Arc::new(|_, _| {});
     let attempt = match action.target() {

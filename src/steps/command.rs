@@ -16,6 +16,7 @@ use super::lines::{OnLine, Splitter, Stream};
 use super::process_group::ProcessGroup;
 use super::supervisor;
 use super::{Attempt, Failed};
+use crate::program_path::ProgramPath;
 use crate::render::Action;
 use crate::retry::Failure;
 
@@ -145,7 +146,8 @@ pub enum Input {
 }
 
 /// How an attempt is watched over: the variables it does not inherit, its time limit, the
-/// run's cancellation, the registry of running groups, and who is told its group.
+/// run's cancellation, the registry of running groups, who is told its group, and where the
+/// run's programs are.
 #[derive(Clone, Copy)]
 pub struct Supervision<'a> {
     pub hidden: &'a [String],
@@ -153,6 +155,7 @@ pub struct Supervision<'a> {
     pub cancel: &'a CancellationToken,
     pub groups: &'a Groups,
     pub spawned: &'a (dyn Fn(ProcessGroup) + Sync),
+    pub programs: &'a ProgramPath,
 }
 
 /// Runs one attempt of `argv` under its [`supervisor`], with `input` on its stdin; its output
@@ -171,6 +174,7 @@ pub async fn run_argv(
         cancel,
         groups,
         spawned,
+        programs,
     } = supervision;
     let cannot_start = |e: &dyn std::fmt::Display| {
         Attempt::failed(Failure::Error, format!("cannot start `{}`: {e}", argv[0]))
@@ -180,6 +184,10 @@ pub async fn run_argv(
         Err(e) => return cannot_start(&e),
     };
     let mut held_control = None;
+    // Where the program is, when the run has looked it up (empty: the supervisor looks it up).
+    let found = programs
+        .find(&argv[0], env, hidden)
+        .map_or_else(std::ffi::OsString::new, std::path::PathBuf::into_os_string);
     // runbook itself, re-executed as the supervisor (the binary may have been replaced on disk
     // since the run started: /proc/self/exe is the one running). Nothing runs between fork and
     // exec, so the standard library starts it with posix_spawn (vfork): a fork would copy
@@ -196,6 +204,7 @@ pub async fn run_argv(
         } else {
             control_end.as_raw_fd().to_string()
         })
+        .arg(found)
         .arg("--")
         .args(argv)
         .stdout(Stdio::piped())

@@ -18,7 +18,10 @@
 //! supervisor arms the parent-death signal itself, then checks that its parent is still that
 //! pid: a runbook that died before that point is never missed; the command reads /dev/null),
 //! or another descriptor when the command reads the supervisor's standard input (a remote
-//! action's script, a hook's event). The supervisor writes
+//! action's script, a hook's event). The third is where the program is, as the run found it
+//! in `PATH` ([`crate::program_path`]), or empty: the supervisor looks the program up itself,
+//! and does so too when the file found is gone. Then `--` and the command. The supervisor
+//! writes
 //! `ok PID START_TIME` (the command's pid, which is its process group, and its start time) or
 //! `err MESSAGE` (the command could not start), then closes it. Its exit status is the
 //! command's (exit code, or death by the same signal).
@@ -62,12 +65,14 @@ fn block_signals() {
 }
 
 /// Runs the supervisor: `args` are runbook's pid, the control pipe's descriptor (`0`: standard
-/// input), `--`, then the command's argv. Never returns.
+/// input), where the program is (empty: look it up), `--`, then the command's argv. Never
+/// returns.
 pub fn main(args: &[OsString]) -> ! {
     block_signals();
     let parent: Option<libc::pid_t> = args.first().and_then(|a| a.to_str()?.parse().ok());
     let control: Option<RawFd> = args.get(1).and_then(|a| a.to_str()?.parse().ok());
-    let argv = args.get(3..).unwrap_or_default();
+    let found = args.get(2).filter(|a| !a.is_empty());
+    let argv = args.get(4..).unwrap_or_default();
     let (Some(parent), Some(control), Some(program)) = (parent, control, argv.first()) else {
         std::process::exit(2);
     };
@@ -83,11 +88,7 @@ pub fn main(args: &[OsString]) -> ! {
     }
     // The command reads /dev/null when standard input is the control pipe, else what runbook
     // writes to the supervisor's standard input.
-    let input = if control == 0 {
-        Stdio::null()
-    } else {
-        Stdio::inherit()
-    };
+    let reads_null = control == 0;
     // SAFETY: runbook hands this descriptor over as the control pipe, for the supervisor
     // alone. Close-on-exec, so that the command does not hold it open.
     let mut control = unsafe {
@@ -98,24 +99,24 @@ pub fn main(args: &[OsString]) -> ! {
     unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
     }
-    let mut command = std::process::Command::new(program);
-    command.args(&argv[1..]).stdin(input).process_group(0);
-    let me = std::process::id() as libc::pid_t;
-    // SAFETY: only async-signal-safe calls between fork and exec (prctl, sigprocmask, getppid,
-    // _exit); `signals` only fills a local sigset_t.
-    unsafe {
-        command.pre_exec(move || {
-            // Should the supervisor itself be killed, the command goes with it.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            let set = signals();
-            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-            if libc::getppid() != me {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
-    let child = match command.spawn() {
+    let start = |path: &OsString| {
+        let input = if reads_null {
+            Stdio::null()
+        } else {
+            Stdio::inherit()
+        };
+        command(path, program, &argv[1..], input).spawn()
+    };
+    // The program where the run found it; if that file is gone, wherever `PATH` says now, as
+    // if the run had not looked.
+    let started = match found {
+        Some(path) => match start(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => start(program),
+            started => started,
+        },
+        None => start(program),
+    };
+    let child = match started {
         Ok(child) => child,
         Err(e) => {
             let _ = writeln!(control, "err {e}");
@@ -139,6 +140,37 @@ pub fn main(args: &[OsString]) -> ! {
     }
     supervisor.end_all();
     exit_like(supervisor.status)
+}
+
+/// The command: `path` started with `program` as its argv[0], in a process group of its own.
+fn command(
+    path: &OsString,
+    program: &OsString,
+    args: &[OsString],
+    input: Stdio,
+) -> std::process::Command {
+    let mut command = std::process::Command::new(path);
+    command
+        .arg0(program)
+        .args(args)
+        .stdin(input)
+        .process_group(0);
+    let me = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls between fork and exec (prctl, sigprocmask, getppid,
+    // _exit); `signals` only fills a local sigset_t.
+    unsafe {
+        command.pre_exec(move || {
+            // Should the supervisor itself be killed, the command goes with it.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            let set = signals();
+            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            if libc::getppid() != me {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    command
 }
 
 struct Supervisor {
