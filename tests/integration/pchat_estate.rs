@@ -1,0 +1,438 @@
+//! The Persistent Chat estate the rehearsals run against: two SQL Servers (the primary and
+//! the backup, each a `sql_estate` model served over TDS on a loopback address of its own),
+//! the file shares (`log_share`), one clock, and failures a test injects. A healthy estate:
+//! `mgc` ONLINE on the primary, mirrored, log-shipped (backup job scheduled and enabled, three
+//! log backups on the share) to the backup, where it is RESTORING with the copy and restore
+//! jobs scheduled and enabled.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+
+use crate::log_share::{self, Header, Kind, Lsn};
+use crate::sql_error::SqlError;
+use crate::sql_estate::{Database, JobKind, LOG_PER_BACKUP, Schedule, Session, SqlServer, stamp};
+use crate::tds::{Reply, Request, Server};
+use crate::tsql;
+
+pub const PASSWORD: &str = "rehearsal-Pw-7";
+pub const PRIMARY_IP: &str = "127.0.0.2";
+pub const BACKUP_IP: &str = "127.0.0.3";
+pub const PRIMARY_MIRROR: &str = "sql-a-mirror.contoso.com";
+pub const BACKUP_MIRROR: &str = "sql-b-mirror.contoso.com";
+pub const DATA_FILE: &str = "D:\\MSSQL\\Data\\mgc.mdf";
+/// SQL Server 2008 R2 SP3 and SQL Server 2012 SP4.
+pub const SQL_2008_R2: &str = "10.50.6000.34";
+pub const SQL_2012: &str = "11.0.7001.0";
+/// The log backups on the share of a healthy estate; the backup database holds the first.
+pub const SHIPPED: usize = 3;
+const START: &str = "2026-11-26T08:00:00";
+const FIRST_LSN: Lsn = 42_000_000_010_000_001;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Primary,
+    Backup,
+}
+
+/// A failure a test injects into the SQL Servers.
+#[derive(Clone, Debug)]
+pub struct Fault {
+    pub side: Side,
+    /// Hits requests whose SQL contains this text.
+    pub text: String,
+    /// Does the work, then drops the connection (the client never hears that it worked).
+    pub after_the_work: bool,
+    /// How many requests it hits (None: every one).
+    pub times: Option<u32>,
+}
+
+/// Something that happens on a server right after a request containing `after` was
+/// answered: a job's schedule fires.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub side: Side,
+    pub after: String,
+    pub job: String,
+}
+
+#[derive(Default)]
+struct Shared {
+    clock: Mutex<i64>,
+    faults: Mutex<Vec<Fault>>,
+    events: Mutex<Vec<Event>>,
+    /// Reads what the Lync side changed since (mirrors installed, sessions of active servers).
+    reconcile: Mutex<Option<Box<dyn Fn(Side, &mut SqlServer) + Send + Sync>>>,
+}
+
+pub struct Sql {
+    pub dir: tempfile::TempDir,
+    pub primary: Arc<Mutex<SqlServer>>,
+    pub backup: Arc<Mutex<SqlServer>>,
+    /// None while the primary is down (a lost data centre).
+    pub primary_server: Option<Server>,
+    pub backup_server: Server,
+    shared: Arc<Shared>,
+}
+
+/// The clock as `YYYY-MM-DDThh:mm:ss`, `seconds` after the start.
+fn time(seconds: i64) -> String {
+    let start = chrono::NaiveDateTime::parse_from_str(START, "%Y-%m-%dT%H:%M:%S")
+        .expect("the start time parses");
+    (start + chrono::Duration::seconds(seconds))
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string()
+}
+
+fn schedule(name: &str) -> Schedule {
+    Schedule {
+        id: 0,
+        name: name.to_owned(),
+        enabled: true,
+        freq_type: 4,
+        freq_interval: 1,
+        freq_subday_type: 4,
+        freq_subday_interval: 15,
+    }
+}
+
+impl Sql {
+    /// A healthy estate on SQL Server `version`.
+    pub fn healthy(version: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for sub in ["share", "copy", "failback"] {
+            std::fs::create_dir_all(dir.path().join(sub)).expect("dir");
+        }
+        let share = dir.path().join("share").display().to_string();
+        let copy = dir.path().join("copy").display().to_string();
+        let mut primary = SqlServer::new("SQL-A", PRIMARY_IP, version);
+        let mut backup = SqlServer::new("SQL-B", BACKUP_IP, version);
+        primary
+            .databases
+            .insert("mgc".into(), Database::online(5, FIRST_LSN, DATA_FILE));
+        primary.databases.insert(
+            "mgccomp".into(),
+            Database::online(6, FIRST_LSN, "D:\\MSSQL\\Data\\mgccomp.mdf"),
+        );
+        primary
+            .install_mirror("mgc", PRIMARY_MIRROR)
+            .expect("mirror the primary");
+        backup
+            .databases
+            .insert("mgc".into(), Database::restoring(5, FIRST_LSN, DATA_FILE));
+        backup.databases.insert(
+            "mgccomp".into(),
+            Database::online(6, FIRST_LSN, "D:\\MSSQL\\Data\\mgccomp.mdf"),
+        );
+        // Log shipping, as the procedures set it up, with schedules and enabled jobs.
+        let (job, _) = primary
+            .add_ls_primary("mgc", &share, &share, "LSBackup_mgc", 4320, false)
+            .expect("log-shipping primary");
+        primary
+            .add_ls_primary_secondary("mgc", BACKUP_IP, "mgc", false)
+            .expect("secondary registered");
+        primary
+            .add_schedule(&job, schedule("LSBackupSchedule"))
+            .expect("schedule");
+        primary.job_mut(&job).expect("job").enabled = true;
+        let (copy_job, restore_job, _) = backup
+            .add_ls_secondary_primary(
+                PRIMARY_IP,
+                "mgc",
+                &share,
+                &copy,
+                &format!("LSCopy_{PRIMARY_IP}_mgc"),
+                &format!("LSRestore_{PRIMARY_IP}_mgc"),
+                4320,
+                false,
+            )
+            .expect("secondary primary");
+        backup
+            .add_ls_secondary_database("mgc", PRIMARY_IP, "mgc", 0, 0, 0, false)
+            .expect("secondary database");
+        for (id, name) in [
+            (&copy_job, "LSCopySchedule"),
+            (&restore_job, "LSRestoreSchedule"),
+        ] {
+            backup.add_schedule(id, schedule(name)).expect("schedule");
+            backup.job_mut(id).expect("job").enabled = true;
+        }
+        // Three log backups, 15 minutes apart, before the start; copied and restored: the
+        // first; the others wait on the share (the copy job has not run since).
+        let mut estate = Self::serve(dir, primary, backup);
+        for i in 0..SHIPPED as i64 {
+            let at = time(-45 * 60 + i * 15 * 60);
+            estate.run_job(Side::Primary, "LSBackup_mgc", &at);
+            if i == 0 {
+                estate.run_job(Side::Backup, &format!("LSCopy_{PRIMARY_IP}_mgc"), &at);
+                estate.run_job(Side::Backup, &format!("LSRestore_{PRIMARY_IP}_mgc"), &at);
+            }
+        }
+        // The pool's servers are connected to the primary database.
+        estate.primary.lock().unwrap().sessions = [53, 61]
+            .iter()
+            .zip(["pchat-a1.contoso.com", "pchat-a2.contoso.com"])
+            .map(|(spid, host)| Session {
+                spid: *spid,
+                database: "mgc".into(),
+                host: host.into(),
+            })
+            .collect();
+        estate
+    }
+
+    fn serve(dir: tempfile::TempDir, primary: SqlServer, backup: SqlServer) -> Self {
+        let shared = Arc::new(Shared::default());
+        let primary = Arc::new(Mutex::new(primary));
+        let backup = Arc::new(Mutex::new(backup));
+        let primary_server = Some(serve(Side::Primary, &primary, &shared));
+        let backup_server = serve(Side::Backup, &backup, &shared);
+        Self {
+            dir,
+            primary,
+            backup,
+            primary_server,
+            backup_server,
+            shared,
+        }
+    }
+
+    pub fn path(&self, sub: &str) -> PathBuf {
+        self.dir.path().join(sub)
+    }
+
+    pub fn server(&self, side: Side) -> &Arc<Mutex<SqlServer>> {
+        match side {
+            Side::Primary => &self.primary,
+            Side::Backup => &self.backup,
+        }
+    }
+
+    pub fn port(&self, side: Side) -> u16 {
+        match side {
+            Side::Primary => self.primary_server.as_ref().map_or(1, Server::port),
+            Side::Backup => self.backup_server.port(),
+        }
+    }
+
+    /// Runs a job now, as its schedule would.
+    pub fn run_job(&mut self, side: Side, name: &str, now: &str) {
+        let mut server = self.server(side).lock().unwrap();
+        let kind = server
+            .job_by_name(name)
+            .unwrap_or_else(|| panic!("no job {name}"))
+            .kind
+            .clone();
+        server
+            .run_job(&kind, now)
+            .unwrap_or_else(|e| panic!("job {name}: {e}"));
+    }
+
+    /// The primary data centre is lost: its SQL Server answers nothing.
+    pub fn lose_the_primary(&mut self) {
+        self.primary_server = None;
+    }
+
+    /// The primary SQL Server answers again (rebuilt, or back).
+    pub fn restart_the_primary(&mut self) {
+        if self.primary_server.is_none() {
+            self.primary_server = Some(serve(Side::Primary, &self.primary, &self.shared));
+        }
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        self.shared.faults.lock().unwrap().push(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.shared.faults.lock().unwrap().clear();
+    }
+
+    pub fn on(&self, event: Event) {
+        self.shared.events.lock().unwrap().push(event);
+    }
+
+    /// What the Lync side changed is read before each request (see `Shared::reconcile`).
+    pub fn reconcile_with(&self, reconcile: Box<dyn Fn(Side, &mut SqlServer) + Send + Sync>) {
+        *self.shared.reconcile.lock().unwrap() = Some(reconcile);
+    }
+
+    /// The log backups of `mgc` on the share, oldest first, with their headers.
+    pub fn share(&self) -> Vec<(String, Header)> {
+        let share = self.path("share").display().to_string();
+        log_share::files(&share)
+            .into_iter()
+            .filter(|n| n.ends_with(".trn"))
+            .filter_map(|n| {
+                let header = log_share::read(&log_share::join(&share, &n)).ok()?;
+                (header.kind == Kind::Log).then_some((n, header))
+            })
+            .collect()
+    }
+
+    /// Everything the SQL side holds, ids left out (a job recreated as it was is the same
+    /// job), as JSON: the databases, log shipping, jobs and schedules of both servers, and
+    /// the files of the shares and the copy folder.
+    pub fn snapshot(&self) -> serde_json::Value {
+        let server = |s: &Arc<Mutex<SqlServer>>| {
+            let s = s.lock().unwrap();
+            let job_name = |id: &str| s.jobs.iter().find(|j| j.id == id).map(|j| j.name.clone());
+            let jobs: Vec<_> = s
+                .jobs
+                .iter()
+                .map(|j| {
+                    let schedules: Vec<_> = j
+                        .schedules
+                        .iter()
+                        .map(|s| {
+                            json!([s.name, s.enabled, s.freq_type, s.freq_interval,
+                                   s.freq_subday_type, s.freq_subday_interval])
+                        })
+                        .collect();
+                    let kind = match &j.kind {
+                        JobKind::Backup { database } => format!("backup {database}"),
+                        JobKind::Copy { .. } => "copy".to_owned(),
+                        JobKind::Restore { .. } => "restore".to_owned(),
+                    };
+                    json!({ "name": j.name, "enabled": j.enabled, "schedules": schedules, "kind": kind })
+                })
+                .collect();
+            let primaries: Vec<_> = s
+                .ls_primary
+                .iter()
+                .map(|p| {
+                    json!({
+                        "database": p.database, "backup_directory": p.backup_directory,
+                        "backup_share": p.backup_share, "backup_job": job_name(&p.backup_job_id),
+                        "retention_minutes": p.retention_minutes, "secondaries": p.secondaries,
+                        "last_backup_file": p.last_backup_file,
+                    })
+                })
+                .collect();
+            let secondaries: Vec<_> = s
+                .ls_secondary
+                .iter()
+                .map(|p| {
+                    let databases: Vec<_> = s
+                        .ls_secondary_databases
+                        .iter()
+                        .filter(|d| d.secondary_id == p.secondary_id)
+                        .map(|d| {
+                            json!({
+                                "database": d.database, "restore_delay": d.restore_delay,
+                                "restore_mode": d.restore_mode, "disconnect_users": d.disconnect_users,
+                            })
+                        })
+                        .collect();
+                    json!({
+                        "primary_server": p.primary_server, "primary_database": p.primary_database,
+                        "backup_source_directory": p.backup_source_directory,
+                        "backup_destination_directory": p.backup_destination_directory,
+                        "file_retention_period": p.file_retention_period,
+                        "copy_job": job_name(&p.copy_job_id), "restore_job": job_name(&p.restore_job_id),
+                        "databases": databases,
+                    })
+                })
+                .collect();
+            json!({
+                "databases": s.databases, "jobs": jobs,
+                "log_shipping_primary": primaries, "log_shipping_secondary": secondaries,
+            })
+        };
+        let folder = |sub: &str| log_share::files(&self.path(sub).display().to_string());
+        json!({
+            "primary": server(&self.primary),
+            "backup": server(&self.backup),
+            "share": folder("share"),
+            "copy": folder("copy"),
+            "failback": folder("failback"),
+        })
+    }
+
+    /// The log-shipping monitor's history (last file copied, restored), which
+    /// `sp_delete_log_shipping_secondary_database` deletes and nothing documented restores.
+    pub fn monitor_history(&self) -> serde_json::Value {
+        let b = self.backup.lock().unwrap();
+        json!({
+            "copied": b.ls_secondary.iter().map(|s| s.last_copied_file.clone()).collect::<Vec<_>>(),
+            "restored": b.ls_secondary_databases.iter().map(|d| d.last_restored_file.clone()).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Serves one server's model over TDS, with the estate's clock, faults and events.
+fn serve(side: Side, model: &Arc<Mutex<SqlServer>>, shared: &Arc<Shared>) -> Server {
+    let ip = match side {
+        Side::Primary => PRIMARY_IP,
+        Side::Backup => BACKUP_IP,
+    };
+    let model = model.clone();
+    let shared = shared.clone();
+    Server::start_at(ip, PASSWORD, move |r: &Request| {
+        answer(side, &model, &shared, r)
+    })
+}
+
+fn answer(side: Side, model: &Mutex<SqlServer>, shared: &Shared, r: &Request) -> Vec<Reply> {
+    let now = {
+        let mut clock = shared.clock.lock().unwrap();
+        *clock += 1;
+        time(*clock)
+    };
+    let mut server = model.lock().unwrap();
+    if let Some(reconcile) = shared.reconcile.lock().unwrap().as_ref() {
+        reconcile(side, &mut server);
+    }
+    let fault = {
+        let mut faults = shared.faults.lock().unwrap();
+        let hit = faults
+            .iter_mut()
+            .find(|f| f.side == side && r.sql.contains(&f.text) && f.times != Some(0));
+        hit.map(|f| {
+            if let Some(times) = &mut f.times {
+                *times -= 1;
+            }
+            f.clone()
+        })
+    };
+    let mut replies = match &fault {
+        Some(f) if !f.after_the_work => return SqlError::Injected.replies(),
+        _ => tsql::answer(&mut server, r, &now),
+    };
+    if fault.is_some() {
+        replies.push(Reply::Disconnect);
+    }
+    let due: Vec<Event> = shared
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.side == side && r.sql.contains(&e.after))
+        .cloned()
+        .collect();
+    for event in due {
+        if let Some(kind) = server.job_by_name(&event.job).map(|j| j.kind.clone()) {
+            let _ = server.run_job(&kind, &now);
+        }
+    }
+    replies
+}
+
+/// The runbooks' `path_separator: /` joins of the test's folders.
+pub fn slash(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// The LSN the next log backup of an ONLINE database would end at.
+pub fn next_lsn(server: &SqlServer, database: &str) -> Option<Lsn> {
+    server
+        .databases
+        .get(database)
+        .map(|d| d.lsn + LOG_PER_BACKUP)
+}
+
+/// `YYYYMMDDhhmmss` of the estate's clock now.
+pub fn clock_stamp(sql: &Sql) -> String {
+    stamp(&time(*sql.shared.clock.lock().unwrap()))
+}
