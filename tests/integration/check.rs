@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::rehearsal::{Estate, PASSWORD};
+use crate::pchat_estate::{Estate, PASSWORD, Side, Snapshot};
 use crate::support::{Output, Test};
 
 /// A failover in miniature, with every kind of step check knows. Mutating `run` steps touch
@@ -162,8 +162,8 @@ impl Checked {
             e.path("params.yaml"),
             format!(
                 "primary_port: {}\nbackup_port: {}\nshare: '{}'\nmarkers: '{}'\n",
-                e.primary_server.port(),
-                e.backup_server.port(),
+                e.sql.port(Side::Primary),
+                e.sql.port(Side::Backup),
                 e.path("share").display(),
                 e.path("markers").display(),
             ),
@@ -171,12 +171,12 @@ impl Checked {
         .expect("params");
         let path = format!(
             "{}:{}",
-            e.path("bin").display(),
+            e.path("lync/lync-bin").display(),
             std::env::var("PATH").unwrap_or_default()
         );
         let t = Test::new()
             .env("PATH", &path)
-            .env("LYNC_STATE", e.path("lync.json").to_str().unwrap())
+            .env("LYNC_STATE", e.path("lync/lync.json").to_str().unwrap())
             .env("REHEARSAL_LOG", e.path("powershell.log").to_str().unwrap())
             .env("PCHAT_SQL_PASSWORD", PASSWORD)
             .env("RUNBOOK_STATE_DIR", e.path("state").to_str().unwrap())
@@ -211,16 +211,17 @@ impl Checked {
     /// The statements both test servers received.
     fn statements(&self) -> Vec<String> {
         let e = &self.estate;
-        e.primary_server
-            .requests()
+        let primary = e.sql.primary_server.as_ref().map(|s| s.requests());
+        primary
+            .unwrap_or_default()
             .into_iter()
-            .chain(e.backup_server.requests())
+            .chain(e.sql.backup_server.requests())
             .collect()
     }
 
     /// Nothing that changes the estate ran: no marker, no mutating statement received, the
     /// modelled estate as it was, no journal.
-    fn assert_nothing_changed(&self, before: &crate::rehearsal::Snapshot) {
+    fn assert_nothing_changed(&self, before: &Snapshot) {
         assert_eq!(
             self.markers(),
             Vec::<String>::new(),
@@ -344,7 +345,14 @@ fn check_runs_probes_and_rehearsals_and_nothing_that_changes_the_estate() {
     // Nothing that changes the estate ran, and no rollback either.
     c.assert_nothing_changed(&before);
     // The primary was never asked anything: only the tail-log backup uses it.
-    assert_eq!(c.estate.primary_server.logins(), 0);
+    assert_eq!(
+        c.estate
+            .sql
+            .primary_server
+            .as_ref()
+            .map_or(0, |s| s.logins()),
+        0
+    );
 }
 
 #[test]
@@ -384,11 +392,12 @@ fn check_judges_assert_and_when_on_the_real_results_of_probes() {
     let c = Checked::new();
     // The backup database is ONLINE: the runbook's assumption is wrong.
     c.estate
+        .sql
         .backup
         .lock()
         .unwrap()
-        .databases
-        .insert("mgc".into(), "ONLINE".into());
+        .recover("mgc")
+        .expect("recover");
     let before = c.estate.snapshot();
     let out = c.check(FAILOVER, &["--format", "json"]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
@@ -775,11 +784,11 @@ fn check_of_the_shipped_failover_fails_at_the_cmdlet_microsoft_does_not_have() {
     );
     assert_eq!(estate.snapshot(), before, "the estate changed");
     assert_eq!(
-        estate.primary_server.logins(),
+        estate.sql.primary_server.as_ref().map_or(0, |s| s.logins()),
         0,
         "the tail-log backup is not rehearsed"
     );
-    for statement in estate.backup_server.requests() {
+    for statement in estate.sql.backup_server.requests() {
         assert!(
             !MUTATING_SQL.iter().any(|m| statement.contains(m)),
             "{statement}"

@@ -24,6 +24,7 @@ mod long_lines;
 mod loop_prediction;
 mod loop_summary;
 mod loops;
+mod lync;
 mod notify;
 mod pchat_estate;
 mod plan;

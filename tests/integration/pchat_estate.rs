@@ -11,8 +11,10 @@ use std::sync::{Arc, Mutex};
 use serde_json::json;
 
 use crate::log_share::{self, Header, Kind, Lsn};
+use crate::lync::Lync;
 use crate::sql_error::SqlError;
-use crate::sql_estate::{Database, JobKind, LOG_PER_BACKUP, Schedule, Session, SqlServer, stamp};
+use crate::sql_estate::{Database, JobKind, Schedule, Session, SqlServer, State};
+use crate::support::{Output, Test, repo};
 use crate::tds::{Reply, Request, Server};
 use crate::tsql;
 
@@ -42,10 +44,31 @@ pub struct Fault {
     pub side: Side,
     /// Hits requests whose SQL contains this text.
     pub text: String,
-    /// Does the work, then drops the connection (the client never hears that it worked).
-    pub after_the_work: bool,
+    pub kind: FaultKind,
     /// How many requests it hits (None: every one).
     pub times: Option<u32>,
+}
+
+#[derive(Clone, Debug)]
+pub enum FaultKind {
+    /// SQL error 50000 instead of the work.
+    Error,
+    /// Does the work, then drops the connection (the client never hears that it worked).
+    AfterTheWork,
+    /// These replies instead of the work (a server saying something unexpected).
+    Replies(Vec<Reply>),
+}
+
+impl Fault {
+    /// SQL error 50000 for every request on `side` containing `text`.
+    pub fn error(side: Side, text: &str) -> Self {
+        Self {
+            side,
+            text: text.to_owned(),
+            kind: FaultKind::Error,
+            times: None,
+        }
+    }
 }
 
 /// Something that happens on a server right after a request containing `after` was
@@ -57,13 +80,17 @@ pub struct Event {
     pub job: String,
 }
 
+/// Called with `true` before a request is answered, `false` after.
+type Reconcile = dyn Fn(Side, &mut SqlServer, bool) + Send + Sync;
+
 #[derive(Default)]
 struct Shared {
     clock: Mutex<i64>,
     faults: Mutex<Vec<Fault>>,
     events: Mutex<Vec<Event>>,
-    /// Reads what the Lync side changed since (mirrors installed, sessions of active servers).
-    reconcile: Mutex<Option<Box<dyn Fn(Side, &mut SqlServer) + Send + Sync>>>,
+    /// Reads what the Lync side changed (mirrors installed, sessions of active servers)
+    /// before each request, and tells it what the request changed after it.
+    reconcile: Mutex<Option<Box<Reconcile>>>,
 }
 
 pub struct Sql {
@@ -254,7 +281,7 @@ impl Sql {
     }
 
     /// What the Lync side changed is read before each request (see `Shared::reconcile`).
-    pub fn reconcile_with(&self, reconcile: Box<dyn Fn(Side, &mut SqlServer) + Send + Sync>) {
+    pub fn reconcile_with(&self, reconcile: Box<Reconcile>) {
         *self.shared.reconcile.lock().unwrap() = Some(reconcile);
     }
 
@@ -382,7 +409,7 @@ fn answer(side: Side, model: &Mutex<SqlServer>, shared: &Shared, r: &Request) ->
     };
     let mut server = model.lock().unwrap();
     if let Some(reconcile) = shared.reconcile.lock().unwrap().as_ref() {
-        reconcile(side, &mut server);
+        reconcile(side, &mut server, true);
     }
     let fault = {
         let mut faults = shared.faults.lock().unwrap();
@@ -396,9 +423,10 @@ fn answer(side: Side, model: &Mutex<SqlServer>, shared: &Shared, r: &Request) ->
             f.clone()
         })
     };
-    let mut replies = match &fault {
-        Some(f) if !f.after_the_work => return SqlError::Injected.replies(),
-        _ => tsql::answer(&mut server, r, &now),
+    let mut replies = match fault.as_ref().map(|f| &f.kind) {
+        Some(FaultKind::Error) => return SqlError::Injected.replies(),
+        Some(FaultKind::Replies(replies)) => return replies.clone(),
+        Some(FaultKind::AfterTheWork) | None => tsql::answer(&mut server, r, &now),
     };
     if fault.is_some() {
         replies.push(Reply::Disconnect);
@@ -416,23 +444,284 @@ fn answer(side: Side, model: &Mutex<SqlServer>, shared: &Shared, r: &Request) ->
             let _ = server.run_job(&kind, &now);
         }
     }
+    if let Some(reconcile) = shared.reconcile.lock().unwrap().as_ref() {
+        reconcile(side, &mut server, false);
+    }
     replies
 }
 
-/// The runbooks' `path_separator: /` joins of the test's folders.
-pub fn slash(path: &Path) -> String {
-    path.display().to_string()
+pub const POOL: &str = "pchat.contoso.com";
+pub const PRIMARY_SERVERS: [&str; 2] = ["pchat-a1.contoso.com", "pchat-a2.contoso.com"];
+pub const BACKUP_SERVERS: [&str; 2] = ["pchat-b1.contoso.com", "pchat-b2.contoso.com"];
+const MIRROR_SHARE: &str = "\\\\fs1.contoso.com\\pchat-mirror";
+
+/// The Lync side of a healthy estate: pool Normal on the primary store, the primary data
+/// centre's servers active, the topology defining a mirror for both stores, `mgc` of the
+/// primary store mirrored.
+fn lync_state() -> serde_json::Value {
+    json!({
+        "pools": {
+            POOL: {
+                "state": "Normal",
+                "servers": [PRIMARY_SERVERS[0], PRIMARY_SERVERS[1], BACKUP_SERVERS[0], BACKUP_SERVERS[1]],
+                "active_servers": PRIMARY_SERVERS,
+                "stores": { "Normal": PRIMARY_IP, "FailedOver": BACKUP_IP },
+                "database": "mgc"
+            }
+        },
+        "topology": {
+            "stores": {
+                PRIMARY_IP: { "mirror": PRIMARY_MIRROR, "databases": ["PersistentChat", "PersistentChatCompliance"] },
+                BACKUP_IP: { "mirror": BACKUP_MIRROR, "databases": ["PersistentChat", "PersistentChatCompliance"] }
+            }
+        },
+        "mirrors": [
+            { "database_type": "PersistentChat", "sql": PRIMARY_IP, "mirror": PRIMARY_MIRROR, "file_share": MIRROR_SHARE }
+        ],
+        "mirror_holds": { PRIMARY_MIRROR: ["PersistentChat"] },
+        "cms": { "active_master": "lync-fe-a.contoso.com", "writable": true }
+    })
 }
 
-/// The LSN the next log backup of an ONLINE database would end at.
-pub fn next_lsn(server: &SqlServer, database: &str) -> Option<Lsn> {
-    server
-        .databases
-        .get(database)
-        .map(|d| d.lsn + LOG_PER_BACKUP)
+fn database_type(database: &str) -> &'static str {
+    if database == "mgccomp" {
+        "PersistentChatCompliance"
+    } else {
+        "PersistentChat"
+    }
 }
 
-/// `YYYYMMDDhhmmss` of the estate's clock now.
-pub fn clock_stamp(sql: &Sql) -> String {
-    stamp(&time(*sql.shared.clock.lock().unwrap()))
+/// Keeps the two sides of the estate in step, around each SQL request. Before: a mirror the
+/// Lync side installed (Install-CsMirrorDatabase) or uninstalled is set up or removed on the
+/// SQL Server, and the pool's active servers hold a session on the database the pool uses.
+/// After: a mirror the request removed (`SET PARTNER OFF`) is no longer installed for the
+/// Lync side either, and the database states are written where Test-CsPersistentChatMessage
+/// reads them. A mirror installed on a database that is not ONLINE is a violation: the real
+/// cmdlet would have failed.
+fn reconcile(dir: PathBuf, violations: Arc<Mutex<Vec<String>>>) -> Box<Reconcile> {
+    Box::new(move |_side, server: &mut SqlServer, before| {
+        let path = dir.join("lync.json");
+        let Ok(mut state) = std::fs::read_to_string(&path)
+            .map_err(|_| ())
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).map_err(|_| ()))
+        else {
+            return;
+        };
+        let mine = |m: &serde_json::Value| {
+            m["sql"]
+                .as_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case(&server.fqdn))
+        };
+        let names: Vec<String> = server.databases.keys().cloned().collect();
+        if before {
+            let mirrors: Vec<serde_json::Value> = state["mirrors"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|m| mine(m))
+                .collect();
+            for name in &names {
+                let wanted = mirrors
+                    .iter()
+                    .find(|m| m["database_type"] == database_type(name));
+                let mirrored = server.databases[name].mirroring.is_some();
+                match wanted {
+                    Some(m) if !mirrored => {
+                        let mirror = m["mirror"].as_str().unwrap_or_default().to_owned();
+                        if let Err(e) = server.install_mirror(name, &mirror) {
+                            violations.lock().unwrap().push(e);
+                        }
+                    }
+                    None if mirrored => {
+                        if let Some(db) = server.databases.get_mut(name) {
+                            db.mirroring = None;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            // Sessions: the active servers of a pool using this server's database.
+            for (_, pool) in state["pools"].as_object().cloned().unwrap_or_default() {
+                let servers: Vec<String> = strings(&pool["servers"]);
+                let active: Vec<String> = strings(&pool["active_servers"]);
+                let database = pool["database"].as_str().unwrap_or("mgc").to_owned();
+                let store = pool["stores"][pool["state"].as_str().unwrap_or_default()]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let usable = store.eq_ignore_ascii_case(&server.fqdn)
+                    && server
+                        .databases
+                        .get(&database)
+                        .is_some_and(|d| d.state == State::Online);
+                server.sessions.retain(|s| {
+                    !servers.contains(&s.host)
+                        || (usable && active.contains(&s.host) && s.database == database)
+                });
+                if usable {
+                    for host in active {
+                        if !server.sessions.iter().any(|s| s.host == host) {
+                            let spid = 53
+                                + servers.iter().position(|s| *s == host).unwrap_or(0) as i64 * 2;
+                            server.sessions.push(Session {
+                                spid,
+                                database: database.clone(),
+                                host,
+                            });
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        // After: mirrors removed on the SQL side are no longer installed.
+        let kept: Vec<serde_json::Value> = state["mirrors"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| {
+                !mine(m)
+                    || names.iter().any(|n| {
+                        m["database_type"] == database_type(n)
+                            && server.databases[n].mirroring.is_some()
+                    })
+            })
+            .collect();
+        if state["mirrors"].as_array().map(Vec::len) != Some(kept.len()) {
+            state["mirrors"] = json!(kept);
+            let _ = std::fs::write(&path, state.to_string());
+        }
+        let hint_path = dir.join("sql_state_hint.json");
+        let mut hint: serde_json::Value = std::fs::read_to_string(&hint_path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_else(|| json!({}));
+        hint[server.fqdn.as_str()] = server
+            .databases
+            .iter()
+            .map(|(n, d)| (n.clone(), json!(d.state.desc())))
+            .collect();
+        let _ = std::fs::write(&hint_path, hint.to_string());
+    })
+}
+
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The whole estate: the SQL side and the Lync host, kept in step.
+pub struct Estate {
+    pub sql: Sql,
+    pub lync: Lync,
+    /// Mirrors the Lync side installed where the real cmdlet would have failed.
+    pub violations: Arc<Mutex<Vec<String>>>,
+    pub primary_reachable: bool,
+}
+
+/// What a test compares: both SQL Servers, the shares, and the Lync state.
+pub type Snapshot = serde_json::Value;
+
+impl Estate {
+    pub fn healthy() -> Self {
+        Self::on(crate::pchat_estate::SQL_2012)
+    }
+
+    /// A healthy estate on SQL Server `version`, the primary reachable.
+    pub fn on(version: &str) -> Self {
+        let sql = Sql::healthy(version);
+        let dir = sql.path("lync");
+        std::fs::create_dir_all(&dir).expect("lync dir");
+        let lync = Lync::start(&dir, lync_state());
+        let violations = Arc::new(Mutex::new(Vec::new()));
+        sql.reconcile_with(reconcile(dir, violations.clone()));
+        Self {
+            sql,
+            lync,
+            violations,
+            primary_reachable: true,
+        }
+    }
+
+    pub fn path(&self, sub: &str) -> PathBuf {
+        self.sql.path(sub)
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let lync = self.lync.state();
+        json!({
+            "sql": self.sql.snapshot(),
+            "lync": {
+                "pools": lync["pools"], "mirrors": lync["mirrors"],
+                "mirror_holds": lync["mirror_holds"], "cms": lync["cms"],
+            },
+            "violations": *self.violations.lock().unwrap(),
+        })
+    }
+
+    /// The runbooks' params for this estate.
+    pub fn params(&self) -> String {
+        let list = |items: &[&str]| format!("[{}]", items.join(", "));
+        format!(
+            "pool_fqdn: {POOL}\nprimary_sql: {PRIMARY_IP}\nprimary_sql_port: {}\nbackup_sql: {BACKUP_IP}\nbackup_sql_port: {}\n\
+             sql_encrypt: DANGER_PLAINTEXT\nlog_share: '{}'\ncopy_folder: '{}'\nfull_backup_file: '{}'\npath_separator: /\n\
+             primary_reachable: {}\nprimary_mirror_sql: {PRIMARY_MIRROR}\nbackup_mirror_sql: {BACKUP_MIRROR}\n\
+             mirror_file_share: '{MIRROR_SHARE}'\nprimary_servers: {}\nbackup_servers: {}\n{}",
+            self.sql.port(Side::Primary),
+            self.sql.port(Side::Backup),
+            self.path("share").display(),
+            self.path("copy").display(),
+            self.path("failback/mgc.bak").display(),
+            self.primary_reachable,
+            list(&PRIMARY_SERVERS),
+            list(&BACKUP_SERVERS),
+            Lync::params(),
+        )
+    }
+
+    /// `runbook COMMAND… FILE --params …` for a shipped runbook (`failover.yaml`, …).
+    pub fn runbook(&self, command: &[&str], book: &str, fail_on: Option<&str>) -> Output {
+        self.runbook_file(
+            command,
+            &repo().join("runbooks/persistent-chat").join(book),
+            fail_on,
+        )
+    }
+
+    /// The same for any runbook file (a mutated copy of a shipped one).
+    pub fn runbook_file(&self, command: &[&str], file: &Path, fail_on: Option<&str>) -> Output {
+        std::fs::write(self.path("params.yaml"), self.params()).expect("params");
+        let mut t = Test::new()
+            .env(
+                "RUNBOOK_SSH_CONFIG",
+                &self.lync.ssh_config().display().to_string(),
+            )
+            .env("PCHAT_SQL_PASSWORD", PASSWORD)
+            .env(
+                "RUNBOOK_STATE_DIR",
+                &self.path("state").display().to_string(),
+            )
+            .args(command.iter().copied())
+            .args([
+                file.to_str().expect("a UTF-8 path"),
+                "--params",
+                self.path("params.yaml").to_str().expect("a UTF-8 path"),
+            ]);
+        if let Some(text) = fail_on {
+            t = t.env("REHEARSAL_FAIL_ON", text);
+        }
+        let out = t.run();
+        assert!(
+            !out.stdout.contains(PASSWORD) && !out.stderr.contains(PASSWORD),
+            "the password was shown"
+        );
+        out
+    }
 }

@@ -78,6 +78,16 @@ impl Estate {
 
     /// `n` servers; the host keys of the first `known` are in known_hosts.
     pub fn with_known(n: usize, known: usize) -> Self {
+        Self::configured(n, known, "")
+    }
+
+    /// `n` servers, every host key accepted, whose sshd_config also has the lines `extra`
+    /// (`SetEnv`, `AcceptEnv`, …).
+    pub fn with_sshd_config(n: usize, extra: &str) -> Self {
+        Self::configured(n, n, extra)
+    }
+
+    fn configured(n: usize, known: usize, extra: &str) -> Self {
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} is missing: install openssh-server (`.ci/run` does)"
@@ -87,7 +97,9 @@ impl Estate {
         let dir = tempfile::tempdir().expect("temp dir");
         let client_key = dir.path().join("client_key");
         keygen(&client_key);
-        let hosts: Vec<Sshd> = (0..n).map(|i| start(dir.path(), i, &client_key)).collect();
+        let hosts: Vec<Sshd> = (0..n)
+            .map(|i| start(dir.path(), i, &client_key, extra))
+            .collect();
         let estate = Self { dir, hosts };
         let known_hosts: String = estate.hosts[..known]
             .iter()
@@ -110,8 +122,13 @@ impl Estate {
         self.dir.path().join("ssh_config")
     }
 
-    fn known_hosts(&self) -> PathBuf {
+    pub fn known_hosts(&self) -> PathBuf {
         self.dir.path().join("known_hosts")
+    }
+
+    /// The private key every server lets in.
+    pub fn client_key(&self) -> PathBuf {
+        self.dir.path().join("client_key")
     }
 
     /// The `targets:` block naming each host `h1`, `h2`, …
@@ -128,7 +145,7 @@ impl Estate {
     }
 }
 
-fn start(dir: &Path, index: usize, client_key: &Path) -> Sshd {
+fn start(dir: &Path, index: usize, client_key: &Path, extra: &str) -> Sshd {
     let host_key = dir.join(format!("host_key_{index}"));
     keygen(&host_key);
     let host_key_line = std::fs::read_to_string(host_key.with_extension("pub"))
@@ -144,7 +161,7 @@ fn start(dir: &Path, index: usize, client_key: &Path) -> Sshd {
         std::fs::write(
             &config,
             format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}.pub\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile none\nLogLevel VERBOSE\nMaxSessions 50\nMaxStartups 50\n",
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}.pub\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile none\nLogLevel VERBOSE\nMaxSessions 50\nMaxStartups 50\n{extra}",
                 host_key.display(),
                 client_key.display()
             ),

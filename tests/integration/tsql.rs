@@ -34,14 +34,24 @@ impl Val {
         match self {
             Val::Null => Ok(None),
             Val::Num(n) => Ok(Some(*n)),
-            Val::Str(s) => s
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| SqlError::ConvertFailed {
+            // As CONVERT(numeric(25,0), …) reads text: digits, a fraction rounded away.
+            Val::Str(s) => {
+                let failed = || SqlError::ConvertFailed {
                     from: "nvarchar".to_owned(),
                     to: "numeric".to_owned(),
-                }),
+                };
+                let (whole, fraction) = s.trim().split_once('.').unwrap_or((s.trim(), ""));
+                let mut n: i128 = whole.parse().map_err(|_| failed())?;
+                if !fraction.is_empty() {
+                    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(failed());
+                    }
+                    if fraction.as_bytes()[0] >= b'5' {
+                        n += 1;
+                    }
+                }
+                Ok(Some(n))
+            }
         }
     }
 }
@@ -252,6 +262,9 @@ impl Batch<'_> {
         } else if let Some(c) = caps(r"(@\w+) IS (NOT )?NULL (.+)", text) {
             let null = self.var(c[0])? == Val::Null;
             (null == c[1].is_empty(), c[2])
+        } else if let Some(c) = caps(r"(@\w+) = (N?'(?:[^']|'')*') (.+)", text) {
+            let (a, b) = (self.var(c[0])?, self.term(c[1])?);
+            (a != Val::Null && a.text() == b.text(), c[2])
         } else if let Some(c) = caps(r"(@\w+) <= (@\w+) (.+)", text) {
             let (a, b) = (self.var(c[0])?.number()?, self.var(c[1])?.number()?);
             (matches!((a, b), (Some(a), Some(b)) if a <= b), c[2])
@@ -347,6 +360,12 @@ impl Batch<'_> {
         }
         if t.starts_with('@') {
             return self.var(t);
+        }
+        if t.eq_ignore_ascii_case("CONVERT(char(8), GETUTCDATE(), 112)") {
+            return Ok(Val::Str(stamp(&self.now)[..8].to_owned()));
+        }
+        if t.eq_ignore_ascii_case("REPLACE(CONVERT(char(8), GETUTCDATE(), 108), ':', '')") {
+            return Ok(Val::Str(stamp(&self.now)[8..].to_owned()));
         }
         if let Some(c) = caps(r"CONVERT\((n?varchar\(\d+\)|numeric\(25, ?0\)), (.+)\)", t) {
             let value = self.expr(c[1])?;
@@ -444,8 +463,18 @@ impl Batch<'_> {
         if s.to_ascii_uppercase().starts_with("EXEC") {
             return self.procedure(s);
         }
-        if s.to_ascii_uppercase().starts_with("SELECT @") {
+        if re(r"SELECT @\w+ = .*").is_match(s) {
             return self.assign(s);
+        }
+        if let Some(c) = caps(r"SELECT (@\w+) AS \[?(\w+)\]?", s) {
+            let value = self.var(c[0])?;
+            let cell = match value {
+                Val::Null => Value::Null,
+                Val::Num(n) => Value::Decimal(n.to_string()),
+                Val::Str(text) => Value::String(text),
+            };
+            self.replies.push(rows(&[c[1]], vec![vec![cell]]));
+            return Ok(());
         }
         if s.to_ascii_uppercase().starts_with("SELECT ") {
             let reply = self.select(s)?;
@@ -992,7 +1021,6 @@ impl Batch<'_> {
                         "mirroring_role_desc",
                         "mirroring_state_desc",
                         "is_sysadmin",
-                        "utc_stamp",
                     ],
                     found
                         .map(|d| {
@@ -1001,7 +1029,6 @@ impl Batch<'_> {
                                 opt(m.as_ref().map(|m| m.role.clone())),
                                 opt(m.as_ref().map(|m| m.state.clone())),
                                 Value::Int(i64::from(server.sysadmin)),
-                                text(&stamp(&self.now)),
                             ]
                         })
                         .into_iter()
@@ -1462,8 +1489,7 @@ const SELECTS: &[(&str, Select)] = &[
     ),
     (
         "SELECT d.state_desc, m.mirroring_role_desc, m.mirroring_state_desc,
-               IS_SRVROLEMEMBER('sysadmin') AS is_sysadmin,
-               CONVERT(char(8), GETUTCDATE(), 112) + REPLACE(CONVERT(char(8), GETUTCDATE(), 108), ':', '') AS utc_stamp
+               IS_SRVROLEMEMBER('sysadmin') AS is_sysadmin
         FROM sys.databases AS d
         LEFT JOIN sys.database_mirroring AS m ON m.database_id = d.database_id AND m.mirroring_guid IS NOT NULL
         WHERE d.name = @P1",
