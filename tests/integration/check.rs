@@ -20,7 +20,7 @@ params:
   markers: { type: string }
   pool: { type: string, default: pchat.contoso.com }
   database: { type: string, default: mgc }
-  logs: { type: list, default: [mgc_0100.trn, mgc_0115.trn] }
+  logs: { type: list, default: [mgc_20261126073000.trn, mgc_20261126074500.trn] }
 secrets:
   sql_password: { env: PCHAT_SQL_PASSWORD }
 connections:
@@ -31,7 +31,7 @@ connections:
 steps:
   - id: check-backup-reachable
     probe: true
-    sql: { connection: backup_sql, query: "SELECT @@SERVERNAME AS server_name" }
+    sql: { connection: backup_sql, query: "SELECT @@SERVERNAME AS server_name, IS_SRVROLEMEMBER('sysadmin') AS is_sysadmin, CONVERT(nvarchar(128), SERVERPROPERTY('ProductVersion')) AS version" }
   - id: check-backup-database
     needs: [check-backup-reachable]
     probe: true
@@ -55,7 +55,7 @@ steps:
     needs: [approve-failover]
     sql:
       connection: primary_sql
-      query: BACKUP LOG mgc TO DISK = @P1 WITH NORECOVERY
+      query: BACKUP LOG [mgc] TO DISK = @P1 WITH NORECOVERY
       args: ["{{ params.share }}/mgc_tail.trn"]
     rollback: { run: { program: touch, args: ["{{ params.markers }}/rollback-tail-log-backup"] } }
   - id: remove-log-shipping
@@ -90,7 +90,7 @@ steps:
     as: log
     sql:
       connection: backup_sql
-      query: RESTORE LOG mgc FROM DISK = @P1 WITH NORECOVERY
+      query: RESTORE LOG [mgc] FROM DISK = @P1 WITH NORECOVERY
       args: ["{{ params.share }}/{{ log }}"]
     rehearse:
       sql:
@@ -100,7 +100,7 @@ steps:
   - id: bring-online
     needs: [restore-logs]
     irreversible: true
-    sql: { connection: backup_sql, query: RESTORE DATABASE mgc WITH RECOVERY }
+    sql: { connection: backup_sql, query: "RESTORE DATABASE [mgc] WITH RECOVERY" }
   - id: set-pool-failed-over
     needs: [bring-online]
     run:
