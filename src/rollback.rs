@@ -18,7 +18,7 @@ pub enum Reason {
     NoRollback,
     /// The step is irreversible: a point of no return.
     Irreversible,
-    /// The step is an ancestor of a completed irreversible step.
+    /// The step declares a rollback, and is an ancestor of a completed irreversible step.
     BehindIrreversible { step: String },
 }
 
@@ -72,16 +72,20 @@ pub fn plan(runbook: &Runbook, dag: &Dag, completed: &[usize]) -> RollbackPlan {
         ..RollbackPlan::default()
     };
     for &step in completed.iter().rev() {
+        let undoable = runbook.steps[step].rollback.is_some();
         match protected[step] {
             Some(by) if by == step => result.kept.push((step, Reason::Irreversible)),
-            Some(by) => result.kept.push((
+            // A step with no rollback (a probe, an assert, an approval) had nothing to undo
+            // whether or not an irreversible step follows it: saying it was kept for that step
+            // would leave a person looking for a change that is not there.
+            Some(by) if undoable => result.kept.push((
                 step,
                 Reason::BehindIrreversible {
                     step: runbook.steps[by].id.value.clone(),
                 },
             )),
-            None if runbook.steps[step].rollback.is_some() => result.actions.push(step),
-            None => result.kept.push((step, Reason::NoRollback)),
+            None if undoable => result.actions.push(step),
+            _ => result.kept.push((step, Reason::NoRollback)),
         }
     }
     result

@@ -148,6 +148,7 @@ pub async fn run(shared: &Shared, spec: &Spec<'_>, context: &Context) -> Outcome
                 shared.emit(EventKind::RollbackStepStarted {
                     step: spec.id.to_owned(),
                     action: crate::report::action::summary(&shown),
+                    detail: Some(shown.clone()),
                 });
             }
         } else {
@@ -369,6 +370,15 @@ async fn execute(
             spec.id.to_owned()
         };
         let attempt = stand_in.answer(&unit, action);
+        // A mocked query's messages reach the report as a real server's would: one by one.
+        if matches!(action, Action::Sql { .. }) {
+            for message in &attempt.messages {
+                shared.emit(EventKind::StepMessage {
+                    step: spec.id.to_owned(),
+                    message: message.clone(),
+                });
+            }
+        }
         // A mocked command's output reaches the report as a real one's would: line by line.
         if matches!(action, Action::Command { .. } | Action::Script { .. }) {
             let on_line = output_lines(shared, spec.id);

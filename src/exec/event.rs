@@ -174,6 +174,10 @@ pub enum EventKind {
     RollbackStepStarted {
         step: String,
         action: String,
+        /// The whole rendered rollback action, as `step_started` gives a step's; absent in
+        /// journals written before it was recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<Action>,
     },
     RollbackStepFinished {
         step: String,

@@ -207,9 +207,14 @@ pub fn mask_event(kind: &EventKind, m: &Masker) -> EventKind {
             on: on.clone(),
             message: value(message, m),
         },
-        K::RollbackStepStarted { step, action } => K::RollbackStepStarted {
+        K::RollbackStepStarted {
+            step,
+            action,
+            detail,
+        } => K::RollbackStepStarted {
             step: step.clone(),
             action: value(action, m),
+            detail: detail.as_ref().map(|a| mask_action(a, m)),
         },
         K::RollbackStepFinished {
             step,

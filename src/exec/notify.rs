@@ -115,7 +115,7 @@ impl Notifier {
                 NotifyEvent::ApprovalNeeded,
                 json!({ "step": step, "prompt": prompt, "approvers": approvers, "min": min, "command": command, "timeout_ms": timeout_ms }),
             )],
-            EventKind::RollbackStepStarted { step, action }
+            EventKind::RollbackStepStarted { step, action, .. }
                 if self.rollback_asks(step) && !self.hooks.approvals.preapproved(step) =>
             {
                 vec![(

@@ -336,7 +336,7 @@ impl Sink for Progress {
             EventKind::RollbackStarted { steps } => {
                 format!("{t} ↺ rolling back, in order: {}\n", steps.join(", "))
             }
-            EventKind::RollbackStepStarted { step, action } => {
+            EventKind::RollbackStepStarted { step, action, .. } => {
                 format!("{t} ↺ {step}: {action}\n")
             }
             EventKind::RollbackStepFinished {

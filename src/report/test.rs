@@ -15,7 +15,7 @@ use crate::scenario::{FileOutcome, FileResult};
 
 /// What a run under test shows: its events (for the expectations), and the report it would
 /// print, kept as text (`output_contains`), with the whole rendered text of every action
-/// under its line (a script's or query's later lines too).
+/// and rollback action under its line (a script's or query's later lines too).
 pub struct Transcript {
     events: Mutex<Vec<Event>>,
     text: Arc<Mutex<String>>,
@@ -55,6 +55,10 @@ impl Sink for Transcript {
         if let EventKind::StepStarted {
             detail: Some(action),
             ..
+        }
+        | EventKind::RollbackStepStarted {
+            detail: Some(action),
+            ..
         } = &event.kind
         {
             let mut lines = String::new();
@@ -90,6 +94,21 @@ pub fn totals(results: &[FileResult]) -> (usize, usize, usize) {
     (passed, failed, invalid)
 }
 
+/// Warnings over every scenario.
+fn warnings(results: &[FileResult]) -> usize {
+    results
+        .iter()
+        .map(|result| match &result.outcome {
+            FileOutcome::Invalid(_) => 0,
+            FileOutcome::Ran(scenarios) => scenarios.iter().map(|s| s.warnings.len()).sum(),
+        })
+        .sum()
+}
+
+fn plural(n: usize, one: &str) -> String {
+    format!("{n} {one}{}", if n == 1 { "" } else { "s" })
+}
+
 pub fn human(results: &[FileResult], color: bool) -> String {
     let mut text = String::new();
     for result in results {
@@ -115,6 +134,9 @@ pub fn human(results: &[FileResult], color: bool) -> String {
                             let _ = writeln!(text, "    {line}");
                         }
                     }
+                    for warning in &s.warnings {
+                        let _ = writeln!(text, "  warning: {warning}");
+                    }
                 }
             }
         }
@@ -122,16 +144,15 @@ pub fn human(results: &[FileResult], color: bool) -> String {
     let (passed, failed, invalid) = totals(results);
     let _ = write!(
         text,
-        "\n{} scenario{}: {passed} passed, {failed} failed",
-        passed + failed,
-        if passed + failed == 1 { "" } else { "s" }
+        "\n{}: {passed} passed, {failed} failed",
+        plural(passed + failed, "scenario")
     );
     if invalid > 0 {
-        let _ = write!(
-            text,
-            "; {invalid} invalid test file{}",
-            if invalid == 1 { "" } else { "s" }
-        );
+        let _ = write!(text, "; {}", plural(invalid, "invalid test file"));
+    }
+    let warned = warnings(results);
+    if warned > 0 {
+        let _ = write!(text, "; {}", plural(warned, "warning"));
     }
     text.push('\n');
     text
@@ -163,6 +184,11 @@ pub fn junit(results: &[FileResult]) -> String {
                     let mut case = TestCase::new(s.name.as_str(), status);
                     case.set_classname(result.path.as_str());
                     case.set_time(s.duration);
+                    if !s.warnings.is_empty() {
+                        let said: Vec<String> =
+                            s.warnings.iter().map(|w| format!("warning: {w}")).collect();
+                        case.set_system_out(said.join("\n"));
+                    }
                     suite.add_test_case(case);
                 }
             }

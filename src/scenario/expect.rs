@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use super::excerpt;
 use super::file::Expect;
 use crate::exec::event::{Event, EventKind, Status};
 use crate::model::Runbook;
@@ -193,14 +194,30 @@ pub fn compare(
             "exit_code: expected {expected}, actual {exit_code}"
         ));
     }
+    // A short output is shown once, with the first text it lacks; a long one by the lines
+    // nearest each text.
+    let mut shown = false;
     for text in &expect.output_contains {
         if !output.contains(text.as_str()) {
-            failures.push(format!("output_contains: the output has no `{text}`"));
+            let searched = if !excerpt::is_short(output) {
+                excerpt::nearest(output, text)
+            } else if shown {
+                " (the output is shown above)".to_owned()
+            } else {
+                shown = true;
+                format!("; the output searched:{}", excerpt::whole(output))
+            };
+            failures.push(format!(
+                "output_contains: the output has no `{text}`{searched}"
+            ));
         }
     }
     for text in &expect.output_lacks {
         if output.contains(text.as_str()) {
-            failures.push(format!("output_lacks: the output has `{text}`"));
+            failures.push(format!(
+                "output_lacks: the output has `{text}`:{}",
+                excerpt::occurrences(output, text)
+            ));
         }
     }
     failures

@@ -27,6 +27,9 @@ pub struct Scenario {
     pub approvals: Approvals,
     /// Per unit (step, `STEP[KEY]`, `rollback:UNIT`): one mock per attempt, or one for all.
     pub mocks: Vec<(Spanned<String>, Mocks)>,
+    /// The units whose mocks are shared with other scenarios (taken from a YAML alias, or
+    /// under an anchor for others to take): that this run leaves one unused says nothing.
+    pub shared_mocks: Vec<String>,
     pub expect: Expect,
 }
 
@@ -46,6 +49,16 @@ pub enum Mocks {
     PerAttempt(Vec<Mock>),
 }
 
+impl Mocks {
+    /// Every mock given, whichever attempts it answers.
+    pub fn all(&self) -> &[Mock] {
+        match self {
+            Mocks::Every(mock) => std::slice::from_ref(mock),
+            Mocks::PerAttempt(list) => list,
+        }
+    }
+}
+
 /// The result of one mocked attempt.
 #[derive(Clone, Debug, Default)]
 pub struct Mock {
@@ -53,6 +66,10 @@ pub struct Mock {
     pub stdout: String,
     pub stderr: String,
     pub rows: Option<Vec<Row>>,
+    /// What SQL Server would say with the result: PRINT and informational messages, as a real
+    /// query's `result.messages` holds them (their text).
+    pub messages: Vec<String>,
+    pub rows_affected: Option<u64>,
     pub outputs: BTreeMap<String, String>,
     pub fail: Option<Fail>,
 }
@@ -91,7 +108,16 @@ pub struct Expect {
 
 const FILE_KEYS: &[&str] = &["test", "runbook", "scenarios"];
 const SCENARIO_KEYS: &[&str] = &["name", "params", "approvals", "mocks", "expect"];
-const MOCK_KEYS: &[&str] = &["exit_code", "stdout", "stderr", "rows", "outputs", "fail"];
+const MOCK_KEYS: &[&str] = &[
+    "exit_code",
+    "stdout",
+    "stderr",
+    "rows",
+    "rows_affected",
+    "messages",
+    "outputs",
+    "fail",
+];
 const FAIL_KEYS: &[&str] = &["reason", "number", "message"];
 const EXPECT_KEYS: &[&str] = &[
     "ran",
@@ -139,7 +165,7 @@ pub fn parse(path: &Path, source: &str, problems: &mut Vec<Problem>) -> Option<T
         Some(node) => match &node.value {
             Value::Seq(items) if !items.is_empty() => items
                 .iter()
-                .filter_map(|item| scenario(item, problems))
+                .filter_map(|item| scenario(item, source, problems))
                 .collect(),
             _ => {
                 problems.push(invalid(
@@ -160,7 +186,7 @@ pub fn parse(path: &Path, source: &str, problems: &mut Vec<Problem>) -> Option<T
     (problems.is_empty()).then_some(TestFile { runbook, scenarios })
 }
 
-fn scenario(node: &Node, problems: &mut Vec<Problem>) -> Option<Scenario> {
+fn scenario(node: &Node, source: &str, problems: &mut Vec<Problem>) -> Option<Scenario> {
     let entries = map(node, "a scenario", problems)?;
     unknown_keys(entries, SCENARIO_KEYS, "a scenario", problems);
     let name = match field(entries, "name") {
@@ -207,6 +233,12 @@ fn scenario(node: &Node, problems: &mut Vec<Problem>) -> Option<Scenario> {
         };
         Some((key(k), mocks))
     });
+    let anchored = field(entries, "mocks").is_some_and(|n| is_anchored(source, n.span));
+    let shared_mocks = mocks
+        .iter()
+        .filter(|(unit, _)| anchored || is_alias(source, unit.span))
+        .map(|(unit, _)| unit.value.clone())
+        .collect();
     let expect = field(entries, "expect")
         .map(|n| expect(n, problems))
         .unwrap_or_default();
@@ -215,8 +247,25 @@ fn scenario(node: &Node, problems: &mut Vec<Problem>) -> Option<Scenario> {
         params,
         approvals,
         mocks,
+        shared_mocks,
         expect,
     })
+}
+
+/// Whether the node at `span` carries an anchor (`&name`) for other nodes to take.
+fn is_anchored(source: &str, span: Span) -> bool {
+    source
+        .get(..span.offset)
+        .and_then(|before| before.split_whitespace().next_back())
+        .is_some_and(|word| word.len() > 1 && word.starts_with('&'))
+}
+
+/// Whether `span` points at an alias (`*name`, or `<<: *name`): what stands there was
+/// taken from elsewhere.
+fn is_alias(source: &str, span: Span) -> bool {
+    source
+        .get(span.offset..)
+        .is_some_and(|at| at.starts_with('*'))
 }
 
 fn mock(node: &Node, problems: &mut Vec<Problem>) -> Option<Mock> {
@@ -251,6 +300,24 @@ fn mock(node: &Node, problems: &mut Vec<Problem>) -> Option<Mock> {
                 "for example `rows: [{ state_desc: RESTORING }]`",
             )),
         }
+    }
+    if let Some(n) = field(entries, "rows_affected") {
+        match integer(n, "rows_affected", problems).map(u64::try_from) {
+            Some(Ok(count)) => mock.rows_affected = Some(count),
+            Some(Err(_)) => problems.push(invalid(
+                n.span,
+                "`rows_affected` counts rows: 0 or more",
+                "not a count",
+                "write how many rows the query changed, as SQL Server's row count says",
+            )),
+            None => {}
+        }
+    }
+    if let Some(n) = field(entries, "messages") {
+        mock.messages = ids(n, "messages", problems)
+            .into_iter()
+            .map(|m| m.value)
+            .collect();
     }
     if let Some(n) = field(entries, "outputs")
         && let Some(outputs) = map(n, "`outputs`", problems)

@@ -16,23 +16,58 @@ use crate::steps::{Attempt, Failed};
 /// The mocks of one scenario.
 pub struct Mocked {
     mocks: HashMap<String, Mocks>,
+    /// The mocks' keys in the order the test file gives them.
+    order: Vec<String>,
     /// Attempts made so far, per unit.
     made: Mutex<HashMap<String, usize>>,
+    /// Per mock key, the furthest attempt it answered.
+    used: Mutex<HashMap<String, usize>>,
     /// What had no mock, as said to the author.
     missing: Mutex<Vec<String>>,
 }
 
 impl Mocked {
-    pub fn new(mocks: HashMap<String, Mocks>) -> Self {
+    pub fn new(mocks: Vec<(String, Mocks)>) -> Self {
         Self {
-            mocks,
+            order: mocks.iter().map(|(key, _)| key.clone()).collect(),
+            mocks: mocks.into_iter().collect(),
             made: Mutex::default(),
+            used: Mutex::default(),
             missing: Mutex::default(),
         }
     }
 
     pub fn missing(&self) -> Vec<String> {
         self.missing.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// The mocks the run never asked for, and lists of per-attempt mocks it did not use to
+    /// their end, as said to the author: the run took another path than the one they were
+    /// written for. `shared` mocks are left out: written for other scenarios too, they are
+    /// expected to go unused in some.
+    pub fn unused(&self, shared: &[String]) -> Vec<String> {
+        let Ok(used) = self.used.lock() else {
+            return Vec::new();
+        };
+        let mut never = Vec::new();
+        let mut said = Vec::new();
+        for key in self.order.iter().filter(|key| !shared.contains(key)) {
+            match (used.get(key), self.mocks.get(key)) {
+                (None, _) => never.push(format!("`{key}`")),
+                (Some(&made), Some(Mocks::PerAttempt(list))) if made < list.len() => {
+                    said.push(format!(
+                        "`{key}` lists {} mocks, one per attempt; the run made {made} attempt{}",
+                        list.len(),
+                        if made == 1 { "" } else { "s" }
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if !never.is_empty() {
+            said.insert(0, format!("mocks the run never used: {}", never.join(", ")));
+        }
+        said
     }
 
     /// The mocks of `unit`: its own, or its loop step's for every instance.
@@ -73,6 +108,10 @@ impl StandIn for Mocked {
             *n += 1;
             *n
         };
+        if let (Some((key, _)), Ok(mut used)) = (self.of(unit), self.used.lock()) {
+            let furthest = used.entry(key.to_owned()).or_insert(0);
+            *furthest = (*furthest).max(attempt);
+        }
         let mock = match self.of(unit) {
             Some((_, Mocks::Every(mock))) => mock,
             Some((key, Mocks::PerAttempt(list))) => match list.get(attempt - 1) {
@@ -116,11 +155,11 @@ fn attempt_of(mock: &Mock, action: &Action) -> Attempt {
         stderr: mock.stderr.clone(),
         exit_code,
         failure,
-        sql: mock.rows.as_ref().map(|rows| Results {
-            result_sets: vec![rows.clone()],
-            rows_affected: 0,
+        sql: (mock.rows.is_some() || mock.rows_affected.is_some()).then(|| Results {
+            result_sets: mock.rows.iter().cloned().collect(),
+            rows_affected: mock.rows_affected.unwrap_or(0),
         }),
-        messages: Vec::new(),
+        messages: mock.messages.clone(),
         outputs: mock.outputs.clone(),
     }
 }

@@ -6,6 +6,7 @@
 //! Stages: find the files, read each ([`file`]), check the names it uses against its runbook
 //! ([`names`]), run each scenario ([`run`]), compare.
 
+pub mod excerpt;
 pub mod expect;
 pub mod file;
 pub mod mock;
@@ -30,10 +31,12 @@ pub enum FileOutcome {
     Ran(Vec<ScenarioResult>),
 }
 
-/// How one scenario went: no failures is a pass.
+/// How one scenario went: no failures is a pass. Warnings never fail it.
 pub struct ScenarioResult {
     pub name: String,
     pub failures: Vec<String>,
+    /// Mocks the run did not use.
+    pub warnings: Vec<String>,
     pub duration: Duration,
 }
 
@@ -95,28 +98,31 @@ pub fn run_file(path: &Path, concurrency: usize) -> FileResult {
         .iter()
         .map(|scenario| {
             let started = Instant::now();
-            let failures = match run::run(&runbook, &dag, scenario, concurrency) {
+            let (failures, warnings) = match run::run(&runbook, &dag, scenario, concurrency) {
                 Ok(ran) => {
                     let actual = expect::Actual::of(&runbook, &ran.events);
                     // Without its mocks the run is not the one the scenario describes: its
-                    // expectations say nothing until the mocks are there.
+                    // expectations say nothing until the mocks are there, and what it left
+                    // unused neither.
                     if ran.missing.is_empty() {
-                        expect::compare(
+                        let failures = expect::compare(
                             &runbook,
                             &scenario.expect,
                             &actual,
                             ran.exit_code,
                             &ran.output,
-                        )
+                        );
+                        (failures, ran.unused)
                     } else {
-                        ran.missing
+                        (ran.missing, Vec::new())
                     }
                 }
-                Err(e) => vec![format!("the scenario could not run: {e}")],
+                Err(e) => (vec![format!("the scenario could not run: {e}")], Vec::new()),
             };
             ScenarioResult {
                 name: scenario.name.value.clone(),
                 failures,
+                warnings,
                 duration: started.elapsed(),
             }
         })

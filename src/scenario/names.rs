@@ -4,7 +4,7 @@
 
 use super::file::{Approvals, TestFile, invalid};
 use crate::diagnostic::{Problem, list, suggestion};
-use crate::model::{Runbook, Spanned, Step, StepKind};
+use crate::model::{RollbackKind, Runbook, Spanned, Step, StepKind};
 
 /// The step a unit names: `STEP`, or `STEP[KEY]` for an instance of a `for_each` step.
 pub fn step_of(unit: &str) -> &str {
@@ -107,7 +107,7 @@ pub fn check(file: &TestFile, runbook: &Runbook, problems: &mut Vec<Problem>) {
                 ));
             }
         }
-        mocked_outputs(scenario, runbook, problems);
+        mocked_fields(scenario, runbook, problems);
     }
 }
 
@@ -148,23 +148,39 @@ fn mockable<'a>(
     }
 }
 
-/// Outputs a mock gives must be outputs its step declares.
-fn mocked_outputs(
-    scenario: &super::file::Scenario,
-    runbook: &Runbook,
-    problems: &mut Vec<Problem>,
-) {
+/// The step a mocked unit belongs to, and whether the mock answers its rollback.
+fn mocked_step<'a>(runbook: &'a Runbook, unit: &str) -> Option<(&'a Step, bool)> {
+    let (target, rollback) = match unit.strip_prefix("rollback:") {
+        Some(rest) => (rest, true),
+        None => (unit, false),
+    };
+    all_steps(runbook)
+        .find(|s| s.id.as_str() == step_of(target))
+        .map(|step| (step, rollback))
+}
+
+/// What a mock gives must be what its action returns: outputs its step declares (a rollback
+/// has none), and `messages` or `rows_affected` only for a query (a command given them would
+/// hand its templates what no real command returns).
+fn mocked_fields(scenario: &super::file::Scenario, runbook: &Runbook, problems: &mut Vec<Problem>) {
     for (unit, mocks) in &scenario.mocks {
-        let Some(step) = all_steps(runbook).find(|s| s.id.as_str() == step_of(unit)) else {
+        let Some((step, rollback)) = mocked_step(runbook, unit) else {
             continue;
         };
-        let each: Vec<&super::file::Mock> = match mocks {
-            super::file::Mocks::Every(mock) => vec![mock],
-            super::file::Mocks::PerAttempt(all) => all.iter().collect(),
-        };
-        let given = each.iter().flat_map(|m| m.outputs.keys());
+        let given = mocks.all().iter().flat_map(|m| m.outputs.keys());
         for name in given {
-            if unit.starts_with("rollback:") || !step.outputs.contains_key(name) {
+            if rollback {
+                let message = format!(
+                    "mocks: `{}` gives output `{name}`, but a rollback action has no outputs",
+                    unit.value
+                );
+                problems.push(invalid(
+                    unit.span,
+                    &message,
+                    "no outputs",
+                    "give the rollback's result: `exit_code`, `stdout`, `stderr`, or `rows` for a query",
+                ));
+            } else if !step.outputs.contains_key(name) {
                 let declared = step.outputs.keys().map(String::as_str);
                 problems.push(invalid(
                     unit.span,
@@ -178,6 +194,28 @@ fn mocked_outputs(
                     }),
                 ));
             }
+        }
+        let query = if rollback {
+            step.rollback
+                .as_ref()
+                .is_some_and(|r| matches!(r.kind, RollbackKind::Sql(_)))
+        } else {
+            matches!(step.kind, StepKind::Sql(_))
+        };
+        let answered = mocks
+            .all()
+            .iter()
+            .any(|m| !m.messages.is_empty() || m.rows_affected.is_some());
+        if answered && !query {
+            problems.push(invalid(
+                unit.span,
+                &format!(
+                    "mocks: `{}` gives `messages` or `rows_affected`, which only a query returns",
+                    unit.value
+                ),
+                "not a query",
+                "a command's mock gives `exit_code`, `stdout`, `stderr` and `outputs`",
+            ));
         }
     }
 }

@@ -241,6 +241,12 @@ fn mocks(runbook: &Runbook, events: &[crate::exec::event::Event]) -> IndexMap<St
                         if !data.result_sets.is_empty() {
                             mock.insert("rows".into(), json!(data.rows));
                         }
+                        if data.rows_affected != 0 {
+                            mock.insert("rows_affected".into(), json!(data.rows_affected));
+                        }
+                        if !data.messages.is_empty() {
+                            mock.insert("messages".into(), json!(data.messages));
+                        }
                         if !data.outputs.is_empty() {
                             mock.insert("outputs".into(), json!(data.outputs));
                         }

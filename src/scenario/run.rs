@@ -3,7 +3,6 @@
 //! action answered by the scenario's mocks. What comes back is what a real run leaves: its
 //! events (masked), the report it would print, and its exit code.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::file::{Approvals, Scenario};
@@ -25,6 +24,8 @@ pub struct Ran {
     pub exit_code: u8,
     /// Attempts that had no mock.
     pub missing: Vec<String>,
+    /// Mocks the run did not use (see [`Mocked::unused`]).
+    pub unused: Vec<String>,
 }
 
 /// Why a scenario could not run at all.
@@ -85,7 +86,7 @@ pub fn run(
             .mocks
             .iter()
             .map(|(unit, mocks)| (unit.value.clone(), mocks.clone()))
-            .collect::<HashMap<_, _>>(),
+            .collect(),
     ));
     let (given, all) = match &scenario.approvals {
         Approvals::None => (Vec::new(), false),
@@ -138,5 +139,6 @@ pub fn run(
         output: transcript.text(),
         exit_code: summary.exit_code,
         missing: mocked.missing(),
+        unused: mocked.unused(&scenario.shared_mocks),
     })
 }

@@ -84,20 +84,58 @@ fn shows(out: crate::support::Output, code: i32, stdout: &str) {
     );
 }
 
+/// The exit code of a `runbook test`, and how its stdout begins.
+#[track_caller]
+fn begins(out: &crate::support::Output, code: i32, start: &str) {
+    assert_eq!(out.code, code, "{}", out.stdout);
+    assert!(out.stdout.starts_with(start), "{}", out.stdout);
+}
+
+/// `runbook test` refused the test file (exit 2), saying `message` at `at` (`FILE:LINE:COL`).
+#[track_caller]
+fn refused(out: &crate::support::Output, at: &str, message: &str) {
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("[{at}]")),
+        "{at}\n{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains(message), "{message}\n{}", out.stdout);
+}
+
 /// Every scenario of a `runbook test` passed.
 #[track_caller]
 fn passes_all(out: crate::support::Output) {
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
 }
 
-/// Runs `runbook test NAME.test.yaml` beside `NAME.yaml`.
+/// Runs `runbook test NAME.test.yaml` beside `NAME.yaml`; in its stdout, the test's directory
+/// is `[TEMP]`, clock times `[TIME]` and durations `[DURATION]`.
 fn tested(name: &str, runbook: &str, test: &str) -> crate::support::Output {
     let file = format!("{name}.test.yaml");
-    Test::new()
+    let t = Test::new()
         .file(&format!("{name}.yaml"), runbook)
         .file(&file, test)
-        .args(["test", file.as_str()])
-        .run()
+        .args(["test", file.as_str()]);
+    let mut out = t.run();
+    let dir = t
+        .path()
+        .canonicalize()
+        .unwrap_or_else(|_| t.path().to_path_buf());
+    out.stdout = out
+        .stdout
+        .replace(&dir.display().to_string(), "[TEMP]")
+        .replace(&t.path().display().to_string(), "[TEMP]");
+    for (pattern, placeholder) in [
+        (r"\b\d{2}:\d{2}:\d{2}\b", "[TIME]"),
+        (r"\b\d+\.\d+s\b", "[DURATION]"),
+    ] {
+        out.stdout = regex::Regex::new(pattern)
+            .unwrap()
+            .replace_all(&out.stdout, placeholder)
+            .into_owned();
+    }
+    out
 }
 
 /// Runs a scenario that must pass.
@@ -214,12 +252,12 @@ fn rolled_back_passes_and_fails() {
 fn needs_person_passes_and_fails() {
     passes(
         PAST_NO_RETURN,
-        "      needs_person: [check-backup, is-restoring, stop-shipping, bring-online]\n      rolled_back: []",
+        "      needs_person: [stop-shipping, bring-online]\n      rolled_back: []",
     );
     fails(
         PAST_NO_RETURN,
         "      needs_person: []",
-        "  - needs_person: expected (none), actual bring-online, stop-shipping, is-restoring, check-backup\n",
+        "  - needs_person: expected (none), actual bring-online, stop-shipping\n",
     );
 }
 
@@ -241,20 +279,62 @@ fn output_contains_passes_and_fails() {
         RESTORE_FAILS,
         "      output_contains: [\"4305\", \"the log begins too late\", \"RESTORE DATABASE [mgc] WITH RECOVERY\", \"stop-shipping rolled back\"]",
     );
+    // The output it searched is shown, once however many texts it lacks.
     fails(
         RESTORE_FAILS,
-        "      output_contains: [\"4306\"]",
-        "  - output_contains: the output has no `4306`\n",
+        "      output_contains: [\"4306\", \"stop-shipping: ./start-shipping\"]",
+        "  - output_contains: the output has no `4306`; the output searched:
+      │ [TIME] run test of `failover`: 6 steps, concurrency 4
+      │ [TIME] ▶ check-backup: sql on sql: SELECT state_desc FROM sys.databases WHERE name = @P1
+      │       sql on `sql`:
+      │         | SELECT state_desc FROM sys.databases WHERE name = @P1
+      │         @P1 = N'mgc'
+      │ [TIME] ✓ check-backup ([DURATION])
+      │ [TIME] – optional skipped: when `params.database == 'other'` is false
+      │ [TIME] ▶ is-restoring: assert steps['check-backup'].rows[0].state_desc == 'RESTORING'
+      │       assert steps['check-backup'].rows[0].state_desc == 'RESTORING'
+      │ [TIME] ✓ is-restoring ([DURATION])
+      │ [TIME] ▶ stop-shipping (attempt 1/3): [TEMP]/stop-shipping mgc
+      │       $ [TEMP]/stop-shipping mgc
+      │ [TIME] ✓ stop-shipping ([DURATION])
+      │ [TIME] ▶ bring-online: sql on sql: RESTORE DATABASE [mgc] WITH RECOVERY
+      │       sql on `sql`:
+      │         | RESTORE DATABASE [mgc] WITH RECOVERY
+      │ [TIME] ✗ bring-online attempt 1 failed: SQL error 4305: the log begins too late
+      │ [TIME] ✗ bring-online failed after 1 attempt: SQL error 4305: the log begins too late
+      │ [TIME] ↺ rolling back, in order: stop-shipping
+      │ [TIME] ↺ stop-shipping: [TEMP]/start-shipping
+      │       $ [TEMP]/start-shipping
+      │ [TIME] ↺ stop-shipping rolled back
+      │ [TIME] · not rolled back (no rollback declared): is-restoring, check-backup
+      │ [TIME] run step `bring-online` failed; rolled back (exit 1)
+      │
+      │ Summary of run test ([DURATION]):
+      │   ✓ check-backup   succeeded  1 attempt   [DURATION]
+      │   ✓ is-restoring   succeeded  1 attempt   [DURATION]
+      │   – optional       skipped
+      │   ✓ stop-shipping  succeeded  1 attempt   [DURATION]
+      │   ✗ bring-online   failed     1 attempt   [DURATION]
+      │   · repoint        not run
+      │ Rolled back: stop-shipping ✓
+      │ Not rolled back (no rollback declared): is-restoring, check-backup
+      │ Outcome: step `bring-online` failed; rolled back (exit 1)
+  - output_contains: the output has no `stop-shipping: ./start-shipping` (the output is shown above)
+",
     );
 }
 
 #[test]
 fn output_lacks_passes_and_fails() {
     passes(HAPPY_MOCKS, "      output_lacks: [\"4305\"]");
+    // The lines that have it are shown.
     fails(
         RESTORE_FAILS,
         "      output_lacks: [\"4305\"]",
-        "  - output_lacks: the output has `4305`\n",
+        "  - output_lacks: the output has `4305`:
+         17 │ [TIME] ✗ bring-online attempt 1 failed: SQL error 4305: the log begins too late
+         18 │ [TIME] ✗ bring-online failed after 1 attempt: SQL error 4305: the log begins too late
+",
     );
 }
 
@@ -582,7 +662,7 @@ steps:
     assert_eq!(
         changed.stdout,
         format!(
-            "FAIL {file} › recorded run {run_id}\n  - ran: expected but did not complete: first\n      expected: first\n      actual:   (none)\n  - rolled_back (in order): expected first, actual (none)\n  - attempts of `first`: expected 1, actual 0\n\n1 scenario: 0 passed, 1 failed\n"
+            "FAIL {file} › recorded run {run_id}\n  - ran: expected but did not complete: first\n      expected: first\n      actual:   (none)\n  - rolled_back (in order): expected first, actual (none)\n  - attempts of `first`: expected 1, actual 0\n  warning: mocks the run never used: `first`, `rollback:first`\n\n1 scenario: 0 passed, 1 failed; 1 warning\n"
         )
     );
 }
@@ -793,18 +873,10 @@ steps:
 #[test]
 fn a_mocked_output_the_step_does_not_declare_is_a_located_error() {
     let test = "test: 1\nrunbook: failover.yaml\nscenarios:\n  - name: x\n    mocks:\n      repoint: { outputs: { served: x } }\n";
-    let out = run_test(test);
-    assert_eq!(out.code, 2, "{}", out.stdout);
-    assert!(
-        out.stdout
-            .contains("mocks: `repoint` gives output `served`, which `repoint` does not declare"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("[failover.test.yaml:6:7]"),
-        "{}",
-        out.stdout
+    refused(
+        &run_test(test),
+        "failover.test.yaml:6:7",
+        "mocks: `repoint` gives output `served`, which `repoint` does not declare",
     );
 }
 
@@ -945,9 +1017,18 @@ scenarios:
       output_contains: ["{{ params.pool }}"]
 "#;
     let out = tested("scripts", runbook, test);
-    assert_eq!(
-        out.stdout,
-        "PASS scripts.test.yaml › later lines are in the output\nFAIL scripts.test.yaml › a line that is not rendered is not found\n  - output_contains: the output has no `{{ params.pool }}`\n\n2 scenarios: 1 passed, 1 failed\n"
+    assert!(
+        out.stdout.starts_with(
+            "PASS scripts.test.yaml › later lines are in the output\nFAIL scripts.test.yaml › a line that is not rendered is not found\n  - output_contains: the output has no `{{ params.pool }}`; the output searched:\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .ends_with("\n\n2 scenarios: 1 passed, 1 failed\n"),
+        "{}",
+        out.stdout
     );
 }
 
@@ -1038,5 +1119,470 @@ scenarios:
         ),
         "{}",
         out.stdout
+    );
+}
+
+/// A step with a two-line rollback script, and a later step that fails.
+const TWO_LINE_ROLLBACK: &str = r#"
+runbook: 1
+name: undo
+secrets:
+  sql_password: { env: UNDO_SQL_PASSWORD }
+connections:
+  sql: { mssql: "server=tcp:sql.invalid;user id=sa;password={{ secrets.sql_password }}" }
+steps:
+  - id: first
+    run: { shell: sh, script: "echo do\necho step-second-line" }
+    rollback: { run: { shell: sh, script: "echo undo\necho marker-second-line" } }
+  - id: grant
+    needs: [first]
+    sql: { connection: sql, query: "GRANT CONNECT TO [pchat]" }
+    rollback:
+      sql:
+        connection: sql
+        query: "REVOKE CONNECT FROM [pchat];\nALTER LOGIN [pchat] WITH PASSWORD = @P1"
+        args: ["{{ secrets.sql_password }}"]
+  - id: boom
+    needs: [grant]
+    run: { program: ./boom }
+"#;
+
+#[test]
+fn output_contains_sees_every_line_of_a_rendered_rollback() {
+    let test = r#"
+test: 1
+runbook: undo.yaml
+scenarios:
+  - name: the rollback's later lines and arguments are in the output
+    params: { sql_password: hunter2-secret }
+    mocks: &mocks { first: {}, grant: {}, boom: { exit_code: 1 }, "rollback:first": {}, "rollback:grant": {} }
+    expect:
+      rolled_back: [grant, first]
+      output_contains:
+        - step-second-line
+        - marker-second-line
+        - "ALTER LOGIN [pchat] WITH PASSWORD = @P1"
+        - "@P1 = N'***'"
+      output_lacks: [hunter2-secret]
+  - name: a line no rollback renders is not found
+    params: { sql_password: hunter2-secret }
+    mocks: *mocks
+    expect:
+      output_contains: [marker-third-line]
+"#;
+    let out = tested("undo", TWO_LINE_ROLLBACK, test);
+    begins(
+        &out,
+        1,
+        "PASS undo.test.yaml › the rollback's later lines and arguments are in the output\nFAIL undo.test.yaml › a line no rollback renders is not found\n  - output_contains: the output has no `marker-third-line`",
+    );
+    assert!(!out.stdout.contains("hunter2-secret"), "{}", out.stdout);
+}
+
+#[test]
+fn a_rollback_s_rendered_action_is_journaled_masked_and_old_journals_still_read() {
+    let runbook = r#"
+runbook: 1
+name: undo
+secrets:
+  token: { env: UNDO_TOKEN }
+steps:
+  - id: first
+    run: { shell: sh, script: "echo do" }
+    rollback: { run: { shell: sh, script: "echo undo\necho \"{{ secrets.token }}\" > /dev/null" } }
+  - id: boom
+    needs: [first]
+    run: { shell: sh, script: "exit 1" }
+"#;
+    let t = Test::new().file("undo.yaml", runbook);
+    let (state, run_id) = real_run(&t, "undo.yaml", &[("UNDO_TOKEN", "s3cr3t-token-value")], 1);
+    let path = std::path::Path::new(&state)
+        .join("runs")
+        .join(&run_id)
+        .join("journal.jsonl");
+    let journal = std::fs::read_to_string(&path).unwrap();
+    let started = journal
+        .lines()
+        .find(|l| l.contains("\"rollback_step_started\""))
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_str(started).unwrap();
+    assert_eq!(
+        event["detail"],
+        serde_json::json!({ "kind": "script", "shell": "sh", "script": "echo undo\necho \"***\" > /dev/null" })
+    );
+    assert!(!journal.contains("s3cr3t"), "{journal}");
+
+    // A journal written before rollbacks kept their detail is read as before.
+    let old: String = journal
+        .lines()
+        .map(|l| {
+            let mut event: serde_json::Value = serde_json::from_str(l).unwrap();
+            if event["event"] == "rollback_step_started" {
+                event.as_object_mut().unwrap().remove("detail");
+            }
+            format!("{event}\n")
+        })
+        .collect();
+    assert!(!old.contains("echo undo\\n"), "{old}");
+    std::fs::write(&path, old).unwrap();
+    let shown = Test::in_dir(t.path())
+        .args(["show", &run_id, "--state-dir", &state])
+        .run();
+    assert_eq!(shown.code, 0, "{}{}", shown.stdout, shown.stderr);
+    assert!(shown.stdout.contains("first"), "{}", shown.stdout);
+    record(&t, &state, &run_id, &[]);
+    let replay = Test::in_dir(t.path())
+        .args(["test", &format!("undo.{run_id}.test.yaml")])
+        .run();
+    assert_eq!(replay.code, 0, "{}", replay.stdout);
+}
+
+/// A probe, an assert, an approval and a step with a rollback, all before a point of no
+/// return; a step after it fails.
+const PAST_A_PROBE: &str = r#"
+runbook: 1
+name: probed
+steps:
+  - id: look
+    probe: true
+    run: { shell: sh, script: "echo online" }
+  - id: sure
+    needs: [look]
+    assert: "steps.look.stdout | trim == 'online'"
+  - id: go
+    needs: [sure]
+    approval: { prompt: "Commit?" }
+  - id: prepare
+    needs: [go]
+    run: { shell: sh, script: "echo prepare >> log" }
+    rollback: { run: { shell: sh, script: "echo unprepare >> log" } }
+  - id: commit
+    needs: [prepare]
+    irreversible: true
+    run: { shell: sh, script: "echo commit >> log" }
+  - id: after
+    needs: [commit]
+    run: { shell: sh, script: "exit 1" }
+"#;
+
+#[test]
+fn needs_person_lists_only_the_steps_left_changed_not_probes_asserts_or_approvals() {
+    let test = r#"
+test: 1
+runbook: probed.yaml
+scenarios:
+  - name: the irreversible step and the rollback withheld
+    approvals: all
+    mocks: &mocks { look: { stdout: "online\n" }, prepare: {}, commit: {}, after: { exit_code: 1 } }
+    expect:
+      needs_person: [commit, prepare]
+      rolled_back: []
+      exit_code: 3
+      output_contains: ["Not rolled back (no rollback declared): go, sure, look"]
+  - name: a probe is not left for a person
+    approvals: all
+    mocks: *mocks
+    expect:
+      needs_person: [commit, prepare, look]
+"#;
+    shows(
+        tested("probed", PAST_A_PROBE, test),
+        1,
+        "PASS probed.test.yaml › the irreversible step and the rollback withheld\nFAIL probed.test.yaml › a probe is not left for a person\n  - needs_person: expected commit, prepare, look, actual commit, prepare\n\n2 scenarios: 1 passed, 1 failed\n",
+    );
+}
+
+#[test]
+fn needs_person_means_what_a_real_run_reports_at_its_end() {
+    // The same runbook run for real: its summary keeps for a person exactly the steps the
+    // test's `needs_person` lists, and says the others have no rollback.
+    let t = Test::new().file("probed.yaml", PAST_A_PROBE);
+    let out = Test::in_dir(t.path())
+        .args(["run", "probed.yaml", "--approve", "go"])
+        .run();
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    assert_eq!(t.read("log"), "prepare\ncommit\n");
+    let kept: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("Not rolled back"))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            "Not rolled back (no rollback declared): go, sure, look",
+            "Not rolled back: commit (irreversible: a point of no return)",
+            "Not rolled back: prepare (behind irreversible step `commit`)",
+        ],
+        "{}",
+        out.stdout
+    );
+    let plan = Test::in_dir(t.path())
+        .args([
+            "plan",
+            "probed.yaml",
+            "--fail-at",
+            "after",
+            "--format",
+            "json",
+        ])
+        .run();
+    assert_eq!(
+        plan.json()["scenario"]["not_rolled_back"],
+        serde_json::json!([
+            { "id": "commit", "reason": "irreversible: a point of no return" },
+            { "id": "prepare", "reason": "behind irreversible step `commit`" },
+            { "id": "go", "reason": "no rollback declared" },
+            { "id": "sure", "reason": "no rollback declared" },
+            { "id": "look", "reason": "no rollback declared" }
+        ])
+    );
+}
+
+/// A restore whose server messages and row count later steps read.
+const MESSAGES: &str = r#"
+runbook: 1
+name: messages
+connections:
+  sql: { mssql: "server=tcp:sql.invalid;user id=sa;password=x" }
+steps:
+  - id: restore
+    sql: { connection: sql, query: "RESTORE LOG [mgc] FROM DISK = @P1 WITH NORECOVERY", args: [x.trn] }
+  - id: processed
+    needs: [restore]
+    assert:
+      that: "'100 percent processed.' in steps.restore.messages"
+      message: "the server said {{ steps.restore.messages | join('|') }}"
+  - id: purge
+    needs: [processed]
+    sql: { connection: sql, query: "DELETE FROM backups WHERE old = 1" }
+  - id: purged
+    needs: [purge]
+    assert: { that: "steps.purge.rows_affected == 3", message: "purged {{ steps.purge.rows_affected }}" }
+"#;
+
+#[test]
+fn sql_mocks_give_server_messages_and_rows_affected() {
+    let test = r#"
+test: 1
+runbook: messages.yaml
+scenarios:
+  - name: the messages and the row count reach templates and the report
+    mocks:
+      restore: { messages: ["10 percent processed.", "100 percent processed."] }
+      purge: { rows_affected: 3 }
+    expect:
+      ran: [restore, processed, purge, purged]
+      exit_code: 0
+      output_contains: ["restore │ 100 percent processed."]
+  - name: without them the asserts fail
+    mocks:
+      restore: { messages: ["RESTORE LOG was aborted."] }
+    expect:
+      ran: [restore]
+      exit_code: 1
+      output_contains: ["the server said RESTORE LOG was aborted."]
+  - name: a wrong row count fails
+    mocks:
+      restore: { messages: ["100 percent processed."] }
+      purge: { rows_affected: 2 }
+    expect:
+      exit_code: 0
+"#;
+    let out = tested("messages", MESSAGES, test);
+    begins(
+        &out,
+        1,
+        "PASS messages.test.yaml › the messages and the row count reach templates and the report\nPASS messages.test.yaml › without them the asserts fail\nFAIL messages.test.yaml › a wrong row count fails\n  - exit_code: expected 0, actual 1\n",
+    );
+}
+
+#[test]
+fn server_answers_in_a_command_s_mock_or_of_the_wrong_shape_are_located_errors() {
+    for (mocks, at, said) in [
+        (
+            "{ first: { messages: [hello] } }",
+            "5:14",
+            "mocks: `first` gives `messages` or `rows_affected`, which only a query returns",
+        ),
+        (
+            "{ \"rollback:first\": { rows_affected: 1 } }",
+            "5:14",
+            "mocks: `rollback:first` gives `messages` or `rows_affected`, which only a query returns",
+        ),
+        (
+            "{ grant: { rows_affected: -1 } }",
+            "5:38",
+            "`rows_affected` counts rows: 0 or more",
+        ),
+        ("{ grant: { messages: hello } }", "5:33", "messages"),
+        (
+            "{ grant: { message: [hello] } }",
+            "5:23",
+            "did you mean `messages`?",
+        ),
+    ] {
+        let test =
+            format!("test: 1\nrunbook: undo.yaml\nscenarios:\n  - name: x\n    mocks: {mocks}\n");
+        refused(
+            &tested("undo", TWO_LINE_ROLLBACK, &test),
+            &format!("undo.test.yaml:{at}"),
+            said,
+        );
+    }
+}
+
+#[test]
+fn record_keeps_a_query_s_messages_and_row_count_as_its_mock() {
+    let server = crate::tds::Server::start("Sup3r-Secret!pw", |r: &crate::tds::Request| {
+        use crate::tds::Reply;
+        if r.sql.contains("RESTORE") {
+            vec![
+                Reply::Info {
+                    number: 3211,
+                    message: "100 percent processed.".into(),
+                },
+                Reply::Done { rows_affected: 0 },
+            ]
+        } else if r.sql.contains("DELETE") {
+            vec![Reply::Done { rows_affected: 3 }]
+        } else {
+            vec![Reply::Done { rows_affected: 0 }]
+        }
+    });
+    let runbook = MESSAGES.replace(
+        "server=tcp:sql.invalid;user id=sa;password=x",
+        &format!(
+            "server=tcp:127.0.0.1,{};user id=sa;password=Sup3r-Secret!pw;encrypt=DANGER_PLAINTEXT",
+            server.port()
+        ),
+    );
+    let t = Test::new().file("messages.yaml", &runbook);
+    let (state, run_id) = real_run(&t, "messages.yaml", &[], 0);
+    record(&t, &state, &run_id, &[]);
+    let file = format!("messages.{run_id}.test.yaml");
+    let text = t.read(&file);
+    assert!(
+        text.contains(r#""restore": [{"messages":["100 percent processed."]}]"#),
+        "{text}"
+    );
+    assert!(text.contains(r#""purge": [{"rows_affected":3}]"#), "{text}");
+    let replay = Test::in_dir(t.path()).args(["test", &file]).run();
+    assert_eq!(replay.code, 0, "{text}\n{}", replay.stdout);
+}
+
+#[test]
+fn outputs_in_a_rollback_s_mock_are_a_located_error() {
+    let test = "test: 1\nrunbook: undo.yaml\nscenarios:\n  - name: x\n    mocks: { \"rollback:first\": { outputs: { done: yes } } }\n";
+    refused(
+        &tested("undo", TWO_LINE_ROLLBACK, test),
+        "undo.test.yaml:5:14",
+        "mocks: `rollback:first` gives output `done`, but a rollback action has no outputs",
+    );
+}
+
+#[test]
+fn a_long_output_is_shown_by_the_lines_nearest_the_missing_text() {
+    let runbook = r#"
+runbook: 1
+name: many
+params:
+  hosts: { type: list, default: [web1, web2, web3, web4, web5, web6, web7, web8, web9, web10, web11, web12, web13, web14, web15] }
+steps:
+  - id: restart
+    for_each: "{{ params.hosts }}"
+    as: host
+    concurrency: 1
+    run: { program: echo, args: ["restart {{ host }}"] }
+"#;
+    let test = r#"
+test: 1
+runbook: many.yaml
+scenarios:
+  - name: a host that is not in the list
+    mocks: { restart: {} }
+    expect:
+      output_contains: ["restart web31"]
+"#;
+    let out = tested("many", runbook, test);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    // Eight lines at most, in output order: the two that share most of the text (web3's),
+    // then the earliest of those that share the next most.
+    assert_eq!(
+        out.stdout,
+        "FAIL many.test.yaml › a host that is not in the list
+  - output_contains: the output has no `restart web31`; the lines of its 52 nearest it:
+          2 │ [TIME] ▶ restart[web1]: echo 'restart web1'
+          3 │       $ echo 'restart web1'
+          5 │ [TIME] ▶ restart[web2]: echo 'restart web2'
+          6 │       $ echo 'restart web2'
+          8 │ [TIME] ▶ restart[web3]: echo 'restart web3'
+          9 │       $ echo 'restart web3'
+         11 │ [TIME] ▶ restart[web4]: echo 'restart web4'
+         12 │       $ echo 'restart web4'
+
+1 scenario: 0 passed, 1 failed
+"
+    );
+}
+
+#[test]
+fn mocks_the_run_never_used_are_a_warning_unless_shared() {
+    let test = r#"
+test: 1
+runbook: failover.yaml
+scenarios:
+  - name: the happy path defines the mocks the others share
+    mocks: &happy
+      check-backup: { rows: [{ state_desc: RESTORING }] }
+      stop-shipping: {}
+      bring-online: { rows: [] }
+      repoint: {}
+      "rollback:stop-shipping": {}
+    expect: { exit_code: 0 }
+  - name: an override the run never reaches
+    mocks:
+      <<: *happy
+      check-backup: { rows: [{ state_desc: ONLINE }] }
+      repoint: { exit_code: 2 }
+      "rollback:stop-shipping": { exit_code: 1 }
+    expect: { ran: [check-backup], exit_code: 1 }
+  - name: more attempts mocked than made
+    mocks:
+      <<: *happy
+      stop-shipping: [{ exit_code: 1 }, {}, {}]
+    expect: { exit_code: 0 }
+  - name: a failing scenario warns too
+    mocks:
+      <<: *happy
+      optional: {}
+    expect: { exit_code: 1 }
+"#;
+    shows(
+        run_test(test),
+        1,
+        "PASS failover.test.yaml › the happy path defines the mocks the others share
+PASS failover.test.yaml › an override the run never reaches
+  warning: mocks the run never used: `repoint`, `rollback:stop-shipping`
+PASS failover.test.yaml › more attempts mocked than made
+  warning: `stop-shipping` lists 3 mocks, one per attempt; the run made 2 attempts
+FAIL failover.test.yaml › a failing scenario warns too
+  - exit_code: expected 1, actual 0
+  warning: mocks the run never used: `optional`
+
+4 scenarios: 3 passed, 1 failed; 3 warnings
+",
+    );
+    let junit = Test::new()
+        .file("failover.yaml", FAILOVER)
+        .file("failover.test.yaml", test)
+        .args(["test", "failover.test.yaml", "--format", "junit"])
+        .run();
+    assert!(
+        junit.stdout.contains(
+            "<system-out>warning: `stop-shipping` lists 3 mocks, one per attempt; the run made 2 attempts</system-out>"
+        ),
+        "{}",
+        junit.stdout
     );
 }

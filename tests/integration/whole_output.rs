@@ -96,6 +96,8 @@ fn settings(dir: &Path) -> insta::Settings {
             "[TIMESTAMP]",
         ),
         (r"(?m)^\d{2}:\d{2}:\d{2}\b".into(), "[TIME]"),
+        // A line of a run's report quoted behind a bar (`runbook test` shows what it searched).
+        (r"(│ )\d{2}:\d{2}:\d{2}\b".into(), "$1[TIME]"),
         (r"\(\d+\.\d+s\)".into(), "([DURATION])"),
         (r" +\d+\.\d+s\b".into(), " [DURATION]"),
         (r#"time="\d+(\.\d+)?""#.into(), r#"time="[DURATION]""#),
