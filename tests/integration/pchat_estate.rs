@@ -377,6 +377,50 @@ impl Sql {
         })
     }
 
+    /// Everything the SQL side holds, to be put back by [`Sql::restore`]: both servers'
+    /// models, the files of the folders and the clock.
+    fn save(&self) -> SavedSql {
+        let files = ["share", "copy", "failback"]
+            .iter()
+            .flat_map(|sub| {
+                std::fs::read_dir(self.path(sub))
+                    .expect("a folder of the estate")
+                    .flatten()
+                    .map(|e| {
+                        let content = std::fs::read(e.path()).expect("a file of the estate");
+                        (e.path(), content)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        SavedSql {
+            primary: self.primary.lock().unwrap().clone(),
+            backup: self.backup.lock().unwrap().clone(),
+            files,
+            clock: *self.shared.clock.lock().unwrap(),
+        }
+    }
+
+    /// The SQL side as it was saved; injected faults and events are cleared.
+    fn restore(&self, saved: &SavedSql) {
+        for sub in ["share", "copy", "failback"] {
+            for e in std::fs::read_dir(self.path(sub))
+                .expect("a folder")
+                .flatten()
+            {
+                std::fs::remove_file(e.path()).expect("remove a file of the estate");
+            }
+        }
+        for (path, content) in &saved.files {
+            std::fs::write(path, content).expect("put a file back");
+        }
+        *self.primary.lock().unwrap() = saved.primary.clone();
+        *self.backup.lock().unwrap() = saved.backup.clone();
+        *self.shared.clock.lock().unwrap() = saved.clock;
+        self.shared.faults.lock().unwrap().clear();
+        self.shared.events.lock().unwrap().clear();
+    }
+
     /// The log-shipping monitor's history (last file copied, restored), which
     /// `sp_delete_log_shipping_secondary_database` deletes and nothing documented restores.
     pub fn monitor_history(&self) -> serde_json::Value {
@@ -386,6 +430,20 @@ impl Sql {
             "restored": b.ls_secondary_databases.iter().map(|d| d.last_restored_file.clone()).collect::<Vec<_>>(),
         })
     }
+}
+
+struct SavedSql {
+    primary: SqlServer,
+    backup: SqlServer,
+    files: Vec<(PathBuf, Vec<u8>)>,
+    clock: i64,
+}
+
+/// An estate as it was at one moment ([`Estate::save`]), to run many scenarios from.
+pub struct Saved {
+    sql: SavedSql,
+    lync: Vec<(PathBuf, Vec<u8>)>,
+    violations: Vec<String>,
 }
 
 /// Serves one server's model over TDS, with the estate's clock, faults and events.
@@ -624,6 +682,8 @@ pub struct Estate {
     /// Mirrors the Lync side installed where the real cmdlet would have failed.
     pub violations: Arc<Mutex<Vec<String>>>,
     pub primary_reachable: bool,
+    /// Lines added to the params file (params a scenario sets beyond the estate's own).
+    pub extra_params: String,
 }
 
 /// What a test compares: both SQL Servers, the shares, and the Lync state.
@@ -647,11 +707,39 @@ impl Estate {
             lync,
             violations,
             primary_reachable: true,
+            extra_params: String::new(),
         }
     }
 
     pub fn path(&self, sub: &str) -> PathBuf {
         self.sql.path(sub)
+    }
+
+    /// Everything the estate holds now: both SQL Servers, the folders, the clock, the Lync
+    /// state (and what the SQL side told it).
+    pub fn save(&self) -> Saved {
+        let lync = ["lync/lync.json", "lync/sql_state_hint.json"]
+            .iter()
+            .filter_map(|f| {
+                let path = self.path(f);
+                std::fs::read(&path).ok().map(|c| (path, c))
+            })
+            .collect();
+        Saved {
+            sql: self.sql.save(),
+            lync,
+            violations: self.violations.lock().unwrap().clone(),
+        }
+    }
+
+    /// The estate as `saved` had it (the same servers and ports: params stay valid).
+    pub fn restore(&self, saved: &Saved) {
+        self.sql.restore(&saved.sql);
+        let _ = std::fs::remove_file(self.path("lync/sql_state_hint.json"));
+        for (path, content) in &saved.lync {
+            std::fs::write(path, content).expect("put the Lync state back");
+        }
+        *self.violations.lock().unwrap() = saved.violations.clone();
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -673,7 +761,7 @@ impl Estate {
             "pool_fqdn: {POOL}\nprimary_sql: {PRIMARY_IP}\nprimary_sql_port: {}\nbackup_sql: {BACKUP_IP}\nbackup_sql_port: {}\n\
              sql_encrypt: DANGER_PLAINTEXT\nlog_share: '{}'\ncopy_folder: '{}'\nfull_backup_file: '{}'\npath_separator: /\n\
              primary_reachable: {}\nprimary_mirror_sql: {PRIMARY_MIRROR}\nbackup_mirror_sql: {BACKUP_MIRROR}\n\
-             mirror_file_share: '{MIRROR_SHARE}'\nprimary_servers: {}\nbackup_servers: {}\n{}",
+             mirror_file_share: '{MIRROR_SHARE}'\nprimary_servers: {}\nbackup_servers: {}\n{}{}",
             self.sql.port(Side::Primary),
             self.sql.port(Side::Backup),
             self.path("share").display(),
@@ -683,6 +771,7 @@ impl Estate {
             list(&PRIMARY_SERVERS),
             list(&BACKUP_SERVERS),
             Lync::params(),
+            self.extra_params,
         )
     }
 

@@ -12,8 +12,8 @@ use crate::support::{Output, Test, repo};
 use crate::tds::{Reply, Value};
 
 /// The approvals a person gives in a rehearsal: the planned ones, never a `fix-*`.
-const FAILOVER_APPROVALS: &[&str] = &["approve-failover", "approve-point-of-no-return"];
-const FAILBACK_APPROVALS: &[&str] = &["approve-failback", "approve-overwrite-primary"];
+pub const FAILOVER_APPROVALS: &[&str] = &["approve-failover", "approve-point-of-no-return"];
+pub const FAILBACK_APPROVALS: &[&str] = &["approve-failback", "approve-overwrite-primary"];
 
 /// `run --output json --concurrency 1` with `approvals` given.
 fn run_args(approvals: &[&str]) -> Vec<String> {
@@ -27,14 +27,29 @@ fn run_args(approvals: &[&str]) -> Vec<String> {
     args
 }
 
-fn run(estate: &Estate, book: &str, approvals: &[&str], fail_on: Option<&str>) -> Output {
+pub fn run(estate: &Estate, book: &str, approvals: &[&str], fail_on: Option<&str>) -> Output {
+    run_file(
+        estate,
+        &repo().join("runbooks/persistent-chat").join(book),
+        approvals,
+        fail_on,
+    )
+}
+
+/// The same for any runbook file (a changed copy of a shipped one).
+pub fn run_file(
+    estate: &Estate,
+    file: &std::path::Path,
+    approvals: &[&str],
+    fail_on: Option<&str>,
+) -> Output {
     let args = run_args(approvals);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    estate.runbook(&args, book, fail_on)
+    estate.runbook_file(&args, file, fail_on)
 }
 
 /// Every approval of a happy run: the planned ones and the final confirmations.
-fn all(planned: &[&str], last: &[&str]) -> Vec<&'static str> {
+pub fn all(planned: &[&str], last: &[&str]) -> Vec<&'static str> {
     planned
         .iter()
         .chain(last)
@@ -42,7 +57,7 @@ fn all(planned: &[&str], last: &[&str]) -> Vec<&'static str> {
         .collect()
 }
 
-fn statuses(out: &Output) -> Vec<(String, String)> {
+pub fn statuses(out: &Output) -> Vec<(String, String)> {
     out.events()
         .iter()
         .filter(|e| e["event"] == "step_finished")
@@ -56,13 +71,13 @@ fn statuses(out: &Output) -> Vec<(String, String)> {
 }
 
 #[track_caller]
-fn succeeded(out: &Output) {
+pub fn succeeded(out: &Output) {
     succeeded_but(out, &[]);
 }
 
 /// Exit 0, and every step succeeded but `expected` (which failed, as they should).
 #[track_caller]
-fn succeeded_but(out: &Output, expected: &[&str]) {
+pub fn succeeded_but(out: &Output, expected: &[&str]) {
     let failed: Vec<_> = statuses(out)
         .into_iter()
         .filter(|(id, s)| s != "succeeded" && !(s == "failed" && expected.contains(&id.as_str())))
@@ -101,7 +116,7 @@ fn sorted(v: &serde_json::Value) -> Vec<String> {
 /// the principal of a synchronized mirror; no log shipping left on the backup; the pool
 /// FailedOver with exactly the backup servers active.
 #[track_caller]
-fn failed_over(estate: &Estate, recovered: u128) {
+pub fn failed_over(estate: &Estate, recovered: u128) {
     let s = estate.snapshot();
     let mgc = db(&s, "backup", "mgc");
     assert_eq!(mgc["state"], "ONLINE", "{s:#}");
@@ -139,7 +154,7 @@ fn failed_over(estate: &Estate, recovered: u128) {
 }
 
 /// The newest log backup on the share (its last LSN is what a failover must recover to).
-fn newest_on_the_share(estate: &Estate) -> (String, u128) {
+pub fn newest_on_the_share(estate: &Estate) -> (String, u128) {
     let (name, header) = estate.sql.share().pop().expect("log backups on the share");
     (name, header.last_lsn)
 }
