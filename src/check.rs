@@ -200,6 +200,7 @@ pub fn check(
         index: crate::line_index::LineIndex::new(&file_report.source),
         context,
         unknown: HashSet::new(),
+        unknown_outputs: HashSet::new(),
         changes: Vec::new(),
         stale: BTreeMap::new(),
         steps: Vec::new(),
@@ -261,6 +262,9 @@ struct Checker<'a> {
     context: Context,
     /// Steps whose results are placeholders: their action did not run.
     unknown: HashSet<String>,
+    /// Rehearsed steps that declare `outputs`: those describe the step's own action's result,
+    /// which only a real run produces.
+    unknown_outputs: HashSet<String>,
     /// Steps whose change check did not make: (index in the graph, id); finally steps have
     /// no index in the main graph.
     changes: Vec<(Option<usize>, String)>,
@@ -314,8 +318,14 @@ impl Checker<'_> {
     ) -> Option<String> {
         texts
             .into_iter()
-            .flat_map(|(text, expression)| crate::validate::reads::steps_read(text, expression))
-            .find(|id| self.unknown.contains(id))
+            .flat_map(|(text, expression)| crate::validate::reads::fields_read(text, expression))
+            .find_map(|(id, field)| {
+                if self.unknown.contains(&id) {
+                    return Some(id);
+                }
+                let outputs = field.as_deref().is_none_or(|f| f == "outputs");
+                (outputs && self.unknown_outputs.contains(&id)).then(|| format!("{id}.outputs"))
+            })
     }
 
     fn leave_unknown(&mut self, id: &str) {
@@ -499,7 +509,9 @@ impl Checker<'_> {
             },
         };
         texts.extend(step.env.values().map(|v| (v.as_str(), false)));
-        texts.extend(step.outputs.values().map(|v| (v.as_str(), false)));
+        if mode == Mode::Probe {
+            texts.extend(step.outputs.values().map(|v| (v.as_str(), false)));
+        }
         if let Some(until) = &step.until {
             texts.push((until.as_str(), true));
         }
@@ -522,6 +534,9 @@ impl Checker<'_> {
                 Verdict::Passed(value) => {
                     self.push(id, passed, None, span, finally);
                     self.context.set_step(id, value);
+                    if mode == Mode::Rehearse && !step.outputs.is_empty() {
+                        self.unknown_outputs.insert(id.to_owned());
+                    }
                     if let Some(change) = before {
                         self.stale.insert(id.to_owned(), change);
                     }
@@ -613,7 +628,9 @@ impl Checker<'_> {
             policy: Policy::resolve(None, None),
             timeout: self.shared.runbook.attempt_timeout(step),
             until: None,
-            outputs: Some(&step.outputs),
+            // A rehearse action's result is not the step's own: its `outputs` are not read
+            // from it.
+            outputs: (mode == Mode::Probe).then_some(&step.outputs),
             rollback: false,
             render: &render,
         };

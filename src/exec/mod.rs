@@ -150,7 +150,8 @@ pub struct StepSummary {
     pub failed_items: Vec<String>,
 }
 
-/// Steps with an approval (their own, or in their rollback) that is not given up front.
+/// Steps with an approval (their own, or in their rollback) that is not given up front; an
+/// approval under `when` may never be reached and is asked (or refused) when it is.
 pub fn missing_approvals(runbook: &Runbook, approvals: &Approvals) -> Vec<String> {
     if approvals.interactive() || approvals.all {
         return Vec::new();
@@ -160,8 +161,11 @@ pub fn missing_approvals(runbook: &Runbook, approvals: &Approvals) -> Vec<String
         .iter()
         .chain(&runbook.finally)
         .filter(|s| {
-            // A multi-party approval is voted with `runbook approve`, not asked here.
-            let own = matches!(&s.kind, crate::model::StepKind::Approval(a) if !a.is_multi_party());
+            // A multi-party approval is voted with `runbook approve`, not asked here. One under
+            // a `when` is a stop for a person that may never come: if it does, the run stops
+            // there (not approved), as it does past a point of no return.
+            let own = matches!(&s.kind, crate::model::StepKind::Approval(a) if !a.is_multi_party())
+                && s.when.is_none();
             own || s.rollback.as_ref().is_some_and(|r| r.is_approval())
         })
         .filter(|s| !approvals.preapproved(&s.id))

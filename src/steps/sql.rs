@@ -369,7 +369,14 @@ fn cell(data: &ColumnData<'static>) -> Value {
         ColumnData::Binary(v) => v.as_ref().map_or(Value::Null, |b| {
             Value::String(b.iter().map(|x| format!("{x:02x}")).collect())
         }),
-        ColumnData::Numeric(v) => v.map_or(Value::Null, |n| Value::String(n.to_string())),
+        // tiberius writes a scale of 0 as `12.0`; SQL Server shows numeric(25,0) as `12`.
+        ColumnData::Numeric(v) => v.map_or(Value::Null, |n| {
+            Value::String(if n.scale() == 0 {
+                n.value().to_string()
+            } else {
+                n.to_string()
+            })
+        }),
         ColumnData::Xml(v) => v
             .as_ref()
             .map_or(Value::Null, |x| Value::String(x.to_string())),

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::rehearsal::{Estate, PASSWORD};
+use crate::pchat_estate::{Estate, PASSWORD, Side, Snapshot};
 use crate::support::{Output, Test};
 
 /// A failover in miniature, with every kind of step check knows. Mutating `run` steps touch
@@ -20,18 +20,18 @@ params:
   markers: { type: string }
   pool: { type: string, default: pchat.contoso.com }
   database: { type: string, default: mgc }
-  logs: { type: list, default: [mgc_0100.trn, mgc_0115.trn] }
+  logs: { type: list, default: [mgc_20261126073000.trn, mgc_20261126074500.trn] }
 secrets:
   sql_password: { env: PCHAT_SQL_PASSWORD }
 connections:
   primary_sql:
-    mssql: "server=tcp:127.0.0.1,{{ params.primary_port }};user id=runbook;password={{ secrets.sql_password }};database=master;encrypt=DANGER_PLAINTEXT"
+    mssql: "server=tcp:127.0.0.2,{{ params.primary_port }};user id=runbook;password={{ secrets.sql_password }};database=master;encrypt=DANGER_PLAINTEXT"
   backup_sql:
-    mssql: "server=tcp:127.0.0.1,{{ params.backup_port }};user id=runbook;password={{ secrets.sql_password }};database=master;encrypt=DANGER_PLAINTEXT"
+    mssql: "server=tcp:127.0.0.3,{{ params.backup_port }};user id=runbook;password={{ secrets.sql_password }};database=master;encrypt=DANGER_PLAINTEXT"
 steps:
   - id: check-backup-reachable
     probe: true
-    sql: { connection: backup_sql, query: "SELECT @@SERVERNAME AS server_name" }
+    sql: { connection: backup_sql, query: "SELECT @@SERVERNAME AS server_name, IS_SRVROLEMEMBER('sysadmin') AS is_sysadmin, CONVERT(nvarchar(128), SERVERPROPERTY('ProductVersion')) AS version" }
   - id: check-backup-database
     needs: [check-backup-reachable]
     probe: true
@@ -55,7 +55,7 @@ steps:
     needs: [approve-failover]
     sql:
       connection: primary_sql
-      query: BACKUP LOG mgc TO DISK = @P1 WITH NORECOVERY
+      query: BACKUP LOG [mgc] TO DISK = @P1 WITH NORECOVERY
       args: ["{{ params.share }}/mgc_tail.trn"]
     rollback: { run: { program: touch, args: ["{{ params.markers }}/rollback-tail-log-backup"] } }
   - id: remove-log-shipping
@@ -90,7 +90,7 @@ steps:
     as: log
     sql:
       connection: backup_sql
-      query: RESTORE LOG mgc FROM DISK = @P1 WITH NORECOVERY
+      query: RESTORE LOG [mgc] FROM DISK = @P1 WITH NORECOVERY
       args: ["{{ params.share }}/{{ log }}"]
     rehearse:
       sql:
@@ -100,7 +100,7 @@ steps:
   - id: bring-online
     needs: [restore-logs]
     irreversible: true
-    sql: { connection: backup_sql, query: RESTORE DATABASE mgc WITH RECOVERY }
+    sql: { connection: backup_sql, query: "RESTORE DATABASE [mgc] WITH RECOVERY" }
   - id: set-pool-failed-over
     needs: [bring-online]
     run:
@@ -132,7 +132,7 @@ finally:
 "#;
 
 /// The statements that change a SQL Server: none may reach the test servers under check.
-const MUTATING_SQL: &[&str] = &[
+pub const MUTATING_SQL: &[&str] = &[
     "BACKUP",
     "sp_delete_log_shipping",
     "sp_add_log_shipping",
@@ -140,6 +140,9 @@ const MUTATING_SQL: &[&str] = &[
     "RESTORE DATABASE",
     "KILL",
     "SET PARTNER",
+    "sp_update_job",
+    "sp_add_jobschedule",
+    "sp_start_job",
 ];
 
 /// A rehearsal estate with a place for markers, and `runbook check` on a runbook against it.
@@ -162,8 +165,8 @@ impl Checked {
             e.path("params.yaml"),
             format!(
                 "primary_port: {}\nbackup_port: {}\nshare: '{}'\nmarkers: '{}'\n",
-                e.primary_server.port(),
-                e.backup_server.port(),
+                e.sql.port(Side::Primary),
+                e.sql.port(Side::Backup),
                 e.path("share").display(),
                 e.path("markers").display(),
             ),
@@ -171,12 +174,12 @@ impl Checked {
         .expect("params");
         let path = format!(
             "{}:{}",
-            e.path("bin").display(),
+            e.path("lync/lync-bin").display(),
             std::env::var("PATH").unwrap_or_default()
         );
         let t = Test::new()
             .env("PATH", &path)
-            .env("LYNC_STATE", e.path("lync.json").to_str().unwrap())
+            .env("LYNC_STATE", e.path("lync/lync.json").to_str().unwrap())
             .env("REHEARSAL_LOG", e.path("powershell.log").to_str().unwrap())
             .env("PCHAT_SQL_PASSWORD", PASSWORD)
             .env("RUNBOOK_STATE_DIR", e.path("state").to_str().unwrap())
@@ -211,16 +214,17 @@ impl Checked {
     /// The statements both test servers received.
     fn statements(&self) -> Vec<String> {
         let e = &self.estate;
-        e.primary_server
-            .requests()
+        let primary = e.sql.primary_server.as_ref().map(|s| s.requests());
+        primary
+            .unwrap_or_default()
             .into_iter()
-            .chain(e.backup_server.requests())
+            .chain(e.sql.backup_server.requests())
             .collect()
     }
 
     /// Nothing that changes the estate ran: no marker, no mutating statement received, the
     /// modelled estate as it was, no journal.
-    fn assert_nothing_changed(&self, before: &crate::rehearsal::Snapshot) {
+    fn assert_nothing_changed(&self, before: &Snapshot) {
         assert_eq!(
             self.markers(),
             Vec::<String>::new(),
@@ -298,8 +302,8 @@ fn check_runs_probes_and_rehearsals_and_nothing_that_changes_the_estate() {
         ("tail-log-backup", "not_rehearsed"),
         ("remove-log-shipping", "rehearsed"),
         ("copy-logs", "rehearsed"),
-        ("restore-logs[mgc_0100.trn]", "rehearsed"),
-        ("restore-logs[mgc_0115.trn]", "rehearsed"),
+        ("restore-logs[mgc_20261126073000.trn]", "rehearsed"),
+        ("restore-logs[mgc_20261126074500.trn]", "rehearsed"),
         ("bring-online", "not_rehearsed"),
         ("set-pool-failed-over", "rehearsed"),
         ("check-pool-failed-over", "not_checkable"),
@@ -344,7 +348,14 @@ fn check_runs_probes_and_rehearsals_and_nothing_that_changes_the_estate() {
     // Nothing that changes the estate ran, and no rollback either.
     c.assert_nothing_changed(&before);
     // The primary was never asked anything: only the tail-log backup uses it.
-    assert_eq!(c.estate.primary_server.logins(), 0);
+    assert_eq!(
+        c.estate
+            .sql
+            .primary_server
+            .as_ref()
+            .map_or(0, |s| s.logins()),
+        0
+    );
 }
 
 #[test]
@@ -379,16 +390,59 @@ fn check_reports_why_a_step_was_not_checked() {
     assert_eq!(reason("approve-failover"), "not asked: check asks no one");
 }
 
+/// A step's `outputs` describe its own action's result: a rehearse action's result has
+/// other columns (here the tail-log backup's file name, which only the real BACKUP returns).
+/// Check neither fails the rehearsed step on them nor lets a later step read them; what the
+/// rehearse action says of the step's status is still read.
+#[test]
+fn check_does_not_read_a_rehearsed_steps_outputs_from_its_rehearse_action() {
+    let c = Checked::new();
+    let before = c.estate.snapshot();
+    let book = FAILOVER
+        .replace(
+            "        query: SELECT name, state_desc FROM sys.databases WHERE name = @P1
+        args: [\"{{ params.database }}\"]
+  - id: copy-logs",
+            "        query: SELECT name, state_desc FROM sys.databases WHERE name = @P1
+        args: [\"{{ params.database }}\"]
+    outputs: { removed: \"{{ result.rows[0].secondary_database }}\" }
+  - id: copy-logs",
+        )
+        .replace(
+            "finally:",
+            "  - id: report-removed\n    needs: [remove-log-shipping]\n    probe: true\n    run: { program: echo, args: [\"removed {{ steps['remove-log-shipping'].outputs.removed }}\"] }\n  - id: when-removed\n    needs: [remove-log-shipping]\n    when: \"steps['remove-log-shipping'].status == 'failed'\"\n    run: { program: touch, args: [\"{{ params.markers }}/when-removed\"] }\nfinally:",
+        );
+    assert!(book.contains("outputs: { removed:"), "the fixture changed");
+    let out = c.check(&book, &["--format", "json"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        status_of(&out, "remove-log-shipping")["status"],
+        "rehearsed"
+    );
+    let read = status_of(&out, "report-removed");
+    assert_eq!(read["status"], "not_checkable", "{read}");
+    assert_eq!(
+        read["reason"],
+        "reads steps.remove-log-shipping.outputs, which only a real run produces"
+    );
+    assert_eq!(
+        status_of(&out, "when-removed")["reason"],
+        "`when: steps['remove-log-shipping'].status == 'failed'` is false"
+    );
+    c.assert_nothing_changed(&before);
+}
+
 #[test]
 fn check_judges_assert_and_when_on_the_real_results_of_probes() {
     let c = Checked::new();
     // The backup database is ONLINE: the runbook's assumption is wrong.
     c.estate
+        .sql
         .backup
         .lock()
         .unwrap()
-        .databases
-        .insert("mgc".into(), "ONLINE".into());
+        .recover("mgc")
+        .expect("recover");
     let before = c.estate.snapshot();
     let out = c.check(FAILOVER, &["--format", "json"]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
@@ -534,7 +588,7 @@ fn check_of_a_loop_over_a_list_only_a_run_produces_says_so() {
 fn check_of_an_unreachable_server_fails_the_probe_located() {
     let c = Checked::new();
     let book = FAILOVER.replace(
-        "server=tcp:127.0.0.1,{{ params.backup_port }}",
+        "server=tcp:127.0.0.3,{{ params.backup_port }}",
         "server=tcp:127.0.0.1,1",
     );
     let out = c.check(&book, &["--format", "json"]);
@@ -737,56 +791,6 @@ steps:
     );
 }
 
-/// The shipped failover calls `Get-CsPersistentChatActiveServer` in a probe: Microsoft's
-/// module has no such cmdlet. Check finds it against the rehearsal estate, at that step,
-/// without changing anything. (When the runbook is corrected, this step is checked.)
-#[test]
-fn check_of_the_shipped_failover_fails_at_the_cmdlet_microsoft_does_not_have() {
-    let estate = Estate::healthy();
-    let before = estate.snapshot();
-    let out = estate.runbook(&["check", "--format", "json"], "failover.yaml", None);
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    let report = out.json();
-    let failed: Vec<&serde_json::Value> = report["steps"]
-        .as_array()
-        .expect("steps")
-        .iter()
-        .filter(|s| s["status"] == "failed")
-        .collect();
-    assert_eq!(failed.len(), 1, "{}", out.stdout);
-    assert_eq!(failed[0]["id"], "check-active-servers");
-    assert!(
-        failed[0]["reason"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("The term 'Get-CsPersistentChatActiveServer' is not recognized"),
-        "{}",
-        out.stdout
-    );
-    let source = std::fs::read_to_string(
-        crate::support::repo().join("runbooks/persistent-chat/failover.yaml"),
-    )
-    .expect("runbook");
-    let (line, _) = position(&source, "(Get-CsPersistentChatActiveServer");
-    assert_eq!(
-        failed[0]["location"]["line"],
-        line - 1,
-        "the action the probe runs"
-    );
-    assert_eq!(estate.snapshot(), before, "the estate changed");
-    assert_eq!(
-        estate.primary_server.logins(),
-        0,
-        "the tail-log backup is not rehearsed"
-    );
-    for statement in estate.backup_server.requests() {
-        assert!(
-            !MUTATING_SQL.iter().any(|m| statement.contains(m)),
-            "{statement}"
-        );
-    }
-}
-
 /// What the PowerShell stand-in accepts and refuses comes from Microsoft's reference, as
 /// PowerShell's parameter binder reads it: unambiguous prefixes and aliases bind, an ambiguous
 /// prefix, a value outside a ValidateSet and parameters from two parameter sets do not, and a
@@ -800,11 +804,11 @@ fn the_powershell_stand_in_binds_parameters_as_powershell_does() {
     };
     let book = [
         "runbook: 1\nname: binder\nparams:\n  primary_port: { type: int }\n  backup_port: { type: int }\n  share: { type: string }\n  markers: { type: string }\nsteps:\n".to_owned(),
-        step("prefix-and-alias", "Set-CsPersistentChatState -Ident 'service:p' -PoolState failedover -wi"),
+        step("prefix-and-alias", "Set-CsPersistentChatState -Ident 'service:pchat.contoso.com' -PoolState failedover -wi"),
         step("not-modelled", "Stop-Service -Name 'RTCPERSISTENTCHAT' -WhatIf"),
-        step("ambiguous", "Set-CsPersistentChatState -I 'service:p' -PoolState FailedOver -WhatIf"),
-        step("not-in-the-set", "Set-CsPersistentChatState -Identity 'service:p' -PoolState Maintenance -WhatIf"),
-        step("two-sets", "Set-CsPersistentChatActiveServer -Identity 'p' -ActiveServers $null -Swap -WhatIf"),
+        step("ambiguous", "Set-CsPersistentChatState -I 'service:pchat.contoso.com' -PoolState FailedOver -WhatIf"),
+        step("not-in-the-set", "Set-CsPersistentChatState -Identity 'service:pchat.contoso.com' -PoolState Maintenance -WhatIf"),
+        step("two-sets", "Set-CsPersistentChatActiveServer -Identity 'PersistentChatServer:pchat.contoso.com' -ActiveServers $null -Swap -WhatIf"),
     ]
     .concat();
     let c = Checked::new();
@@ -817,8 +821,14 @@ fn the_powershell_stand_in_binds_parameters_as_powershell_does() {
             .unwrap_or_default()
             .to_owned()
     };
-    assert_eq!(status_of(&out, "prefix-and-alias")["status"], "rehearsed");
-    assert_eq!(status_of(&out, "not-modelled")["status"], "rehearsed");
+    for id in ["prefix-and-alias", "not-modelled"] {
+        assert_eq!(
+            status_of(&out, id)["status"],
+            "rehearsed",
+            "{id}: {}",
+            reason(id)
+        );
+    }
     assert!(
         reason("ambiguous").contains(
             "Parameter cannot be processed because the parameter name 'I' is ambiguous. Possible matches include: -Identity -Instance"

@@ -1,807 +1,366 @@
 //! The rehearsal suite: the shipped Persistent Chat runbooks run for real, with the real
-//! binary, against a simulated estate: a stateful TDS test server for each SQL Server (database
-//! states, log shipping, sessions, restored logs) and a stand-in for `powershell` on PATH
-//! (`tests/rehearsal/powershell`) that keeps the pool's state in a JSON file.
+//! binary, against the strict estate (`pchat_estate`): two SQL Servers modelled as SQL Server
+//! behaves (`sql_estate`, `tsql`), the log share and the copy folder as real folders of
+//! backup files (`log_share`), and the Lync host reached over ssh, whose PowerShell accepts only
+//! what Microsoft's cmdlet reference has (`lync`).
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use crate::pchat_estate::{
+    BACKUP_MIRROR, BACKUP_SERVERS, Estate, Event, Fault, FaultKind, PRIMARY_MIRROR,
+    PRIMARY_SERVERS, SQL_2008_R2, Side, Snapshot,
+};
+use crate::support::{Output, Test, repo};
+use crate::tds::{Reply, Value};
 
-use crate::support::{Test, repo};
-use crate::tds::{Reply, Request, Server, Value};
+/// The approvals a person gives in a rehearsal: the planned ones, never a `fix-*`.
+pub const FAILOVER_APPROVALS: &[&str] = &["approve-failover", "approve-point-of-no-return"];
+pub const FAILBACK_APPROVALS: &[&str] = &["approve-failback", "approve-overwrite-primary"];
 
-pub(crate) const PASSWORD: &str = "rehearsal-Pw-7";
-const PRIMARY_SERVERS: [&str; 2] = ["pchat-a1.contoso.com", "pchat-a2.contoso.com"];
-const BACKUP_SERVERS: [&str; 2] = ["pchat-b1.contoso.com", "pchat-b2.contoso.com"];
-const LOGS: [&str; 2] = ["mgc_0100.trn", "mgc_0115.trn"];
-/// A rehearsal run: approvals given (a person would be asked), one step at a time, JSON events.
-const RUN: &[&str] = &[
-    "run",
-    "--approve-all",
-    "--concurrency",
-    "1",
-    "--output",
-    "json",
-];
-
-/// What one simulated SQL Server holds.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Sql {
-    name: String,
-    /// Database name → state_desc.
-    pub(crate) databases: BTreeMap<String, String>,
-    log_shipping_primary: bool,
-    log_shipping_secondary: bool,
-    sessions: Vec<u32>,
-    restored_logs: Vec<String>,
-    partner_off: bool,
+/// `run --output json --concurrency 1` with `approvals` given.
+fn run_args(approvals: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["run", "--output", "json", "--concurrency", "1"]
+        .map(str::to_owned)
+        .to_vec();
+    for a in approvals {
+        args.push("--approve".to_owned());
+        args.push((*a).to_owned());
+    }
+    args
 }
 
-/// The part of the estate a failover and a failback must leave as documented.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Snapshot {
-    primary: (BTreeMap<String, String>, bool, bool),
-    backup: (BTreeMap<String, String>, bool, bool),
-    pool_state: String,
-    active_servers: Vec<String>,
-    mirror: serde_json::Value,
+pub fn run(estate: &Estate, book: &str, approvals: &[&str], fail_on: Option<&str>) -> Output {
+    run_file(
+        estate,
+        &repo().join("runbooks/persistent-chat").join(book),
+        approvals,
+        fail_on,
+    )
 }
 
-/// Where an injected failure hits.
-#[derive(Clone, Debug)]
-enum Fault {
-    /// SQL error 50000 for queries containing the text, on the primary (true) or backup.
-    Sql { primary: bool, text: &'static str },
-    /// No rows for queries containing the text (to fail the assertion that reads them).
-    NoRows { primary: bool, text: &'static str },
-    /// The PowerShell stand-in fails scripts containing the text.
-    PowerShell(&'static str),
+/// The same for any runbook file (a changed copy of a shipped one).
+pub fn run_file(
+    estate: &Estate,
+    file: &std::path::Path,
+    approvals: &[&str],
+    fail_on: Option<&str>,
+) -> Output {
+    let args = run_args(approvals);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    estate.runbook_file(&args, file, fail_on)
 }
 
-pub(crate) struct Estate {
-    dir: tempfile::TempDir,
-    pub(crate) primary: Arc<Mutex<Sql>>,
-    pub(crate) backup: Arc<Mutex<Sql>>,
-    fault: Arc<Mutex<Option<Fault>>>,
-    pub(crate) primary_server: Server,
-    pub(crate) backup_server: Server,
-    primary_reachable: bool,
-}
-
-fn error(number: i32, message: &str) -> Vec<Reply> {
-    vec![Reply::Error {
-        number,
-        severity: 16,
-        state: 1,
-        line: 1,
-        message: message.to_owned(),
-    }]
-}
-
-fn done() -> Vec<Reply> {
-    vec![Reply::Done { rows_affected: 0 }]
-}
-
-/// `N'…'` literals of a batch, in order.
-fn literals(sql: &str) -> Vec<String> {
-    sql.split("N'")
-        .skip(1)
-        .filter_map(|rest| rest.split_once('\'').map(|(l, _)| l.replace("''", "'")))
+/// Every approval of a happy run: the planned ones and the final confirmations.
+pub fn all(planned: &[&str], last: &[&str]) -> Vec<&'static str> {
+    planned
+        .iter()
+        .chain(last)
+        .map(|s| -> &'static str { Box::leak(s.to_string().into_boxed_str()) })
         .collect()
 }
 
-fn param(r: &Request, i: usize) -> String {
-    match r.params.get(i) {
-        Some(Value::String(s)) => s.clone(),
-        _ => String::new(),
-    }
-}
-
-/// How a SQL Server answers the runbooks' T-SQL.
-fn answer(sql: &mut Sql, r: &Request) -> Vec<Reply> {
-    let q = r.sql.as_str();
-    if q.starts_with("USE ") {
-        return done();
-    }
-    if q.contains("@@SERVERNAME") {
-        return vec![Reply::Rows {
-            columns: vec!["server_name".into()],
-            rows: vec![vec![Value::String(sql.name.clone())]],
-        }];
-    }
-    if q.contains("FROM sys.databases WHERE name = @P1") {
-        let name = param(r, 0);
-        let rows = sql
-            .databases
-            .get(&name)
-            .map(|state| {
-                if q.contains("SELECT name,") {
-                    vec![Value::String(name.clone()), Value::String(state.clone())]
-                } else {
-                    vec![Value::String(state.clone())]
-                }
-            })
-            .into_iter()
-            .collect();
-        let columns = if q.contains("SELECT name,") {
-            vec!["name".into(), "state_desc".into()]
-        } else {
-            vec!["state_desc".into()]
-        };
-        return vec![Reply::Rows { columns, rows }];
-    }
-    if q.starts_with("RESTORE HEADERONLY") || q.starts_with("RESTORE VERIFYONLY") {
-        // Read-only: they read the backup file and change nothing.
-        let file = param(r, 0);
-        if !Path::new(&file).exists() {
-            return error(3201, &format!("Cannot open backup device '{file}'."));
-        }
-        if q.starts_with("RESTORE VERIFYONLY") {
-            return done();
-        }
-        return vec![Reply::Rows {
-            columns: vec!["BackupType".into(), "DatabaseName".into()],
-            rows: vec![vec![Value::String("2".into()), Value::String("mgc".into())]],
-        }];
-    }
-    let mgc = sql.databases.get("mgc").cloned().unwrap_or_default();
-    if q.contains("sp_delete_log_shipping_secondary_database") {
-        sql.log_shipping_secondary = false;
-    } else if q.contains("sp_add_log_shipping_secondary_database") {
-        sql.log_shipping_secondary = true;
-    } else if q.contains("sp_add_log_shipping_primary_database") {
-        sql.log_shipping_primary = true;
-    } else if q.contains("sp_delete_log_shipping_primary_database") {
-        sql.log_shipping_primary = false;
-    } else if q.contains("BACKUP LOG") {
-        if mgc != "ONLINE" {
-            return error(3013, "BACKUP LOG is terminating abnormally.");
-        }
-        let _ = std::fs::write(param(r, 0), "tail of the log");
-        sql.databases.insert("mgc".into(), "RESTORING".into());
-    } else if q.contains("RESTORE LOG") {
-        if mgc != "RESTORING" {
-            return error(
-                3117,
-                "The log or differential backup cannot be restored because no files are ready to rollforward.",
-            );
-        }
-        for file in literals(q) {
-            if !Path::new(&file).exists() {
-                return error(3201, &format!("Cannot open backup device '{file}'."));
-            }
-            sql.restored_logs.push(file);
-        }
-    } else if q.contains("sys.dm_exec_sessions") {
-        sql.sessions.clear();
-    } else if q.contains("BACKUP DATABASE") {
-        let _ = std::fs::write(param(r, 0), "full backup of mgc");
-    } else if q.contains("RESTORE DATABASE") && q.contains("FROM DISK") {
-        if !Path::new(&param(r, 0)).exists() {
-            return error(3201, "Cannot open backup device.");
-        }
-        let state = if q.contains("NORECOVERY") {
-            "RESTORING"
-        } else {
-            "ONLINE"
-        };
-        sql.databases.insert("mgc".into(), state.into());
-    } else if q.contains("RESTORE DATABASE") && q.contains("WITH RECOVERY") {
-        if mgc != "RESTORING" {
-            return error(
-                3101,
-                "Exclusive access could not be obtained because the database is in use.",
-            );
-        }
-        sql.databases.insert("mgc".into(), "ONLINE".into());
-    } else if q.contains("SET PARTNER OFF") {
-        sql.partner_off = true;
-    } else {
-        return error(50000, &format!("rehearsal: unexpected SQL: {q}"));
-    }
-    done()
-}
-
-impl Estate {
-    /// A healthy estate: primary `mgc` ONLINE and log-shipped to the backup, RESTORING there;
-    /// the pool Normal with the primary servers active and the primary mirrored.
-    pub(crate) fn healthy() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        for sub in ["share", "copy", "bin"] {
-            std::fs::create_dir_all(dir.path().join(sub)).expect("dir");
-        }
-        for log in LOGS {
-            std::fs::write(dir.path().join("share").join(log), "log backup").expect("log");
-        }
-        let standin = repo().join("tests/rehearsal/powershell");
-        std::os::unix::fs::symlink(&standin, dir.path().join("bin/powershell")).expect("link");
-        let lync = serde_json::json!({
-            "pool_state": "Normal",
-            "active_servers": PRIMARY_SERVERS,
-            "mirror": { "sql": "127.0.0.1", "mirror": "sql-a-mirror.contoso.com" },
-        });
-        std::fs::write(dir.path().join("lync.json"), lync.to_string()).expect("state");
-
-        let sql = |name: &str, mgc: &str, primary: bool| Sql {
-            name: name.into(),
-            databases: [
-                ("mgc".to_owned(), mgc.to_owned()),
-                ("mgccomp".to_owned(), "ONLINE".to_owned()),
-            ]
-            .into_iter()
-            .collect(),
-            log_shipping_primary: primary,
-            log_shipping_secondary: !primary,
-            sessions: vec![53, 61],
-            ..Sql::default()
-        };
-        Self::start(
-            dir,
-            sql("SQL-A", "ONLINE", true),
-            sql("SQL-B", "RESTORING", false),
-        )
-    }
-
-    /// A copy of `saved`: its files and both servers' state, served by new test servers, so
-    /// that each scenario starts from the same estate without replaying how it got there.
-    fn copy_of(saved: &Estate) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        copy_tree(saved.dir.path(), dir.path());
-        // Paths the servers recorded point into the saved estate's directory.
-        let from = saved.dir.path().display().to_string();
-        let to = dir.path().display().to_string();
-        let moved = |sql: &Arc<Mutex<Sql>>| {
-            let mut sql = sql.lock().unwrap().clone();
-            for log in &mut sql.restored_logs {
-                *log = log.replacen(&from, &to, 1);
-            }
-            sql
-        };
-        let copy = Self {
-            primary_reachable: saved.primary_reachable,
-            ..Self::start(dir, moved(&saved.primary), moved(&saved.backup))
-        };
-        assert_eq!(
-            copy.snapshot(),
-            saved.snapshot(),
-            "the copy is the saved estate"
-        );
-        copy
-    }
-
-    /// Serves the two SQL Servers' state (failures injected through `fault`) over TDS.
-    fn start(dir: tempfile::TempDir, primary: Sql, backup: Sql) -> Self {
-        let primary = Arc::new(Mutex::new(primary));
-        let backup = Arc::new(Mutex::new(backup));
-        let fault: Arc<Mutex<Option<Fault>>> = Arc::default();
-        let serve = |state: Arc<Mutex<Sql>>, is_primary: bool| {
-            let fault = fault.clone();
-            Server::start(PASSWORD, move |r: &Request| {
-                match fault.lock().unwrap().clone() {
-                    Some(Fault::Sql { primary, text })
-                        if primary == is_primary && r.sql.contains(text) =>
-                    {
-                        return error(50000, "rehearsal: injected failure");
-                    }
-                    Some(Fault::NoRows { primary, text })
-                        if primary == is_primary && r.sql.contains(text) =>
-                    {
-                        return vec![Reply::Rows {
-                            columns: vec!["name".into(), "state_desc".into()],
-                            rows: vec![],
-                        }];
-                    }
-                    _ => {}
-                }
-                answer(&mut state.lock().unwrap(), r)
-            })
-        };
-        let primary_server = serve(primary.clone(), true);
-        let backup_server = serve(backup.clone(), false);
-        Self {
-            dir,
-            primary,
-            backup,
-            fault,
-            primary_server,
-            backup_server,
-            primary_reachable: true,
-        }
-    }
-
-    pub(crate) fn path(&self, sub: &str) -> PathBuf {
-        self.dir.path().join(sub)
-    }
-
-    /// The runbooks' params for this estate (primary reachable, so the tail-log step runs,
-    /// unless the estate says otherwise).
-    fn params(&self) -> String {
-        let list = |items: &[&str]| format!("[{}]", items.join(", "));
-        format!(
-            "pool_fqdn: pchat.contoso.com\nprimary_sql: 127.0.0.1\nprimary_sql_port: {}\nbackup_sql: 127.0.0.1\nbackup_sql_port: {}\nsql_encrypt: DANGER_PLAINTEXT\n\
-             log_share: '{}'\ncopy_folder: '{}'\npath_separator: /\nlog_backups: {}\nprimary_reachable: {}\n\
-             backup_mirror_sql: sql-b-mirror.contoso.com\nprimary_mirror_sql: sql-a-mirror.contoso.com\nmirror_file_share: '\\\\fs1\\mirror'\n\
-             primary_servers: {}\nbackup_servers: {}\nfull_backup_file: '{}'\n",
-            self.primary_server.port(),
-            self.backup_server.port(),
-            self.path("share").display(),
-            self.path("copy").display(),
-            list(&LOGS),
-            self.primary_reachable,
-            list(&PRIMARY_SERVERS),
-            list(&BACKUP_SERVERS),
-            self.path("share/mgc.bak").display(),
-        )
-    }
-
-    pub(crate) fn snapshot(&self) -> Snapshot {
-        let lync: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(self.path("lync.json")).expect("state"))
-                .expect("json");
-        let sql = |s: &Arc<Mutex<Sql>>| {
-            let s = s.lock().unwrap();
-            (
-                s.databases.clone(),
-                s.log_shipping_primary,
-                s.log_shipping_secondary,
-            )
-        };
-        let mut active: Vec<String> = lync["active_servers"]
-            .as_array()
-            .expect("servers")
-            .iter()
-            .map(|s| s.as_str().unwrap_or_default().to_owned())
-            .collect();
-        active.sort();
-        Snapshot {
-            primary: sql(&self.primary),
-            backup: sql(&self.backup),
-            pool_state: lync["pool_state"].as_str().unwrap_or_default().to_owned(),
-            active_servers: active,
-            mirror: lync["mirror"].clone(),
-        }
-    }
-
-    /// Runs `runbook ARGS` for one of the shipped runbooks with this estate's params.
-    pub(crate) fn runbook(
-        &self,
-        command: &[&str],
-        book: &str,
-        powershell_fault: Option<&str>,
-    ) -> crate::support::Output {
-        let file = repo().join("runbooks/persistent-chat").join(book);
-        std::fs::write(self.path("params.yaml"), self.params()).expect("params");
-        let path = format!(
-            "{}:{}",
-            self.path("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let mut t = Test::new()
-            .env("PATH", &path)
-            .env("LYNC_STATE", self.path("lync.json").to_str().unwrap())
-            .env("PCHAT_SQL_PASSWORD", PASSWORD)
-            .args(command.iter().copied())
-            .args([
-                file.to_str().unwrap(),
-                "--params",
-                self.path("params.yaml").to_str().unwrap(),
-            ]);
-        if let Some(text) = powershell_fault {
-            t = t.env("REHEARSAL_FAIL_ON", text);
-        }
-        let out = t.run();
-        assert!(
-            !out.stdout.contains(PASSWORD) && !out.stderr.contains(PASSWORD),
-            "password shown"
-        );
-        out
-    }
-
-    fn run(&self, book: &str) -> crate::support::Output {
-        self.runbook(RUN, book, None)
-    }
-}
-
-fn start_state() -> Snapshot {
-    Estate::healthy().snapshot()
-}
-
-#[test]
-#[ignore = "the shipped runbook calls Get-CsPersistentChatActiveServer and Install-CsMirrorDatabase -MirrorSqlServerFqdn, which do not exist in Microsoft's reference; fixed with the Persistent Chat review"]
-fn failover_then_failback_returns_the_estate_to_its_start() {
-    let estate = Estate::healthy();
-    let start = estate.snapshot();
-
-    let out = estate.run("failover.yaml");
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    let after = estate.snapshot();
-    assert_eq!(after.backup.0["mgc"], "ONLINE");
-    assert!(!after.backup.2, "log shipping removed from the backup");
-    assert_eq!(
-        after.primary.0["mgc"], "RESTORING",
-        "the tail of the log was backed up"
-    );
-    assert_eq!(after.pool_state, "FailedOver");
-    assert_eq!(after.active_servers, BACKUP_SERVERS);
-    assert_eq!(after.mirror["mirror"], "sql-b-mirror.contoso.com");
-    let backup = estate.backup.lock().unwrap().clone();
-    let copied: Vec<String> = ["mgc_0100.trn", "mgc_0115.trn", "mgc_tail.trn"]
+pub fn statuses(out: &Output) -> Vec<(String, String)> {
+    out.events()
         .iter()
-        .map(|f| estate.path("copy").join(f).display().to_string())
+        .filter(|e| e["event"] == "step_finished")
+        .map(|e| {
+            (
+                e["step"].as_str().unwrap_or_default().to_owned(),
+                e["status"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[track_caller]
+pub fn succeeded(out: &Output) {
+    succeeded_but(out, &[]);
+}
+
+/// Exit 0, and every step succeeded but `expected` (which failed, as they should).
+#[track_caller]
+pub fn succeeded_but(out: &Output, expected: &[&str]) {
+    let failed: Vec<_> = statuses(out)
+        .into_iter()
+        .filter(|(id, s)| s != "succeeded" && !(s == "failed" && expected.contains(&id.as_str())))
         .collect();
-    assert_eq!(
-        backup.restored_logs, copied,
-        "every log, oldest first, then the tail"
-    );
-    assert!(backup.sessions.is_empty(), "sessions on mgc were ended");
-
-    let out = estate.run("failback.yaml");
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(estate.snapshot(), start);
-}
-
-#[test]
-#[ignore = "the shipped runbook calls Get-CsPersistentChatActiveServer and Install-CsMirrorDatabase -MirrorSqlServerFqdn, which do not exist in Microsoft's reference; fixed with the Persistent Chat review"]
-fn failover_without_the_primary_skips_the_tail_of_the_log() {
-    let mut estate = Estate::healthy();
-    estate.primary_reachable = false;
-    let out = estate.run("failover.yaml");
-    assert_eq!(out.code, 0, "{}", out.stdout);
-    let events = out.events();
     assert!(
-        events
-            .iter()
-            .any(|e| e["event"] == "step_skipped" && e["step"] == "tail-log-backup")
-    );
-    let after = estate.snapshot();
-    assert_eq!(
-        after.primary.0["mgc"], "ONLINE",
-        "the primary was not touched"
-    );
-    assert_eq!(after.backup.0["mgc"], "ONLINE");
-    assert_eq!(
-        estate.backup.lock().unwrap().restored_logs.len(),
-        LOGS.len()
-    );
-    assert_eq!(
-        estate.primary_server.logins(),
-        0,
-        "no connection to the lost primary"
+        out.code == 0 && failed.is_empty(),
+        "exit {}; not succeeded: {failed:?}\n{}\n{}",
+        out.code,
+        out.stdout,
+        out.stderr
     );
 }
 
-/// Steps and how to make each fail. Approval steps are left out: without a terminal they are
-/// given up front (their refusal is covered by the terminal tests in `run.rs`).
-fn faults(book: &str) -> Vec<(&'static str, Fault)> {
-    use Fault::*;
-    match book {
-        "failover.yaml" => vec![
-            (
-                "check-backup-reachable",
-                Sql {
-                    primary: false,
-                    text: "@@SERVERNAME",
-                },
-            ),
-            (
-                "check-backup-database",
-                Sql {
-                    primary: false,
-                    text: "SELECT name, state_desc",
-                },
-            ),
-            (
-                "assert-backup-restoring",
-                NoRows {
-                    primary: false,
-                    text: "SELECT name, state_desc",
-                },
-            ),
-            (
-                "tail-log-backup",
-                Sql {
-                    primary: true,
-                    text: "BACKUP LOG",
-                },
-            ),
-            (
-                "remove-log-shipping",
-                Sql {
-                    primary: false,
-                    text: "sp_delete_log_shipping_secondary_database",
-                },
-            ),
-            ("copy-log-backups", PowerShell("Copy-Item")),
-            (
-                "restore-log-backups",
-                Sql {
-                    primary: false,
-                    text: "RESTORE LOG",
-                },
-            ),
-            (
-                "end-sessions",
-                Sql {
-                    primary: false,
-                    text: "sys.dm_exec_sessions",
-                },
-            ),
-            (
-                "bring-online",
-                Sql {
-                    primary: false,
-                    text: "WITH RECOVERY",
-                },
-            ),
-            (
-                "check-online",
-                Sql {
-                    primary: false,
-                    text: "SELECT state_desc",
-                },
-            ),
-            ("set-pool-failed-over", PowerShell("-PoolState FailedOver")),
-            (
-                "check-pool-failed-over",
-                PowerShell("Get-CsPersistentChatState"),
-            ),
-            ("install-mirror", PowerShell("Install-CsMirrorDatabase")),
-            ("activate-backup-servers", PowerShell("@{Add=")),
-            (
-                "check-active-servers",
-                PowerShell("Get-CsPersistentChatActiveServer"),
-            ),
-        ],
-        _ => vec![
-            (
-                "check-primary-reachable",
-                Sql {
-                    primary: true,
-                    text: "@@SERVERNAME",
-                },
-            ),
-            (
-                "check-backup-database",
-                Sql {
-                    primary: false,
-                    text: "SELECT name, state_desc",
-                },
-            ),
-            (
-                "assert-backup-online",
-                NoRows {
-                    primary: false,
-                    text: "SELECT name, state_desc",
-                },
-            ),
-            ("stop-servers", PowerShell("-ActiveServers $null")),
-            (
-                "remove-mirroring",
-                Sql {
-                    primary: false,
-                    text: "SET PARTNER OFF",
-                },
-            ),
-            (
-                "backup-database",
-                Sql {
-                    primary: false,
-                    text: "BACKUP DATABASE",
-                },
-            ),
-            (
-                "restore-primary",
-                Sql {
-                    primary: true,
-                    text: "WITH REPLACE, RECOVERY",
-                },
-            ),
-            (
-                "check-primary-online",
-                Sql {
-                    primary: true,
-                    text: "SELECT state_desc",
-                },
-            ),
-            (
-                "reseed-backup",
-                Sql {
-                    primary: false,
-                    text: "REPLACE, NORECOVERY",
-                },
-            ),
-            (
-                "configure-log-shipping-primary",
-                Sql {
-                    primary: true,
-                    text: "sp_add_log_shipping_primary_database",
-                },
-            ),
-            (
-                "configure-log-shipping-secondary",
-                Sql {
-                    primary: false,
-                    text: "sp_add_log_shipping_secondary_primary",
-                },
-            ),
-            (
-                "check-backup-restoring",
-                Sql {
-                    primary: false,
-                    text: "SELECT state_desc",
-                },
-            ),
-            (
-                "install-primary-mirror",
-                PowerShell("Install-CsMirrorDatabase"),
-            ),
-            ("activate-primary-servers", PowerShell("@{Add=")),
-            ("set-pool-normal", PowerShell("-PoolState Normal")),
-            ("check-pool-normal", PowerShell("Get-CsPersistentChatState")),
-        ],
-    }
+fn db<'a>(snapshot: &'a Snapshot, side: &str, name: &str) -> &'a serde_json::Value {
+    &snapshot["sql"][side]["databases"][name]
 }
 
-fn strings(v: &serde_json::Value) -> Vec<String> {
-    v.as_array()
+fn pool(snapshot: &Snapshot) -> &serde_json::Value {
+    &snapshot["lync"]["pools"]["pchat.contoso.com"]
+}
+
+fn sorted(v: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .as_array()
         .map(|a| {
             a.iter()
                 .filter_map(|s| s.as_str().map(str::to_owned))
                 .collect()
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    out.sort();
+    out
 }
 
-/// Copies a directory tree; symbolic links are copied as links.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("dir");
-    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
-        let (source, target) = (entry.path(), to.join(entry.file_name()));
-        let kind = entry.file_type().expect("file type");
-        if kind.is_symlink() {
-            let link = std::fs::read_link(&source).expect("link");
-            std::os::unix::fs::symlink(link, &target).expect("link");
-        } else if kind.is_dir() {
-            copy_tree(&source, &target);
-        } else {
-            std::fs::copy(&source, &target).expect("copy");
-        }
-    }
+/// The failover's end state, whatever the path: the backup database ONLINE at `recovered`,
+/// the principal of a synchronized mirror; no log shipping left on the backup; the pool
+/// FailedOver with exactly the backup servers active.
+#[track_caller]
+pub fn failed_over(estate: &Estate, recovered: u128) {
+    let s = estate.snapshot();
+    let mgc = db(&s, "backup", "mgc");
+    assert_eq!(mgc["state"], "ONLINE", "{s:#}");
+    assert_eq!(
+        mgc["lsn"],
+        serde_json::json!(recovered),
+        "the recovery point"
+    );
+    assert_eq!(mgc["mirroring"]["role"], "PRINCIPAL");
+    assert_eq!(mgc["mirroring"]["state"], "SYNCHRONIZED");
+    assert_eq!(
+        mgc["mirroring"]["partner"],
+        format!("TCP://{BACKUP_MIRROR}:5022")
+    );
+    assert_eq!(
+        s["sql"]["backup"]["log_shipping_secondary"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        s["sql"]["backup"]["jobs"],
+        serde_json::json!([]),
+        "copy and restore jobs gone"
+    );
+    assert_eq!(pool(&s)["state"], "FailedOver");
+    assert_eq!(sorted(&pool(&s)["active_servers"]), BACKUP_SERVERS);
+    assert!(
+        s["lync"]["mirrors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["sql"] == "127.0.0.3" && m["mirror"] == BACKUP_MIRROR),
+        "{s:#}"
+    );
+    assert_eq!(s["violations"], serde_json::json!([]));
 }
 
-/// The estate each scenario of `book` starts from: healthy for the failover; for the failback,
-/// the estate a real failover left, run once and copied for every scenario.
-fn start_for(book: &str) -> Box<dyn Fn() -> Estate> {
-    if book == "failback.yaml" {
-        let failed_over = Estate::healthy();
-        let out = failed_over.run("failover.yaml");
-        assert_eq!(out.code, 0, "failover before failback: {}", out.stdout);
-        Box::new(move || Estate::copy_of(&failed_over))
-    } else {
-        Box::new(Estate::healthy)
-    }
-}
-
-fn fail_at_every_step(book: &str) {
-    let plan = Estate::healthy()
-        .runbook(&["plan", "--format", "json"], book, None)
-        .json();
-    let approvals = strings(&plan["approvals"]);
-    let faults = faults(book);
-    let covered: Vec<&str> = faults.iter().map(|(s, _)| *s).collect();
-    for step in plan["steps"].as_array().unwrap() {
-        let id = step["id"].as_str().unwrap();
-        assert!(
-            covered.contains(&id) || approvals.iter().any(|a| a == id),
-            "{book}: step `{id}` has no rehearsal of its failure"
-        );
-    }
-
-    let start = start_for(book);
-    for (step, fault) in faults {
-        let estate = start();
-        let before = estate.snapshot();
-        let plan = estate.runbook(&["plan", "--format", "json", "--fail-at", step], book, None);
-        assert_eq!(plan.code, 0, "{}", plan.stderr);
-        let scenario = plan.json()["scenario"].clone();
-
-        let powershell = match &fault {
-            Fault::PowerShell(text) => Some(*text),
-            other => {
-                *estate.fault.lock().unwrap() = Some(other.clone());
-                None
-            }
-        };
-        let out = estate.runbook(RUN, book, powershell);
-        *estate.fault.lock().unwrap() = None;
-        let events = out.events();
-        let completed: Vec<String> = events
-            .iter()
-            .filter(|e| e["event"] == "step_finished" && e["status"] == "succeeded")
-            .map(|e| e["step"].as_str().unwrap().to_owned())
-            .collect();
-        let rolled_back: Vec<String> = events
-            .iter()
-            .filter(|e| e["event"] == "rollback_step_started")
-            .map(|e| e["step"].as_str().unwrap().to_owned())
-            .collect();
-        let failed: Vec<&serde_json::Value> = events
-            .iter()
-            .filter(|e| e["event"] == "step_finished" && e["status"] == "failed")
-            .collect();
-        let context = format!("{book}, failing at `{step}`:\n{}", out.stdout);
-        assert_eq!(failed.len(), 1, "{context}");
-        assert_eq!(failed[0]["step"], step, "{context}");
-        assert_eq!(completed, strings(&scenario["completed"]), "{context}");
-        assert_eq!(rolled_back, strings(&scenario["rollback"]), "{context}");
-        assert_eq!(
-            i64::from(out.code),
-            scenario["exit_code"].as_i64().unwrap(),
-            "{context}"
-        );
-        let finished = events.last().unwrap();
-        if out.code == 1 {
-            assert_eq!(
-                estate.snapshot(),
-                before,
-                "not rolled back to the start: {context}"
-            );
-            assert!(
-                finished["status"]
-                    .as_str()
-                    .unwrap()
-                    .ends_with("rolled back")
-                    || finished["status"]
-                        .as_str()
-                        .unwrap()
-                        .ends_with("nothing to roll back"),
-                "{context}"
-            );
-        } else {
-            assert_eq!(out.code, 3, "{context}");
-            assert!(
-                finished["status"]
-                    .as_str()
-                    .unwrap()
-                    .contains("stopped past a point of no return"),
-                "{context}"
-            );
-            let not_rolled_back: Vec<String> = events
-                .iter()
-                .filter(|e| e["event"] == "not_rolled_back")
-                .map(|e| {
-                    format!(
-                        "{}: {}",
-                        e["step"].as_str().unwrap(),
-                        e["reason"].as_str().unwrap()
-                    )
-                })
-                .collect();
-            let irreversible = if book == "failover.yaml" {
-                "bring-online"
-            } else {
-                "restore-primary"
-            };
-            assert!(
-                not_rolled_back.contains(&format!(
-                    "{irreversible}: irreversible: a point of no return"
-                )),
-                "{not_rolled_back:?}\n{context}"
-            );
-        }
-    }
+/// The newest log backup on the share (its last LSN is what a failover must recover to).
+pub fn newest_on_the_share(estate: &Estate) -> (String, u128) {
+    let (name, header) = estate.sql.share().pop().expect("log backups on the share");
+    (name, header.last_lsn)
 }
 
 #[test]
-#[ignore = "the shipped runbook calls Get-CsPersistentChatActiveServer and Install-CsMirrorDatabase -MirrorSqlServerFqdn, which do not exist in Microsoft's reference; fixed with the Persistent Chat review"]
-fn failover_fails_at_every_step_as_documented() {
-    fail_at_every_step("failover.yaml");
+fn unplanned_failover_recovers_to_the_newest_log_backup_and_leaves_the_lost_primary_alone() {
+    let mut estate = Estate::healthy();
+    estate.primary_reachable = false;
+    estate.sql.lose_the_primary();
+    let primary_before = estate.snapshot()["sql"]["primary"].clone();
+    let (_, newest) = newest_on_the_share(&estate);
+    let out = run(
+        &estate,
+        "failover.yaml",
+        &all(FAILOVER_APPROVALS, &["confirm-clients"]),
+        None,
+    );
+    // The primary does not answer, as primary_reachable says.
+    succeeded_but(&out, &["check-primary"]);
+    failed_over(&estate, newest);
+    assert_eq!(
+        estate.snapshot()["sql"]["primary"],
+        primary_before,
+        "the lost primary was not touched"
+    );
+    // Every log backup not yet applied, oldest first.
+    let restored = estate.sql.backup.lock().unwrap().databases["mgc"]
+        .restored
+        .clone();
+    let shared: Vec<String> = estate.sql.share().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(restored, shared, "every log backup of the share, in order");
 }
 
 #[test]
-#[ignore = "the shipped runbook calls Get-CsPersistentChatActiveServer and Install-CsMirrorDatabase -MirrorSqlServerFqdn, which do not exist in Microsoft's reference; fixed with the Persistent Chat review"]
-fn failback_fails_at_every_step_as_documented() {
-    fail_at_every_step("failback.yaml");
+fn planned_failover_backs_up_the_tail_of_a_mirrored_principal_and_loses_nothing() {
+    let estate = Estate::healthy();
+    let out = run(
+        &estate,
+        "failover.yaml",
+        &all(FAILOVER_APPROVALS, &["confirm-clients"]),
+        None,
+    );
+    succeeded(&out);
+    let (tail, tail_lsn) = newest_on_the_share(&estate);
+    let s = estate.snapshot();
+    // The primary: mirroring removed, sessions ended, the tail backed up, left RESTORING
+    // at exactly what it had committed; its backup job disabled.
+    let primary = db(&s, "primary", "mgc");
+    assert_eq!(primary["state"], "RESTORING");
+    assert_eq!(primary["mirroring"], serde_json::Value::Null);
+    assert_eq!(primary["lsn"], serde_json::json!(tail_lsn), "{s:#}");
+    assert!(tail.starts_with("mgc_") && tail.ends_with(".trn"), "{tail}");
+    let backup_job = &s["sql"]["primary"]["jobs"][0];
+    assert_eq!(backup_job["name"], "LSBackup_mgc");
+    assert_eq!(backup_job["enabled"], false);
+    failed_over(&estate, tail_lsn);
+}
+
+#[test]
+fn a_retry_of_the_log_restore_after_a_partial_success_skips_what_is_applied() {
+    let estate = Estate::healthy();
+    // The second log backup is restored, then the connection drops before the runbook
+    // hears of it; the retry must see it applied.
+    let second = estate.sql.share()[1].0.clone();
+    estate.sql.inject(Fault {
+        side: Side::Backup,
+        text: "RESTORE LOG".to_owned(),
+        kind: FaultKind::AfterTheWork,
+        times: Some(1),
+    });
+    let out = run(
+        &estate,
+        "failover.yaml",
+        &all(FAILOVER_APPROVALS, &["confirm-clients"]),
+        None,
+    );
+    succeeded(&out);
+    let events = out.events();
+    let restore = events
+        .iter()
+        .find(|e| {
+            e["event"] == "step_finished" && e["step"] == format!("restore-log-backups[{second}]")
+        })
+        .unwrap_or_else(|| panic!("no restore of {second}:\n{}", out.stdout));
+    assert_eq!(restore["attempts"], 2, "{restore}");
+    let said: Vec<&str> = events
+        .iter()
+        .filter(|e| {
+            e["event"] == "step_message" && e["step"] == format!("restore-log-backups[{second}]")
+        })
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(
+        said.iter().any(|m| m.starts_with("Already applied (LSN ")),
+        "{said:?}"
+    );
+    let restored = estate.sql.backup.lock().unwrap().databases["mgc"]
+        .restored
+        .clone();
+    let mut unique = restored.clone();
+    unique.dedup();
+    assert_eq!(restored, unique, "nothing restored twice");
+    let (_, tail_lsn) = newest_on_the_share(&estate);
+    failed_over(&estate, tail_lsn);
+}
+
+#[test]
+fn planned_failover_works_on_sql_server_2008_r2() {
+    let estate = Estate::on(SQL_2008_R2);
+    let out = run(
+        &estate,
+        "failover.yaml",
+        &all(FAILOVER_APPROVALS, &["confirm-clients"]),
+        None,
+    );
+    succeeded(&out);
+    let (_, tail_lsn) = newest_on_the_share(&estate);
+    failed_over(&estate, tail_lsn);
+}
+
+#[test]
+fn the_tail_is_the_newest_log_backup_even_when_log_shipping_backs_up_during_the_approval() {
+    let estate = Estate::healthy();
+    // The backup job's schedule fires after the pre-checks, while a person reads the approval.
+    estate.sql.on(Event {
+        side: Side::Primary,
+        after: "m.mirroring_state_desc,".to_owned(),
+        job: "LSBackup_mgc".to_owned(),
+    });
+    let out = run(
+        &estate,
+        "failover.yaml",
+        &all(FAILOVER_APPROVALS, &["confirm-clients"]),
+        None,
+    );
+    succeeded(&out);
+    let (_, tail_lsn) = newest_on_the_share(&estate);
+    failed_over(&estate, tail_lsn);
+}
+
+/// After a planned failover, the failback: disaster recovery works again.
+#[test]
+fn failback_returns_the_pool_to_the_primary_with_disaster_recovery_working() {
+    let estate = Estate::healthy();
+    let out = run(
+        &estate,
+        "failover.yaml",
+        &all(FAILOVER_APPROVALS, &["confirm-clients"]),
+        None,
+    );
+    succeeded(&out);
+    let out = run(
+        &estate,
+        "failback.yaml",
+        &all(
+            FAILBACK_APPROVALS,
+            &["confirm-clients", "confirm-disaster-recovery"],
+        ),
+        None,
+    );
+    succeeded(&out);
+    failed_back(&estate);
+}
+
+/// The failback's end state: the primary ONLINE and mirrored, the pool Normal with exactly
+/// the primary servers active, log shipping from the primary to the backup configured on
+/// both sides with enabled, scheduled jobs, and run once.
+#[track_caller]
+fn failed_back(estate: &Estate) {
+    let s = estate.snapshot();
+    let primary = db(&s, "primary", "mgc");
+    assert_eq!(primary["state"], "ONLINE", "{s:#}");
+    assert_eq!(primary["mirroring"]["role"], "PRINCIPAL");
+    assert_eq!(
+        primary["mirroring"]["partner"],
+        format!("TCP://{PRIMARY_MIRROR}:5022")
+    );
+    let backup = db(&s, "backup", "mgc");
+    assert_eq!(backup["state"], "RESTORING");
+    assert_eq!(backup["mirroring"], serde_json::Value::Null);
+    assert_eq!(pool(&s)["state"], "Normal");
+    assert_eq!(sorted(&pool(&s)["active_servers"]), PRIMARY_SERVERS);
+    let enabled_and_scheduled = |side: &str, name: &str| {
+        let job = s["sql"][side]["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == name)
+            .unwrap_or_else(|| panic!("no job {name} on the {side}: {s:#}"));
+        assert_eq!(job["enabled"], true, "{job}");
+        assert_eq!(job["schedules"].as_array().map(Vec::len), Some(1), "{job}");
+        assert_eq!(job["schedules"][0][1], true, "{job}");
+    };
+    enabled_and_scheduled("primary", "LSBackup_mgc");
+    enabled_and_scheduled("backup", "LSCopy_127.0.0.2_mgc");
+    enabled_and_scheduled("backup", "LSRestore_127.0.0.2_mgc");
+    let ls = &s["sql"]["primary"]["log_shipping_primary"][0];
+    assert_eq!(ls["secondaries"], serde_json::json!([["127.0.0.3", "mgc"]]));
+    assert_eq!(
+        s["sql"]["backup"]["log_shipping_secondary"][0]["databases"][0]["database"],
+        "mgc"
+    );
+    // The log shipped once: the backup holds the primary's newest log backup.
+    let (_, newest) = newest_on_the_share(estate);
+    assert_eq!(backup["redo_start"], serde_json::json!(newest), "{s:#}");
+    assert_eq!(s["violations"], serde_json::json!([]));
 }
 
 #[test]
@@ -813,15 +372,292 @@ fn shipped_runbooks_plan_fully_with_the_example_params() {
             .args([dir.join("params.example.yaml").to_str().unwrap()])
             .run();
         assert_eq!(out.code, 0, "{book}: {}", out.stderr);
-        assert!(
-            !out.stdout.contains("{{"),
-            "{book}: a template was left unrendered:\n{}",
-            out.stdout
-        );
+        // What is left as a template reads what an earlier step returns at run time, or
+        // the item of a loop (a rollback rendered for each item).
+        for line in out.stdout.lines().filter(|l| l.contains("{{")) {
+            assert!(
+                line.contains("steps[") || line.contains(" db ") || line.contains("(db "),
+                "{book}: a template was left unrendered: {line}"
+            );
+        }
         assert!(
             !out.stderr.contains("example"),
             "{book}: every param comes from the file"
         );
     }
-    let _ = start_state();
+}
+
+#[allow(dead_code)]
+fn unused(_: Reply, _: Value) {}
+
+/// How a rehearsal makes one step fail.
+enum Inject {
+    /// SQL error 50000 for requests containing the text, on one server.
+    Sql(Side, &'static str),
+    /// These replies instead of the server's, for requests containing the text (a probe
+    /// returning what makes the assertion after it fail).
+    Rows(Side, &'static str, Vec<&'static str>, Vec<Value>),
+    /// The PowerShell stand-in fails scripts containing the text.
+    PowerShell(&'static str),
+    /// The pool is not Normal before the run.
+    PoolFailedOver,
+}
+
+/// Each failover step (planned path) and how to make it fail; approvals are left out (a
+/// refused approval stops the run before anything it guards).
+fn failover_faults() -> Vec<(&'static str, Inject)> {
+    use Inject::*;
+    use Side::{Backup, Primary};
+    vec![
+        (
+            "check-backup-server",
+            Sql(Backup, "SERVERPROPERTY('ProductVersion')"),
+        ),
+        (
+            "check-backup-database",
+            Sql(Backup, "SELECT name, state_desc FROM sys.databases"),
+        ),
+        (
+            "read-log-shipping",
+            Sql(Backup, "log_shipping_monitor_secondary AS m"),
+        ),
+        (
+            "assert-backup-ready",
+            Rows(
+                Backup,
+                "SELECT name, state_desc FROM sys.databases",
+                vec!["name", "state_desc"],
+                vec![Value::String("mgc".into()), Value::String("ONLINE".into())],
+            ),
+        ),
+        ("check-primary", Sql(Primary, "m.mirroring_state_desc,")),
+        (
+            "assert-primary-as-declared",
+            Rows(
+                Primary,
+                "m.mirroring_state_desc,",
+                vec![
+                    "state_desc",
+                    "mirroring_role_desc",
+                    "mirroring_state_desc",
+                    "is_sysadmin",
+                ],
+                vec![
+                    Value::String("ONLINE".into()),
+                    Value::String("MIRROR".into()),
+                    Value::String("SYNCHRONIZED".into()),
+                    Value::Int(1),
+                ],
+            ),
+        ),
+        ("check-pool-state", PowerShell("ActiveMasterFqdn")),
+        ("assert-pool-normal", PoolFailedOver),
+        ("disable-primary-log-backups", Sql(Primary, "@enabled = 0")),
+        (
+            "stop-primary-servers",
+            PowerShell("-ActiveServers $null -Confirm:$false"),
+        ),
+        ("remove-primary-mirroring", Sql(Primary, "SET PARTNER OFF")),
+        ("tail-log-backup", Sql(Primary, "BACKUP LOG")),
+        (
+            "remove-log-shipping",
+            Sql(Backup, "sp_delete_log_shipping_secondary_database"),
+        ),
+        ("list-log-backups", Sql(Backup, "xp_dirtree")),
+        ("read-log-headers", Sql(Backup, "RESTORE HEADERONLY")),
+        (
+            "assert-log-chain",
+            Rows(
+                Backup,
+                "RESTORE HEADERONLY",
+                vec!["BackupType", "DatabaseName", "FirstLSN", "LastLSN"],
+                vec![
+                    Value::Int(2),
+                    Value::String("another".into()),
+                    Value::Decimal("1".into()),
+                    Value::Decimal("2".into()),
+                ],
+            ),
+        ),
+        ("restore-log-backups", Sql(Backup, "RESTORE LOG")),
+        ("end-sessions", Sql(Backup, "FROM master.sys.sysprocesses")),
+        ("check-restored", Sql(Backup, "f.redo_start_lsn")),
+        (
+            "assert-everything-restored",
+            Rows(
+                Backup,
+                "f.redo_start_lsn",
+                vec!["state_desc", "redo_start_lsn"],
+                vec![
+                    Value::String("RESTORING".into()),
+                    Value::Decimal("1".into()),
+                ],
+            ),
+        ),
+        ("bring-online", Sql(Backup, "WITH RECOVERY")),
+        // Past the point of no return.
+        (
+            "check-online",
+            Sql(
+                Backup,
+                "SELECT state_desc FROM sys.databases WHERE name = @P1",
+            ),
+        ),
+        (
+            "set-pool-failed-over",
+            PowerShell("-PoolState FailedOver -Confirm:$false"),
+        ),
+        ("check-mirror", Sql(Backup, "m.mirroring_partner_instance")),
+        ("activate-backup-servers", PowerShell("@{Add=")),
+        ("check-active-servers", PowerShell("ActiveServers -join")),
+        ("test-chat", PowerShell("Test-CsPersistentChatMessage")),
+    ]
+}
+
+/// What a failure before the point of no return must leave as it was: everything but how
+/// far the log has gone (a log restored cannot be unrestored, a tail once taken stays on
+/// the share under a log-shipping name; both only move forward), and the files.
+fn comparable(mut s: Snapshot) -> Snapshot {
+    for side in ["primary", "backup"] {
+        if let Some(dbs) = s["sql"][side]["databases"].as_object_mut() {
+            for db in dbs.values_mut() {
+                for field in ["lsn", "backed_up_to", "redo_start", "restored"] {
+                    db[field] = serde_json::Value::Null;
+                }
+            }
+        }
+        if let Some(ls) = s["sql"][side]["log_shipping_primary"].as_array_mut() {
+            for p in ls {
+                p["last_backup_file"] = serde_json::Value::Null;
+            }
+        }
+    }
+    for folder in ["share", "copy"] {
+        s["sql"][folder] = serde_json::Value::Null;
+    }
+    s
+}
+
+#[test]
+fn failover_fails_at_every_step_before_the_point_of_no_return_leaving_the_estate_as_it_was() {
+    let plan = Estate::healthy()
+        .runbook(&["plan", "--format", "json"], "failover.yaml", None)
+        .json();
+    let approvals: Vec<String> = plan["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect();
+    let faults = failover_faults();
+    let covered: Vec<&str> = faults.iter().map(|(s, _)| *s).collect();
+    let uncovered: Vec<String> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .filter(|id| !covered.contains(id) && !approvals.iter().any(|a| a == id))
+        .map(str::to_owned)
+        .collect();
+    // Two steps past the point of no return are left: check-pool-failed-over's script is a
+    // part of the pre-check's, so no text fails it alone; after a failed install-mirror,
+    // check-mirror polls the mirror for 10 minutes before the person is asked, by design,
+    // which is too long for this suite (check-mirror's own failure is rehearsed).
+    assert_eq!(
+        uncovered,
+        ["check-pool-failed-over", "install-mirror"],
+        "steps with no rehearsal of their failure"
+    );
+    let point_of_no_return = covered.iter().position(|s| *s == "check-online").unwrap();
+
+    for (i, (step, inject)) in faults.into_iter().enumerate() {
+        let estate = Estate::healthy();
+        let mut fail_on = None;
+        match inject {
+            Inject::Sql(side, text) => estate.sql.inject(Fault::error(side, text)),
+            Inject::Rows(side, text, columns, row) => estate.sql.inject(Fault {
+                side,
+                text: text.to_owned(),
+                kind: FaultKind::Replies(vec![
+                    Reply::Rows {
+                        columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+                        rows: vec![row],
+                    },
+                    Reply::Done { rows_affected: 1 },
+                ]),
+                times: None,
+            }),
+            Inject::PowerShell(text) => fail_on = Some(text),
+            Inject::PoolFailedOver => {
+                let path = estate.path("lync/lync.json");
+                let mut state = estate.lync.state();
+                state["pools"]["pchat.contoso.com"]["state"] = "FailedOver".into();
+                std::fs::write(path, state.to_string()).expect("Lync state");
+            }
+        }
+        let before = estate.snapshot();
+        let out = run(
+            &estate,
+            "failover.yaml",
+            &all(FAILOVER_APPROVALS, &["confirm-clients"]),
+            fail_on,
+        );
+        let context = format!("failing at `{step}`:\n{}\n{}", out.stdout, out.stderr);
+        let statuses = statuses(&out);
+        assert!(
+            statuses.iter().any(|(id, s)| id == step && s == "failed"),
+            "{context}"
+        );
+        let after = estate.snapshot();
+        let events = out.events();
+        if i < point_of_no_return {
+            assert_eq!(out.code, 1, "{context}");
+            assert_eq!(
+                comparable(after.clone()),
+                comparable(before.clone()),
+                "{context}"
+            );
+            // Log positions only moved forward; no file was removed.
+            for folder in ["share", "copy"] {
+                for file in before["sql"][folder].as_array().unwrap() {
+                    assert!(
+                        after["sql"][folder].as_array().unwrap().contains(file),
+                        "{file} removed from {folder}: {context}"
+                    );
+                }
+            }
+        } else {
+            // A step with a fix-* approval, or one the rest depends on, stops the run for a
+            // person; a failed check goes on to the person confirming the clients, who is
+            // told which checks failed.
+            let stops = [
+                "check-online",
+                "set-pool-failed-over",
+                "activate-backup-servers",
+            ];
+            if stops.contains(&step) {
+                assert_eq!(out.code, 3, "{context}");
+                let finished = events.last().unwrap();
+                assert!(
+                    finished["status"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("stopped past a point of no return"),
+                    "{context}"
+                );
+            } else {
+                assert_eq!(out.code, 0, "{context}");
+            }
+            assert!(
+                !events.iter().any(|e| e["event"] == "rollback_step_started"),
+                "something was undone: {context}"
+            );
+            // Nothing pointed the pool back at the primary.
+            assert!(
+                !estate.lync.log().contains("-PoolState Normal"),
+                "{context}"
+            );
+            assert_eq!(db(&after, "backup", "mgc")["state"], "ONLINE", "{context}");
+        }
+    }
 }

@@ -323,6 +323,38 @@ fn missing_approval_fails_before_the_first_step() {
     assert_eq!(t.read("log"), "", "nothing may run");
 }
 
+/// Regression: a run with a conditional stop for a person (`fix-*` under `when`) could not
+/// start without a terminal unless that stop was approved up front, which defeats it.
+#[test]
+fn an_approval_under_when_is_asked_only_if_reached() {
+    let conditional = "  - id: first\n    continue_on_failure: true\n    run: { shell: sh, script: \"echo ran >> log; exit $FAIL\" }\n  - id: fix-first\n    needs: [first]\n    when: \"steps['first'].status == 'failed'\"\n    approval: { prompt: Fixed by hand? }\n  - id: last\n    needs: [fix-first]\n    run: { shell: sh, script: echo last >> log }\n";
+    let t = Test::new().file("a.yaml", book(conditional));
+    // Not reached: the run goes on.
+    let out = Test::in_dir(t.path())
+        .env("FAIL", "0")
+        .args(["run", "a.yaml"])
+        .run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(t.read("log"), "ran\nlast\n");
+    // Reached: the run stops there, not approved.
+    let out = Test::in_dir(t.path())
+        .env("FAIL", "1")
+        .args(["run", "a.yaml"])
+        .run();
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("not approved: no terminal to ask on (use --approve or --approve-all)"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        t.read("log"),
+        "ran\nlast\nran\n",
+        "nothing after the stop ran"
+    );
+}
+
 #[test]
 fn approval_given_up_front_is_recorded() {
     let t = Test::new().file("a.yaml", book(APPROVAL));

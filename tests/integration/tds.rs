@@ -76,6 +76,9 @@ pub enum Reply {
     /// client may drop the connection meanwhile (ends it quietly) or send an ATTENTION
     /// (the rest of the replies is dropped and the cancel acknowledged).
     Delay(Duration),
+    /// Closes the connection without answering further: what the client sees when the
+    /// network drops after the server did the work.
+    Disconnect,
 }
 
 type Handler = dyn Fn(&Request) -> Vec<Reply> + Send + Sync;
@@ -97,7 +100,16 @@ impl Server {
     where
         F: Fn(&Request) -> Vec<Reply> + Send + Sync + 'static,
     {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the TDS test server");
+        Self::start_at("127.0.0.1", password, handler)
+    }
+
+    /// As [`Server::start`], listening on another loopback address (`127.0.0.2`, …), so that
+    /// servers of one estate have addresses of their own as real SQL Servers have names.
+    pub fn start_at<F>(ip: &str, password: &str, handler: F) -> Server
+    where
+        F: Fn(&Request) -> Vec<Reply> + Send + Sync + 'static,
+    {
+        let listener = TcpListener::bind((ip, 0)).expect("bind the TDS test server");
         let addr = listener.local_addr().expect("TDS test server address");
         let shared = Arc::new(Shared {
             password: password.to_string(),
@@ -135,7 +147,8 @@ impl Server {
     /// for the login when the server does not support encryption at all.
     pub fn connection_string(&self, password: &str) -> String {
         format!(
-            "server=tcp:127.0.0.1,{};user id=sa;password={};encrypt=DANGER_PLAINTEXT",
+            "server=tcp:{},{};user id=sa;password={};encrypt=DANGER_PLAINTEXT",
+            self.addr.ip(),
             self.port(),
             ado_quote(password)
         )
@@ -505,6 +518,13 @@ fn respond(conn: &mut Conn, mut out: Vec<u8>, replies: &[Reply], rpc: bool) -> i
                 flush_pending(&mut out, &mut pending);
                 put_message(&mut out, 0xAA, *number, *state, *severity, message, *line);
                 pending = Some((DONE_ERROR, 0));
+            }
+            Reply::Disconnect => {
+                conn.stream.shutdown(std::net::Shutdown::Both)?;
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "disconnected",
+                ));
             }
             Reply::Delay(delay) => {
                 conn.send(&out, false)?;
