@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::diagnostic::Problem;
 use crate::model::{Runbook, build};
-use crate::yaml::{Node, Span, Value};
+use crate::yaml::{Node, Span, Value, YamlError, YamlErrorClass, YamlErrorKind};
 
 /// Runbooks are small; anything larger than this is refused before it is parsed.
 pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
@@ -157,121 +157,31 @@ pub fn parse(source: &str) -> (Option<Runbook>, Vec<Problem>) {
     (runbook, problems)
 }
 
-fn options() -> serde_saphyr::Options {
-    // YAML 1.2 booleans only: `on`, `yes` and `no` stay strings (`retry.on` is a key).
-    serde_saphyr::options! {
-        strict_booleans: true,
-        budget: serde_saphyr::budget! {
-            max_reader_input_bytes: Some(MAX_FILE_BYTES as usize),
-            max_depth: 48,
-            max_nodes: 8_000_000,
-            max_events: 16_000_000,
-            max_aliases: 10_000,
-            max_anchors: 10_000,
-            max_documents: 1,
-        },
-        alias_limits: serde_saphyr::alias_limits! {
-            max_total_replayed_events: 20_000,
-            max_replay_stack_depth: 16,
-            max_alias_expansions_per_anchor: 1_000,
-        },
-    }
-}
-
 /// Parses the YAML text into a spanned tree under the resource budget.
 pub fn parse_yaml(source: &str) -> Result<Node, Problem> {
-    serde_saphyr::from_str_with_options::<Node>(source, options())
-        .map_err(|err| yaml_problem(source, &err))
+    crate::yaml::parse(source).map_err(|err| yaml_problem(&err))
 }
 
-fn yaml_problem(source: &str, err: &serde_saphyr::Error) -> Problem {
-    let inner = err.without_snippet();
-    let text = inner.to_string();
-    // The message carries its own " at line …" suffix; the label shows the place instead.
-    let mut message = text
-        .find(" at line ")
-        .map_or(text.as_str(), |i| &text[..i])
-        .to_owned();
-    // The parser's advice on duplicate keys is addressed to programmers, not to authors.
-    if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
-        let key = rest
-            .split(", set DuplicateKeyPolicy")
-            .next()
-            .unwrap_or(rest);
-        message = format!("duplicate key `{key}`");
-    }
-    let span = err
-        .location()
-        .map(|loc| {
-            let offset = loc.span().byte_offset().map_or_else(
-                || offset_of(source, loc.line(), loc.column()),
-                |o| usize::try_from(o).unwrap_or(source.len()),
-            );
-            let offset = offset.min(source.len());
-            let len = loc
-                .span()
-                .byte_len()
-                .and_then(|l| usize::try_from(l).ok())
-                .unwrap_or(0)
-                .min(source.len() - offset);
-            Span::new(offset, len)
-        })
-        .unwrap_or_default();
-    let span = span.into();
-    if matches!(inner, serde_saphyr::Error::MultipleDocuments { .. })
-        || message.contains("documents")
-    {
-        Problem::MultipleDocuments { span }
-    } else if message.contains("budget")
-        || message.contains("recursion limit")
-        || message.contains("alias")
-        || message.contains("limit")
-    {
-        Problem::ResourceLimit { message, span }
-    } else if message.contains("unknown escape") {
-        // Located at the backslash, not at the opening quote.
-        let at = span.offset();
-        let backslash = source
-            .get(at..)
-            .and_then(|rest| rest.find('\\'))
-            .map_or(at, |i| at + i);
-        Problem::Syntax {
+fn yaml_problem(err: &YamlError) -> Problem {
+    let span = err.span.into();
+    let message = err.kind.to_string();
+    match (err.class(), &err.kind) {
+        (YamlErrorClass::MultipleDocuments, _) => Problem::MultipleDocuments { span },
+        (YamlErrorClass::ResourceLimit, _) => Problem::ResourceLimit { message, span },
+        (YamlErrorClass::Syntax, YamlErrorKind::UnknownEscape(_)) => Problem::Syntax {
             message,
-            span: Span::new(backslash, 2.min(source.len() - backslash)).into(),
+            span,
             help: crate::diagnostic::QUOTE_PATHS_HELP,
-        }
-    } else if message.contains("found a tab") {
-        // Located at the tab itself, on its own line.
-        let at = span.offset();
-        let tab = source
-            .get(at..)
-            .and_then(|rest| rest.find('\t'))
-            .map_or(at, |i| at + i);
-        Problem::Syntax {
+        },
+        (YamlErrorClass::Syntax, YamlErrorKind::Tab(_)) => Problem::Syntax {
             message,
-            span: Span::new(tab, 1.min(source.len() - tab)).into(),
+            span,
             help: crate::diagnostic::TAB_HELP,
-        }
-    } else {
-        Problem::Syntax {
+        },
+        (YamlErrorClass::Syntax, _) => Problem::Syntax {
             message,
             span,
             help: crate::diagnostic::SYNTAX_HELP,
-        }
+        },
     }
-}
-
-/// Byte offset of a 1-based line and character column.
-fn offset_of(source: &str, line: u64, column: u64) -> usize {
-    let mut offset = 0;
-    for (i, l) in source.split_inclusive('\n').enumerate() {
-        if i as u64 + 1 == line {
-            return offset
-                + l.char_indices()
-                    .nth(usize::try_from(column.saturating_sub(1)).unwrap_or(0))
-                    .map_or(l.len(), |(i, _)| i);
-        }
-        offset += l.len();
-    }
-    source.len()
 }
