@@ -784,10 +784,16 @@ impl Builder<'_> {
             retry: fields.get("retry").and_then(|n| self.retry(n)),
             until: self.string(&fields, "until"),
             outputs: self.string_map(&fields, "outputs"),
-            rollback: fields.get("rollback").and_then(|n| self.action(n)),
+            rollback: fields
+                .get("rollback")
+                .and_then(|n| self.action(n))
+                .map(Box::new),
             irreversible: self.bool(&fields, "irreversible"),
             probe: self.bool(&fields, "probe"),
-            rehearse: fields.get("rehearse").and_then(|n| self.rehearse(n)),
+            rehearse: fields
+                .get("rehearse")
+                .and_then(|n| self.rehearse(n))
+                .map(Box::new),
             idempotent: self.bool(&fields, "idempotent"),
             continue_on_failure: self.bool(&fields, "continue_on_failure"),
             env: self.string_map(&fields, "env"),

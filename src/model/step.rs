@@ -31,13 +31,13 @@ pub struct Step {
     #[serde(default)]
     pub outputs: IndexMap<String, Spanned<String>>,
     /// What undoes this step when a later step fails.
-    pub rollback: Option<Rollback>,
+    pub rollback: Option<Box<Rollback>>,
     /// A point of no return: once it completes, neither it nor its ancestors are rolled back.
     pub irreversible: Option<Spanned<bool>>,
     /// Read-only: safe to run during a rehearsal.
     pub probe: Option<Spanned<bool>>,
     /// What `runbook check` runs instead of the step's action (read-only by contract).
-    pub rehearse: Option<super::Rehearse>,
+    pub rehearse: Option<Box<super::Rehearse>>,
     /// Safe to run again if a crash leaves it in doubt.
     pub idempotent: Option<Spanned<bool>>,
     /// A failure marks the step failed but lets its dependents run.
@@ -350,4 +350,15 @@ struct RollbackKindKeys {
     run: Option<Run>,
     sql: Option<Sql>,
     approval: Option<Approval>,
+}
+
+#[cfg(test)]
+mod size {
+    /// Every step of a runbook is held at once, 100,000 of them in a large one: the rarely
+    /// used parts (rollback, rehearsal) are boxed so that a step without them stays small.
+    #[test]
+    fn a_step_stays_small() {
+        let size = std::mem::size_of::<super::Step>();
+        assert!(size <= 1_400, "a Step is {size} bytes");
+    }
 }

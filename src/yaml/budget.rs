@@ -155,7 +155,10 @@ impl Budget {
 
     pub fn end(&mut self, map: bool) -> Result<(), Breach> {
         self.event()?;
-        self.depth = self.depth.checked_sub(1).ok_or(Breach::SequenceUnbalanced)?;
+        self.depth = self
+            .depth
+            .checked_sub(1)
+            .ok_or(Breach::SequenceUnbalanced)?;
         let from_mapping_value = match (map, self.containers.pop()) {
             (false, Some(Container::Seq { from_mapping_value }))
             | (

@@ -378,10 +378,13 @@ impl<'a> Builder<'a> {
                 self.record(&ev, span, None)?;
                 if anchor != 0 {
                     self.charge_recorded(&ev, span)?;
-                    self.keep(anchor, Rc::from(vec![Rec {
-                        ev: ev.clone(),
-                        span,
-                    }]));
+                    self.keep(
+                        anchor,
+                        Rc::from(vec![Rec {
+                            ev: ev.clone(),
+                            span,
+                        }]),
+                    );
                 }
             }
         }
@@ -418,9 +421,7 @@ impl<'a> Builder<'a> {
 
     /// An alias: its anchor's events again, each placed at the alias.
     fn alias(&mut self, anchor: usize, at: Span) -> Result<(), YamlError> {
-        self.budget
-            .alias()
-            .map_err(|b| Self::breach(b, at))?;
+        self.budget.alias().map_err(|b| Self::breach(b, at))?;
         if anchor >= self.expansions.len() {
             self.expansions.resize(anchor + 1, 0);
         }
@@ -456,8 +457,12 @@ impl<'a> Builder<'a> {
             let charged = match &rec.ev {
                 Ev::Scalar { value, style, tag } => {
                     let merge = tag.as_ref().is_some_and(|t| t.kind == TagKind::Merge);
-                    let merge_key =
-                        value == "<<" && if merge { true } else { tag.is_none() && *style == ScalarStyle::Plain };
+                    let merge_key = value == "<<"
+                        && if merge {
+                            true
+                        } else {
+                            tag.is_none() && *style == ScalarStyle::Plain
+                        };
                     let tag_len = if merge { Tag::merge().budget_len } else { 0 };
                     self.budget.scalar(value.len(), tag_len, 0, merge_key)
                 }
@@ -475,7 +480,9 @@ impl<'a> Builder<'a> {
     /// was written.
     fn node_event(&mut self, ev: Ev<'a>, span: Span, defined: Span) -> Result<(), YamlError> {
         match ev {
-            Ev::Scalar { value, style, tag } => self.scalar(value, style, tag.as_deref(), span, defined),
+            Ev::Scalar { value, style, tag } => {
+                self.scalar(value, style, tag.as_deref(), span, defined)
+            }
             Ev::Start { map, .. } => {
                 let (merging, in_merge, in_key) = match self.stack.last() {
                     Some(parent) => (
@@ -491,7 +498,10 @@ impl<'a> Builder<'a> {
                         parent.in_key
                             || matches!(
                                 parent.collection,
-                                Collection::Map(MapFrame { slot: Slot::Key, .. })
+                                Collection::Map(MapFrame {
+                                    slot: Slot::Key,
+                                    ..
+                                })
                             ),
                     ),
                     None => (false, false, false),
@@ -569,7 +579,8 @@ impl<'a> Builder<'a> {
                 ..
             }) => {
                 if value == "<<"
-                    && (kind == TagKind::Merge || (kind == TagKind::None && style == ScalarStyle::Plain))
+                    && (kind == TagKind::Merge
+                        || (kind == TagKind::None && style == ScalarStyle::Plain))
                 {
                     *slot = Slot::MergeValue;
                     return Ok(());
@@ -605,19 +616,34 @@ impl<'a> Builder<'a> {
                 if scalar::is_null(kind, &value, style) {
                     return Ok(());
                 }
-                soft(YamlError::new(YamlErrorKind::MergeValue, defined), &mut self.key_error)
+                soft(
+                    YamlError::new(YamlErrorKind::MergeValue, defined),
+                    &mut self.key_error,
+                )
             }
             _ => {
                 let done = match scalar::resolve(value, kind, style) {
                     Ok(value) => Done::leaf(Node { value, span }, defined),
                     Err(kind) if in_merge => {
-                        let mut done = Done::leaf(Node { value: Value::Null, span }, defined);
+                        let mut done = Done::leaf(
+                            Node {
+                                value: Value::Null,
+                                span,
+                            },
+                            defined,
+                        );
                         done.errors.push((0, YamlError::new(kind, defined)));
                         done
                     }
                     Err(kind) => {
                         soft(YamlError::new(kind, defined), &mut self.key_error)?;
-                        Done::leaf(Node { value: Value::Null, span }, defined)
+                        Done::leaf(
+                            Node {
+                                value: Value::Null,
+                                span,
+                            },
+                            defined,
+                        )
                     }
                 };
                 self.done(done)
@@ -687,12 +713,22 @@ impl<'a> Builder<'a> {
                     } else {
                         return Err(self.key_error.take().unwrap_or(error));
                     }
-                    map.slot = Slot::Value(Key { name: String::new(), span: done.node.span }, Fingerprint::Int { negative: false, magnitude: 0 }, None);
+                    map.slot = Slot::Value(
+                        Key {
+                            name: String::new(),
+                            span: done.node.span,
+                        },
+                        Fingerprint::Int {
+                            negative: false,
+                            magnitude: 0,
+                        },
+                        None,
+                    );
                 }
                 Slot::Value(key, fingerprint, key_error) => {
-                    if let Some(error) = key_error.or_else(|| {
-                        (!done.errors.is_empty()).then(|| done.errors.swap_remove(0).1)
-                    }) {
+                    if let Some(error) = key_error
+                        .or_else(|| (!done.errors.is_empty()).then(|| done.errors.swap_remove(0).1))
+                    {
                         map.errors.push((map.entries.len(), error));
                     }
                     map.keys.insert(fingerprint);
@@ -716,13 +752,17 @@ impl<'a> Builder<'a> {
             Span::new(found, len.min(self.source.len() - found))
         };
         match err.kind() {
-            ErrorKind::UnknownAnchor => YamlError::new(YamlErrorKind::UnknownAnchor, Span::new(at, 0)),
+            ErrorKind::UnknownAnchor => {
+                YamlError::new(YamlErrorKind::UnknownAnchor, Span::new(at, 0))
+            }
             // Located at the backslash, not at the opening quote.
             ErrorKind::UnknownQuotedScalarEscape => {
                 YamlError::new(YamlErrorKind::UnknownEscape(message), find('\\', 2))
             }
             // Located at the tab itself, on its own line.
-            ErrorKind::TabInPlainScalar => YamlError::new(YamlErrorKind::Tab(message), find('\t', 1)),
+            ErrorKind::TabInPlainScalar => {
+                YamlError::new(YamlErrorKind::Tab(message), find('\t', 1))
+            }
             ErrorKind::RecursionLimitExceeded
             | ErrorKind::AnchorCountOverflow
             | ErrorKind::DirectiveByteLimitExceeded { .. }
@@ -748,7 +788,12 @@ enum Shape {
 }
 
 /// A tag that names another kind of node than the one it is on (`!!int` on a mapping).
-fn check_tag(tag: Option<&Tag>, original: Option<String>, shape: Shape, span: Span) -> Result<(), YamlError> {
+fn check_tag(
+    tag: Option<&Tag>,
+    original: Option<String>,
+    shape: Shape,
+    span: Span,
+) -> Result<(), YamlError> {
     let Some(tag) = tag else {
         return Ok(());
     };
@@ -798,7 +843,10 @@ fn merge_entries(done: Done<'_>) -> Result<Vec<Merged<'_>>, YamlError> {
             .map(|(i, ((key, mut value), fingerprint))| {
                 value.span = span;
                 Merged {
-                    key: Key { name: key.name, span },
+                    key: Key {
+                        name: key.name,
+                        span,
+                    },
                     value,
                     fingerprint,
                     error: errors.next_if(|(at, _)| *at == i).map(|(_, e)| e),

@@ -133,7 +133,6 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 }
 
-
 fn options() -> serde_saphyr::Options {
     // YAML 1.2 booleans only: `on`, `yes` and `no` stay strings (`retry.on` is a key).
     serde_saphyr::options! {
@@ -326,9 +325,44 @@ mod differential {
     }
 
     const PIECES: &[&str] = &[
-        ":", ": ", "-", "- ", "[", "]", "{", "}", ",", "&a ", "*a", "&b ", "*b", "<<: ", "\t",
-        "\"", "'", "\\", "#", "\n", " ", "  ", "!!str ", "!!int ", "!x ", "---\n", "...\n", "? ",
-        "~", "|\n", ">-\n", "0x", ".inf", "é", "1e400", "9223372036854775808", "true", "null",
+        ":",
+        ": ",
+        "-",
+        "- ",
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        "&a ",
+        "*a",
+        "&b ",
+        "*b",
+        "<<: ",
+        "\t",
+        "\"",
+        "'",
+        "\\",
+        "#",
+        "\n",
+        " ",
+        "  ",
+        "!!str ",
+        "!!int ",
+        "!x ",
+        "---\n",
+        "...\n",
+        "? ",
+        "~",
+        "|\n",
+        ">-\n",
+        "0x",
+        ".inf",
+        "é",
+        "1e400",
+        "9223372036854775808",
+        "true",
+        "null",
     ];
 
     struct Lcg(u64);
@@ -401,7 +435,14 @@ mod differential {
                 Value::Map(entries) => {
                     f.write_str("{")?;
                     for (k, v) in entries {
-                        write!(f, "{:?}@{}+{}: {}, ", k.name, k.span.offset, k.span.len, Tree(v))?;
+                        write!(
+                            f,
+                            "{:?}@{}+{}: {}, ",
+                            k.name,
+                            k.span.offset,
+                            k.span.len,
+                            Tree(v)
+                        )?;
                     }
                     f.write_str("}")?;
                 }
@@ -435,7 +476,9 @@ mod differential {
             );
             let new = show(crate::load::parse_yaml(text));
             if old != new {
-                differ.push(format!("{text:?}\n  serde-saphyr: {old}\n  events:       {new}"));
+                differ.push(format!(
+                    "{text:?}\n  serde-saphyr: {old}\n  events:       {new}"
+                ));
             }
         }
         assert!(
@@ -443,7 +486,12 @@ mod differential {
             "{} of {} differ:\n{}",
             differ.len(),
             corpus.len(),
-            differ.iter().take(12).cloned().collect::<Vec<_>>().join("\n")
+            differ
+                .iter()
+                .take(12)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
 }

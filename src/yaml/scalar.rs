@@ -7,8 +7,8 @@ use std::borrow::Cow;
 use base64::Engine;
 use granit_parser::ScalarStyle;
 
-use super::error::YamlErrorKind;
 use super::Value;
+use super::error::YamlErrorKind;
 
 /// The meaning an explicit tag gives a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -69,7 +69,11 @@ pub fn kind_of_opt(tag: Option<&Tag>) -> TagKind {
 }
 
 fn kind_of(tag: &granit_parser::Tag) -> TagKind {
-    for include in ["!include", "tag:yaml.org,2002:include", "tag:yaml.org,2002:!include"] {
+    for include in [
+        "!include",
+        "tag:yaml.org,2002:include",
+        "tag:yaml.org,2002:!include",
+    ] {
         if let Some(rest) = tag.suffix_in_namespace(include)
             && (rest.is_empty() || rest.starts_with('#'))
         {
@@ -144,7 +148,13 @@ impl TagKind {
     fn is_core(self) -> bool {
         matches!(
             self,
-            Self::Int | Self::Float | Self::Bool | Self::Null | Self::Seq | Self::Map | Self::String
+            Self::Int
+                | Self::Float
+                | Self::Bool
+                | Self::Null
+                | Self::Seq
+                | Self::Map
+                | Self::String
         )
     }
 }
@@ -164,7 +174,11 @@ fn trim(s: &str) -> &str {
 }
 
 /// The value of a scalar, or why its tag and its text disagree.
-pub fn resolve(value: Cow<'_, str>, tag: TagKind, style: ScalarStyle) -> Result<Value, YamlErrorKind> {
+pub fn resolve(
+    value: Cow<'_, str>,
+    tag: TagKind,
+    style: ScalarStyle,
+) -> Result<Value, YamlErrorKind> {
     match tag {
         TagKind::Null => return Ok(Value::Null),
         TagKind::Bool => {
@@ -196,7 +210,11 @@ pub fn resolve(value: Cow<'_, str>, tag: TagKind, style: ScalarStyle) -> Result<
     if is_null(tag, &value, style) {
         return Ok(Value::Null);
     }
-    if style != ScalarStyle::Plain || !tag.can_be_string() || tag == TagKind::Binary || tag.forces_string() {
+    if style != ScalarStyle::Plain
+        || !tag.can_be_string()
+        || tag == TagKind::Binary
+        || tag.forces_string()
+    {
         if tag == TagKind::Binary {
             return binary(&value).map(Value::String);
         }
@@ -345,12 +363,13 @@ fn float_of(value: &str, tag: TagKind) -> Option<f64> {
     match t.parse::<f64>() {
         Ok(v) if v.is_finite() => Some(v),
         // Rust also reads `inf` and `nan`; only numerals that overflow count here.
-        Ok(v) if v.is_infinite()
-            && t.strip_prefix(['+', '-'])
-                .unwrap_or(t)
-                .as_bytes()
-                .first()
-                .is_some_and(u8::is_ascii_digit) =>
+        Ok(v)
+            if v.is_infinite()
+                && t.strip_prefix(['+', '-'])
+                    .unwrap_or(t)
+                    .as_bytes()
+                    .first()
+                    .is_some_and(u8::is_ascii_digit) =>
         {
             Some(v)
         }
