@@ -255,6 +255,45 @@ fn human_plan_of_a_long_chain_takes_linear_time() {
 }
 
 #[test]
+fn validating_a_long_chain_that_reads_outputs_takes_linear_time() {
+    // Every step reads its parent's output and the first step's, written last: looking the
+    // read step up in the list, and walking the chain back to the first step for each
+    // reader, were each quadratic (100,000 random steps took 99 s).
+    let n: u64 = 40_000;
+    // First a step that reads one that is not its ancestor: the walk still answers.
+    let mut yaml = format!(
+        "runbook: 1\nname: t\nsteps:\n  - id: late\n    run: {{ program: echo, args: [\"{{{{ steps.s{}.stdout }}}}\"] }}\n",
+        n - 1
+    );
+    for i in (1..n).rev() {
+        yaml.push_str(&format!(
+            "  - id: s{i}\n    needs: [s{}]\n    run: {{ program: echo, args: [\"{{{{ steps.s0.stdout }}}}\", \"{{{{ steps.s{}.stdout }}}}\"] }}\n",
+            i - 1,
+            i - 1
+        ));
+    }
+    yaml.push_str("  - id: s0\n    run: { program: echo }\n");
+    let t = Test::new().file("runbook.yaml", yaml);
+    let (out, cpu) = Test::in_dir(t.path())
+        .args(["validate", "--format", "json", "runbook.yaml"])
+        .run_cpu_timed();
+    // A debug build takes 4–7 s of CPU; each quadratic part alone took 40 s or more.
+    // CPU time, not wall time: the bound holds however busy the machine is.
+    assert!(cpu < Duration::from_secs(16), "took {cpu:?} of CPU");
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert_eq!(
+        out.diags(),
+        [crate::support::diag(
+            "not_an_ancestor",
+            5,
+            // `steps.s39999`, from its root.
+            38,
+            "step `late` reads `steps.s39999`, but `s39999` does not run before it"
+        )]
+    );
+}
+
+#[test]
 fn params_file_from_dev_zero_is_refused_at_its_size_cap() {
     let yaml = "runbook: 1\nname: t\nparams:\n  db: { type: string }\nsteps:\n  - id: a\n    run: { shell: sh, script: \"echo {{ params.db }}\" }\n";
     let t = Test::new().file("runbook.yaml", yaml).args([
