@@ -737,11 +737,16 @@ impl Builder<'_> {
     /// A list of steps (`steps` or `finally`).
     fn steps(&mut self, field: &str, node: &Node) -> Vec<Step> {
         let items = self.seq(field, node);
-        items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, item)| self.step(i, item))
-            .collect()
+        // Exact capacity: a `Step` is large, and a list grown by doubling holds up to twice
+        // what it needs.
+        let mut steps = Vec::with_capacity(items.len());
+        steps.extend(
+            items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| self.step(i, item)),
+        );
+        steps
     }
 
     fn step(&mut self, index: usize, node: &Node) -> Option<Step> {
