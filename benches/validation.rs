@@ -93,6 +93,8 @@ fn with_errors(bytes: usize) -> (String, usize) {
 }
 
 /// Wall time and peak resident memory of one `validate`; its exit code must be `code`.
+// The child is reaped by wait4 (for its rusage), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
 fn run(binary: &Path, file: &Path, format: &str, code: i32) -> (Duration, u64) {
     let start = Instant::now();
     let child = Command::new(binary)

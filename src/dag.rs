@@ -230,23 +230,23 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
         let dag = Dag::new(&runbook.expect("a runbook"));
         // Steps only need earlier ones: ancestors in declaration order.
-        let mut ancestors = vec![vec![false; n]; n];
-        for i in 0..n {
-            for &p in &needs[i] {
-                ancestors[i][p] = true;
-                for a in 0..n {
-                    if ancestors[p][a] {
-                        ancestors[i][a] = true;
-                    }
+        let mut ancestors: Vec<Vec<bool>> = Vec::with_capacity(n);
+        for mine in &needs {
+            let mut row = vec![false; n];
+            for &p in mine {
+                row[p] = true;
+                for (a, &of_parent) in row.iter_mut().zip(&ancestors[p]) {
+                    *a |= of_parent;
                 }
             }
+            ancestors.push(row);
         }
         let mut scratch = Scratch::default();
-        for step in (0..n).rev() {
-            for ancestor in 0..n {
+        for (step, row) in ancestors.iter().enumerate().rev() {
+            for (ancestor, &expected) in row.iter().enumerate() {
                 assert_eq!(
                     dag.is_ancestor(ancestor, step, &mut scratch),
-                    ancestors[step][ancestor],
+                    expected,
                     "s{ancestor} before s{step}"
                 );
             }

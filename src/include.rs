@@ -248,10 +248,9 @@ impl Groups {
             };
             let scope = Scope(vec![level]);
             let mut own = bare(step, &step.id.value, needs, scope);
-            own.title =
-                Some(step.title.clone().unwrap_or_else(|| {
-                    Spanned::new(format!("group {}", group.name), step.id.span)
-                }));
+            own.title = Some(step.title.clone().unwrap_or_else(|| {
+                Box::new(Spanned::new(format!("group {}", group.name), step.id.span))
+            }));
             let mut shown = own.clone();
             // The `use` step's id is written in this file: checked like any step id.
             shown.scope = Scope::default();
@@ -633,7 +632,7 @@ pub(crate) fn stand_in(step: &Step) -> Step {
     shown.for_each = step
         .for_each
         .as_ref()
-        .map(|f| Spanned::new(ForEach::List(Vec::new()), f.span));
+        .map(|f| Box::new(Spanned::new(ForEach::List(Vec::new()), f.span)));
     shown
 }
 

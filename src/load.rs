@@ -94,8 +94,9 @@ pub fn read(path: &Path) -> Result<String, Box<(Problem, String)>> {
             String::new(),
         )));
     }
-    // Read one byte past the limit, so a file that grows while read is still caught.
-    let mut bytes = Vec::new();
+    // Read one byte past the limit, so a file that grows while read is still caught. The
+    // buffer is the file's size (and the byte that tells its end), not grown by doubling.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).map_or(0, |n| n + 1));
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(io)?;
@@ -131,10 +132,20 @@ pub fn read(path: &Path) -> Result<String, Box<(Problem, String)>> {
 
 /// Parses runbook text into the model, collecting every problem of shape.
 pub fn parse(source: &str) -> (Option<Runbook>, Vec<Problem>) {
+    // Each step is built as soon as the reader has it, and its part of the tree dropped.
+    parse_with(source, build::Streamed::LISTS)
+}
+
+/// [`parse`], building the steps of `lists` as they are read and the rest from the tree.
+fn parse_with(source: &str, lists: &[&'static str]) -> (Option<Runbook>, Vec<Problem>) {
     let mut problems = Vec::new();
-    let root = match parse_yaml(source) {
+    let mut streamed = build::Streamed::default();
+    let parsed = crate::yaml::parse_streaming(source, lists, &mut |list, index, node| {
+        streamed.item(list, index, &node, source);
+    });
+    let root = match parsed {
         Ok(root) => root,
-        Err(problem) => return (None, vec![problem]),
+        Err(err) => return (None, vec![yaml_problem(&err)]),
     };
     match &root.value {
         Value::Null => {
@@ -153,7 +164,7 @@ pub fn parse(source: &str) -> (Option<Runbook>, Vec<Problem>) {
         }
     }
     crate::validate::scalars::check(&root, source, &mut problems);
-    let runbook = build::build(&root, &mut problems);
+    let runbook = build::build(root, streamed, &mut problems);
     (runbook, problems)
 }
 
@@ -183,5 +194,56 @@ fn yaml_problem(err: &YamlError) -> Problem {
             span,
             help: crate::diagnostic::SYNTAX_HELP,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse, parse_with};
+
+    /// Steps built one by one while the YAML is read are the steps built from the whole
+    /// tree, with the same problems at the same places: for the shipped runbooks, and for
+    /// steps with problems, under an alias, or merged in with `<<`.
+    #[test]
+    fn steps_built_while_reading_are_those_built_from_the_tree() {
+        let mut texts = Vec::new();
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/runbooks");
+        let mut dirs = vec![std::path::PathBuf::from(root)];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("runbooks").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "yaml") {
+                    texts.push(std::fs::read_to_string(&path).expect("runbook"));
+                }
+            }
+        }
+        assert!(texts.len() > 10, "the shipped runbooks were not found");
+        texts.extend(
+            [
+                // Problems of every kind inside steps and finally steps, and around them.
+                "runbook: 1\nname: t\ncolour: x\nsteps:\n  - { id: a, wait: 1s, colour: x }\n  - { id: b, run: { program: \"C:\\new\" } }\n  - { wait: 5 }\n  - id: c\n    needs: b\n    run: { program: \"a\\0b\" }\n  - 7\nfinally:\n  - { id: f, wait: nope }\nlocks: 3\n",
+                // The list under an alias, and a step replayed from an anchor.
+                "runbook: 1\nname: t\nx: &list\n  - &s { id: a, wait: 1s }\n  - { id: b, wait: 1s }\nsteps: *list\nfinally:\n  - *s\n",
+                // Steps merged into the top level.
+                "<<: { runbook: 1, name: t, steps: [{ id: a, wait: 1s }, { id: a, wait: x }] }\n",
+                // Not a list, and an empty one.
+                "runbook: 1\nname: t\nsteps: { id: a }\nfinally: []\n",
+                "runbook: 1\nname: t\nsteps:\n",
+            ]
+            .map(str::to_owned),
+        );
+        // In the order reports show them: by place in the file.
+        let sorted = |mut problems: Vec<crate::diagnostic::Problem>| {
+            problems.sort_by_key(|p| p.primary_span().map(|s| s.offset()));
+            format!("{problems:?}")
+        };
+        for text in &texts {
+            let (streamed, streamed_problems) = parse(text);
+            let (whole, whole_problems) = parse_with(text, &[]);
+            assert_eq!(streamed, whole, "{text}");
+            assert_eq!(sorted(streamed_problems), sorted(whole_problems), "{text}");
+        }
     }
 }

@@ -18,7 +18,21 @@ use super::{Key, Node, Span, Value};
 
 /// Parses one YAML document into a spanned tree under the resource budget.
 pub fn parse(source: &str) -> Result<Node, YamlError> {
-    Builder::new(source).run()
+    Builder::new(source, &[], None).run()
+}
+
+/// Receives each item of a streamed list: the list's key, the item's index and the item.
+pub(crate) type Sink<'s> = &'s mut dyn FnMut(&'static str, usize, Node);
+
+/// [`parse`], but each item of a list under one of the top-level keys `lists` goes to `sink`
+/// as soon as it is complete, and is left out of the tree (the list stays, empty): a large
+/// file's steps need not all be held as a tree at once.
+pub fn parse_streaming(
+    source: &str,
+    lists: &[&'static str],
+    sink: Sink<'_>,
+) -> Result<Node, YamlError> {
+    Builder::new(source, lists, Some(sink)).run()
 }
 
 /// A node event as the builder sees it, live from the parser or replayed from an anchor.
@@ -173,6 +187,9 @@ struct MapFrame<'a> {
     errors: Vec<(usize, YamlError)>,
 }
 
+// Collections being built live only on the stack of open ones (48 deep at most): their
+// size costs nothing, a box per mapping would.
+#[allow(clippy::large_enum_variant)]
 enum Collection<'a> {
     Seq(Vec<Node>),
     Map(MapFrame<'a>),
@@ -192,6 +209,8 @@ struct Frame<'a> {
     /// Part of a key: a list or mapping used as a key is refused once the whole key is read,
     /// with the first problem found inside it.
     in_key: bool,
+    /// A streamed list: its key, and how many items went to the sink.
+    streamed: Option<(&'static str, usize)>,
 }
 
 impl Frame<'_> {
@@ -234,8 +253,11 @@ impl Done<'_> {
     }
 }
 
-struct Builder<'a> {
+struct Builder<'a, 's> {
     source: &'a str,
+    /// The top-level keys whose lists are streamed, and where their items go.
+    lists: &'s [&'static str],
+    sink: Option<Sink<'s>>,
     parser: Parser<'a, StrInput<'a>>,
     budget: Budget,
     anchors: Vec<Option<Rc<[Rec<'a>]>>>,
@@ -256,10 +278,12 @@ fn span_of(span: &granit_parser::Span) -> Span {
     }
 }
 
-impl<'a> Builder<'a> {
-    fn new(source: &'a str) -> Self {
+impl<'a, 's> Builder<'a, 's> {
+    fn new(source: &'a str, lists: &'s [&'static str], sink: Option<Sink<'s>>) -> Self {
         Self {
             source,
+            lists,
+            sink,
             parser: Parser::new_from_str(source),
             budget: Budget::default(),
             anchors: Vec::new(),
@@ -519,6 +543,7 @@ impl<'a> Builder<'a> {
                 } else {
                     Collection::Seq(Vec::new())
                 };
+                let streamed = self.streamed(&collection);
                 self.stack.push(Frame {
                     collection,
                     span,
@@ -526,6 +551,7 @@ impl<'a> Builder<'a> {
                     in_merge,
                     deferred: None,
                     in_key,
+                    streamed,
                 });
                 Ok(())
             }
@@ -651,6 +677,23 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Whether a list starting now is streamed: it is the value of one of the `lists` keys of
+    /// the top-level mapping.
+    fn streamed(&self, collection: &Collection<'_>) -> Option<(&'static str, usize)> {
+        let ([root], Collection::Seq(_)) = (self.stack.as_slice(), collection) else {
+            return None;
+        };
+        let Collection::Map(MapFrame {
+            slot: Slot::Value(key, ..),
+            ..
+        }) = &root.collection
+        else {
+            return None;
+        };
+        let list = self.lists.iter().find(|list| **list == key.name)?;
+        Some((list, 0))
+    }
+
     /// A collection that ended: a list, a mapping with its merges applied, or the entries
     /// of a list under `<<`.
     fn finish(&mut self, frame: Frame<'a>) -> Result<Done<'a>, YamlError> {
@@ -658,11 +701,16 @@ impl<'a> Builder<'a> {
             value,
             span: frame.span,
         };
+        // A finished collection gives back what it grew beyond its size: the tree of a large
+        // file is mostly small lists and mappings.
         Ok(match frame.collection {
-            Collection::Seq(items) => Done {
-                errors: frame.deferred.into_iter().map(|e| (0, e)).collect(),
-                ..Done::leaf(node(Value::Seq(items)), frame.defined)
-            },
+            Collection::Seq(mut items) => {
+                items.shrink_to_fit();
+                Done {
+                    errors: frame.deferred.into_iter().map(|e| (0, e)).collect(),
+                    ..Done::leaf(node(Value::Seq(items)), frame.defined)
+                }
+            }
             Collection::MergeList(merged) => Done {
                 merged: Some(merged),
                 ..Done::leaf(node(Value::Seq(Vec::new())), frame.defined)
@@ -681,6 +729,7 @@ impl<'a> Builder<'a> {
                     map.keys.insert(merged.fingerprint);
                     map.entries.push((merged.key, merged.value));
                 }
+                map.entries.shrink_to_fit();
                 Done {
                     keys: Some(map.keys.list),
                     errors: map.errors,
@@ -701,7 +750,13 @@ impl<'a> Builder<'a> {
                 if frame.deferred.is_none() && !done.errors.is_empty() {
                     frame.deferred = Some(done.errors.swap_remove(0).1);
                 }
-                items.push(done.node);
+                match (&mut frame.streamed, &mut self.sink) {
+                    (Some((list, count)), Some(sink)) => {
+                        sink(list, *count, done.node);
+                        *count += 1;
+                    }
+                    _ => items.push(done.node),
+                }
             }
             Collection::MergeList(merged) => merged.extend(merge_entries(done)?),
             Collection::Map(map) => match std::mem::replace(&mut map.slot, Slot::Key) {

@@ -9,7 +9,7 @@ mod events;
 mod scalar;
 
 pub use error::{YamlError, YamlErrorClass, YamlErrorKind};
-pub use events::parse;
+pub use events::{parse, parse_streaming};
 
 /// A byte range in the source file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

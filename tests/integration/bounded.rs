@@ -294,6 +294,46 @@ fn validating_a_long_chain_that_reads_outputs_takes_linear_time() {
 }
 
 #[test]
+fn validating_a_large_runbook_holds_little_more_than_ten_times_its_size() {
+    // Each step needs up to three earlier ones and reads a param and a parent's output.
+    let steps = |n: usize| {
+        let mut yaml = String::from(
+            "runbook: 1\nname: t\nparams:\n  target: { default: x }\nsteps:\n  - id: s0\n    run: { program: echo }\n",
+        );
+        for i in 1..n {
+            let mut needs = vec![i - 1, i / 2, i / 3];
+            needs.dedup();
+            let list: Vec<String> = needs.iter().map(|p| format!("s{p}")).collect();
+            yaml.push_str(&format!(
+                "  - id: s{i}\n    needs: [{}]\n    run: {{ program: echo, args: [\"{{{{ params.target }}}}\", \"{{{{ steps.s{}.stdout }}}}\"] }}\n",
+                list.join(", "),
+                i - 1
+            ));
+        }
+        yaml
+    };
+    let peak = |yaml: String| {
+        let t = Test::new().file("runbook.yaml", yaml);
+        let (out, _, peak) = Test::in_dir(t.path())
+            .args(["validate", "--format", "json", "runbook.yaml"])
+            .run_measured();
+        assert_eq!(out.code, 0, "{}", out.stdout);
+        peak
+    };
+    let large = steps(30_000);
+    let size = large.len() as u64;
+    // What the program holds for any file (its code, a small runbook) is not counted.
+    let held = peak(large).saturating_sub(peak(steps(10)));
+    // 12–13× the file here; holding the whole tree with the whole model took 26×, and
+    // with copies of the steps besides, 80×.
+    assert!(
+        held < 16 * size,
+        "held {held} bytes for a file of {size}: {:.1}×",
+        held as f64 / size as f64
+    );
+}
+
+#[test]
 fn params_file_from_dev_zero_is_refused_at_its_size_cap() {
     let yaml = "runbook: 1\nname: t\nparams:\n  db: { type: string }\nsteps:\n  - id: a\n    run: { shell: sh, script: \"echo {{ params.db }}\" }\n";
     let t = Test::new().file("runbook.yaml", yaml).args([
