@@ -36,6 +36,7 @@ mod schema;
 mod secrets;
 mod shipped;
 mod sql;
+mod sql_tls;
 mod sshd;
 mod support;
 mod tds;
