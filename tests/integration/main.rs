@@ -38,6 +38,7 @@ mod schema;
 mod secrets;
 mod shipped;
 mod sql;
+mod sql_tls;
 mod sshd;
 mod support;
 mod tds;
