@@ -700,7 +700,7 @@ fn run_texts(run: &Run) -> Vec<(&str, bool)> {
         .iter()
         .chain(&run.args)
         .chain(&run.script)
-        .chain(&run.cwd)
+        .chain(run.cwd.as_deref())
         .map(|t| (t.as_str(), false))
         .collect()
 }

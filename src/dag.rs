@@ -67,19 +67,41 @@ impl Dag {
         if self.parents(step).any(|p| p == ancestor) {
             return true;
         }
+        if let Some(descendants) = scratch.kept.get(&ancestor) {
+            return descendants.contains(step);
+        }
         scratch.reset(self.len());
         let mut stack = vec![step];
-        while let Some(node) = stack.pop() {
+        let mut walked = 0;
+        let mut found = false;
+        'walk: while let Some(node) = stack.pop() {
+            walked += 1;
             for parent in self.parents(node) {
                 if parent == ancestor {
-                    return true;
+                    found = true;
+                    break 'walk;
                 }
                 if scratch.visit(parent) {
                     stack.push(parent);
                 }
             }
         }
-        false
+        scratch.walked(self, ancestor, walked);
+        found
+    }
+
+    /// Every step that needs `step`, directly or not.
+    fn descendants(&self, step: usize) -> Bits {
+        let mut set = Bits(vec![0; self.len().div_ceil(64)]);
+        let mut stack = vec![step];
+        while let Some(node) = stack.pop() {
+            for child in self.children(node) {
+                if set.insert(child) {
+                    stack.push(child);
+                }
+            }
+        }
+        set
     }
 
     /// Steps grouped in waves: each wave's steps need only steps of earlier waves, so a wave
@@ -102,14 +124,58 @@ impl Dag {
     }
 }
 
-/// Reusable visited-marks for graph walks, so repeated queries do not allocate.
+/// Reusable visited-marks for the walks of one graph, so repeated queries do not allocate;
+/// and the descendants of the steps whose walks have cost as much as the graph: a step that
+/// every other step reads (a `prepare` whose output all use) then costs one walk, not one
+/// per reader, while a step read close by is never worth a set.
 #[derive(Debug, Default)]
 pub struct Scratch {
     marks: Vec<u32>,
     epoch: u32,
+    /// Steps walked so far in the walks looking for a given ancestor.
+    walks: HashMap<usize, usize>,
+    kept: HashMap<usize, Bits>,
+    /// Bits held by the kept sets.
+    bits_kept: usize,
+}
+
+/// Descendant sets are kept up to this many bits in all (16 MiB: 1,342 sets of a
+/// 100,000-step graph); past it, each question walks the graph again.
+const MAX_KEPT_BITS: usize = 128 << 20;
+
+/// One bit per step.
+#[derive(Debug)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn contains(&self, step: usize) -> bool {
+        self.0
+            .get(step / 64)
+            .is_some_and(|word| word & (1 << (step % 64)) != 0)
+    }
+
+    /// Sets the bit of `step`; false when it was set already.
+    fn insert(&mut self, step: usize) -> bool {
+        let (word, bit) = (&mut self.0[step / 64], 1 << (step % 64));
+        let new = *word & bit == 0;
+        *word |= bit;
+        new
+    }
 }
 
 impl Scratch {
+    /// A walk looking for `ancestor` visited `steps` steps: once such walks have cost as
+    /// much as one walk of the whole graph, the descendants of `ancestor` are kept.
+    fn walked(&mut self, dag: &Dag, ancestor: usize, steps: usize) {
+        let cost = self.walks.entry(ancestor).or_default();
+        *cost = cost.saturating_add(steps);
+        let bits = dag.len().div_ceil(64) * 64;
+        if *cost >= dag.len() && self.bits_kept.saturating_add(bits) <= MAX_KEPT_BITS {
+            self.bits_kept += bits;
+            self.kept.insert(ancestor, dag.descendants(ancestor));
+        }
+    }
+
     fn reset(&mut self, len: usize) {
         if self.marks.len() < len {
             self.marks.resize(len, 0);
@@ -129,5 +195,62 @@ impl Scratch {
             self.marks[node] = self.epoch;
             true
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Dag, Scratch};
+
+    /// Every answer agrees with the ancestors computed from the `needs` directly: the first
+    /// questions about a step walk the graph, the later ones read its kept set.
+    #[test]
+    fn is_ancestor_agrees_with_the_needs_whether_sets_are_kept_or_not() {
+        let n = 300;
+        let mut yaml = String::from("runbook: 1\nname: t\nsteps:\n");
+        let mut needs: Vec<Vec<usize>> = Vec::new();
+        let mut seed = 7_u64;
+        for i in 0..n {
+            let mut mine = Vec::new();
+            for _ in 0..2.min(i) {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                let parent = (seed >> 33) as usize % i;
+                if !mine.contains(&parent) {
+                    mine.push(parent);
+                }
+            }
+            let list: Vec<String> = mine.iter().map(|p| format!("s{p}")).collect();
+            yaml.push_str(&format!(
+                "  - {{ id: s{i}, needs: [{}], wait: 1s }}\n",
+                list.join(", ")
+            ));
+            needs.push(mine);
+        }
+        let (runbook, problems) = crate::load::parse(&yaml);
+        assert!(problems.is_empty(), "{problems:?}");
+        let dag = Dag::new(&runbook.expect("a runbook"));
+        // Steps only need earlier ones: ancestors in declaration order.
+        let mut ancestors: Vec<Vec<bool>> = Vec::with_capacity(n);
+        for mine in &needs {
+            let mut row = vec![false; n];
+            for &p in mine {
+                row[p] = true;
+                for (a, &of_parent) in row.iter_mut().zip(&ancestors[p]) {
+                    *a |= of_parent;
+                }
+            }
+            ancestors.push(row);
+        }
+        let mut scratch = Scratch::default();
+        for (step, row) in ancestors.iter().enumerate().rev() {
+            for (ancestor, &expected) in row.iter().enumerate() {
+                assert_eq!(
+                    dag.is_ancestor(ancestor, step, &mut scratch),
+                    expected,
+                    "s{ancestor} before s{step}"
+                );
+            }
+        }
+        assert!(!scratch.kept.is_empty(), "no set was kept");
     }
 }

@@ -62,8 +62,9 @@ struct Group {
 pub struct Expanded {
     /// What runs.
     pub runbook: Runbook,
-    /// What the file is validated with (see the module docs).
-    pub view: Runbook,
+    /// What the file is validated with (see the module docs), when it is not `runbook`
+    /// itself: a file without `use` steps is validated as it runs, with no copy.
+    view: Option<Runbook>,
     /// Problems found in the included files, one report per group file.
     pub included: Vec<FileReport>,
     passed_on: IndexMap<String, String>,
@@ -92,12 +93,19 @@ struct File<'a> {
     source: &'a str,
 }
 
+impl Expanded {
+    /// What the file is validated with (see the module docs).
+    pub fn view(&self) -> &Runbook {
+        self.view.as_ref().unwrap_or(&self.runbook)
+    }
+}
+
 impl Groups {
     /// Expands the `use` steps of `runbook`, read from `source` at `display`; problems at the
     /// `use` steps go to `problems`.
     pub fn expand(
         &mut self,
-        runbook: &Runbook,
+        mut runbook: Runbook,
         display: &str,
         source: &str,
         problems: &mut Vec<Problem>,
@@ -118,22 +126,31 @@ impl Groups {
                 None => std::fs::canonicalize(&runbook.dir).unwrap_or_else(|_| runbook.dir.clone()),
             };
         }
+        if runbook.steps.iter().all(|s| s.uses.is_none()) {
+            return Expanded {
+                runbook,
+                view: None,
+                included: Vec::new(),
+                passed_on: IndexMap::new(),
+            };
+        }
+        let steps = std::mem::take(&mut runbook.steps);
         let file = File {
             display,
             dir: &runbook.dir,
             source,
         };
-        let parts = self.steps(&runbook.steps, &file, problems);
-        let mut expanded = runbook.clone();
-        expanded.steps = parts.run;
-        expanded.connections.extend(parts.connections);
-        expanded.targets.extend(parts.targets);
-        expanded.included = parts.files;
+        let parts = self.steps(&steps, &file, problems);
+        drop(steps);
         let mut shown = runbook.clone();
         shown.steps = parts.view;
+        runbook.steps = parts.run;
+        runbook.connections.extend(parts.connections);
+        runbook.targets.extend(parts.targets);
+        runbook.included = parts.files;
         Expanded {
-            runbook: expanded,
-            view: shown,
+            runbook,
+            view: Some(shown),
             included: parts.included,
             passed_on: parts.passed_on,
         }
@@ -231,10 +248,9 @@ impl Groups {
             };
             let scope = Scope(vec![level]);
             let mut own = bare(step, &step.id.value, needs, scope);
-            own.title =
-                Some(step.title.clone().unwrap_or_else(|| {
-                    Spanned::new(format!("group {}", group.name), step.id.span)
-                }));
+            own.title = Some(step.title.clone().unwrap_or_else(|| {
+                Box::new(Spanned::new(format!("group {}", group.name), step.id.span))
+            }));
             let mut shown = own.clone();
             // The `use` step's id is written in this file: checked like any step id.
             shown.scope = Scope::default();
@@ -334,15 +350,15 @@ impl Groups {
             files: Vec::new(),
         };
         let mut included = Vec::new();
-        if let Some(runbook) = &loaded.runbook {
-            let expanded = self.expand(runbook, shown, &loaded.source, &mut problems);
-            check(&expanded.view, &loaded.source, &mut problems);
-            included = expanded.included;
+        if let Some(runbook) = loaded.runbook {
             group.name = runbook.name.value.clone();
             group.params = runbook.params.clone();
             group.outputs = runbook.group.clone().unwrap_or_default();
-            group.view = expanded.runbook.steps.iter().map(stand_in).collect();
             group.in_args = in_args(&runbook.steps);
+            let expanded = self.expand(runbook, shown, &loaded.source, &mut problems);
+            check(expanded.view(), &loaded.source, &mut problems);
+            included = expanded.included;
+            group.view = expanded.runbook.steps.iter().map(stand_in).collect();
             for (name, step) in &expanded.passed_on {
                 group
                     .in_args
@@ -616,7 +632,7 @@ pub(crate) fn stand_in(step: &Step) -> Step {
     shown.for_each = step
         .for_each
         .as_ref()
-        .map(|f| Spanned::new(ForEach::List(Vec::new()), f.span));
+        .map(|f| Box::new(Spanned::new(ForEach::List(Vec::new()), f.span)));
     shown
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::diagnostic::Problem;
 use crate::model::{Runbook, build};
-use crate::yaml::{Node, Span, Value};
+use crate::yaml::{Node, Span, Value, YamlError, YamlErrorClass, YamlErrorKind};
 
 /// Runbooks are small; anything larger than this is refused before it is parsed.
 pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
@@ -94,8 +94,9 @@ pub fn read(path: &Path) -> Result<String, Box<(Problem, String)>> {
             String::new(),
         )));
     }
-    // Read one byte past the limit, so a file that grows while read is still caught.
-    let mut bytes = Vec::new();
+    // Read one byte past the limit, so a file that grows while read is still caught. The
+    // buffer is the file's size (and the byte that tells its end), not grown by doubling.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).map_or(0, |n| n + 1));
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(io)?;
@@ -131,10 +132,20 @@ pub fn read(path: &Path) -> Result<String, Box<(Problem, String)>> {
 
 /// Parses runbook text into the model, collecting every problem of shape.
 pub fn parse(source: &str) -> (Option<Runbook>, Vec<Problem>) {
+    // Each step is built as soon as the reader has it, and its part of the tree dropped.
+    parse_with(source, build::Streamed::LISTS)
+}
+
+/// [`parse`], building the steps of `lists` as they are read and the rest from the tree.
+fn parse_with(source: &str, lists: &[&'static str]) -> (Option<Runbook>, Vec<Problem>) {
     let mut problems = Vec::new();
-    let root = match parse_yaml(source) {
+    let mut streamed = build::Streamed::default();
+    let parsed = crate::yaml::parse_streaming(source, lists, &mut |list, index, node| {
+        streamed.item(list, index, &node, source);
+    });
+    let root = match parsed {
         Ok(root) => root,
-        Err(problem) => return (None, vec![problem]),
+        Err(err) => return (None, vec![yaml_problem(&err)]),
     };
     match &root.value {
         Value::Null => {
@@ -153,125 +164,86 @@ pub fn parse(source: &str) -> (Option<Runbook>, Vec<Problem>) {
         }
     }
     crate::validate::scalars::check(&root, source, &mut problems);
-    let runbook = build::build(&root, &mut problems);
+    let runbook = build::build(root, streamed, &mut problems);
     (runbook, problems)
-}
-
-fn options() -> serde_saphyr::Options {
-    // YAML 1.2 booleans only: `on`, `yes` and `no` stay strings (`retry.on` is a key).
-    serde_saphyr::options! {
-        strict_booleans: true,
-        budget: serde_saphyr::budget! {
-            max_reader_input_bytes: Some(MAX_FILE_BYTES as usize),
-            max_depth: 48,
-            max_nodes: 8_000_000,
-            max_events: 16_000_000,
-            max_aliases: 10_000,
-            max_anchors: 10_000,
-            max_documents: 1,
-        },
-        alias_limits: serde_saphyr::alias_limits! {
-            max_total_replayed_events: 20_000,
-            max_replay_stack_depth: 16,
-            max_alias_expansions_per_anchor: 1_000,
-        },
-    }
 }
 
 /// Parses the YAML text into a spanned tree under the resource budget.
 pub fn parse_yaml(source: &str) -> Result<Node, Problem> {
-    serde_saphyr::from_str_with_options::<Node>(source, options())
-        .map_err(|err| yaml_problem(source, &err))
+    crate::yaml::parse(source).map_err(|err| yaml_problem(&err))
 }
 
-fn yaml_problem(source: &str, err: &serde_saphyr::Error) -> Problem {
-    let inner = err.without_snippet();
-    let text = inner.to_string();
-    // The message carries its own " at line …" suffix; the label shows the place instead.
-    let mut message = text
-        .find(" at line ")
-        .map_or(text.as_str(), |i| &text[..i])
-        .to_owned();
-    // The parser's advice on duplicate keys is addressed to programmers, not to authors.
-    if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
-        let key = rest
-            .split(", set DuplicateKeyPolicy")
-            .next()
-            .unwrap_or(rest);
-        message = format!("duplicate key `{key}`");
-    }
-    let span = err
-        .location()
-        .map(|loc| {
-            let offset = loc.span().byte_offset().map_or_else(
-                || offset_of(source, loc.line(), loc.column()),
-                |o| usize::try_from(o).unwrap_or(source.len()),
-            );
-            let offset = offset.min(source.len());
-            let len = loc
-                .span()
-                .byte_len()
-                .and_then(|l| usize::try_from(l).ok())
-                .unwrap_or(0)
-                .min(source.len() - offset);
-            Span::new(offset, len)
-        })
-        .unwrap_or_default();
-    let span = span.into();
-    if matches!(inner, serde_saphyr::Error::MultipleDocuments { .. })
-        || message.contains("documents")
-    {
-        Problem::MultipleDocuments { span }
-    } else if message.contains("budget")
-        || message.contains("recursion limit")
-        || message.contains("alias")
-        || message.contains("limit")
-    {
-        Problem::ResourceLimit { message, span }
-    } else if message.contains("unknown escape") {
-        // Located at the backslash, not at the opening quote.
-        let at = span.offset();
-        let backslash = source
-            .get(at..)
-            .and_then(|rest| rest.find('\\'))
-            .map_or(at, |i| at + i);
-        Problem::Syntax {
+fn yaml_problem(err: &YamlError) -> Problem {
+    let span = err.span.into();
+    let message = err.kind.to_string();
+    match (err.class(), &err.kind) {
+        (YamlErrorClass::MultipleDocuments, _) => Problem::MultipleDocuments { span },
+        (YamlErrorClass::ResourceLimit, _) => Problem::ResourceLimit { message, span },
+        (YamlErrorClass::Syntax, YamlErrorKind::UnknownEscape(_)) => Problem::Syntax {
             message,
-            span: Span::new(backslash, 2.min(source.len() - backslash)).into(),
+            span,
             help: crate::diagnostic::QUOTE_PATHS_HELP,
-        }
-    } else if message.contains("found a tab") {
-        // Located at the tab itself, on its own line.
-        let at = span.offset();
-        let tab = source
-            .get(at..)
-            .and_then(|rest| rest.find('\t'))
-            .map_or(at, |i| at + i);
-        Problem::Syntax {
+        },
+        (YamlErrorClass::Syntax, YamlErrorKind::Tab(_)) => Problem::Syntax {
             message,
-            span: Span::new(tab, 1.min(source.len() - tab)).into(),
+            span,
             help: crate::diagnostic::TAB_HELP,
-        }
-    } else {
-        Problem::Syntax {
+        },
+        (YamlErrorClass::Syntax, _) => Problem::Syntax {
             message,
             span,
             help: crate::diagnostic::SYNTAX_HELP,
-        }
+        },
     }
 }
 
-/// Byte offset of a 1-based line and character column.
-fn offset_of(source: &str, line: u64, column: u64) -> usize {
-    let mut offset = 0;
-    for (i, l) in source.split_inclusive('\n').enumerate() {
-        if i as u64 + 1 == line {
-            return offset
-                + l.char_indices()
-                    .nth(usize::try_from(column.saturating_sub(1)).unwrap_or(0))
-                    .map_or(l.len(), |(i, _)| i);
+#[cfg(test)]
+mod tests {
+    use super::{parse, parse_with};
+
+    /// Steps built one by one while the YAML is read are the steps built from the whole
+    /// tree, with the same problems at the same places: for the shipped runbooks, and for
+    /// steps with problems, under an alias, or merged in with `<<`.
+    #[test]
+    fn steps_built_while_reading_are_those_built_from_the_tree() {
+        let mut texts = Vec::new();
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/runbooks");
+        let mut dirs = vec![std::path::PathBuf::from(root)];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("runbooks").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "yaml") {
+                    texts.push(std::fs::read_to_string(&path).expect("runbook"));
+                }
+            }
         }
-        offset += l.len();
+        assert!(texts.len() > 10, "the shipped runbooks were not found");
+        texts.extend(
+            [
+                // Problems of every kind inside steps and finally steps, and around them.
+                "runbook: 1\nname: t\ncolour: x\nsteps:\n  - { id: a, wait: 1s, colour: x }\n  - { id: b, run: { program: \"C:\\new\" } }\n  - { wait: 5 }\n  - id: c\n    needs: b\n    run: { program: \"a\\0b\" }\n  - 7\nfinally:\n  - { id: f, wait: nope }\nlocks: 3\n",
+                // The list under an alias, and a step replayed from an anchor.
+                "runbook: 1\nname: t\nx: &list\n  - &s { id: a, wait: 1s }\n  - { id: b, wait: 1s }\nsteps: *list\nfinally:\n  - *s\n",
+                // Steps merged into the top level.
+                "<<: { runbook: 1, name: t, steps: [{ id: a, wait: 1s }, { id: a, wait: x }] }\n",
+                // Not a list, and an empty one.
+                "runbook: 1\nname: t\nsteps: { id: a }\nfinally: []\n",
+                "runbook: 1\nname: t\nsteps:\n",
+            ]
+            .map(str::to_owned),
+        );
+        // In the order reports show them: by place in the file.
+        let sorted = |mut problems: Vec<crate::diagnostic::Problem>| {
+            problems.sort_by_key(|p| p.primary_span().map(|s| s.offset()));
+            format!("{problems:?}")
+        };
+        for text in &texts {
+            let (streamed, streamed_problems) = parse(text);
+            let (whole, whole_problems) = parse_with(text, &[]);
+            assert_eq!(streamed, whole, "{text}");
+            assert_eq!(sorted(streamed_problems), sorted(whole_problems), "{text}");
+        }
     }
-    source.len()
 }

@@ -484,7 +484,7 @@ fn plan_steps(
             timeout: runbook
                 .attempt_timeout(step)
                 .map(|t| humantime::format_duration(t).to_string()),
-            retry: Policy::resolve(step.retry.as_ref(), runbook.default_retry(step)),
+            retry: Policy::resolve(step.retry.as_deref(), runbook.default_retry(step)),
             until: step.until.as_ref().map(|u| u.value.clone()),
             outputs: step.outputs.keys().cloned().collect(),
             rollback,

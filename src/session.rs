@@ -197,8 +197,8 @@ pub fn check_with(
     let checked = loaded.runbook.map(|runbook| {
         // Groups expand into the flat list of steps; the file is validated with stand-ins
         // for the groups' steps, each group in its own file.
-        let expanded = groups.expand(&runbook, &loaded.path, &loaded.source, &mut problems);
-        let dag = crate::include::check(&expanded.view, &loaded.source, &mut problems);
+        let expanded = groups.expand(runbook, &loaded.path, &loaded.source, &mut problems);
+        let dag = crate::include::check(expanded.view(), &loaded.source, &mut problems);
         included = expanded.included;
         (expanded.runbook, dag)
     });

@@ -36,7 +36,7 @@ pub(super) async fn run(
     let mut part = runbook.finally_part();
     // Cleanup goes on after a failed cleanup step: every finally step runs, in `needs` order.
     for step in &mut part.steps {
-        step.continue_on_failure = Some(Spanned::new(true, step.id.span));
+        step.continue_on_failure = Some(Box::new(Spanned::new(true, step.id.span)));
     }
     let dag = Dag::new(&part);
     // A resumed run: the finally steps that ended before the crash are not run again.

@@ -68,7 +68,7 @@ pub(super) async fn attempts(shared: &Shared, i: usize, id: &str, context: &Cont
     let render = |r: &Renderer, v: &minijinja::Value| r.step(step, v);
     let spec = Spec {
         id,
-        policy: Policy::resolve(step.retry.as_ref(), shared.runbook.default_retry(step)),
+        policy: Policy::resolve(step.retry.as_deref(), shared.runbook.default_retry(step)),
         timeout: shared.runbook.attempt_timeout(step),
         until: step.until.as_ref().map(|u| u.as_str()),
         outputs: Some(&step.outputs),

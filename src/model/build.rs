@@ -117,13 +117,82 @@ pub const TARGET_KEYS: &[&str] = &["ssh", "shell"];
 
 /// Reads the whole document. Returns `None` only when there is no runbook to speak of
 /// (the top level is not a mapping, or it has no usable `steps`).
-pub fn build(root: &Node, problems: &mut Vec<Problem>) -> Option<Runbook> {
-    let mut b = Builder { problems };
-    b.runbook(root)
+///
+/// `streamed` holds the steps already built while the YAML was read; the lists of steps
+/// still in the tree are taken out of it, and each step's part dropped once the step is
+/// built: the tree and the model are never held whole at the same time.
+pub fn build(mut root: Node, streamed: Streamed, problems: &mut Vec<Problem>) -> Option<Runbook> {
+    let mut b = Builder {
+        problems,
+        steps: take_list(&mut root, "steps"),
+        finally: take_list(&mut root, "finally"),
+        streamed,
+    };
+    b.runbook(&root)
+}
+
+/// The steps built one by one as the YAML reader completes each (see
+/// [`crate::yaml::parse_streaming`]), with the problems found in them.
+#[derive(Default)]
+pub struct Streamed {
+    steps: Built,
+    finally: Built,
+}
+
+#[derive(Default)]
+struct Built {
+    steps: Vec<Step>,
+    problems: Vec<Problem>,
+}
+
+impl Streamed {
+    /// The top-level lists whose items are steps.
+    pub const LISTS: &[&str] = &["steps", "finally"];
+
+    /// Item `index` of the top-level list `list`, checked as the whole tree would have
+    /// been (its scalars, then its shape), then dropped.
+    pub fn item(&mut self, list: &str, index: usize, node: &Node, source: &str) {
+        let built = if list == "finally" {
+            &mut self.finally
+        } else {
+            &mut self.steps
+        };
+        crate::validate::scalars::check(node, source, &mut built.problems);
+        let mut b = Builder {
+            problems: &mut built.problems,
+            steps: Vec::new(),
+            finally: Vec::new(),
+            streamed: Streamed::default(),
+        };
+        let step = b.step(index, node);
+        built.steps.extend(step);
+    }
+}
+
+/// The items of the list under `key` of the top-level mapping, left there empty.
+fn take_list(root: &mut Node, key: &str) -> Vec<Node> {
+    let Value::Map(entries) = &mut root.value else {
+        return Vec::new();
+    };
+    // The first entry, as `Fields::get` reads it.
+    match entries.iter_mut().find(|(k, _)| k.name == key) {
+        Some((
+            _,
+            Node {
+                value: Value::Seq(items),
+                ..
+            },
+        )) => std::mem::take(items),
+        _ => Vec::new(),
+    }
 }
 
 struct Builder<'p> {
     problems: &'p mut Vec<Problem>,
+    /// The items of `steps` and `finally`, taken out of the tree.
+    steps: Vec<Node>,
+    finally: Vec<Node>,
+    streamed: Streamed,
 }
 
 /// The entries of one mapping, checked against its known keys.
@@ -467,7 +536,11 @@ impl Builder<'_> {
         let env_file = fields.get("env_file").and_then(|n| self.env_file(n));
 
         let steps = match fields.get("steps") {
-            Some(node) => self.steps("steps", node),
+            Some(node) => {
+                let items = std::mem::take(&mut self.steps);
+                let streamed = std::mem::take(&mut self.streamed.steps);
+                self.steps("steps", node, items, streamed)
+            }
             None => {
                 self.missing(
                     &fields,
@@ -479,7 +552,11 @@ impl Builder<'_> {
         };
 
         let finally = match fields.get("finally") {
-            Some(node) => self.steps("finally", node),
+            Some(node) => {
+                let items = std::mem::take(&mut self.finally);
+                let streamed = std::mem::take(&mut self.streamed.finally);
+                self.steps("finally", node, items, streamed)
+            }
             None => Vec::new(),
         };
 
@@ -734,14 +811,22 @@ impl Builder<'_> {
         })
     }
 
-    /// A list of steps (`steps` or `finally`).
-    fn steps(&mut self, field: &str, node: &Node) -> Vec<Step> {
-        let items = self.seq(field, node);
-        items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, item)| self.step(i, item))
-            .collect()
+    /// A list of steps (`steps` or `finally`) at `node`: those built as it was read, or
+    /// those of its items, which were taken out of it.
+    fn steps(&mut self, field: &str, node: &Node, items: Vec<Node>, built: Built) -> Vec<Step> {
+        // Reports a value that is not a list (a taken or streamed list is left empty).
+        self.seq(field, node);
+        if items.is_empty() {
+            self.problems.extend(built.problems);
+            return built.steps;
+        }
+        // Exact capacity: a `Step` is large, and a list grown by doubling holds up to twice
+        // what it needs.
+        let mut steps = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            steps.extend(self.step(i, &item));
+        }
+        steps
     }
 
     fn step(&mut self, index: usize, node: &Node) -> Option<Step> {
@@ -762,7 +847,7 @@ impl Builder<'_> {
                 "give every step an `id`, e.g. `id: bring-online`".to_owned(),
             );
         }
-        let uses = self.string(&fields, "use");
+        let uses = self.string(&fields, "use").map(Box::new);
         let kind = match &uses {
             // A `use` step has no kind of its own: the group's steps act.
             Some(_) => None,
@@ -776,25 +861,37 @@ impl Builder<'_> {
         });
         Some(Step {
             id,
-            title: self.string(&fields, "title"),
+            title: self.string(&fields, "title").map(Box::new),
             needs: self.string_list(&fields, "needs"),
             when: self.string(&fields, "when"),
             timeout: self.duration(&fields, "timeout"),
-            expect: self.duration(&fields, "expect"),
-            retry: fields.get("retry").and_then(|n| self.retry(n)),
-            until: self.string(&fields, "until"),
+            expect: self.duration(&fields, "expect").map(Box::new),
+            retry: fields
+                .get("retry")
+                .and_then(|n| self.retry(n))
+                .map(Box::new),
+            until: self.string(&fields, "until").map(Box::new),
             outputs: self.string_map(&fields, "outputs"),
-            rollback: fields.get("rollback").and_then(|n| self.action(n)),
-            irreversible: self.bool(&fields, "irreversible"),
-            probe: self.bool(&fields, "probe"),
-            rehearse: fields.get("rehearse").and_then(|n| self.rehearse(n)),
-            idempotent: self.bool(&fields, "idempotent"),
-            continue_on_failure: self.bool(&fields, "continue_on_failure"),
+            rollback: fields
+                .get("rollback")
+                .and_then(|n| self.action(n))
+                .map(Box::new),
+            irreversible: self.bool(&fields, "irreversible").map(Box::new),
+            probe: self.bool(&fields, "probe").map(Box::new),
+            rehearse: fields
+                .get("rehearse")
+                .and_then(|n| self.rehearse(n))
+                .map(Box::new),
+            idempotent: self.bool(&fields, "idempotent").map(Box::new),
+            continue_on_failure: self.bool(&fields, "continue_on_failure").map(Box::new),
             env: self.string_map(&fields, "env"),
-            for_each: fields.get("for_each").and_then(|n| self.for_each(n)),
-            item_as: self.string(&fields, "as"),
-            concurrency: self.count(&fields, "concurrency", 1),
-            max_failures: self.count(&fields, "max_failures", 0),
+            for_each: fields
+                .get("for_each")
+                .and_then(|n| self.for_each(n))
+                .map(Box::new),
+            item_as: self.string(&fields, "as").map(Box::new),
+            concurrency: self.count(&fields, "concurrency", 1).map(Box::new),
+            max_failures: self.count(&fields, "max_failures", 0).map(Box::new),
             uses,
             with,
             scope: crate::scope::Scope::default(),
@@ -885,12 +982,13 @@ impl Builder<'_> {
     fn step_kind(&mut self, fields: &Fields, id: Option<&Spanned<String>>) -> Option<StepKind> {
         let built = [
             self.kind_key(fields, "run", Self::run).map(StepKind::Run),
-            self.kind_key(fields, "sql", Self::sql).map(StepKind::Sql),
+            self.kind_key(fields, "sql", Self::sql)
+                .map(|sql| StepKind::Sql(Box::new(sql))),
             self.duration(fields, "wait").map(StepKind::Wait),
             self.kind_key(fields, "assert", Self::assert)
                 .map(StepKind::Assert),
             self.kind_key(fields, "approval", Self::approval)
-                .map(StepKind::Approval),
+                .map(|approval| StepKind::Approval(Box::new(approval))),
         ];
         // A step without an id is left out of the model: its kind is not worth a second problem.
         if let Some(id) = id {
@@ -931,7 +1029,7 @@ impl Builder<'_> {
             args: self.string_list(&fields, "args"),
             shell: self.choice(&fields, "shell", Shell::NAMES, Shell::from_name),
             script: self.string(&fields, "script"),
-            cwd: self.string(&fields, "cwd"),
+            cwd: self.string(&fields, "cwd").map(Box::new),
             span: node.span,
         })
     }

@@ -14,7 +14,7 @@ use crate::yaml::Span;
 pub struct Step {
     /// Unique id: a letter or `_`, then letters, digits, `_` or `-`.
     pub id: Spanned<String>,
-    pub title: Option<Spanned<String>>,
+    pub title: Option<Box<Spanned<String>>>,
     /// Steps that must complete before this one starts.
     #[serde(default)]
     pub needs: Vec<Spanned<String>>,
@@ -23,40 +23,40 @@ pub struct Step {
     pub timeout: Option<Spanned<Duration>>,
     /// How long the step normally takes (per item in a `for_each`): the plan's estimate of
     /// the time to service restored adds these up along the critical path.
-    pub expect: Option<Spanned<Duration>>,
-    pub retry: Option<Retry>,
+    pub expect: Option<Box<Spanned<Duration>>>,
+    pub retry: Option<Box<Retry>>,
     /// Expression over `result`; an attempt for which it is false has failed (a poll).
-    pub until: Option<Spanned<String>>,
+    pub until: Option<Box<Spanned<String>>>,
     /// Named values computed from `result` after the step succeeds.
     #[serde(default)]
     pub outputs: IndexMap<String, Spanned<String>>,
     /// What undoes this step when a later step fails.
-    pub rollback: Option<Rollback>,
+    pub rollback: Option<Box<Rollback>>,
     /// A point of no return: once it completes, neither it nor its ancestors are rolled back.
-    pub irreversible: Option<Spanned<bool>>,
+    pub irreversible: Option<Box<Spanned<bool>>>,
     /// Read-only: safe to run during a rehearsal.
-    pub probe: Option<Spanned<bool>>,
+    pub probe: Option<Box<Spanned<bool>>>,
     /// What `runbook check` runs instead of the step's action (read-only by contract).
-    pub rehearse: Option<super::Rehearse>,
+    pub rehearse: Option<Box<super::Rehearse>>,
     /// Safe to run again if a crash leaves it in doubt.
-    pub idempotent: Option<Spanned<bool>>,
+    pub idempotent: Option<Box<Spanned<bool>>>,
     /// A failure marks the step failed but lets its dependents run.
-    pub continue_on_failure: Option<Spanned<bool>>,
+    pub continue_on_failure: Option<Box<Spanned<bool>>>,
     /// Environment variables for commands (templates).
     #[serde(default)]
     pub env: IndexMap<String, Spanned<String>>,
     /// Repeats the step once per item: a template that renders to a list, or a literal list.
-    pub for_each: Option<Spanned<ForEach>>,
+    pub for_each: Option<Box<Spanned<ForEach>>>,
     /// The name of the item variable in a `for_each` step (default `item`).
     #[serde(rename = "as")]
-    pub item_as: Option<Spanned<String>>,
+    pub item_as: Option<Box<Spanned<String>>>,
     /// How many items of a `for_each` run at once (default 1: one after another, in order).
-    pub concurrency: Option<Spanned<i64>>,
+    pub concurrency: Option<Box<Spanned<i64>>>,
     /// How many items of a `for_each` may fail before the step fails (default 0).
-    pub max_failures: Option<Spanned<i64>>,
+    pub max_failures: Option<Box<Spanned<i64>>>,
     /// Includes a step group file (relative to this file); the step then has no kind.
     #[serde(rename = "use")]
-    pub uses: Option<Spanned<String>>,
+    pub uses: Option<Box<Spanned<String>>>,
     /// The params of the group `use` includes: templates over this runbook, or values.
     #[serde(rename = "with", default)]
     pub with: IndexMap<String, Spanned<Passed>>,
@@ -79,10 +79,10 @@ pub struct Step {
 #[derive(Clone, Debug, PartialEq)]
 pub enum StepKind {
     Run(Run),
-    Sql(Sql),
+    Sql(Box<Sql>),
     Wait(Spanned<Duration>),
     Assert(Assert),
-    Approval(Approval),
+    Approval(Box<Approval>),
 }
 
 /// The kind keys of a step, as the schema shows them: in the format the kind is a key of the
@@ -108,19 +108,19 @@ fn flag(value: Option<&Spanned<bool>>) -> bool {
 
 impl Step {
     pub fn is_irreversible(&self) -> bool {
-        flag(self.irreversible.as_ref())
+        flag(self.irreversible.as_deref())
     }
 
     pub fn is_probe(&self) -> bool {
-        flag(self.probe.as_ref())
+        flag(self.probe.as_deref())
     }
 
     pub fn is_idempotent(&self) -> bool {
-        flag(self.idempotent.as_ref())
+        flag(self.idempotent.as_deref())
     }
 
     pub fn continues_on_failure(&self) -> bool {
-        flag(self.continue_on_failure.as_ref())
+        flag(self.continue_on_failure.as_deref())
     }
 
     pub fn is_approval(&self) -> bool {
@@ -217,7 +217,7 @@ pub struct Run {
     /// A script run by `shell` (a template).
     pub script: Option<Spanned<String>>,
     /// Working directory (a template).
-    pub cwd: Option<Spanned<String>>,
+    pub cwd: Option<Box<Spanned<String>>>,
     #[schemars(skip)]
     pub span: Span,
 }
@@ -350,4 +350,15 @@ struct RollbackKindKeys {
     run: Option<Run>,
     sql: Option<Sql>,
     approval: Option<Approval>,
+}
+
+#[cfg(test)]
+mod size {
+    /// Every step of a runbook is held at once, 100,000 of them in a large one: the rarely
+    /// used parts (rollback, rehearsal) are boxed so that a step without them stays small.
+    #[test]
+    fn a_step_stays_small() {
+        let size = std::mem::size_of::<super::Step>();
+        assert!(size <= 1_400, "a Step is {size} bytes");
+    }
 }

@@ -86,6 +86,8 @@ impl Place {
 /// One template where it stands: its text, the span of its YAML scalar, and its place.
 pub(super) struct Site<'a> {
     pub runbook: &'a Runbook,
+    /// The graph of `runbook`, whose index finds a step by id.
+    dag: &'a Dag,
     pub place: Place,
     source: &'a str,
     text: &'a str,
@@ -93,6 +95,13 @@ pub(super) struct Site<'a> {
 }
 
 impl Site<'_> {
+    /// The step of this runbook with id `id` (the first, if the id is repeated).
+    pub fn step(&self, id: &str) -> Option<&crate::model::Step> {
+        self.dag
+            .index_of(id)
+            .and_then(|i| self.runbook.steps.get(i))
+    }
+
     /// The template text after a place in it (to see the filters applied to a value).
     pub fn text_after(&self, j: JSpan) -> &str {
         self.text.get(j.end_offset as usize..).unwrap_or("")
@@ -132,6 +141,7 @@ pub fn check(
 ) {
     let mut checker = Checker {
         runbook,
+        dag,
         source,
         problems,
         references: References::new(runbook, dag),
@@ -141,6 +151,7 @@ pub fn check(
     if let Some((part, finally_dag)) = finally {
         // Finally steps read each other along their own graph, and any step of the run.
         checker.runbook = part;
+        checker.dag = finally_dag;
         checker.references = References::new(part, finally_dag).after(runbook, dag);
         checker.steps_templates();
     }
@@ -151,6 +162,7 @@ pub fn check(
 
 struct Checker<'a> {
     runbook: &'a Runbook,
+    dag: &'a Dag,
     source: &'a str,
     problems: &'a mut Vec<Problem>,
     references: References<'a>,
@@ -345,6 +357,7 @@ impl<'a> Checker<'a> {
     {
         Site {
             runbook: self.runbook,
+            dag: self.dag,
             place,
             source: self.source,
             text,

@@ -164,3 +164,104 @@ fn usage_errors_exit_2() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("no runbook files"), "{}", out.stderr);
 }
+
+/// The YAML reader's refusals keep their wording and their place, whatever builds the tree.
+#[test]
+fn alias_bomb_is_refused_at_the_alias_that_crosses_the_limit() {
+    let mut yaml = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..12 {
+        let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+        yaml.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+    }
+    assert_eq!(
+        one("bomb.yaml", yaml.as_bytes()).diags(),
+        [diag(
+            "resource_limit",
+            5,
+            10,
+            "the file exceeds a resource limit: alias replay limit exceeded: total_replayed_events=20001 > 20000"
+        )]
+    );
+}
+
+#[test]
+fn deep_nesting_is_refused_where_the_limit_is_crossed() {
+    let flow = format!("runbook: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
+    assert_eq!(
+        one("deep.yaml", flow.as_bytes()).diags(),
+        [diag(
+            "resource_limit",
+            1,
+            265,
+            "the file exceeds a resource limit: recursion limit exceeded"
+        )]
+    );
+    let maps = format!("runbook: {}1{}\n", "{a: ".repeat(100), "}".repeat(100));
+    assert_eq!(
+        one("deep2.yaml", maps.as_bytes()).diags(),
+        [diag(
+            "resource_limit",
+            1,
+            198,
+            "the file exceeds a resource limit: budget breached: Depth { depth: 49 }"
+        )]
+    );
+}
+
+#[test]
+fn duplicate_key_in_a_flow_mapping_is_located_at_the_second_key() {
+    assert_eq!(
+        one(
+            "d.yaml",
+            b"runbook: 1\nname: t\nsteps:\n  - { id: a, wait: 1s, id: b }\n"
+        )
+        .diags(),
+        [diag(
+            "yaml_syntax",
+            4,
+            24,
+            "YAML syntax error: duplicate key `id`"
+        )]
+    );
+}
+
+#[test]
+fn alias_of_an_unknown_anchor_is_refused_at_the_alias() {
+    assert_eq!(
+        one("a.yaml", b"runbook: 1\nname: *nope\nsteps: []\n").diags(),
+        [diag(
+            "resource_limit",
+            2,
+            7,
+            "the file exceeds a resource limit: alias references unknown anchor"
+        )]
+    );
+}
+
+#[test]
+fn second_document_is_located_at_its_marker() {
+    assert_eq!(
+        one("m.yaml", b"runbook: 1\nname: t\nsteps: []\n---\n").diags(),
+        [diag(
+            "multiple_documents",
+            4,
+            1,
+            "the file holds more than one YAML document"
+        )]
+    );
+}
+
+#[test]
+fn merge_keys_and_aliases_build_steps() {
+    let yaml = "runbook: 1\nname: t\nsteps:\n  - &base { id: a, run: { shell: sh, script: echo shared } }\n  - <<: *base\n    id: b\n    needs: [a]\n";
+    assert_eq!(crate::support::validate(yaml), (vec![], 0));
+    let out = crate::support::Test::new()
+        .file("r.yaml", yaml)
+        .args(["plan", "r.yaml", "--format", "json"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let steps = out.json()["steps"].clone();
+    assert_eq!(steps[1]["id"], "b");
+    assert_eq!(steps[1]["needs"][0], "a");
+    assert_eq!(steps[1]["action"]["script"], "echo shared");
+}

@@ -255,6 +255,85 @@ fn human_plan_of_a_long_chain_takes_linear_time() {
 }
 
 #[test]
+fn validating_a_long_chain_that_reads_outputs_takes_linear_time() {
+    // Every step reads its parent's output and the first step's, written last: looking the
+    // read step up in the list, and walking the chain back to the first step for each
+    // reader, were each quadratic (100,000 random steps took 99 s).
+    let n: u64 = 40_000;
+    // First a step that reads one that is not its ancestor: the walk still answers.
+    let mut yaml = format!(
+        "runbook: 1\nname: t\nsteps:\n  - id: late\n    run: {{ program: echo, args: [\"{{{{ steps.s{}.stdout }}}}\"] }}\n",
+        n - 1
+    );
+    for i in (1..n).rev() {
+        yaml.push_str(&format!(
+            "  - id: s{i}\n    needs: [s{}]\n    run: {{ program: echo, args: [\"{{{{ steps.s0.stdout }}}}\", \"{{{{ steps.s{}.stdout }}}}\"] }}\n",
+            i - 1,
+            i - 1
+        ));
+    }
+    yaml.push_str("  - id: s0\n    run: { program: echo }\n");
+    let t = Test::new().file("runbook.yaml", yaml);
+    let (out, cpu) = Test::in_dir(t.path())
+        .args(["validate", "--format", "json", "runbook.yaml"])
+        .run_cpu_timed();
+    // A debug build takes 4–7 s of CPU; each quadratic part alone took 40 s or more.
+    // CPU time, not wall time: the bound holds however busy the machine is.
+    assert!(cpu < Duration::from_secs(16), "took {cpu:?} of CPU");
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert_eq!(
+        out.diags(),
+        [crate::support::diag(
+            "not_an_ancestor",
+            5,
+            // `steps.s39999`, from its root.
+            38,
+            "step `late` reads `steps.s39999`, but `s39999` does not run before it"
+        )]
+    );
+}
+
+#[test]
+fn validating_a_large_runbook_holds_little_more_than_ten_times_its_size() {
+    // Each step needs up to three earlier ones and reads a param and a parent's output.
+    let steps = |n: usize| {
+        let mut yaml = String::from(
+            "runbook: 1\nname: t\nparams:\n  target: { default: x }\nsteps:\n  - id: s0\n    run: { program: echo }\n",
+        );
+        for i in 1..n {
+            let mut needs = vec![i - 1, i / 2, i / 3];
+            needs.dedup();
+            let list: Vec<String> = needs.iter().map(|p| format!("s{p}")).collect();
+            yaml.push_str(&format!(
+                "  - id: s{i}\n    needs: [{}]\n    run: {{ program: echo, args: [\"{{{{ params.target }}}}\", \"{{{{ steps.s{}.stdout }}}}\"] }}\n",
+                list.join(", "),
+                i - 1
+            ));
+        }
+        yaml
+    };
+    let peak = |yaml: String| {
+        let t = Test::new().file("runbook.yaml", yaml);
+        let (out, _, peak) = Test::in_dir(t.path())
+            .args(["validate", "--format", "json", "runbook.yaml"])
+            .run_measured();
+        assert_eq!(out.code, 0, "{}", out.stdout);
+        peak
+    };
+    let large = steps(30_000);
+    let size = large.len() as u64;
+    // What the program holds for any file (its code, a small runbook) is not counted.
+    let held = peak(large).saturating_sub(peak(steps(10)));
+    // 12–13× the file here; holding the whole tree with the whole model took 26×, and
+    // with copies of the steps besides, 80×.
+    assert!(
+        held < 16 * size,
+        "held {held} bytes for a file of {size}: {:.1}×",
+        held as f64 / size as f64
+    );
+}
+
+#[test]
 fn params_file_from_dev_zero_is_refused_at_its_size_cap() {
     let yaml = "runbook: 1\nname: t\nparams:\n  db: { type: string }\nsteps:\n  - id: a\n    run: { shell: sh, script: \"echo {{ params.db }}\" }\n";
     let t = Test::new().file("runbook.yaml", yaml).args([

@@ -45,6 +45,7 @@ mod shipped;
 mod sql;
 mod sql_error;
 mod sql_estate;
+mod sql_tls;
 mod sshd;
 mod strict_sql;
 mod support;

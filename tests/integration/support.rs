@@ -115,9 +115,16 @@ impl Test {
 
     /// Runs it and says how much CPU time (user and system) the runbook process used: a
     /// measure of its work that other load on the machine does not inflate, as it does wall time.
+    pub fn run_cpu_timed(&self) -> (Output, std::time::Duration) {
+        let (output, cpu, _) = self.run_measured();
+        (output, cpu)
+    }
+
+    /// Runs it and says how much CPU time it used (see [`Test::run_cpu_timed`]) and the most
+    /// memory it held at once (its peak resident size, in bytes).
     // The child is reaped by wait4 (for its rusage), not by `Child::wait`.
     #[allow(clippy::zombie_processes)]
-    pub fn run_cpu_timed(&self) -> (Output, std::time::Duration) {
+    pub fn run_measured(&self) -> (Output, std::time::Duration, u64) {
         use std::io::Read;
         let mut child = self
             .command()
@@ -167,7 +174,9 @@ impl Test {
             stdout: stdout.join().expect("stdout"),
             stderr: stderr.join().expect("stderr"),
         };
-        (output, cpu(usage.ru_utime) + cpu(usage.ru_stime))
+        // Linux gives the peak in KiB.
+        let peak = u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024;
+        (output, cpu(usage.ru_utime) + cpu(usage.ru_stime), peak)
     }
 }
 

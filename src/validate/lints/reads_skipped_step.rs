@@ -38,7 +38,7 @@ impl Lint for ReadsSkippedStep {
         if !PRODUCED.contains(&what.as_str()) {
             return;
         }
-        let Some(read) = site.runbook.steps.iter().find(|s| s.id.value == *id) else {
+        let Some(read) = site.step(id) else {
             return;
         };
         let Some(when) = &read.when else {
