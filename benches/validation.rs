@@ -5,7 +5,8 @@
 //!
 //! Run with `cargo bench --bench validation`. `RUNBOOK_BASELINE=/path/to/runbook` adds the
 //! same rows for another build side by side (e.g. the previous release), paired and alternated.
-//! Peak memory is the child's `ru_maxrss` from `wait4`.
+//! `RUNBOOK_BENCH_STEPS=1000,10000` chooses the sizes of the random DAGs (for a baseline too
+//! slow at 100,000). Peak memory is the child's `ru_maxrss` from `wait4`.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -60,11 +61,12 @@ fn random_dag(steps: usize) -> String {
 /// A runbook whose only weight is `scalars` short strings in a param's default list: its
 /// time is nearly all reading YAML.
 fn scalars(scalars: usize) -> String {
-    let mut out = String::from("runbook: 1\nname: bench\nparams:\n  list:\n    default:\n");
+    let mut out =
+        String::from("runbook: 1\nname: bench\nparams:\n  list:\n    type: list\n    default:\n");
     for i in 0..scalars {
         let _ = writeln!(out, "      - item{i}");
     }
-    out.push_str("steps:\n  - id: a\n    wait: 1s\n");
+    out.push_str("steps:\n  - id: a\n    when: params.list | length > 0\n    wait: 1s\n");
     out
 }
 
@@ -165,7 +167,15 @@ fn main() {
 
     println!("| work | build | file | whole process (median) | peak memory | memory / file |");
     println!("|---|---|---:|---:|---:|---:|");
-    for steps in [1_000, 10_000, 100_000] {
+    let sizes: Vec<usize> = std::env::var("RUNBOOK_BENCH_STEPS").map_or_else(
+        |_| vec![1_000, 10_000, 100_000],
+        |list| {
+            list.split(',')
+                .map(|n| n.trim().parse().expect("RUNBOOK_BENCH_STEPS: numbers"))
+                .collect()
+        },
+    );
+    for steps in sizes {
         let text = random_dag(steps);
         let file = dir.join(format!("dag-{steps}.yaml"));
         std::fs::write(&file, &text).expect("write runbook");
