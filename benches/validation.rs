@@ -5,66 +5,26 @@
 //!
 //! Run with `cargo bench --bench validation`. `RUNBOOK_BASELINE=/path/to/runbook` adds the
 //! same rows for another build side by side (e.g. the previous release), paired and alternated.
-//! Peak memory is the child's `ru_maxrss` from `wait4`.
+//! `RUNBOOK_BENCH_STEPS=1000,10000` chooses the sizes of the random DAGs (for a baseline too
+//! slow at 100,000). Peak memory is the child's `ru_maxrss` from `wait4`.
+
+#[path = "support/runbooks.rs"]
+mod runbooks;
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A small deterministic generator, so every run validates the same files.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, bound: usize) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((self.0 >> 33) as usize) % bound.max(1)
-    }
-}
-
-/// Steps with about three random needs each, every one running a program whose arguments
-/// read a param and a parent's output.
-fn random_dag(steps: usize) -> String {
-    let mut rng = Lcg(42);
-    let mut out =
-        String::from("runbook: 1\nname: bench\nparams:\n  target: { default: x }\nsteps:\n");
-    for i in 0..steps {
-        let mut needs: Vec<usize> = Vec::with_capacity(3);
-        while needs.len() < 3.min(i) {
-            let p = rng.below(i);
-            if !needs.contains(&p) {
-                needs.push(p);
-            }
-        }
-        let _ = writeln!(out, "  - id: s{i}");
-        if let Some(parent) = needs.first() {
-            let list: Vec<String> = needs.iter().map(|n| format!("s{n}")).collect();
-            let _ = writeln!(out, "    needs: [{}]", list.join(", "));
-            let _ = writeln!(
-                out,
-                "    run: {{ program: echo, args: [\"{{{{ params.target }}}}\", \"{{{{ steps.s{parent}.stdout }}}}\"] }}"
-            );
-        } else {
-            let _ = writeln!(
-                out,
-                "    run: {{ program: echo, args: [\"{{{{ params.target }}}}\"] }}"
-            );
-        }
-    }
-    out
-}
-
 /// A runbook whose only weight is `scalars` short strings in a param's default list: its
 /// time is nearly all reading YAML.
 fn scalars(scalars: usize) -> String {
-    let mut out = String::from("runbook: 1\nname: bench\nparams:\n  list:\n    default:\n");
+    let mut out =
+        String::from("runbook: 1\nname: bench\nparams:\n  list:\n    type: list\n    default:\n");
     for i in 0..scalars {
         let _ = writeln!(out, "      - item{i}");
     }
-    out.push_str("steps:\n  - id: a\n    wait: 1s\n");
+    out.push_str("steps:\n  - id: a\n    when: params.list | length > 0\n    wait: 1s\n");
     out
 }
 
@@ -165,8 +125,18 @@ fn main() {
 
     println!("| work | build | file | whole process (median) | peak memory | memory / file |");
     println!("|---|---|---:|---:|---:|---:|");
-    for steps in [1_000, 10_000, 100_000] {
-        let text = random_dag(steps);
+    let sizes: Vec<usize> = std::env::var("RUNBOOK_BENCH_STEPS").map_or_else(
+        |_| vec![1_000, 10_000, 100_000],
+        |list| {
+            list.split(',')
+                .map(|n| n.trim().parse().expect("RUNBOOK_BENCH_STEPS: numbers"))
+                .collect()
+        },
+    );
+    for steps in sizes {
+        // Each step needs up to three earlier ones and runs a program whose arguments read
+        // a param and a parent's output.
+        let text = runbooks::generate(runbooks::Shape::RandomDag, steps, true);
         let file = dir.join(format!("dag-{steps}.yaml"));
         std::fs::write(&file, &text).expect("write runbook");
         let runs = if steps >= 100_000 { 5 } else { 11 };
