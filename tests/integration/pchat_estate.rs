@@ -261,19 +261,8 @@ impl Sql {
         self.primary_server = None;
     }
 
-    /// The primary SQL Server answers again (rebuilt, or back).
-    pub fn restart_the_primary(&mut self) {
-        if self.primary_server.is_none() {
-            self.primary_server = Some(serve(Side::Primary, &self.primary, &self.shared));
-        }
-    }
-
     pub fn inject(&self, fault: Fault) {
         self.shared.faults.lock().unwrap().push(fault);
-    }
-
-    pub fn clear_faults(&self) {
-        self.shared.faults.lock().unwrap().clear();
     }
 
     pub fn on(&self, event: Event) {
@@ -376,74 +365,6 @@ impl Sql {
             "failback": folder("failback"),
         })
     }
-
-    /// Everything the SQL side holds, to be put back by [`Sql::restore`]: both servers'
-    /// models, the files of the folders and the clock.
-    fn save(&self) -> SavedSql {
-        let files = ["share", "copy", "failback"]
-            .iter()
-            .flat_map(|sub| {
-                std::fs::read_dir(self.path(sub))
-                    .expect("a folder of the estate")
-                    .flatten()
-                    .map(|e| {
-                        let content = std::fs::read(e.path()).expect("a file of the estate");
-                        (e.path(), content)
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        SavedSql {
-            primary: self.primary.lock().unwrap().clone(),
-            backup: self.backup.lock().unwrap().clone(),
-            files,
-            clock: *self.shared.clock.lock().unwrap(),
-        }
-    }
-
-    /// The SQL side as it was saved; injected faults and events are cleared.
-    fn restore(&self, saved: &SavedSql) {
-        for sub in ["share", "copy", "failback"] {
-            for e in std::fs::read_dir(self.path(sub))
-                .expect("a folder")
-                .flatten()
-            {
-                std::fs::remove_file(e.path()).expect("remove a file of the estate");
-            }
-        }
-        for (path, content) in &saved.files {
-            std::fs::write(path, content).expect("put a file back");
-        }
-        *self.primary.lock().unwrap() = saved.primary.clone();
-        *self.backup.lock().unwrap() = saved.backup.clone();
-        *self.shared.clock.lock().unwrap() = saved.clock;
-        self.shared.faults.lock().unwrap().clear();
-        self.shared.events.lock().unwrap().clear();
-    }
-
-    /// The log-shipping monitor's history (last file copied, restored), which
-    /// `sp_delete_log_shipping_secondary_database` deletes and nothing documented restores.
-    pub fn monitor_history(&self) -> serde_json::Value {
-        let b = self.backup.lock().unwrap();
-        json!({
-            "copied": b.ls_secondary.iter().map(|s| s.last_copied_file.clone()).collect::<Vec<_>>(),
-            "restored": b.ls_secondary_databases.iter().map(|d| d.last_restored_file.clone()).collect::<Vec<_>>(),
-        })
-    }
-}
-
-struct SavedSql {
-    primary: SqlServer,
-    backup: SqlServer,
-    files: Vec<(PathBuf, Vec<u8>)>,
-    clock: i64,
-}
-
-/// An estate as it was at one moment ([`Estate::save`]), to run many scenarios from.
-pub struct Saved {
-    sql: SavedSql,
-    lync: Vec<(PathBuf, Vec<u8>)>,
-    violations: Vec<String>,
 }
 
 /// Serves one server's model over TDS, with the estate's clock, faults and events.
@@ -713,33 +634,6 @@ impl Estate {
 
     pub fn path(&self, sub: &str) -> PathBuf {
         self.sql.path(sub)
-    }
-
-    /// Everything the estate holds now: both SQL Servers, the folders, the clock, the Lync
-    /// state (and what the SQL side told it).
-    pub fn save(&self) -> Saved {
-        let lync = ["lync/lync.json", "lync/sql_state_hint.json"]
-            .iter()
-            .filter_map(|f| {
-                let path = self.path(f);
-                std::fs::read(&path).ok().map(|c| (path, c))
-            })
-            .collect();
-        Saved {
-            sql: self.sql.save(),
-            lync,
-            violations: self.violations.lock().unwrap().clone(),
-        }
-    }
-
-    /// The estate as `saved` had it (the same servers and ports: params stay valid).
-    pub fn restore(&self, saved: &Saved) {
-        self.sql.restore(&saved.sql);
-        let _ = std::fs::remove_file(self.path("lync/sql_state_hint.json"));
-        for (path, content) in &saved.lync {
-            std::fs::write(path, content).expect("put the Lync state back");
-        }
-        *self.violations.lock().unwrap() = saved.violations.clone();
     }
 
     pub fn snapshot(&self) -> Snapshot {

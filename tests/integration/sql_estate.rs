@@ -250,13 +250,6 @@ impl SqlServer {
         self.databases.get(name).map(|d| d.id)
     }
 
-    pub fn database_name(&self, id: i64) -> Option<&str> {
-        self.databases
-            .iter()
-            .find(|(_, d)| d.id == id)
-            .map(|(n, _)| n.as_str())
-    }
-
     // ---- sessions ----
 
     pub fn sessions_of(&self, database: &str) -> Vec<i64> {
@@ -817,6 +810,7 @@ impl SqlServer {
     }
 
     /// `sp_add_log_shipping_secondary_database`.
+    #[allow(clippy::too_many_arguments)] // the procedure's own parameters
     pub fn add_ls_secondary_database(
         &mut self,
         database: &str,
