@@ -45,7 +45,8 @@ wait \"$c\"; r=$?; kill \"$w\" 2>/dev/null; exit \"$r\"'"
     )
 }
 
-/// The remote command for PowerShell: the payload is one line on stdin.
+/// The remote command for PowerShell: the payload is one line on stdin (and `exit 1` after
+/// it, for when it fails).
 fn powershell_bootstrap(program: &str) -> String {
     format!("{program} -NoProfile -NonInteractive -ExecutionPolicy Bypass -Command -")
 }
@@ -124,11 +125,13 @@ pub fn prepare(action: &Action, shell: &str, input: Option<&str>) -> Result<Remo
                 Action::Script { script, .. } => script.clone(),
                 _ => String::new(),
             };
-            // One line whatever the script: `-Command -` reads stdin line by line.
+            // One line whatever the script: `-Command -` runs stdin line by line, each as
+            // typed at a prompt. A terminating error abandons the line before its `exit`, and
+            // the prompt reads on from a stdin that stays open: the second line ends it then.
             let encoded = base64::engine::general_purpose::STANDARD.encode(script.as_bytes());
             let piped = input.map_or(String::new(), |i| format!("{} | ", ps_quote(i.to_owned())));
             line.push_str(&format!(
-                "$global:LASTEXITCODE=0; {piped}& ([scriptblock]::Create([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('{encoded}')))); exit $LASTEXITCODE\n"
+                "$global:LASTEXITCODE=0; {piped}& ([scriptblock]::Create([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('{encoded}')))); exit $LASTEXITCODE\nexit 1\n"
             ));
             Ok(Remote {
                 command: powershell_bootstrap(if shell == "pwsh" {
@@ -178,10 +181,15 @@ mod tests {
     }
 
     #[test]
-    fn powershell_gets_one_line() {
+    fn powershell_gets_the_script_on_one_line_then_exit_1() {
         let sent = prepare(&script("Write-Output 1\nexit 3", &[]), "powershell", None).unwrap();
         let text = String::from_utf8(sent.stdin).unwrap();
-        assert_eq!(text.lines().count(), 1);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].ends_with("; exit $LASTEXITCODE"), "{text}");
+        // Read only when the first line was abandoned on a terminating error: `-Command -`
+        // would otherwise wait for more input on the stdin runbook holds open.
+        assert_eq!(lines[1], "exit 1");
         assert!(sent.command.starts_with("powershell -NoProfile"));
     }
 }

@@ -142,7 +142,7 @@ fn step(id: &str, script: &str) -> (String, String) {
 /// shipped runbooks reach their Lync host.
 fn book(steps: &[(String, String)]) -> String {
     let mut yaml = String::from(
-        "runbook: 1\nname: lync\nparams:\n  lync_server: { type: string }\n  lync_admin: { type: string }\ntargets:\n  lync: { ssh: \"{{ params.lync_admin }}@{{ params.lync_server }}\", shell: powershell }\nsteps:\n",
+        "runbook: 1\nname: lync\nparams:\n  lync_server: { type: string }\n  lync_admin: { type: string }\ntargets:\n  lync: { ssh: \"{{ params.lync_admin }}@{{ params.lync_server }}\", shell: powershell }\ndefaults:\n  timeout: 2m\nsteps:\n",
     );
     for (i, (id, script)) in steps.iter().enumerate() {
         yaml.push_str(&format!("  - id: {id}\n"));
@@ -224,7 +224,6 @@ fn a_cmdlet_microsoft_does_not_have_fails_with_powershells_words() {
         )],
         &[],
     );
-    assert_eq!(out.code, 1, "{}", out.stderr);
     let stderr = failed_with(
         &out,
         "post-check",
@@ -238,6 +237,32 @@ fn a_cmdlet_microsoft_does_not_have_fails_with_powershells_words() {
     assert_eq!(lync.state(), contoso());
 }
 
+/// Regression: `-Command -` runs its input like a prompt; when a terminating error abandoned
+/// the bootstrap line before its `exit`, PowerShell read on from the stdin runbook holds open,
+/// and the step hung until its timeout instead of failing with the error.
+#[test]
+fn a_terminating_error_on_a_powershell_target_fails_the_step_at_once() {
+    let (_dir, lync) = started(contoso());
+    let started = std::time::Instant::now();
+    let out = run(
+        &lync,
+        &[step(
+            "fails",
+            "Write-Output 'before'\nthrow 'stop here'\nWrite-Output 'not reached'",
+        )],
+        &[],
+    );
+    let e = finished(&out, "fails");
+    assert_eq!(e["status"], "failed", "{e}");
+    assert_eq!(e["exit_code"], 1, "not a timeout: {e}");
+    assert_eq!(text(&e, "stdout"), "before\n");
+    assert!(
+        text(&e, "stderr").starts_with("stop here\nAt line:2 char:1\n"),
+        "{e}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
+
 #[test]
 fn a_parameter_the_cmdlet_does_not_take_fails_the_step() {
     let (_dir, lync) = started(contoso());
@@ -249,7 +274,6 @@ fn a_parameter_the_cmdlet_does_not_take_fails_the_step() {
         )],
         &[],
     );
-    assert_eq!(out.code, 1, "{}", out.stderr);
     let stderr = failed_with(
         &out,
         "install-mirror",
@@ -281,7 +305,6 @@ fn a_value_outside_the_validateset_fails_the_step_with_lync_2013s_values() {
         ],
         &[],
     );
-    assert_eq!(out.code, 1, "{}", out.stderr);
     failed_with(
         &out,
         "pool-state",
@@ -591,6 +614,44 @@ fn a_central_management_store_that_cannot_be_written_fails_every_change() {
 }
 
 #[test]
+fn a_steps_env_and_cwd_reach_the_script_through_the_bootstrap() {
+    let (dir, lync) = started(contoso());
+    let here = dir.path().join("here");
+    std::fs::create_dir_all(&here).expect("dir");
+    std::fs::write(here.join("marker"), "").expect("marker");
+    let book = book(&[step(
+        "with-env",
+        "(Get-CsPersistentChatState -Identity \"service:$env:POOL\").PoolState\nTest-Path -Path 'marker'",
+    )])
+    .replace(
+        "    run:\n      shell: powershell\n",
+        &format!(
+            "    env: {{ POOL: pchat.contoso.com }}\n    run:\n      shell: powershell\n      cwd: '{}'\n",
+            here.display()
+        ),
+    );
+    let out = Test::new()
+        .file("lync.yaml", book)
+        .file("params.yaml", Lync::params())
+        .env(
+            "RUNBOOK_SSH_CONFIG",
+            &lync.ssh_config().display().to_string(),
+        )
+        .args([
+            "run",
+            "lync.yaml",
+            "--params",
+            "params.yaml",
+            "--output",
+            "json",
+        ])
+        .run();
+    let e = finished(&out, "with-env");
+    assert_eq!(e["status"], "succeeded", "{e}");
+    assert_eq!(text(&e, "stdout"), "Normal\nTrue\n");
+}
+
+#[test]
 fn rehearsal_fail_on_fails_the_script_that_contains_the_text_before_it_runs() {
     let (_dir, lync) = started(contoso());
     let out = run(
@@ -708,9 +769,9 @@ fn every_lync_script_the_shipped_runbooks_send_runs_on_the_stand_in() {
         .map(|(i, s)| step(&format!("s{i}"), s))
         .collect();
     let out = run(&lync, &steps, &[]);
-    for i in 0..scripts.len() {
+    for (i, script) in scripts.iter().enumerate() {
         let e = finished(&out, &format!("s{i}"));
-        assert_eq!(e["status"], "succeeded", "{}\n{e}", scripts[i]);
+        assert_eq!(e["status"], "succeeded", "{script}\n{e}");
     }
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(

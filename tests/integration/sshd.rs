@@ -2,7 +2,9 @@
 //! loopback port, logs to a file of its own (to count the connections it accepted), and lets
 //! in the one client key the estate generated (shared with `benches/remote.rs`). The client side is an ssh config file
 //! (`RUNBOOK_SSH_CONFIG`) with that key and a known_hosts of the servers whose keys are
-//! "accepted". Every server is killed when its estate is dropped.
+//! "accepted". An estate may add lines to the servers' sshd_config (the Lync host of the
+//! rehearsal sets the session's environment so). Every server is killed when its estate is
+//! dropped.
 
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;

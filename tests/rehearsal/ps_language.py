@@ -219,6 +219,9 @@ class Parser:
         return self.s[self.i:end].lower() == word and (end >= len(self.s) or not (self.s[end].isalnum() or self.s[end] in "_-"))
 
     def unexpected(self):
+        if self.i >= len(self.s):
+            self.error("The statement is incomplete: the script ends here.", "IncompleteStatement",
+                       max(0, self.i - 1))
         token = BARE.match(self.s, self.i)
         text = token.group(0) if token else self.peek()
         self.error(f"Unexpected token '{text}' in expression or statement.", "UnexpectedToken",
@@ -325,8 +328,11 @@ class Parser:
 
     def argument_value(self):
         """One argument: atoms joined by commas make an array."""
+        return self.comma_list(self.argument_atom)
+
+    def comma_list(self, atom):
         start = self.i
-        items = [self.argument_atom()]
+        items = [atom()]
         while True:
             saved = self.i
             self.skip()
@@ -335,10 +341,8 @@ class Parser:
                 break
             self.i += 1
             self.skip(newlines=True)
-            items.append(self.argument_atom())
-        if len(items) == 1:
-            return items[0]
-        return Node("array", self.extent(start), items=items)
+            items.append(atom())
+        return items[0] if len(items) == 1 else Node("array", self.extent(start), items=items)
 
     def argument_atom(self):
         c = self.peek()
@@ -375,18 +379,7 @@ class Parser:
                 return left
 
     def comma(self):
-        start = self.i
-        items = [self.postfix()]
-        while True:
-            saved = self.i
-            self.skip()
-            if self.peek() != ",":
-                self.i = saved
-                break
-            self.i += 1
-            self.skip(newlines=True)
-            items.append(self.postfix())
-        return items[0] if len(items) == 1 else Node("array", self.extent(start), items=items)
+        return self.comma_list(self.postfix)
 
     def postfix(self):
         start = self.i
@@ -466,6 +459,8 @@ class Parser:
             self.skip(newlines=True)
             if self.peek() == ")":
                 self.error("An expression was expected after '('.", "ExpectedExpression")
+            if self.i >= len(self.s):
+                self.error("Missing closing ')' in expression.", "MissingEndParenthesisInExpression", start)
             inner = self.statement()
             self.skip(newlines=True)
             self.expect(")", "Missing closing ')' in expression.", "MissingEndParenthesisInExpression", start)
