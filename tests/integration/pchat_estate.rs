@@ -511,7 +511,7 @@ fn answer(side: Side, model: &Mutex<SqlServer>, shared: &Shared, r: &Request) ->
 pub const POOL: &str = "pchat.contoso.com";
 pub const PRIMARY_SERVERS: [&str; 2] = ["pchat-a1.contoso.com", "pchat-a2.contoso.com"];
 pub const BACKUP_SERVERS: [&str; 2] = ["pchat-b1.contoso.com", "pchat-b2.contoso.com"];
-const MIRROR_SHARE: &str = "\\\\fs1.contoso.com\\pchat-mirror";
+pub const MIRROR_SHARE: &str = "\\\\fs1.contoso.com\\pchat-mirror";
 
 /// The Lync side of a healthy estate: pool Normal on the primary store, the primary data
 /// centre's servers active, the topology defining a mirror for both stores, `mgc` of the
