@@ -29,6 +29,7 @@ mod lync_scripts;
 mod notify;
 mod pchat_check;
 mod pchat_estate;
+mod pchat_every_step;
 mod pchat_mutation;
 mod plan;
 mod plan_loops;

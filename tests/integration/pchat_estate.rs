@@ -47,6 +47,8 @@ pub struct Fault {
     pub kind: FaultKind,
     /// How many requests it hits (None: every one).
     pub times: Option<u32>,
+    /// How many matching requests it lets through first.
+    pub skip: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -67,6 +69,7 @@ impl Fault {
             text: text.to_owned(),
             kind: FaultKind::Error,
             times: None,
+            skip: 0,
         }
     }
 }
@@ -285,6 +288,16 @@ impl Sql {
         *self.shared.reconcile.lock().unwrap() = Some(reconcile);
     }
 
+    /// Both servers take in what the Lync side changed since their last request (a mirror
+    /// Install-CsMirrorDatabase set up is there at once on a real estate).
+    fn settle(&self) {
+        if let Some(reconcile) = self.shared.reconcile.lock().unwrap().as_ref() {
+            for side in [Side::Primary, Side::Backup] {
+                reconcile(side, &mut self.server(side).lock().unwrap(), true);
+            }
+        }
+    }
+
     /// The log backups of `mgc` on the share, oldest first, with their headers.
     pub fn share(&self) -> Vec<(String, Header)> {
         let share = self.path("share").display().to_string();
@@ -302,6 +315,7 @@ impl Sql {
     /// job), as JSON: the databases, log shipping, jobs and schedules of both servers, and
     /// the files of the shares and the copy folder.
     pub fn snapshot(&self) -> serde_json::Value {
+        self.settle();
         let server = |s: &Arc<Mutex<SqlServer>>| {
             let s = s.lock().unwrap();
             let job_name = |id: &str| s.jobs.iter().find(|j| j.id == id).map(|j| j.name.clone());
@@ -474,6 +488,13 @@ fn answer(side: Side, model: &Mutex<SqlServer>, shared: &Shared, r: &Request) ->
         let hit = faults
             .iter_mut()
             .find(|f| f.side == side && r.sql.contains(&f.text) && f.times != Some(0));
+        let hit = hit.and_then(|f| {
+            if f.skip > 0 {
+                f.skip -= 1;
+                return None;
+            }
+            Some(f)
+        });
         hit.map(|f| {
             if let Some(times) = &mut f.times {
                 *times -= 1;
