@@ -264,19 +264,8 @@ impl Sql {
         self.primary_server = None;
     }
 
-    /// The primary SQL Server answers again (rebuilt, or back).
-    pub fn restart_the_primary(&mut self) {
-        if self.primary_server.is_none() {
-            self.primary_server = Some(serve(Side::Primary, &self.primary, &self.shared));
-        }
-    }
-
     pub fn inject(&self, fault: Fault) {
         self.shared.faults.lock().unwrap().push(fault);
-    }
-
-    pub fn clear_faults(&self) {
-        self.shared.faults.lock().unwrap().clear();
     }
 
     pub fn on(&self, event: Event) {
@@ -433,16 +422,6 @@ impl Sql {
         *self.shared.clock.lock().unwrap() = saved.clock;
         self.shared.faults.lock().unwrap().clear();
         self.shared.events.lock().unwrap().clear();
-    }
-
-    /// The log-shipping monitor's history (last file copied, restored), which
-    /// `sp_delete_log_shipping_secondary_database` deletes and nothing documented restores.
-    pub fn monitor_history(&self) -> serde_json::Value {
-        let b = self.backup.lock().unwrap();
-        json!({
-            "copied": b.ls_secondary.iter().map(|s| s.last_copied_file.clone()).collect::<Vec<_>>(),
-            "restored": b.ls_secondary_databases.iter().map(|d| d.last_restored_file.clone()).collect::<Vec<_>>(),
-        })
     }
 }
 

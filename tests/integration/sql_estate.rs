@@ -250,13 +250,6 @@ impl SqlServer {
         self.databases.get(name).map(|d| d.id)
     }
 
-    pub fn database_name(&self, id: i64) -> Option<&str> {
-        self.databases
-            .iter()
-            .find(|(_, d)| d.id == id)
-            .map(|(n, _)| n.as_str())
-    }
-
     // ---- sessions ----
 
     pub fn sessions_of(&self, database: &str) -> Vec<i64> {
@@ -816,7 +809,8 @@ impl SqlServer {
         Ok((copy, restore, secondary_id))
     }
 
-    /// `sp_add_log_shipping_secondary_database`.
+    /// `sp_add_log_shipping_secondary_database`, its parameters one each.
+    #[allow(clippy::too_many_arguments)]
     pub fn add_ls_secondary_database(
         &mut self,
         database: &str,

@@ -331,7 +331,7 @@ impl Batch<'_> {
         if values.len() == 1 {
             return Ok(values.into_iter().next().unwrap_or(Val::Null));
         }
-        if values.iter().any(|v| *v == Val::Null) {
+        if values.contains(&Val::Null) {
             return Ok(Val::Null);
         }
         if values.iter().all(|v| matches!(v, Val::Num(_))) {
