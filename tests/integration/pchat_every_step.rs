@@ -5,7 +5,7 @@
 //! step's scenario starts from one saved estate.
 
 use crate::pchat_estate::{Estate, Fault, FaultKind, Saved, Side, Snapshot};
-use crate::rehearsal::{FAILBACK_APPROVALS, FAILOVER_APPROVALS, all, run, statuses, succeeded};
+use crate::rehearsal::{FAILBACK_APPROVALS, FAILOVER_APPROVALS, all, fail_over, run, statuses};
 use crate::tds::{Reply, Value};
 
 /// How a rehearsal makes one step fail.
@@ -462,13 +462,7 @@ fn failback_faults() -> Faults {
 #[test]
 fn failback_fails_at_every_step_before_the_point_of_no_return_leaving_the_estate_as_it_was() {
     let estate = Estate::healthy();
-    let out = run(
-        &estate,
-        "failover.yaml",
-        &all(FAILOVER_APPROVALS, &["confirm-clients"]),
-        None,
-    );
-    succeeded(&out);
+    fail_over(&estate);
     let saved = estate.save();
     fails_at_every_step(
         &estate,

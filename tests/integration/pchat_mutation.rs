@@ -22,7 +22,7 @@ use crate::pchat_check::check;
 use crate::pchat_estate::{
     BACKUP_IP, Estate, Fault, MIRROR_SHARE, PRIMARY_IP, PRIMARY_MIRROR, Side,
 };
-use crate::rehearsal::{FAILBACK_APPROVALS, FAILOVER_APPROVALS, all, run, run_file, succeeded};
+use crate::rehearsal::{FAILBACK_APPROVALS, FAILOVER_APPROVALS, all, fail_over, run_file};
 
 /// What a copy changes: in `step`'s `actions`, `name`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -158,13 +158,7 @@ fn a_changed_name_in_the_failovers_lync_scripts_fails_check_at_that_step() {
 #[test]
 fn a_changed_name_in_the_failbacks_lync_scripts_fails_check_at_that_step() {
     let mut estate = Estate::healthy();
-    let out = run(
-        &estate,
-        "failover.yaml",
-        &all(FAILOVER_APPROVALS, &["confirm-clients"]),
-        None,
-    );
-    succeeded(&out);
+    fail_over(&estate);
     estate.extra_params =
         "primary_sql_instance: PCHAT\nmirror_compliance_database: true\n".to_owned();
     named_instances(&estate);
@@ -353,13 +347,7 @@ fn a_changed_name_in_the_failovers_lync_rollbacks_fails_that_rollback() {
 #[test]
 fn a_changed_name_in_the_failbacks_lync_rollbacks_fails_that_rollback() {
     let estate = Estate::healthy();
-    let out = run(
-        &estate,
-        "failover.yaml",
-        &all(FAILOVER_APPROVALS, &["confirm-clients"]),
-        None,
-    );
-    succeeded(&out);
+    fail_over(&estate);
     rollback_fails_at_every_changed_step(
         &estate,
         "failback.yaml",

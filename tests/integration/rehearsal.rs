@@ -47,6 +47,18 @@ pub fn run_file(
     estate.runbook_file(&args, file, fail_on)
 }
 
+/// A planned failover given every approval it asks for: it must succeed.
+pub fn fail_over(estate: &Estate) -> Output {
+    let out = run(
+        estate,
+        "failover.yaml",
+        &all(FAILOVER_APPROVALS, &["confirm-clients"]),
+        None,
+    );
+    succeeded(&out);
+    out
+}
+
 /// Every approval of a happy run: the planned ones and the final confirmations.
 pub fn all(planned: &[&str], last: &[&str]) -> Vec<&'static str> {
     planned
@@ -190,13 +202,7 @@ fn unplanned_failover_recovers_to_the_newest_log_backup_and_leaves_the_lost_prim
 #[test]
 fn planned_failover_backs_up_the_tail_of_a_mirrored_principal_and_loses_nothing() {
     let estate = Estate::healthy();
-    let out = run(
-        &estate,
-        "failover.yaml",
-        &all(FAILOVER_APPROVALS, &["confirm-clients"]),
-        None,
-    );
-    succeeded(&out);
+    fail_over(&estate);
     let (tail, tail_lsn) = newest_on_the_share(&estate);
     let s = estate.snapshot();
     // The primary: mirroring removed, sessions ended, the tail backed up, left RESTORING
@@ -225,13 +231,7 @@ fn a_retry_of_the_log_restore_after_a_partial_success_skips_what_is_applied() {
         times: Some(1),
         skip: 0,
     });
-    let out = run(
-        &estate,
-        "failover.yaml",
-        &all(FAILOVER_APPROVALS, &["confirm-clients"]),
-        None,
-    );
-    succeeded(&out);
+    let out = fail_over(&estate);
     let events = out.events();
     let restore = events
         .iter()
@@ -264,13 +264,7 @@ fn a_retry_of_the_log_restore_after_a_partial_success_skips_what_is_applied() {
 #[test]
 fn planned_failover_works_on_sql_server_2008_r2() {
     let estate = Estate::on(SQL_2008_R2);
-    let out = run(
-        &estate,
-        "failover.yaml",
-        &all(FAILOVER_APPROVALS, &["confirm-clients"]),
-        None,
-    );
-    succeeded(&out);
+    fail_over(&estate);
     let (_, tail_lsn) = newest_on_the_share(&estate);
     failed_over(&estate, tail_lsn);
 }
@@ -284,13 +278,7 @@ fn the_tail_is_the_newest_log_backup_even_when_log_shipping_backs_up_during_the_
         after: "m.mirroring_state_desc,".to_owned(),
         job: "LSBackup_mgc".to_owned(),
     });
-    let out = run(
-        &estate,
-        "failover.yaml",
-        &all(FAILOVER_APPROVALS, &["confirm-clients"]),
-        None,
-    );
-    succeeded(&out);
+    fail_over(&estate);
     let (_, tail_lsn) = newest_on_the_share(&estate);
     failed_over(&estate, tail_lsn);
 }
@@ -299,13 +287,7 @@ fn the_tail_is_the_newest_log_backup_even_when_log_shipping_backs_up_during_the_
 #[test]
 fn failback_returns_the_pool_to_the_primary_with_disaster_recovery_working() {
     let estate = Estate::healthy();
-    let out = run(
-        &estate,
-        "failover.yaml",
-        &all(FAILOVER_APPROVALS, &["confirm-clients"]),
-        None,
-    );
-    succeeded(&out);
+    fail_over(&estate);
     let out = run(
         &estate,
         "failback.yaml",
