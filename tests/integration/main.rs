@@ -30,6 +30,8 @@ mod lync_scripts;
 mod notify;
 mod pchat_check;
 mod pchat_estate;
+mod pchat_every_step;
+mod pchat_mutation;
 mod plan;
 mod plan_loops;
 mod processes;

@@ -7,7 +7,7 @@
 use crate::check::MUTATING_SQL;
 use crate::lync_scripts::{self, Action, Name};
 use crate::pchat_estate::Estate;
-use crate::rehearsal::{FAILOVER_APPROVALS, all, run, succeeded};
+use crate::rehearsal::fail_over;
 use crate::support::Output;
 
 /// What the estate's servers and Lync host have received so far, to tell what a check sent.
@@ -253,12 +253,6 @@ fn check_of_the_shipped_failover_passes_and_changes_nothing() {
 #[test]
 fn check_of_the_shipped_failback_passes_after_a_failover_and_changes_nothing() {
     let estate = Estate::healthy();
-    let out = run(
-        &estate,
-        "failover.yaml",
-        &all(FAILOVER_APPROVALS, &["confirm-clients"]),
-        None,
-    );
-    succeeded(&out);
+    fail_over(&estate);
     passes_and_changes_nothing(&estate, "failback.yaml");
 }

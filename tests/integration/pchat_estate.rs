@@ -47,6 +47,8 @@ pub struct Fault {
     pub kind: FaultKind,
     /// How many requests it hits (None: every one).
     pub times: Option<u32>,
+    /// How many matching requests it lets through first.
+    pub skip: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -67,6 +69,7 @@ impl Fault {
             text: text.to_owned(),
             kind: FaultKind::Error,
             times: None,
+            skip: 0,
         }
     }
 }
@@ -274,6 +277,16 @@ impl Sql {
         *self.shared.reconcile.lock().unwrap() = Some(reconcile);
     }
 
+    /// Both servers take in what the Lync side changed since their last request (a mirror
+    /// Install-CsMirrorDatabase set up is there at once on a real estate).
+    fn settle(&self) {
+        if let Some(reconcile) = self.shared.reconcile.lock().unwrap().as_ref() {
+            for side in [Side::Primary, Side::Backup] {
+                reconcile(side, &mut self.server(side).lock().unwrap(), true);
+            }
+        }
+    }
+
     /// The log backups of `mgc` on the share, oldest first, with their headers.
     pub fn share(&self) -> Vec<(String, Header)> {
         let share = self.path("share").display().to_string();
@@ -291,6 +304,7 @@ impl Sql {
     /// job), as JSON: the databases, log shipping, jobs and schedules of both servers, and
     /// the files of the shares and the copy folder.
     pub fn snapshot(&self) -> serde_json::Value {
+        self.settle();
         let server = |s: &Arc<Mutex<SqlServer>>| {
             let s = s.lock().unwrap();
             let job_name = |id: &str| s.jobs.iter().find(|j| j.id == id).map(|j| j.name.clone());
@@ -365,6 +379,64 @@ impl Sql {
             "failback": folder("failback"),
         })
     }
+
+    /// Everything the SQL side holds, to be put back by [`Sql::restore`]: both servers'
+    /// models, the files of the folders and the clock.
+    fn save(&self) -> SavedSql {
+        let files = ["share", "copy", "failback"]
+            .iter()
+            .flat_map(|sub| {
+                std::fs::read_dir(self.path(sub))
+                    .expect("a folder of the estate")
+                    .flatten()
+                    .map(|e| {
+                        let content = std::fs::read(e.path()).expect("a file of the estate");
+                        (e.path(), content)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        SavedSql {
+            primary: self.primary.lock().unwrap().clone(),
+            backup: self.backup.lock().unwrap().clone(),
+            files,
+            clock: *self.shared.clock.lock().unwrap(),
+        }
+    }
+
+    /// The SQL side as it was saved; injected faults and events are cleared.
+    fn restore(&self, saved: &SavedSql) {
+        for sub in ["share", "copy", "failback"] {
+            for e in std::fs::read_dir(self.path(sub))
+                .expect("a folder")
+                .flatten()
+            {
+                std::fs::remove_file(e.path()).expect("remove a file of the estate");
+            }
+        }
+        for (path, content) in &saved.files {
+            std::fs::write(path, content).expect("put a file back");
+        }
+        *self.primary.lock().unwrap() = saved.primary.clone();
+        *self.backup.lock().unwrap() = saved.backup.clone();
+        *self.shared.clock.lock().unwrap() = saved.clock;
+        self.shared.faults.lock().unwrap().clear();
+        self.shared.events.lock().unwrap().clear();
+    }
+}
+
+struct SavedSql {
+    primary: SqlServer,
+    backup: SqlServer,
+    files: Vec<(PathBuf, Vec<u8>)>,
+    clock: i64,
+}
+
+/// An estate as it was at one moment ([`Estate::save`]), to run many scenarios from.
+pub struct Saved {
+    sql: SavedSql,
+    lync: Vec<(PathBuf, Vec<u8>)>,
+    violations: Vec<String>,
 }
 
 /// Serves one server's model over TDS, with the estate's clock, faults and events.
@@ -395,6 +467,13 @@ fn answer(side: Side, model: &Mutex<SqlServer>, shared: &Shared, r: &Request) ->
         let hit = faults
             .iter_mut()
             .find(|f| f.side == side && r.sql.contains(&f.text) && f.times != Some(0));
+        let hit = hit.and_then(|f| {
+            if f.skip > 0 {
+                f.skip -= 1;
+                return None;
+            }
+            Some(f)
+        });
         hit.map(|f| {
             if let Some(times) = &mut f.times {
                 *times -= 1;
@@ -432,7 +511,7 @@ fn answer(side: Side, model: &Mutex<SqlServer>, shared: &Shared, r: &Request) ->
 pub const POOL: &str = "pchat.contoso.com";
 pub const PRIMARY_SERVERS: [&str; 2] = ["pchat-a1.contoso.com", "pchat-a2.contoso.com"];
 pub const BACKUP_SERVERS: [&str; 2] = ["pchat-b1.contoso.com", "pchat-b2.contoso.com"];
-const MIRROR_SHARE: &str = "\\\\fs1.contoso.com\\pchat-mirror";
+pub const MIRROR_SHARE: &str = "\\\\fs1.contoso.com\\pchat-mirror";
 
 /// The Lync side of a healthy estate: pool Normal on the primary store, the primary data
 /// centre's servers active, the topology defining a mirror for both stores, `mgc` of the
@@ -634,6 +713,33 @@ impl Estate {
 
     pub fn path(&self, sub: &str) -> PathBuf {
         self.sql.path(sub)
+    }
+
+    /// Everything the estate holds now: both SQL Servers, the folders, the clock, the Lync
+    /// state (and what the SQL side told it).
+    pub fn save(&self) -> Saved {
+        let lync = ["lync/lync.json", "lync/sql_state_hint.json"]
+            .iter()
+            .filter_map(|f| {
+                let path = self.path(f);
+                std::fs::read(&path).ok().map(|c| (path, c))
+            })
+            .collect();
+        Saved {
+            sql: self.sql.save(),
+            lync,
+            violations: self.violations.lock().unwrap().clone(),
+        }
+    }
+
+    /// The estate as `saved` had it (the same servers and ports: params stay valid).
+    pub fn restore(&self, saved: &Saved) {
+        self.sql.restore(&saved.sql);
+        let _ = std::fs::remove_file(self.path("lync/sql_state_hint.json"));
+        for (path, content) in &saved.lync {
+            std::fs::write(path, content).expect("put the Lync state back");
+        }
+        *self.violations.lock().unwrap() = saved.violations.clone();
     }
 
     pub fn snapshot(&self) -> Snapshot {

@@ -809,8 +809,8 @@ impl SqlServer {
         Ok((copy, restore, secondary_id))
     }
 
-    /// `sp_add_log_shipping_secondary_database`.
-    #[allow(clippy::too_many_arguments)] // the procedure's own parameters
+    /// `sp_add_log_shipping_secondary_database`, its parameters one each.
+    #[allow(clippy::too_many_arguments)]
     pub fn add_ls_secondary_database(
         &mut self,
         database: &str,
