@@ -64,6 +64,19 @@ impl Name {
             Name::Parameter(n) => Name::Parameter(format!("{n}X")),
         }
     }
+
+    /// What PowerShell says when a script uses this name and the cmdlet has no such
+    /// parameter, or no cmdlet has this name.
+    pub fn refused(&self) -> String {
+        match self {
+            Name::Cmdlet(n) => {
+                format!("The term '{n}' is not recognized as the name of a cmdlet")
+            }
+            Name::Parameter(n) => {
+                format!("A parameter cannot be found that matches parameter name '{n}'.")
+            }
+        }
+    }
 }
 
 /// The text of a shipped runbook (`failover.yaml`, …).
