@@ -2,20 +2,18 @@
 //! [`supervisor`] in a process group of its own, so that a timeout, an interrupt, the end of
 //! its main process or the death of runbook itself ends it with every descendant.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::process::Stdio;
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::unix::pipe;
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use super::lines::{OnLine, Splitter, Stream};
 use super::process_group::ProcessGroup;
-use super::supervisor;
 use super::{Attempt, Failed};
+use super::{supervisor, supervisor_client};
 use crate::program_path::ProgramPath;
 use crate::render::Action;
 use crate::retry::Failure;
@@ -27,23 +25,23 @@ pub const OUTPUT_CAP: usize = 1024 * 1024;
 /// inside a secret).
 pub const TRUNCATED: &str = "\n[… output truncated: ";
 
-/// Running commands (their verified process group and their supervisor), so that a hard exit
-/// can still end them.
+/// Running commands (their verified process group, and how to have the supervisor end them),
+/// so that a hard exit can still end them.
 #[derive(Clone, Debug, Default)]
 pub struct Groups(Arc<Mutex<Vec<Running>>>);
 
 #[derive(Clone, Debug)]
 struct Running {
     group: ProcessGroup,
-    supervisor: u32,
+    ender: supervisor_client::Ender,
 }
 
 impl Groups {
-    fn add(&self, group: &ProcessGroup, supervisor: u32) {
+    fn add(&self, group: &ProcessGroup, ender: supervisor_client::Ender) {
         if let Ok(mut g) = self.0.lock() {
             g.push(Running {
                 group: group.clone(),
-                supervisor,
+                ender,
             });
         }
     }
@@ -54,24 +52,14 @@ impl Groups {
         }
     }
 
-    /// Ends every running command: its group at once, and its supervisor (which ends the
-    /// descendants that left the group).
+    /// Ends every running command: its group at once, and through the supervisor (which ends
+    /// the descendants that left the group).
     pub fn kill_all(&self) {
         if let Ok(g) = self.0.lock() {
             for running in g.iter() {
                 running.group.kill();
-                signal(running.supervisor, libc::SIGTERM);
+                running.ender.end();
             }
-        }
-    }
-}
-
-/// Sends `sig` to a supervisor: a child of ours not yet reaped, so its pid is still its own.
-fn signal(pid: u32, sig: libc::c_int) {
-    if let Ok(pid) = libc::pid_t::try_from(pid) {
-        // SAFETY: kill has no memory-safety preconditions.
-        unsafe {
-            libc::kill(pid, sig);
         }
     }
 }
@@ -179,75 +167,25 @@ pub async fn run_argv(
     let cannot_start = |e: &dyn std::fmt::Display| {
         Attempt::failed(Failure::Error, format!("cannot start `{}`: {e}", argv[0]))
     };
-    let (control, control_end) = match control_pipe() {
-        Ok(pipe) => pipe,
-        Err(e) => return cannot_start(&e),
-    };
-    let mut held_control = None;
     // Where the program is, when the run has looked it up (empty: the supervisor looks it up).
     let found = programs
         .find(&argv[0], env, hidden)
         .map_or_else(std::ffi::OsString::new, std::path::PathBuf::into_os_string);
-    // runbook itself, re-executed as the supervisor (the binary may have been replaced on disk
-    // since the run started: /proc/self/exe is the one running). Nothing runs between fork and
-    // exec, so the standard library starts it with posix_spawn (vfork): a fork would copy
-    // runbook's page tables, a cost that grows with the run. The supervisor arms its own
-    // parent-death signal and checks that runbook is still its parent (see
-    // `supervisor::main`); the control pipe's end is its standard input.
-    let mut command = Command::new("/proc/self/exe");
-    command
-        .arg0("runbook")
-        .arg(supervisor::SUBCOMMAND)
-        .arg(std::process::id().to_string())
-        .arg(if matches!(input, Input::Null) {
-            "0".to_owned()
-        } else {
-            control_end.as_raw_fd().to_string()
-        })
-        .arg(found)
-        .arg("--")
-        .args(argv)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own group: Ctrl-C on the terminal is runbook's to handle, not the step's.
-        .process_group(0);
-    // The control pipe's end is the supervisor's standard input, unless the command reads an
-    // input (a remote action's script, a hook's event): then the supervisor's standard input
-    // is the command's, and the control pipe is handed over as another descriptor. Clearing
-    // its close-on-exec flag takes a fork instead of posix_spawn, for these rarer actions.
-    let control_fd = control_end.as_raw_fd();
-    if matches!(input, Input::Null) {
-        command.stdin(Stdio::from(control_end));
-    } else {
-        command.stdin(Stdio::piped());
-        // SAFETY: between fork and exec only fcntl, which is async-signal-safe, is called.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::fcntl(control_fd, libc::F_SETFD, 0) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        // Owned by the closure's spawn from here: closed in runbook once the child has it.
-        held_control = Some(control_end);
-    }
-    if let Some(cwd) = cwd {
-        command.current_dir(cwd);
-    }
-    for name in hidden {
-        command.env_remove(name);
-    }
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let mut child = match command.spawn() {
+    let pipes = match Pipes::new(!matches!(input, Input::Null)) {
+        Ok(pipes) => pipes,
+        Err(e) => return cannot_start(&e),
+    };
+    let Pipes {
+        ours: (stdout_pipe, stderr_pipe, stdin_pipe),
+        theirs,
+    } = pipes;
+    let request = supervisor_client::request(argv, found, cwd, hidden, env);
+    // The run's supervisor starts it (see `supervisor`); the command's ends of the pipes are
+    // closed here once sent.
+    let mut child = match supervisor_client::spawn(request, theirs) {
         Ok(child) => child,
         Err(e) => return cannot_start(&e),
     };
-    // Dropped with `command`: the supervisor holds the only write end of the control pipe.
-    drop(command);
-    drop(held_control);
     // The input is written, then its pipe closed, or held open until the attempt ends.
     let input_done = CancellationToken::new();
     let (bytes, hold_open) = match input {
@@ -255,7 +193,7 @@ pub async fn run_argv(
         Input::Bytes(bytes) => (Some(bytes), false),
         Input::HeldOpen(bytes) => (Some(bytes), true),
     };
-    if let (Some(mut pipe), Some(bytes)) = (child.stdin.take(), bytes) {
+    if let (Some(mut pipe), Some(bytes)) = (stdin_pipe, bytes) {
         let done = input_done.clone();
         // A command that does not read it, or exits first, ends the write (broken pipe).
         tokio::spawn(async move {
@@ -267,26 +205,22 @@ pub async fn run_argv(
         });
     }
     let _close_input = input_done.drop_guard();
-    let supervisor_pid = child.id().unwrap_or_default();
-    let group = match started(control).await {
-        Ok(group) => group,
-        Err(message) => {
-            let _ = child.wait().await;
-            return cannot_start(&message);
-        }
+    let group = match child.started().await {
+        Ok((pid, start_time)) => ProcessGroup::here(pid, start_time),
+        Err(message) => return cannot_start(&message),
     };
-    groups.add(&group, supervisor_pid);
+    groups.add(&group, child.ender());
     // Recorded (journal) so that a resume after a crash can end what the step left running.
     spawned(group.clone());
     let stop = CancellationToken::new();
     let mut stdout = tokio::spawn(read_capped(
-        child.stdout.take(),
+        Some(stdout_pipe),
         stop.clone(),
         Stream::Stdout,
         on_line.clone(),
     ));
     let mut stderr = tokio::spawn(read_capped(
-        child.stderr.take(),
+        Some(stderr_pipe),
         stop.clone(),
         Stream::Stderr,
         on_line,
@@ -299,7 +233,7 @@ pub async fn run_argv(
         }
     };
     let result = tokio::select! {
-        status = child.wait() => Ok(status),
+        status = child.exited() => Ok(status),
         () = sleep => Err(Failure::Timeout),
         () = cancel.cancelled() => Err(Failure::Error),
     };
@@ -307,14 +241,9 @@ pub async fn run_argv(
     // leader's start time keeps a reused pid safe).
     group.kill();
     if result.is_err() {
-        // The supervisor ends what left the group, then exits.
-        signal(supervisor_pid, libc::SIGTERM);
-        if tokio::time::timeout(Duration::from_secs(2), child.wait())
-            .await
-            .is_err()
-        {
-            let _ = child.start_kill();
-        }
+        // The supervisor ends what left the group, then says so.
+        child.end();
+        let _ = tokio::time::timeout(Duration::from_secs(2), child.exited()).await;
     }
     groups.remove(&group);
     // The supervisor has ended every process of the group, so the pipes are at their end; a
@@ -329,15 +258,6 @@ pub async fn run_argv(
     stop.cancel();
     match result {
         Ok(status) => {
-            let status = match status {
-                Ok(s) => s,
-                Err(e) => {
-                    return Attempt::failed(
-                        Failure::Error,
-                        format!("cannot wait for the command: {e}"),
-                    );
-                }
-            };
             let code = status.code();
             let failure = if status.success() {
                 None
@@ -368,48 +288,39 @@ pub async fn run_argv(
     }
 }
 
-/// A pipe for the supervisor's first words (both ends close-on-exec).
-fn control_pipe() -> std::io::Result<(pipe::Receiver, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two fds into the array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: both fds were just created and are owned here alone.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    Ok((pipe::Receiver::from_owned_fd(read)?, write))
+/// The pipes of one command: runbook's ends (output, error, and input when it reads one) and
+/// the command's, which go to the supervisor.
+struct Pipes {
+    ours: (pipe::Receiver, pipe::Receiver, Option<pipe::Sender>),
+    theirs: supervisor_client::Streams,
 }
 
-/// Why the supervisor could not start the command.
-#[derive(Debug, thiserror::Error)]
-enum NotStarted {
-    #[error("{0}")]
-    Spawn(String),
-    #[error("the supervisor ended without starting it ({0:?})")]
-    Protocol(String),
-}
-
-/// Reads the supervisor's first line: the command's process group, or why it did not start.
-async fn started(mut control: pipe::Receiver) -> Result<ProcessGroup, NotStarted> {
-    let mut line = Vec::new();
-    let mut buf = [0u8; 256];
-    while !line.contains(&b'\n') {
-        match control.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => line.extend_from_slice(&buf[..n]),
-        }
-    }
-    let line = String::from_utf8_lossy(&line).trim_end().to_owned();
-    if let Some(message) = line.strip_prefix("err ") {
-        return Err(NotStarted::Spawn(message.to_owned()));
-    }
-    let mut words = line.strip_prefix("ok ").unwrap_or_default().split(' ');
-    match (
-        words.next().and_then(|w| w.parse().ok()),
-        words.next().and_then(|w| w.parse().ok()),
-    ) {
-        (Some(pid), Some(start_time)) => Ok(ProcessGroup::here(pid, start_time)),
-        _ => Err(NotStarted::Protocol(line)),
+impl Pipes {
+    fn new(reads_input: bool) -> std::io::Result<Self> {
+        let (stdout, stdout_end) = std::io::pipe()?;
+        let (stderr, stderr_end) = std::io::pipe()?;
+        let (stdin, stdin_end) = match reads_input {
+            true => {
+                let (end, ours) = std::io::pipe()?;
+                (
+                    Some(pipe::Sender::from_owned_fd(OwnedFd::from(ours))?),
+                    Some(end),
+                )
+            }
+            false => (None, None),
+        };
+        Ok(Self {
+            ours: (
+                pipe::Receiver::from_owned_fd(OwnedFd::from(stdout))?,
+                pipe::Receiver::from_owned_fd(OwnedFd::from(stderr))?,
+                stdin,
+            ),
+            theirs: supervisor_client::Streams {
+                stdout: OwnedFd::from(stdout_end),
+                stderr: OwnedFd::from(stderr_end),
+                stdin: stdin_end.map(OwnedFd::from),
+            },
+        })
     }
 }
 

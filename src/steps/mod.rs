@@ -11,6 +11,8 @@ pub mod sql;
 pub mod sql_messages;
 pub mod ssh;
 pub mod supervisor;
+pub mod supervisor_client;
+pub mod supervisor_request;
 
 use crate::retry::Failure;
 

@@ -1,39 +1,42 @@
-//! The supervisor of one command: a small process (`runbook` itself, re-executed as the hidden
-//! subcommand `__supervise`) that sits between runbook and the command, so that nothing a step
-//! started outlives it, whatever the timing.
+//! The run's supervisor: one small process (`runbook` itself, re-executed as the hidden
+//! subcommand `__supervise`) that starts every command of the run and sits between runbook and
+//! them, so that nothing a step started outlives it, whatever the timing.
 //!
 //! Why a process of its own: runbook can die by SIGKILL, and then nothing of it runs. The
 //! kernel's parent-death signal reaches only the *direct* child, and once a step's shell has
 //! exited and been reaped its grandchildren are orphans nobody ends. The supervisor gets the
-//! parent-death signal (SIGTERM) instead, and it still runs when runbook is gone: it kills the
-//! command's process group, and, being a child subreaper, every orphaned descendant too (even
-//! one that left the group with `setsid`), and exits only when none is left.
+//! parent-death signal (SIGTERM) instead, and it still runs when runbook is gone: it kills
+//! every command's process group, and, being a child subreaper, every orphaned descendant too
+//! (even one that left its group with `setsid`), and exits only when none is left. Each command
+//! gets SIGKILL as its own parent-death signal, should the supervisor itself be killed.
 //!
-//! It also ends the step when the command's main process exits: descendants still running (a
-//! `sleep 60 &` holding stdout) get [`GRACE`] to finish, then are killed with the group.
+//! It also ends a step when the command's main process exits: descendants still running (a
+//! `sleep 60 &` holding stdout) get [`GRACE`] to finish, then are killed with the group. A
+//! descendant that left the group and was orphaned belongs to one of the steps running when it
+//! was first seen: it is ended with the last of them (the only one, in a sequential run).
 //!
-//! Protocol: runbook starts it with its own pid as the first argument and, as the second, the
-//! descriptor of a pipe's write end: `0`, its standard input (runbook then starts it by
-//! posix_spawn: nothing of runbook's runs in the child between fork and exec, so the
-//! supervisor arms the parent-death signal itself, then checks that its parent is still that
-//! pid: a runbook that died before that point is never missed; the command reads /dev/null),
-//! or another descriptor when the command reads the supervisor's standard input (a remote
-//! action's script, a hook's event). The third is where the program is, as the run found it
-//! in `PATH` ([`crate::program_path`]), or empty: the supervisor looks the program up itself,
-//! and does so too when the file found is gone. Then `--` and the command. The supervisor
-//! writes
-//! `ok PID START_TIME` (the command's pid, which is its process group, and its start time) or
-//! `err MESSAGE` (the command could not start), then closes it. Its exit status is the
-//! command's (exit code, or death by the same signal).
+//! One supervisor serves the whole run (started by posix_spawn, once): a step costs one fork of
+//! this small process and the command's `execve`, not a second `execve` of runbook.
+//!
+//! Protocol: runbook starts it with its own pid as the only argument; its standard input is a
+//! Unix socket carrying [`Request`]s (with the commands' standard streams as descriptors), its
+//! standard output a pipe for replies, one line each: `started ID PID START_TIME` (the
+//! command's pid, which is its process group, and its start time), `failed ID MESSAGE` (the
+//! command could not start), `exited ID STATUS` (the step is over: its main process's wait
+//! status, and nothing of it is left). The end of the socket (runbook gone, or done) ends
+//! everything.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::io::Write;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::process_group;
+use super::supervisor_request::{self, Request, Spawn};
 
 /// The hidden subcommand.
 pub const SUBCOMMAND: &str = "__supervise";
@@ -41,8 +44,15 @@ pub const SUBCOMMAND: &str = "__supervise";
 /// How long descendants may run on after the command's main process exited.
 pub const GRACE: Duration = Duration::from_millis(200);
 
+/// How often the supervisor looks again while a step is ending.
+const TICK: Duration = Duration::from_millis(5);
+
+/// How long an ending step may take to empty its group (members that are not the supervisor's
+/// descendants, joined from elsewhere) before it is reported over anyway.
+const GIVE_UP: Duration = Duration::from_secs(5);
+
 /// The signals the supervisor takes synchronously. SIGTERM (runbook died, or asks for the
-/// end) ends the command; SIGINT and SIGHUP are runbook's to handle, never the supervisor's.
+/// end) ends every command; SIGINT and SIGHUP are runbook's to handle, never the supervisor's.
 fn signals() -> libc::sigset_t {
     // SAFETY: sigset_t is plain data, initialised by sigemptyset before use.
     unsafe {
@@ -55,28 +65,20 @@ fn signals() -> libc::sigset_t {
     }
 }
 
-/// Blocks [`signals`], first thing, so that the parent-death signal is taken synchronously.
-fn block_signals() {
+/// Runs the supervisor: `args` is runbook's pid. Never returns.
+pub fn main(args: &[OsString]) -> ! {
     let set = signals();
-    // SAFETY: sigprocmask with a valid set; async-signal-safe.
+    // SAFETY: sigprocmask with a valid set: the signals are taken from a signalfd.
     unsafe {
         libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
-}
-
-/// Runs the supervisor: `args` are runbook's pid, the control pipe's descriptor (`0`: standard
-/// input), where the program is (empty: look it up), `--`, then the command's argv. Never
-/// returns.
-pub fn main(args: &[OsString]) -> ! {
-    block_signals();
-    let parent: Option<libc::pid_t> = args.first().and_then(|a| a.to_str()?.parse().ok());
-    let control: Option<RawFd> = args.get(1).and_then(|a| a.to_str()?.parse().ok());
-    let found = args.get(2).filter(|a| !a.is_empty());
-    let argv = args.get(4..).unwrap_or_default();
-    let (Some(parent), Some(control), Some(program)) = (parent, control, argv.first()) else {
+    let Some(parent) = args
+        .first()
+        .and_then(|a| a.to_str()?.parse::<libc::pid_t>().ok())
+    else {
         std::process::exit(2);
     };
-    // If runbook dies (SIGKILL, a crash), SIGTERM ends the command with every descendant: a
+    // If runbook dies (SIGKILL, a crash), SIGTERM ends every command with its descendants: a
     // resumed run must not race a step it thinks is in doubt. Armed before the check, so that
     // runbook dying at any moment is seen by one or the other.
     // SAFETY: prctl and getppid with integer arguments.
@@ -85,249 +87,434 @@ pub fn main(args: &[OsString]) -> ! {
         if libc::getppid() != parent {
             std::process::exit(1);
         }
-    }
-    // The command reads /dev/null when standard input is the control pipe, else what runbook
-    // writes to the supervisor's standard input.
-    let reads_null = control == 0;
-    // SAFETY: runbook hands this descriptor over as the control pipe, for the supervisor
-    // alone. Close-on-exec, so that the command does not hold it open.
-    let mut control = unsafe {
-        libc::fcntl(control, libc::F_SETFD, libc::FD_CLOEXEC);
-        std::fs::File::from_raw_fd(control)
-    };
-    // SAFETY: prctl with integer arguments.
-    unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
     }
-    let start = |path: &OsString| {
-        let input = if reads_null {
-            Stdio::null()
-        } else {
-            Stdio::inherit()
-        };
-        command(path, program, &argv[1..], input).spawn()
+    // SAFETY: standard input and output are the request socket and the reply pipe, handed over
+    // by runbook for the supervisor alone; close-on-exec, so that no command holds them.
+    let (requests, replies) = unsafe {
+        libc::fcntl(0, libc::F_SETFD, libc::FD_CLOEXEC);
+        libc::fcntl(1, libc::F_SETFD, libc::FD_CLOEXEC);
+        (
+            UnixStream::from(OwnedFd::from_raw_fd(0)),
+            std::fs::File::from_raw_fd(1),
+        )
     };
-    // The program where the run found it; if that file is gone, wherever `PATH` says now, as
-    // if the run had not looked.
-    let started = match found {
-        Some(path) => match start(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => start(program),
-            started => started,
-        },
-        None => start(program),
-    };
-    let child = match started {
-        Ok(child) => child,
-        Err(e) => {
-            let _ = writeln!(control, "err {e}");
-            std::process::exit(127);
-        }
-    };
-    let pid = child.id() as libc::pid_t;
-    // Read before anything reaps it: a zombie still has its stat.
-    let start_time = process_group::stat(pid).map_or(0, |s| s.start_time);
-    let _ = writeln!(control, "ok {pid} {start_time}");
-    drop(control);
-
+    // SAFETY: signalfd with a valid set, a new descriptor.
+    let sfd = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
+    if sfd < 0 {
+        std::process::exit(1);
+    }
     let mut supervisor = Supervisor {
-        main: pid,
-        status: None,
-        group_alive: true,
+        replies,
+        steps: BTreeMap::new(),
+        orphans: HashMap::new(),
+        me: std::process::id() as libc::pid_t,
     };
-    let terminated = supervisor.wait_for_main();
-    if !terminated {
-        supervisor.grace();
-    }
-    supervisor.end_all();
-    exit_like(supervisor.status)
-}
-
-/// The command: `path` started with `program` as its argv[0], in a process group of its own.
-fn command(
-    path: &OsString,
-    program: &OsString,
-    args: &[OsString],
-    input: Stdio,
-) -> std::process::Command {
-    let mut command = std::process::Command::new(path);
-    command
-        .arg0(program)
-        .args(args)
-        .stdin(input)
-        .process_group(0);
-    let me = std::process::id() as libc::pid_t;
-    // SAFETY: only async-signal-safe calls between fork and exec (prctl, sigprocmask, getppid,
-    // _exit); `signals` only fills a local sigset_t.
-    unsafe {
-        command.pre_exec(move || {
-            // Should the supervisor itself be killed, the command goes with it.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            let set = signals();
-            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-            if libc::getppid() != me {
-                libc::_exit(1);
+    loop {
+        let busy = supervisor.steps.values().any(|s| s.ending.is_some());
+        let mut fds = [
+            libc::pollfd {
+                fd: requests.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: sfd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let timeout = if busy { TICK.as_millis() as i32 } else { -1 };
+        // SAFETY: poll on two valid pollfds.
+        unsafe {
+            libc::poll(fds.as_mut_ptr(), 2, timeout);
+        }
+        if fds[1].revents != 0 && drain(sfd) {
+            break;
+        }
+        supervisor.reap_all();
+        if fds[0].revents != 0 {
+            match supervisor_request::receive(&requests) {
+                Ok(Some(received)) => supervisor.handle(received.request, received.fds),
+                // runbook is gone, or done with the run.
+                Ok(None) | Err(_) => break,
             }
-            Ok(())
-        });
+        }
+        supervisor.settle();
     }
-    command
+    supervisor.end_everything();
+    std::process::exit(0)
 }
 
-struct Supervisor {
+/// Reads what the signalfd holds; whether SIGTERM was among it.
+fn drain(sfd: libc::c_int) -> bool {
+    let mut term = false;
+    loop {
+        // SAFETY: signalfd_siginfo is plain data; read writes at most its size.
+        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        // SAFETY: reads into a buffer of `size` bytes.
+        let n = unsafe { libc::read(sfd, (&raw mut info).cast(), size) };
+        if n != size as isize {
+            return term;
+        }
+        term |= info.ssi_signo == libc::SIGTERM as u32;
+    }
+}
+
+/// One command, from its start until everything of it is gone.
+struct Step {
+    /// The command's pid, which is its process group.
     main: libc::pid_t,
     /// The main process's wait status, once reaped.
     status: Option<libc::c_int>,
     /// False once the group was seen empty: its id may be reused, so it is never signalled
     /// again.
     group_alive: bool,
+    /// Ending: what is left of it is killed at `kill_at`; reported over once nothing is left,
+    /// or at the latest by `give_up`.
+    ending: Option<Ending>,
 }
 
-enum Reaped {
-    /// A child was reaped.
-    One,
-    /// Children exist, none has exited.
-    None,
-    /// No children at all.
-    NoChildren,
+struct Ending {
+    kill_at: Instant,
+    give_up: Instant,
+}
+
+struct Supervisor {
+    replies: std::fs::File,
+    steps: BTreeMap<u64, Step>,
+    /// Descendants that left their step's group and were orphaned to the supervisor, with the
+    /// steps they may belong to (those running when each was first seen).
+    orphans: HashMap<libc::pid_t, BTreeSet<u64>>,
+    me: libc::pid_t,
 }
 
 impl Supervisor {
-    fn reap(&mut self, flags: libc::c_int) -> Reaped {
-        let mut status = 0;
-        // SAFETY: waitpid with a valid out pointer.
-        let pid = unsafe { libc::waitpid(-1, &mut status, flags) };
-        if pid == self.main {
-            self.status = Some(status);
-        }
-        match pid {
-            p if p > 0 => Reaped::One,
-            0 => Reaped::None,
-            _ if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {
-                Reaped::None
-            }
-            _ => Reaped::NoChildren,
-        }
+    fn reply(&mut self, line: &str) {
+        // One write per line, short enough to be atomic on the pipe. runbook gone: the end of
+        // the socket says so next.
+        let _ = self.replies.write_all(line.as_bytes());
     }
 
-    fn reap_all(&mut self) -> bool {
-        loop {
-            match self.reap(libc::WNOHANG) {
-                Reaped::One => {}
-                Reaped::None => return false,
-                Reaped::NoChildren => return true,
-            }
-        }
-    }
-
-    /// Waits until the main process exits (false) or a SIGTERM asks for the end (true).
-    fn wait_for_main(&mut self) -> bool {
-        let set = signals();
-        loop {
-            self.reap_all();
-            if self.status.is_some() {
-                return false;
-            }
-            // SAFETY: sigwaitinfo with a valid set and a null info pointer.
-            let sig = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
-            if sig == libc::SIGTERM {
-                return true;
-            }
-        }
-    }
-
-    fn group_empty(&mut self) -> bool {
-        if self.group_alive {
-            // SAFETY: signal 0 only checks that the group exists.
-            let r = unsafe { libc::killpg(self.main, 0) };
-            if r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
-                self.group_alive = false;
-            }
-        }
-        !self.group_alive
-    }
-
-    /// Lets what the main process left behind finish on its own, for at most [`GRACE`].
-    fn grace(&mut self) {
-        let set = signals();
-        let deadline = Instant::now() + GRACE;
-        loop {
-            let no_children = self.reap_all();
-            if (no_children && self.group_empty()) || Instant::now() >= deadline {
-                return;
-            }
-            let wait = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 10_000_000,
-            };
-            // SAFETY: sigtimedwait with a valid set and timeout.
-            let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &wait) };
-            if sig == libc::SIGTERM {
-                return;
-            }
-        }
-    }
-
-    /// Kills the group and every descendant (orphans come to the supervisor: it is their
-    /// subreaper), until none is left.
-    fn end_all(&mut self) {
-        let me = std::process::id() as libc::pid_t;
-        for _ in 0..1000 {
-            if !self.group_empty() {
-                // SAFETY: the group is the command's and has not been seen empty.
-                unsafe {
-                    libc::killpg(self.main, libc::SIGKILL);
+    fn handle(&mut self, request: Request, fds: Vec<OwnedFd>) {
+        match request {
+            Request::Spawn { spawn, reads_input } => self.spawn(spawn, reads_input, fds),
+            Request::End { id } => {
+                if let Some(step) = self.steps.get_mut(&id) {
+                    let now = Instant::now();
+                    let give_up = step.ending.as_ref().map_or(now + GIVE_UP, |e| e.give_up);
+                    step.ending = Some(Ending {
+                        kill_at: now,
+                        give_up,
+                    });
                 }
             }
-            match self.reap(libc::WNOHANG) {
-                Reaped::One => continue,
-                Reaped::NoChildren if self.group_empty() => return,
-                Reaped::NoChildren => {}
-                Reaped::None => {
-                    for pid in process_group::children(me) {
-                        // SAFETY: a live child of ours: its pid cannot be reused before we
-                        // reap it.
-                        unsafe {
-                            libc::kill(pid, libc::SIGKILL);
-                        }
+        }
+    }
+
+    fn spawn(&mut self, spawn: Spawn, reads_input: bool, fds: Vec<OwnedFd>) {
+        let id = spawn.id;
+        let mut fds = fds.into_iter();
+        let (Some(stdout), Some(stderr)) = (fds.next(), fds.next()) else {
+            self.reply(&format!("failed {id} no output streams were passed\n"));
+            return;
+        };
+        let stdin = if reads_input {
+            match fds.next() {
+                Some(fd) => Some(fd),
+                None => {
+                    self.reply(&format!("failed {id} no input stream was passed\n"));
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let Some(program) = spawn.argv.first() else {
+            self.reply(&format!("failed {id} no program\n"));
+            return;
+        };
+        let streams = Streams {
+            stdin,
+            stdout,
+            stderr,
+        };
+        // The program where the run found it; if that file is gone, wherever `PATH` says now,
+        // as if the run had not looked.
+        let started = if spawn.found.is_empty() {
+            self.start(&spawn, program, streams)
+        } else {
+            match streams.try_clone() {
+                Ok(copy) => match self.start(&spawn, &spawn.found, streams) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        self.start(&spawn, program, copy)
                     }
-                    self.reap(0);
-                    continue;
+                    started => started,
+                },
+                Err(e) => Err(e),
+            }
+        };
+        match started {
+            Ok(pid) => {
+                // Read before anything reaps it: a zombie still has its stat.
+                let start_time = process_group::stat(pid).map_or(0, |s| s.start_time);
+                self.steps.insert(
+                    id,
+                    Step {
+                        main: pid,
+                        status: None,
+                        group_alive: true,
+                        ending: None,
+                    },
+                );
+                self.reply(&format!("started {id} {pid} {start_time}\n"));
+            }
+            Err(e) => {
+                let message = e.to_string().replace('\n', " ");
+                self.reply(&format!("failed {id} {message}\n"));
+            }
+        }
+    }
+
+    /// Starts `path` with the request's argv, in a process group of its own.
+    fn start(
+        &self,
+        spawn: &Spawn,
+        path: &OsString,
+        streams: Streams,
+    ) -> std::io::Result<libc::pid_t> {
+        let mut command = std::process::Command::new(path);
+        command
+            .arg0(&spawn.argv[0])
+            .args(&spawn.argv[1..])
+            .stdin(streams.stdin.map_or_else(Stdio::null, Stdio::from))
+            .stdout(Stdio::from(streams.stdout))
+            .stderr(Stdio::from(streams.stderr))
+            .process_group(0);
+        if !spawn.cwd.is_empty() {
+            command.current_dir(&spawn.cwd);
+        }
+        for name in &spawn.remove {
+            command.env_remove(name);
+        }
+        for (k, v) in &spawn.set {
+            command.env(k, v);
+        }
+        let me = self.me;
+        // SAFETY: only async-signal-safe calls between fork and exec (prctl, sigprocmask,
+        // getppid, _exit); `signals` only fills a local sigset_t.
+        unsafe {
+            command.pre_exec(move || {
+                // Should the supervisor itself be killed, the command goes with it.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                let set = signals();
+                libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+                if libc::getppid() != me {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn()?;
+        Ok(child.id() as libc::pid_t)
+    }
+
+    /// Reaps every child that has exited; a step's main process starts the step's end.
+    fn reap_all(&mut self) {
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid with a valid out pointer.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                return;
+            }
+            self.orphans.remove(&pid);
+            if let Some(step) = self.steps.values_mut().find(|s| s.main == pid) {
+                step.status = Some(status);
+                if step.ending.is_none() {
+                    let now = Instant::now();
+                    step.ending = Some(Ending {
+                        kill_at: now + GRACE,
+                        give_up: now + GRACE + GIVE_UP,
+                    });
                 }
             }
-            // Members that are not our descendants (a process that joined the group from
-            // elsewhere): give the kill a moment.
-            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Notes the orphans not seen before, with the steps they may belong to.
+    fn find_orphans(&mut self) {
+        let mains: BTreeSet<libc::pid_t> = self.steps.values().map(|s| s.main).collect();
+        for pid in children(self.me) {
+            if mains.contains(&pid) || self.orphans.contains_key(&pid) {
+                continue;
+            }
+            // Still in a step's group: it is ended with the group.
+            let in_group = process_group::stat(pid).is_some_and(|s| mains.contains(&s.pgrp));
+            if !in_group {
+                let running: BTreeSet<u64> = self.steps.keys().copied().collect();
+                self.orphans.insert(pid, running);
+            }
+        }
+    }
+
+    /// Ends and reports the steps that are over.
+    fn settle(&mut self) {
+        if !self.steps.values().any(|s| s.ending.is_some()) {
+            return;
+        }
+        self.find_orphans();
+        let now = Instant::now();
+        let ids: Vec<u64> = self.steps.keys().copied().collect();
+        for id in ids {
+            let Some(step) = self.steps.get_mut(&id) else {
+                continue;
+            };
+            let Some(ending) = &step.ending else {
+                continue;
+            };
+            let (kill_at, give_up) = (ending.kill_at, ending.give_up);
+            let main = step.main;
+            let group_empty = group_empty(step);
+            // Orphans that are this step's alone (every other step they may belong to is over).
+            let own: Vec<libc::pid_t> = self
+                .orphans
+                .iter()
+                .filter(|(_, steps)| steps.len() == 1 && steps.contains(&id))
+                .map(|(&pid, _)| pid)
+                .collect();
+            let reaped = step.status.is_some();
+            if reaped && group_empty && own.is_empty() {
+                self.finish(id);
+                continue;
+            }
+            if now >= kill_at {
+                if !group_empty {
+                    // SAFETY: the group is the command's and has not been seen empty.
+                    unsafe {
+                        libc::killpg(main, libc::SIGKILL);
+                    }
+                }
+                for pid in own {
+                    kill_tree(pid);
+                }
+            }
+            if now >= give_up {
+                self.finish(id);
+            }
+        }
+    }
+
+    /// Reports a step over and forgets it.
+    fn finish(&mut self, id: u64) {
+        let Some(step) = self.steps.remove(&id) else {
+            return;
+        };
+        let status = step.status.unwrap_or(libc::SIGKILL);
+        self.reply(&format!("exited {id} {status}\n"));
+        // Orphans that may have been this step's are now someone else's, or nobody's.
+        let mut nobody = Vec::new();
+        for (&pid, steps) in &mut self.orphans {
+            steps.remove(&id);
+            if steps.is_empty() {
+                nobody.push(pid);
+            }
+        }
+        for pid in nobody {
+            kill_tree(pid);
+        }
+    }
+
+    /// Kills every group and every descendant, until none is left.
+    fn end_everything(&mut self) {
+        let deadline = Instant::now() + GIVE_UP;
+        loop {
+            for step in self.steps.values_mut() {
+                if !group_empty(step) {
+                    // SAFETY: the group is the command's and has not been seen empty.
+                    unsafe {
+                        libc::killpg(step.main, libc::SIGKILL);
+                    }
+                }
+            }
+            for pid in children(self.me) {
+                kill_tree(pid);
+            }
+            self.reap_all();
+            let left =
+                !children(self.me).is_empty() || self.steps.values_mut().any(|s| !group_empty(s));
+            if !left || Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(TICK);
         }
     }
 }
 
-/// Exits as the main process did: the same code, or death by the same signal.
-fn exit_like(status: Option<libc::c_int>) -> ! {
-    let Some(status) = status else {
-        std::process::exit(128 + libc::SIGKILL);
-    };
-    if libc::WIFEXITED(status) {
-        std::process::exit(libc::WEXITSTATUS(status));
+/// A command's standard streams, as received.
+struct Streams {
+    stdin: Option<OwnedFd>,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+}
+
+impl Streams {
+    fn try_clone(&self) -> std::io::Result<Self> {
+        Ok(Self {
+            stdin: self.stdin.as_ref().map(OwnedFd::try_clone).transpose()?,
+            stdout: self.stdout.try_clone()?,
+            stderr: self.stderr.try_clone()?,
+        })
     }
-    let sig = if libc::WIFSIGNALED(status) {
-        libc::WTERMSIG(status)
-    } else {
-        libc::SIGKILL
-    };
-    // SAFETY: restores the default action and raises the signal on ourselves; no core dump
-    // (the command's own, if any, was already written).
+}
+
+fn group_empty(step: &mut Step) -> bool {
+    if step.group_alive {
+        // SAFETY: signal 0 only checks that the group exists.
+        let r = unsafe { libc::killpg(step.main, 0) };
+        if r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+            step.group_alive = false;
+        }
+    }
+    !step.group_alive
+}
+
+/// The supervisor's children: its commands and the orphans it adopted.
+fn children(me: libc::pid_t) -> Vec<libc::pid_t> {
+    // One thread: the task's id is the pid.
+    match std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")) {
+        Ok(text) => text
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect(),
+        Err(_) => process_group::children(me),
+    }
+}
+
+/// Kills `pid`, a child of the supervisor not yet reaped (so its pid is its own), after its
+/// descendants, so that none is orphaned again in between.
+fn kill_tree(pid: libc::pid_t) {
+    for child in children_of(pid) {
+        kill_tree(child);
+    }
+    // SAFETY: kill has no memory-safety preconditions.
     unsafe {
-        let none = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        libc::setrlimit(libc::RLIMIT_CORE, &none);
-        libc::signal(sig, libc::SIG_DFL);
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, sig);
-        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        libc::raise(sig);
+        libc::kill(pid, libc::SIGKILL);
     }
-    std::process::exit(128 + sig)
+}
+
+/// The children of any process (each of its threads' lists).
+fn children_of(pid: libc::pid_t) -> Vec<libc::pid_t> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
+        .flat_map(|text| {
+            text.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }

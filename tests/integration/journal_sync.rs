@@ -1,5 +1,5 @@
 //! When the journal reaches the disk, seen from outside: the run is traced with `strace`, and
-//! its `write`s of `step_started`, its `fdatasync`s and the `execve` of each step's supervisor
+//! its `write`s of `step_started`, its `fdatasync`s and the `execve` of each step's command
 //! are read back in the order they happened. A step's `step_started` is synced before its
 //! process starts; steps that start together share one sync.
 
@@ -15,7 +15,7 @@ enum Seen {
     Written(String),
     /// An `fdatasync` returned.
     Synced,
-    /// The supervisor of this step's command started (its command is `echo STEP`).
+    /// This step's command started (its command is `echo STEP`).
     Spawned(String),
 }
 
@@ -63,8 +63,8 @@ fn parse(trace: &Path) -> Vec<Seen> {
             || line.contains("<... fdatasync resumed>")
         {
             seen.push(Seen::Synced);
-        } else if line.contains(r#"execve("/proc/self/exe""#) && line.contains(r#""__supervise""#) {
-            let step = between(line, r#""--", "echo", ""#, r#"""#);
+        } else if line.contains("execve(") && line.contains(r#"["echo", ""#) {
+            let step = between(line, r#"["echo", ""#, r#"""#);
             seen.push(Seen::Spawned(step.to_owned()));
         }
     }
@@ -80,7 +80,7 @@ fn between<'a>(line: &'a str, start: &str, end: &str) -> &'a str {
     &line[from..from + len]
 }
 
-/// Checks that every step's `step_started` was synced before its supervisor started, and
+/// Checks that every step's `step_started` was synced before its command started, and
 /// returns how many `step_started` events each sync that covered any made durable.
 fn synced_before_spawned(seen: &[Seen], steps: &[String]) -> Vec<usize> {
     for step in steps {

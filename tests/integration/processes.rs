@@ -282,3 +282,125 @@ fn resume_ends_a_leftover_group_whose_leader_is_provably_the_recorded_one() {
         "{stderr}"
     );
 }
+
+/// One supervisor serves the whole run: every command's parent is the same process, and it is
+/// not runbook.
+#[test]
+fn every_command_of_a_run_is_started_by_one_supervisor() {
+    let mut steps = String::new();
+    for i in 0..16 {
+        steps.push_str(&format!(
+            "  - id: s{i}\n    run: {{ shell: sh, script: 'echo $PPID > parent{i}' }}\n"
+        ));
+    }
+    let (t, out, _) = timed_run(&steps);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let parents: std::collections::BTreeSet<String> =
+        (0..16).map(|i| t.read(&format!("parent{i}"))).collect();
+    assert_eq!(parents.len(), 1, "{parents:?}");
+    let events = out.events();
+    let runbook = events_of(&events, "run_context")[0]["pid"].to_string();
+    assert_ne!(parents.iter().next().unwrap().trim(), runbook);
+}
+
+#[test]
+fn a_descendant_that_left_its_group_is_gone_before_the_next_step_starts() {
+    // `setsid` takes it out of the step's process group; its shell exits at once, so it is
+    // orphaned to the supervisor. The next step fails if it can still signal it.
+    let (t, out, took) = timed_run(
+        "  - id: a\n    run: { shell: sh, script: 'setsid sleep 63 & echo $! > escaped' }\n  - id: b\n    needs: [a]\n    run: { shell: sh, script: 'if kill -0 $(cat escaped) 2>/dev/null; then echo still running; exit 1; fi' }\n",
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let escaped: i32 = t.read("escaped").trim().parse().unwrap();
+    assert!(!alive(escaped));
+}
+
+#[test]
+fn a_descendant_that_left_its_group_is_ended_with_the_steps_that_ran_beside_it() {
+    // Orphaned while another step runs, it may be either step's: it lives until both are over,
+    // and not a moment past the run.
+    let (t, out, took) = timed_run(
+        "  - id: a\n    run: { shell: sh, script: 'setsid sleep 63 & echo $! > escaped' }\n  - id: b\n    run: { shell: sh, script: 'sleep 1' }\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let escaped: i32 = t.read("escaped").trim().parse().unwrap();
+    gone_within(&[escaped], Duration::from_secs(1));
+}
+
+#[test]
+fn a_timeout_ends_the_descendants_that_left_the_group() {
+    let (t, out, took) = timed_run(
+        "  - id: slow\n    timeout: 1s\n    run: { shell: sh, script: 'setsid sleep 63 & echo $! > escaped; sleep 61 & echo $! > child; sleep 62' }\n  - id: next\n    needs: [slow]\n    run: { shell: sh, script: 'true' }\n",
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+    let pids = [
+        t.read("escaped").trim().parse().unwrap(),
+        t.read("child").trim().parse().unwrap(),
+    ];
+    gone_within(&pids, Duration::from_secs(1));
+    let events = out.events();
+    let finished = events_of(&events, "step_finished");
+    assert_eq!(finished[0]["status"], "failed", "{finished:?}");
+    assert!(
+        finished[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("timed out after 1s"),
+        "{finished:?}"
+    );
+}
+
+#[test]
+fn a_command_that_kills_the_supervisor_dies_with_it_and_the_retry_runs_under_a_new_one() {
+    // The command's parent is the supervisor: killing it kills the command (its parent-death
+    // signal), the attempt fails, and the next attempt gets a new supervisor.
+    let (t, out, took) = timed_run(
+        "  - id: k\n    retry: { attempts: 2, delay: 0s }\n    run: { shell: sh, script: 'if [ ! -e once ]; then echo $PPID > first; touch once; kill -9 $PPID; sleep 30; fi; echo $PPID > second' }\n  - id: after\n    needs: [k]\n    run: { shell: sh, script: 'echo $PPID > third' }\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let first = t.read("first");
+    assert_ne!(first, t.read("second"), "a new supervisor");
+    assert_eq!(
+        t.read("second"),
+        t.read("third"),
+        "which then serves the run"
+    );
+    let events = out.events();
+    let failed = events_of(&events, "attempt_failed");
+    assert_eq!(failed.len(), 1, "{events:?}");
+    assert!(
+        failed[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("killed by a signal"),
+        "{failed:?}"
+    );
+}
+
+#[test]
+fn a_command_too_long_for_execve_fails_to_start_and_the_run_goes_on() {
+    // One argument over the kernel's 128 KiB limit: the supervisor gets the whole request,
+    // execve refuses it, and the supervisor still serves the next step.
+    let long = "x".repeat(200 * 1024);
+    let fits = "y".repeat(100 * 1024);
+    let steps = format!(
+        "  - id: long\n    continue_on_failure: true\n    run: {{ program: echo, args: [{long}] }}\n  - id: fits\n    needs: [long]\n    run: {{ program: sh, args: ['-c', 'printf %s \"$1\" | wc -c > size', 'sh', {fits}] }}\n"
+    );
+    let (t, out, _) = timed_run(&steps);
+    let events = out.events();
+    let finished = events_of(&events, "step_finished");
+    assert_eq!(finished[0]["status"], "failed", "{}", out.stderr);
+    assert!(
+        finished[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot start `echo`: Argument list too long"),
+        "{finished:?}"
+    );
+    assert_eq!(finished[1]["status"], "succeeded", "{finished:?}");
+    assert_eq!(t.read("size").trim(), (100 * 1024).to_string());
+}

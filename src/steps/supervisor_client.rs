@@ -1,0 +1,311 @@
+//! runbook's side of the run's [`supervisor`](super::supervisor): started once, on the first
+//! command, and asked to start each command; its replies are read by a thread of their own and
+//! handed to the attempt waiting for them.
+//!
+//! The thread that reads the replies is also the one that starts the supervisor, and it lives
+//! as long as the supervisor does: the kernel's parent-death signal follows the *thread* that
+//! started a process, so the supervisor must not be started from a thread that may end first
+//! (a runtime's worker, a blocking pool's thread).
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::BufRead;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use super::supervisor::SUBCOMMAND;
+use super::supervisor_request::{self, Request, Spawn};
+
+/// What the supervisor says of one command.
+#[derive(Debug)]
+enum Reply {
+    Started { pid: u32, start_time: u64 },
+    Failed(String),
+    Exited(i32),
+}
+
+type Waiters = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Reply>>>>;
+
+/// A running supervisor.
+pub struct Client {
+    requests: Mutex<UnixStream>,
+    waiters: Waiters,
+    next: AtomicU64,
+    alive: Arc<AtomicBool>,
+}
+
+/// The process's supervisor, started when first needed (again, should it have died).
+static CLIENT: Mutex<Option<Arc<Client>>> = Mutex::new(None);
+
+/// The supervisor, started if there is none.
+fn client() -> std::io::Result<Arc<Client>> {
+    let mut current = CLIENT
+        .lock()
+        .map_err(|_| std::io::Error::other("the supervisor's registry is poisoned"))?;
+    if let Some(client) = current.as_ref().filter(|c| c.alive.load(Ordering::Acquire)) {
+        return Ok(client.clone());
+    }
+    let client = Arc::new(start()?);
+    *current = Some(client.clone());
+    Ok(client)
+}
+
+fn start() -> std::io::Result<Client> {
+    let (requests, theirs) = UnixStream::pair()?;
+    let (replies, reply_end) = std::io::pipe()?;
+    let waiters: Waiters = Arc::default();
+    let alive = Arc::new(AtomicBool::new(true));
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let thread_waiters = waiters.clone();
+    let thread_alive = alive.clone();
+    std::thread::Builder::new()
+        .name("supervisor".into())
+        .spawn(move || {
+            // runbook itself, re-executed as the supervisor (the binary may have been replaced
+            // on disk since the run started: /proc/self/exe is the one running). Nothing runs
+            // between fork and exec, so the standard library starts it with posix_spawn. The
+            // supervisor arms its own parent-death signal and checks that runbook is still its
+            // parent (see `supervisor::main`).
+            let spawned = std::process::Command::new("/proc/self/exe")
+                .arg0("runbook")
+                .arg(SUBCOMMAND)
+                .arg(std::process::id().to_string())
+                .stdin(Stdio::from(OwnedFd::from(theirs)))
+                .stdout(Stdio::from(reply_end))
+                .stderr(Stdio::null())
+                // Its own group: Ctrl-C on the terminal is runbook's to handle.
+                .process_group(0)
+                .spawn();
+            let mut child = match spawned {
+                Ok(child) => {
+                    let _ = started_tx.send(Ok(()));
+                    child
+                }
+                Err(e) => {
+                    let _ = started_tx.send(Err(e));
+                    return;
+                }
+            };
+            read_replies(replies, &thread_waiters);
+            thread_alive.store(false, Ordering::Release);
+            // Whoever waits on a command of this supervisor hears that it is gone.
+            if let Ok(mut w) = thread_waiters.lock() {
+                w.clear();
+            }
+            let _ = child.wait();
+        })?;
+    started_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("the supervisor's thread ended"))??;
+    Ok(Client {
+        requests: Mutex::new(requests),
+        waiters,
+        next: AtomicU64::new(1),
+        alive,
+    })
+}
+
+/// Reads reply lines until the supervisor's end, handing each to its command's waiter.
+fn read_replies(replies: std::io::PipeReader, waiters: &Waiters) {
+    for line in std::io::BufReader::new(replies).lines() {
+        let Ok(line) = line else { return };
+        let mut words = line.splitn(3, ' ');
+        let (kind, id, rest) = (words.next(), words.next(), words.next().unwrap_or(""));
+        let Some(id) = id.and_then(|i| i.parse::<u64>().ok()) else {
+            continue;
+        };
+        let reply = match kind {
+            Some("started") => {
+                let mut w = rest.split(' ');
+                match (
+                    w.next().and_then(|p| p.parse().ok()),
+                    w.next().and_then(|t| t.parse().ok()),
+                ) {
+                    (Some(pid), Some(start_time)) => Reply::Started { pid, start_time },
+                    _ => Reply::Failed(format!("the supervisor said {line:?}")),
+                }
+            }
+            Some("failed") => Reply::Failed(rest.to_owned()),
+            Some("exited") => Reply::Exited(rest.parse().unwrap_or(libc::SIGKILL)),
+            _ => continue,
+        };
+        let Ok(mut w) = waiters.lock() else { return };
+        let last = !matches!(reply, Reply::Started { .. });
+        if let Some(tx) = w.get(&id) {
+            let _ = tx.send(reply);
+        }
+        if last {
+            w.remove(&id);
+        }
+    }
+}
+
+/// The streams a command gets: runbook keeps the other ends.
+pub struct Streams {
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    /// `None`: `/dev/null`.
+    pub stdin: Option<OwnedFd>,
+}
+
+/// A command the supervisor was asked to start.
+pub struct Spawned {
+    id: u64,
+    client: Arc<Client>,
+    replies: mpsc::UnboundedReceiver<Reply>,
+    over: bool,
+}
+
+/// Asks the supervisor to start a command. The streams' ends are closed here once sent.
+pub fn spawn(spawn: Spawn, streams: Streams) -> std::io::Result<Spawned> {
+    let mut last = None;
+    // A supervisor that died (killed from outside) is replaced once.
+    for _ in 0..2 {
+        let client = client()?;
+        let id = client.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut w) = client.waiters.lock() {
+            w.insert(id, tx);
+        }
+        let mut fds = vec![streams.stdout.as_raw_fd(), streams.stderr.as_raw_fd()];
+        fds.extend(streams.stdin.as_ref().map(AsRawFd::as_raw_fd));
+        let request = Request::Spawn {
+            reads_input: streams.stdin.is_some(),
+            spawn: Spawn {
+                id,
+                ..spawn.clone()
+            },
+        };
+        let sent = match client.requests.lock() {
+            Ok(socket) => supervisor_request::send(&socket, &request, &fds),
+            Err(_) => Err(std::io::Error::other("the supervisor's socket is poisoned")),
+        };
+        match sent {
+            Ok(()) => {
+                return Ok(Spawned {
+                    id,
+                    client,
+                    replies: rx,
+                    over: false,
+                });
+            }
+            Err(e) => {
+                if let Ok(mut w) = client.waiters.lock() {
+                    w.remove(&id);
+                }
+                client.alive.store(false, Ordering::Release);
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("the supervisor is gone")))
+}
+
+impl Spawned {
+    /// The command's pid and start time, or why it did not start.
+    pub async fn started(&mut self) -> Result<(u32, u64), String> {
+        match self.replies.recv().await {
+            Some(Reply::Started { pid, start_time }) => Ok((pid, start_time)),
+            Some(Reply::Failed(message)) => {
+                self.over = true;
+                Err(message)
+            }
+            Some(Reply::Exited(_)) | None => {
+                self.over = true;
+                Err("the supervisor ended without starting it".to_owned())
+            }
+        }
+    }
+
+    /// Waits until the command and everything it started are over: the main process's exit
+    /// status (killed by SIGKILL, when the supervisor itself is gone).
+    pub async fn exited(&mut self) -> ExitStatus {
+        let status = loop {
+            match self.replies.recv().await {
+                Some(Reply::Exited(status)) => break status,
+                Some(_) => {}
+                None => break libc::SIGKILL,
+            }
+        };
+        self.over = true;
+        ExitStatus::from_raw(status)
+    }
+
+    /// Asks the supervisor to end the command now, with everything it started.
+    pub fn end(&self) {
+        end(&self.client, self.id);
+    }
+
+    /// A handle that can end the command from elsewhere (a hard stop).
+    pub fn ender(&self) -> Ender {
+        Ender {
+            client: self.client.clone(),
+            id: self.id,
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        // An attempt given up before its command was over (its future dropped): nothing of it
+        // may run on.
+        if !self.over {
+            self.end();
+        }
+        if let Ok(mut w) = self.client.waiters.lock() {
+            w.remove(&self.id);
+        }
+    }
+}
+
+/// Ends one command from wherever the run decides to (see [`Spawned::ender`]).
+#[derive(Clone)]
+pub struct Ender {
+    client: Arc<Client>,
+    id: u64,
+}
+
+impl std::fmt::Debug for Ender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Ender({})", self.id)
+    }
+}
+
+impl Ender {
+    pub fn end(&self) {
+        end(&self.client, self.id);
+    }
+}
+
+fn end(client: &Client, id: u64) {
+    if let Ok(socket) = client.requests.lock() {
+        let _ = supervisor_request::send(&socket, &Request::End { id }, &[]);
+    }
+}
+
+/// The argv and environment of a command, ready to send.
+pub fn request(
+    argv: &[String],
+    found: OsString,
+    cwd: Option<&String>,
+    hidden: &[String],
+    env: &[(String, String)],
+) -> Spawn {
+    Spawn {
+        id: 0,
+        found,
+        cwd: cwd.map(OsString::from).unwrap_or_default(),
+        remove: hidden.iter().map(OsString::from).collect(),
+        set: env
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect(),
+        argv: argv.iter().map(OsString::from).collect(),
+    }
+}
