@@ -412,39 +412,26 @@ impl RunRecord {
                     duration_ms: *duration_ms,
                 });
             }
-            EventKind::ApprovalNeeded {
-                step,
-                approvers,
-                min,
-                self_approval,
-                operator,
-                ..
-            } => {
+            EventKind::ApprovalNeeded(a) => {
                 // Votes counted before (a resumed run) stay counted.
-                let s = self.step(index, step);
+                let s = self.step(index, &a.step);
                 let votes = s.quorum.take().map(|q| q.votes).unwrap_or_default();
                 s.quorum = Some(QuorumRecord {
-                    approvers: approvers.clone(),
-                    min: *min,
-                    self_approval: *self_approval,
-                    operator: operator.clone(),
+                    approvers: a.approvers.clone(),
+                    min: a.min,
+                    self_approval: a.self_approval,
+                    operator: a.operator.clone(),
                     since: event.at.clone(),
                     votes,
                 });
             }
-            EventKind::ApprovalVote {
-                step,
-                user,
-                decision,
-                reason,
-                voted_at,
-            } => {
-                if let Some(q) = self.step(index, step).quorum.as_mut() {
+            EventKind::ApprovalVote(v) => {
+                if let Some(q) = self.step(index, &v.step).quorum.as_mut() {
                     q.votes.push(VoteRecord {
-                        user: user.clone(),
-                        decision: *decision,
-                        reason: reason.clone(),
-                        at: voted_at.clone(),
+                        user: v.user.clone(),
+                        decision: v.decision,
+                        reason: v.reason.clone(),
+                        at: v.voted_at.clone(),
                     });
                 }
             }

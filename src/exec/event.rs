@@ -15,6 +15,41 @@ use crate::steps::process_group::ProcessGroup;
 /// of another version is refused with a clear error rather than misread.
 pub const JOURNAL_VERSION: u32 = 1;
 
+/// A multi-party approval waiting for votes (the `approval_needed` event): the engine emits
+/// it, the run record keeps it, the report prints it; one type so each reads its fields by
+/// name.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ApprovalNeeded {
+    pub step: String,
+    pub prompt: String,
+    pub approvers: Vec<String>,
+    /// The OS group the approvers were read from, when the runbook named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    pub min: u32,
+    pub self_approval: bool,
+    /// Who runs the run (the real uid's user name).
+    pub operator: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    pub command: String,
+    /// `--approve`/`--approve-all` was given but does not satisfy this approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
+}
+
+/// A vote a run counted (the `approval_vote` event): who (the vote file's owner), what, why,
+/// and when it was cast.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ApprovalVote {
+    pub step: String,
+    pub user: String,
+    pub decision: crate::ballot::Decision,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub voted_at: String,
+}
+
 /// One event, stamped with the time it happened.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Event {
@@ -210,33 +245,9 @@ pub enum EventKind {
         duration_ms: u64,
     },
     /// A multi-party approval waits for votes: who may vote and the command they run.
-    ApprovalNeeded {
-        step: String,
-        prompt: String,
-        approvers: Vec<String>,
-        /// The OS group the approvers were read from, when the runbook named one.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        group: Option<String>,
-        min: u32,
-        self_approval: bool,
-        /// Who runs the run (the real uid's user name).
-        operator: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        timeout_ms: Option<u64>,
-        command: String,
-        /// `--approve`/`--approve-all` was given but does not satisfy this approval.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        ignored: Option<String>,
-    },
+    ApprovalNeeded(ApprovalNeeded),
     /// A vote the run counted: who (the vote file's owner), what, why, and when it was cast.
-    ApprovalVote {
-        step: String,
-        user: String,
-        decision: crate::ballot::Decision,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        reason: Option<String>,
-        voted_at: String,
-    },
+    ApprovalVote(ApprovalVote),
     /// A vote file the run did not count (forged, not an approver, the operator's own).
     VoteIgnored {
         step: String,

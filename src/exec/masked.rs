@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::event::{Event, EventKind, Sink, StepData};
+use super::event::{ApprovalNeeded, ApprovalVote, Event, EventKind, Sink, StepData};
 use crate::mask::Masker;
 use crate::render::Action;
 
@@ -88,42 +88,26 @@ pub fn mask_event(kind: &EventKind, m: &Masker) -> EventKind {
             rto_ms: *rto_ms,
             service_restored_at: service_restored_at.clone(),
         },
-        K::ApprovalNeeded {
-            step,
-            prompt,
-            approvers,
-            group,
-            min,
-            self_approval,
-            operator,
-            timeout_ms,
-            command,
-            ignored,
-        } => K::ApprovalNeeded {
-            step: step.clone(),
-            prompt: value(prompt, m),
-            approvers: approvers.clone(),
-            group: group.clone(),
-            min: *min,
-            self_approval: *self_approval,
-            operator: operator.clone(),
-            timeout_ms: *timeout_ms,
-            command: command.clone(),
-            ignored: ignored.clone(),
-        },
-        K::ApprovalVote {
-            step,
-            user,
-            decision,
-            reason,
-            voted_at,
-        } => K::ApprovalVote {
-            step: step.clone(),
-            user: user.clone(),
-            decision: *decision,
-            reason: reason.as_deref().map(|t| value(t, m)),
-            voted_at: voted_at.clone(),
-        },
+        // Every field named (no `..`): a new one is a compile error here too.
+        K::ApprovalNeeded(a) => K::ApprovalNeeded(ApprovalNeeded {
+            step: a.step.clone(),
+            prompt: value(&a.prompt, m),
+            approvers: a.approvers.clone(),
+            group: a.group.clone(),
+            min: a.min,
+            self_approval: a.self_approval,
+            operator: a.operator.clone(),
+            timeout_ms: a.timeout_ms,
+            command: a.command.clone(),
+            ignored: a.ignored.clone(),
+        }),
+        K::ApprovalVote(v) => K::ApprovalVote(ApprovalVote {
+            step: v.step.clone(),
+            user: v.user.clone(),
+            decision: v.decision,
+            reason: v.reason.as_deref().map(|t| value(t, m)),
+            voted_at: v.voted_at.clone(),
+        }),
         K::RunResumed {
             run_id,
             decisions,

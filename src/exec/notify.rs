@@ -103,17 +103,9 @@ impl Notifier {
                 json!({ "step": step, "prompt": prompt }),
             )],
             // A multi-party approval says who may vote and how, when its wait begins.
-            EventKind::ApprovalNeeded {
-                step,
-                prompt,
-                approvers,
-                min,
-                command,
-                timeout_ms,
-                ..
-            } => vec![(
+            EventKind::ApprovalNeeded(a) => vec![(
                 NotifyEvent::ApprovalNeeded,
-                json!({ "step": step, "prompt": prompt, "approvers": approvers, "min": min, "command": command, "timeout_ms": timeout_ms }),
+                json!({ "step": a.step, "prompt": a.prompt, "approvers": a.approvers, "min": a.min, "command": a.command, "timeout_ms": a.timeout_ms }),
             )],
             EventKind::RollbackStepStarted { step, action, .. }
                 if self.rollback_asks(step) && !self.hooks.approvals.preapproved(step) =>

@@ -330,8 +330,8 @@ impl Sink for Progress {
             EventKind::Approved { step, by, how } => {
                 format!("{t} ✔ {step} approved by {by} ({how})\n")
             }
-            EventKind::ApprovalNeeded { .. }
-            | EventKind::ApprovalVote { .. }
+            EventKind::ApprovalNeeded(_)
+            | EventKind::ApprovalVote(_)
             | EventKind::VoteIgnored { .. } => super::quorum::line(t, &event.kind),
             EventKind::RollbackStarted { steps } => {
                 format!("{t} ↺ rolling back, in order: {}\n", steps.join(", "))

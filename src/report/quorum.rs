@@ -7,62 +7,52 @@ use crate::exec::event::EventKind;
 /// The progress line(s) of a multi-party approval event; empty for any other event.
 pub fn line(t: &str, kind: &EventKind) -> String {
     match kind {
-        EventKind::ApprovalNeeded {
-            step,
-            prompt,
-            approvers,
-            group,
-            min,
-            self_approval,
-            operator,
-            timeout_ms,
-            command,
-            ignored,
-        } => {
+        EventKind::ApprovalNeeded(a) => {
+            let step = &a.step;
             let mut out = String::new();
-            if let Some(flag) = ignored {
+            if let Some(flag) = &a.ignored {
                 out.push_str(&format!(
                     "{t} note: {flag} does not satisfy {step}: it is a multi-party approval, voted with `runbook approve`\n"
                 ));
             }
-            let from = group
+            let from = a
+                .group
                 .as_ref()
                 .map(|g| format!(" (members of group {g})"))
                 .unwrap_or_default();
-            let who = if approvers.is_empty() {
+            let who = if a.approvers.is_empty() {
                 "nobody".to_owned()
             } else {
-                approvers.join(", ")
+                a.approvers.join(", ")
             };
-            let within = within(*timeout_ms, " ");
-            let own = if *self_approval {
+            let within = within(a.timeout_ms, " ");
+            let own = if a.self_approval {
                 String::new()
             } else {
-                format!("; {operator} runs this run and does not count")
+                format!("; {} runs this run and does not count", a.operator)
             };
             out.push_str(&format!(
-                "{t} ? {step} waits for {min} approval(s){within}: {prompt}\n      may approve: {who}{from}{own}\n      each runs: {command}\n"
+                "{t} ? {step} waits for {} approval(s){within}: {}\n      may approve: {who}{from}{own}\n      each runs: {}\n",
+                a.min, a.prompt, a.command
             ));
             out
         }
-        EventKind::ApprovalVote {
-            step,
-            user,
-            decision,
-            reason,
-            voted_at,
-        } => {
-            let why = reason
+        EventKind::ApprovalVote(v) => {
+            let why = v
+                .reason
                 .as_ref()
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default();
-            let mark = match decision {
+            let mark = match v.decision {
                 Decision::Approve => '✔',
                 Decision::Reject => '✗',
             };
             format!(
-                "{t} {mark} {step} {} by {user} at {voted_at}{why}\n",
-                decision.verb()
+                "{t} {mark} {} {} by {} at {}{why}\n",
+                v.step,
+                v.decision.verb(),
+                v.user,
+                v.voted_at
             )
         }
         EventKind::VoteIgnored {

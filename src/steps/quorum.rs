@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::ballot::{self, Decision};
-use crate::exec::event::EventKind;
+use crate::exec::event::{ApprovalNeeded, ApprovalVote, EventKind};
 use crate::model::{Approval, Approvers};
 use crate::steps::approval::{Granted, Lookup, NotApproved};
 
@@ -127,7 +127,7 @@ impl Wait<'_> {
         .into_iter()
         .flatten()
         .min();
-        emit(EventKind::ApprovalNeeded {
+        emit(EventKind::ApprovalNeeded(ApprovalNeeded {
             step: self.step.to_owned(),
             prompt: self.prompt.to_owned(),
             approvers: approvers.clone(),
@@ -138,7 +138,7 @@ impl Wait<'_> {
             timeout_ms: timeout.map(|t| t.as_millis() as u64),
             command: self.ballot.command(self.step),
             ignored: self.ignored_preapproval.map(str::to_owned),
-        });
+        }));
         let run_dir = self.ballot.run_dir();
         // Created by the run, with its umask, so that approvers need no more than the run
         // directory's group permissions. If it cannot be, `approve` says why.
@@ -182,13 +182,13 @@ impl Wait<'_> {
                     )));
                 } else if !counted.contains_key(&owner) {
                     counted.insert(owner.clone(), vote.decision);
-                    emit(EventKind::ApprovalVote {
+                    emit(EventKind::ApprovalVote(ApprovalVote {
                         step: self.step.to_owned(),
                         user: owner.clone(),
                         decision: vote.decision,
                         reason: vote.reason.clone(),
                         voted_at: vote.at.clone(),
-                    });
+                    }));
                     if vote.decision == Decision::Reject {
                         return Err(NotApproved::Rejected {
                             by: owner,
@@ -231,15 +231,10 @@ impl Wait<'_> {
         let path = crate::journal::journal_path(&self.ballot.state, &self.ballot.run_id);
         let mut counted = BTreeMap::new();
         for event in crate::journal::read(&path).unwrap_or_default() {
-            if let EventKind::ApprovalVote {
-                step,
-                user,
-                decision,
-                ..
-            } = event.kind
-                && step == self.step
+            if let EventKind::ApprovalVote(vote) = event.kind
+                && vote.step == self.step
             {
-                counted.entry(user).or_insert(decision);
+                counted.entry(vote.user).or_insert(vote.decision);
             }
         }
         counted

@@ -1,7 +1,9 @@
 //! When the journal reaches the disk, seen from outside: the run is traced with `strace`, and
 //! its `write`s of `step_started`, its `fdatasync`s and the `execve` of each step's command
 //! are read back in the order they happened. A step's `step_started` is synced before its
-//! process starts; steps that start together share one sync.
+//! process starts; steps that start together share one sync. A rollback's
+//! `rollback_step_started` is synced before its process starts too, one by one, as
+//! rollbacks run one at a time.
 
 use std::path::Path;
 use std::process::Command;
@@ -13,14 +15,23 @@ use crate::support::Test;
 enum Seen {
     /// `step_started` of this step written to the journal.
     Written(String),
+    /// `rollback_step_started` of this step written to the journal.
+    RollbackWritten(String),
     /// An `fdatasync` returned.
     Synced,
-    /// This step's command started (its command is `echo STEP`).
+    /// This step's command started (its command is `echo STEP`; other commands are not
+    /// followed).
     Spawned(String),
 }
 
-/// Runs `runbook run FILE ARGS…` under `strace -f`; what it saw, in order.
+/// Runs `runbook run FILE ARGS…` under `strace -f`; what it saw, in order. The run must
+/// succeed.
 fn traced(t: &Test, file: &str, args: &[&str]) -> Vec<Seen> {
+    traced_exiting(t, file, args, 0)
+}
+
+/// [`traced`], for a run that exits with `code`.
+fn traced_exiting(t: &Test, file: &str, args: &[&str], code: i32) -> Vec<Seen> {
     let trace = t.path().join("trace");
     let out = Command::new("strace")
         .args([
@@ -42,8 +53,9 @@ fn traced(t: &Test, file: &str, args: &[&str]) -> Vec<Seen> {
         .unwrap_or_else(|e| {
             panic!("cannot start strace (the CI script installs it): {e}");
         });
-    assert!(
-        out.status.success(),
+    assert_eq!(
+        out.status.code(),
+        Some(code),
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
@@ -59,6 +71,10 @@ fn parse(trace: &Path) -> Vec<Seen> {
         if line.contains("write(") && line.contains(r#"\"event\":\"step_started\""#) {
             let step = between(line, r#"\"step\":\""#, r#"\""#);
             seen.push(Seen::Written(step.to_owned()));
+        } else if line.contains("write(") && line.contains(r#"\"event\":\"rollback_step_started\""#)
+        {
+            let step = between(line, r#"\"step\":\""#, r#"\""#);
+            seen.push(Seen::RollbackWritten(step.to_owned()));
         } else if (line.contains(" fdatasync(") && !line.contains("<unfinished"))
             || line.contains("<... fdatasync resumed>")
         {
@@ -173,4 +189,43 @@ fn items_of_a_loop_that_start_together_share_one_journal_sync() {
     let groups = synced_before_spawned(&seen, &ids);
     assert_eq!(groups.iter().sum::<usize>(), 8, "{seen:?}");
     assert!(groups.len() < 8, "one sync per item: {groups:?}");
+}
+
+#[test]
+fn each_rollback_is_synced_before_its_process_starts() {
+    // Rollbacks run one after the other, in reverse completion order, even when the steps
+    // they undo ran together: each start is synced on its own, before its process starts,
+    // and none is held back to share a sync.
+    let ids: Vec<String> = (0..16).map(|i| format!("s{i}")).collect();
+    let mut yaml = String::from("runbook: 1\nname: undo\nsteps:\n");
+    for id in &ids {
+        yaml.push_str(&format!(
+            "  - {{ id: {id}, run: {{ program: echo, args: [{id}] }}, rollback: {{ run: {{ program: echo, args: [undo-{id}] }} }} }}\n"
+        ));
+    }
+    yaml.push_str(&format!(
+        "  - {{ id: last, needs: [{}], run: {{ program: 'false' }} }}\n",
+        ids.join(", ")
+    ));
+    let t = Test::new().file("undo.yaml", yaml);
+    let seen = traced_exiting(&t, "undo.yaml", &["--concurrency", "16"], 1);
+    let first = seen
+        .iter()
+        .position(|s| matches!(s, Seen::RollbackWritten(_)))
+        .unwrap_or_else(|| panic!("no rollback started: {seen:?}"));
+    // The rollback phase, read as the forward steps are: a rollback's start is its `Written`,
+    // its command (`echo undo-ID`) its `Spawned`.
+    let phase: Vec<Seen> = seen[first..]
+        .iter()
+        .filter_map(|s| match s {
+            Seen::RollbackWritten(id) => Some(Seen::Written(id.clone())),
+            Seen::Spawned(undo) => undo
+                .strip_prefix("undo-")
+                .map(|id| Seen::Spawned(id.to_owned())),
+            Seen::Synced => Some(Seen::Synced),
+            Seen::Written(_) => None,
+        })
+        .collect();
+    let groups = synced_before_spawned(&phase, &ids);
+    assert_eq!(groups, vec![1; 16], "{phase:?}");
 }

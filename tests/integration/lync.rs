@@ -161,8 +161,13 @@ fn book(steps: &[(String, String)]) -> String {
 
 /// `runbook run` of `steps` against `lync`, with `env` on the runbook process.
 fn run(lync: &Lync, steps: &[(String, String)], env: &[(&str, &str)]) -> Output {
+    run_book(lync, book(steps), env)
+}
+
+/// `runbook run` of the runbook `yaml` against `lync`, with `env` on the runbook process.
+fn run_book(lync: &Lync, yaml: String, env: &[(&str, &str)]) -> Output {
     let mut t = Test::new()
-        .file("lync.yaml", book(steps))
+        .file("lync.yaml", yaml)
         .file("params.yaml", Lync::params())
         .env(
             "RUNBOOK_SSH_CONFIG",
@@ -213,28 +218,52 @@ fn started(state: serde_json::Value) -> (tempfile::TempDir, Lync) {
     (dir, lync)
 }
 
+/// `steps` run on a host started with `state`.
+fn run_on(
+    state: serde_json::Value,
+    steps: &[(String, String)],
+) -> (tempfile::TempDir, Lync, Output) {
+    let (dir, lync) = started(state);
+    let out = run(&lync, steps, &[]);
+    (dir, lync, out)
+}
+
+/// Runs `steps` on a host started with `state`, asserts that each step of `failures` failed
+/// with its message (see [`failed_with`]) and that the Lync state did not change; returns
+/// the stderr of each failure.
+fn refused(
+    state: serde_json::Value,
+    steps: &[(String, String)],
+    failures: &[(&str, &str)],
+) -> Vec<String> {
+    let (_dir, lync, out) = run_on(state.clone(), steps);
+    let stderrs = failures
+        .iter()
+        .map(|(id, message)| failed_with(&out, id, message))
+        .collect();
+    assert_eq!(lync.state(), state);
+    stderrs
+}
+
 #[test]
 fn a_cmdlet_microsoft_does_not_have_fails_with_powershells_words() {
-    let (_dir, lync) = started(contoso());
-    let out = run(
-        &lync,
+    let stderrs = refused(
+        contoso(),
         &[step(
             "post-check",
             "Import-Module Lync\nGet-CsPersistentChatActiveServer -Identity 'PersistentChatServer:pchat.contoso.com'\nWrite-Output 'not reached'",
         )],
-        &[],
+        &[(
+            "post-check",
+            "Get-CsPersistentChatActiveServer : The term 'Get-CsPersistentChatActiveServer' is not recognized as the name of a cmdlet, function, script file, or operable program.",
+        )],
     );
-    let stderr = failed_with(
-        &out,
-        "post-check",
-        "Get-CsPersistentChatActiveServer : The term 'Get-CsPersistentChatActiveServer' is not recognized as the name of a cmdlet, function, script file, or operable program.",
-    );
+    let stderr = &stderrs[0];
     // Where, as PowerShell says it: the line of the script block and the name underlined.
     assert!(
         stderr.contains("At line:2 char:1\n+ Get-CsPersistentChatActiveServer -Identity 'PersistentChatServer:pchat.contoso.com'\n+ ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~\n    + CategoryInfo          : ObjectNotFound: (Get-CsPersistentChatActiveServer:String) [], CommandNotFoundException\n"),
         "{stderr}"
     );
-    assert_eq!(lync.state(), contoso());
 }
 
 /// Regression: `-Command -` runs its input like a prompt; when a terminating error abandoned
@@ -265,14 +294,12 @@ fn a_terminating_error_on_a_powershell_target_fails_the_step_at_once() {
 
 #[test]
 fn a_parameter_the_cmdlet_does_not_take_fails_the_step() {
-    let (_dir, lync) = started(contoso());
-    let out = run(
-        &lync,
+    let (_dir, lync, out) = run_on(
+        contoso(),
         &[step(
             "install-mirror",
             "Import-Module Lync\nInstall-CsMirrorDatabase -DatabaseType PersistentChat -SqlServerFqdn 'sql-b.contoso.com' -MirrorSqlServerFqdn 'sql-b-mirror.contoso.com' -FileShare '\\\\fs1.contoso.com\\pchat-mirror' -Confirm:$false\nWrite-Output 'not reached'",
         )],
-        &[],
     );
     let stderr = failed_with(
         &out,
@@ -288,9 +315,8 @@ fn a_parameter_the_cmdlet_does_not_take_fails_the_step() {
 
 #[test]
 fn a_value_outside_the_validateset_fails_the_step_with_lync_2013s_values() {
-    let (_dir, lync) = started(contoso());
-    let out = run(
-        &lync,
+    refused(
+        contoso(),
         &[
             step(
                 "pool-state",
@@ -303,45 +329,38 @@ fn a_value_outside_the_validateset_fails_the_step_with_lync_2013s_values() {
                 "Get-CsDatabaseMirrorState -PoolFqdn 'pchat.contoso.com' -DatabaseType PersistentChat\nWrite-Output 'not reached'",
             ),
         ],
-        &[],
+        &[
+            (
+                "pool-state",
+                "Set-CsPersistentChatState : Cannot validate argument on parameter 'PoolState'. The argument \"Maintenance\" does not belong to the set \"Normal,FailedOver\" specified by the ValidateSet attribute.",
+            ),
+            (
+                "mirror-state",
+                "Get-CsDatabaseMirrorState : Cannot validate argument on parameter 'DatabaseType'. The argument \"PersistentChat\" does not belong to the set \"App,Archiving,CMS,Monitoring,Provision,User\"",
+            ),
+        ],
     );
-    failed_with(
-        &out,
-        "pool-state",
-        "Set-CsPersistentChatState : Cannot validate argument on parameter 'PoolState'. The argument \"Maintenance\" does not belong to the set \"Normal,FailedOver\" specified by the ValidateSet attribute.",
-    );
-    failed_with(
-        &out,
-        "mirror-state",
-        "Get-CsDatabaseMirrorState : Cannot validate argument on parameter 'DatabaseType'. The argument \"PersistentChat\" does not belong to the set \"App,Archiving,CMS,Monitoring,Provision,User\"",
-    );
-    assert_eq!(lync.state(), contoso());
 }
 
 #[test]
 fn a_missing_mandatory_parameter_fails_since_noninteractive_cannot_prompt() {
-    let (_dir, lync) = started(contoso());
-    let out = run(
-        &lync,
+    refused(
+        contoso(),
         &[step(
             "install-mirror",
             "Install-CsMirrorDatabase -DatabaseType PersistentChat -SqlServerFqdn 'sql-b.contoso.com' -Confirm:$false\nWrite-Output 'not reached'",
         )],
-        &[],
+        &[(
+            "install-mirror",
+            "Install-CsMirrorDatabase : Cannot process command because of one or more missing mandatory parameters: FileShare.",
+        )],
     );
-    failed_with(
-        &out,
-        "install-mirror",
-        "Install-CsMirrorDatabase : Cannot process command because of one or more missing mandatory parameters: FileShare.",
-    );
-    assert_eq!(lync.state(), contoso());
 }
 
 #[test]
 fn a_module_lync_server_2013_does_not_have_is_not_imported() {
-    let (_dir, lync) = started(contoso());
-    let out = run(
-        &lync,
+    let (_dir, _lync, out) = run_on(
+        contoso(),
         &[
             step(
                 "later-name",
@@ -349,7 +368,6 @@ fn a_module_lync_server_2013_does_not_have_is_not_imported() {
             ),
             step("lync", "Import-Module Lync\nWrite-Output 'imported'"),
         ],
-        &[],
     );
     failed_with(
         &out,
@@ -363,14 +381,12 @@ fn a_module_lync_server_2013_does_not_have_is_not_imported() {
 
 #[test]
 fn whatif_says_what_it_would_do_and_changes_nothing() {
-    let (_dir, lync) = started(contoso());
-    let out = run(
-        &lync,
+    let (_dir, lync, out) = run_on(
+        contoso(),
         &[step(
             "rehearse",
             "Import-Module Lync\nSet-CsPersistentChatState -Identity 'service:pchat.contoso.com' -PoolState FailedOver -WhatIf\nSet-CsPersistentChatActiveServer -Identity 'PersistentChatServer:pchat.contoso.com' -ActiveServers $null -WhatIf\nSet-CsPersistentChatActiveServer -Identity 'PersistentChatServer:pchat.contoso.com' -ActiveServers @{Add='pchat-b1.contoso.com','pchat-b2.contoso.com'} -WhatIf\nInstall-CsMirrorDatabase -DatabaseType PersistentChat -SqlServerFqdn 'sql-b.contoso.com' -FileShare '\\\\fs1.contoso.com\\pchat-mirror' -DropExistingDatabasesOnMirror -WhatIf",
         )],
-        &[],
     );
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(
@@ -385,9 +401,8 @@ fn whatif_says_what_it_would_do_and_changes_nothing() {
 
 #[test]
 fn whatif_is_refused_by_a_cmdlet_without_shouldprocess_and_still_checks_identities() {
-    let (_dir, lync) = started(contoso());
-    let out = run(
-        &lync,
+    refused(
+        contoso(),
         &[
             step(
                 "get-whatif",
@@ -402,31 +417,27 @@ fn whatif_is_refused_by_a_cmdlet_without_shouldprocess_and_still_checks_identiti
                 "Set-CsPersistentChatActiveServer -Identity 'PersistentChatServer:pchat.contoso.com' -ActiveServers @{Add='pchat-c1.contoso.com'} -WhatIf",
             ),
         ],
-        &[],
+        &[
+            (
+                "get-whatif",
+                "Get-CsPersistentChatState : A parameter cannot be found that matches parameter name 'WhatIf'.",
+            ),
+            (
+                "other-pool",
+                "Set-CsPersistentChatState : Cannot find a Persistent Chat pool with the identity \"service:pchat-x.contoso.com\"",
+            ),
+            (
+                "other-server",
+                "Set-CsPersistentChatActiveServer : \"pchat-c1.contoso.com\" is not a Persistent Chat Server of pool \"pchat.contoso.com\"",
+            ),
+        ],
     );
-    failed_with(
-        &out,
-        "get-whatif",
-        "Get-CsPersistentChatState : A parameter cannot be found that matches parameter name 'WhatIf'.",
-    );
-    failed_with(
-        &out,
-        "other-pool",
-        "Set-CsPersistentChatState : Cannot find a Persistent Chat pool with the identity \"service:pchat-x.contoso.com\"",
-    );
-    failed_with(
-        &out,
-        "other-server",
-        "Set-CsPersistentChatActiveServer : \"pchat-c1.contoso.com\" is not a Persistent Chat Server of pool \"pchat.contoso.com\"",
-    );
-    assert_eq!(lync.state(), contoso());
 }
 
 #[test]
 fn a_failover_changes_the_lync_state_as_modelled() {
-    let (_dir, lync) = started(contoso());
-    let out = run(
-        &lync,
+    let (_dir, lync, out) = run_on(
+        contoso(),
         &[
             step(
                 "before",
@@ -449,7 +460,6 @@ fn a_failover_changes_the_lync_state_as_modelled() {
                 "Import-Module Lync\n(Get-CsPersistentChatState -Identity 'service:pchat.contoso.com').PoolState\n(Get-CsService -PersistentChatServer -PoolFqdn 'pchat.contoso.com').ActiveServers -join ','\n(Test-CsPersistentChatMessage -TargetFqdn 'pchat.contoso.com').Result",
             ),
         ],
-        &[],
     );
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(
@@ -596,21 +606,17 @@ fn a_mirror_is_installed_only_where_the_topology_defines_one_and_the_mirror_is_f
 fn a_central_management_store_that_cannot_be_written_fails_every_change() {
     let mut state = contoso();
     state["cms"]["writable"] = false.into();
-    let (_dir, lync) = started(state.clone());
-    let out = run(
-        &lync,
+    refused(
+        state,
         &[step(
             "set-pool-failed-over",
             "Set-CsPersistentChatState -Identity 'service:pchat.contoso.com' -PoolState FailedOver -Confirm:$false",
         )],
-        &[],
+        &[(
+            "set-pool-failed-over",
+            "Set-CsPersistentChatState : Cannot write to the Central Management Store: its master \"lync-fe-a.contoso.com\" cannot be reached.",
+        )],
     );
-    failed_with(
-        &out,
-        "set-pool-failed-over",
-        "Set-CsPersistentChatState : Cannot write to the Central Management Store: its master \"lync-fe-a.contoso.com\" cannot be reached.",
-    );
-    assert_eq!(lync.state(), state);
 }
 
 #[test]
@@ -630,22 +636,7 @@ fn a_steps_env_and_cwd_reach_the_script_through_the_bootstrap() {
             here.display()
         ),
     );
-    let out = Test::new()
-        .file("lync.yaml", book)
-        .file("params.yaml", Lync::params())
-        .env(
-            "RUNBOOK_SSH_CONFIG",
-            &lync.ssh_config().display().to_string(),
-        )
-        .args([
-            "run",
-            "lync.yaml",
-            "--params",
-            "params.yaml",
-            "--output",
-            "json",
-        ])
-        .run();
+    let out = run_book(&lync, book, &[]);
     let e = finished(&out, "with-env");
     assert_eq!(e["status"], "succeeded", "{e}");
     assert_eq!(text(&e, "stdout"), "Normal\nTrue\n");
@@ -686,9 +677,8 @@ fn rehearsal_fail_on_fails_the_script_that_contains_the_text_before_it_runs() {
 
 #[test]
 fn a_cmdlet_the_rehearsal_does_not_model_stops_the_script_with_exit_2() {
-    let (_dir, lync) = started(contoso());
-    let out = run(
-        &lync,
+    let (_dir, _lync, out) = run_on(
+        contoso(),
         &[
             step(
                 "stop",
@@ -699,7 +689,6 @@ fn a_cmdlet_the_rehearsal_does_not_model_stops_the_script_with_exit_2() {
                 "Stop-Service -Name 'RTCPERSISTENTCHAT' -WhatIf",
             ),
         ],
-        &[],
     );
     let stop = finished(&out, "stop");
     assert_eq!(stop["exit_code"], 2, "{stop}");

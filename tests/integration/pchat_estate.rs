@@ -138,23 +138,19 @@ impl Sql {
         let copy = dir.path().join("copy").display().to_string();
         let mut primary = SqlServer::new("SQL-A", PRIMARY_IP, version);
         let mut backup = SqlServer::new("SQL-B", BACKUP_IP, version);
-        primary
-            .databases
-            .insert("mgc".into(), Database::online(5, FIRST_LSN, DATA_FILE));
-        primary.databases.insert(
-            "mgccomp".into(),
-            Database::online(6, FIRST_LSN, "D:\\MSSQL\\Data\\mgccomp.mdf"),
-        );
+        // `mgc` as each side holds it; `mgccomp` online on both.
+        let databases = |server: &mut SqlServer, mgc: Database| {
+            server.databases.insert("mgc".into(), mgc);
+            server.databases.insert(
+                "mgccomp".into(),
+                Database::online(6, FIRST_LSN, "D:\\MSSQL\\Data\\mgccomp.mdf"),
+            );
+        };
+        databases(&mut primary, Database::online(5, FIRST_LSN, DATA_FILE));
         primary
             .install_mirror("mgc", PRIMARY_MIRROR)
             .expect("mirror the primary");
-        backup
-            .databases
-            .insert("mgc".into(), Database::restoring(5, FIRST_LSN, DATA_FILE));
-        backup.databases.insert(
-            "mgccomp".into(),
-            Database::online(6, FIRST_LSN, "D:\\MSSQL\\Data\\mgccomp.mdf"),
-        );
+        databases(&mut backup, Database::restoring(5, FIRST_LSN, DATA_FILE));
         // Log shipping, as the procedures set it up, with schedules and enabled jobs.
         let (job, _) = primary
             .add_ls_primary("mgc", &share, &share, "LSBackup_mgc", 4320, false)

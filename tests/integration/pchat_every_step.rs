@@ -4,7 +4,7 @@
 //! stops for a person where a `fix-*` approval exists (or where the rest cannot go on). Each
 //! step's scenario starts from one saved estate.
 
-use crate::pchat_estate::{Estate, Fault, FaultKind, Saved, Side, Snapshot};
+use crate::pchat_estate::{Estate, Fault, FaultKind, Side, Snapshot};
 use crate::rehearsal::{FAILBACK_APPROVALS, FAILOVER_APPROVALS, all, fail_over, run, statuses};
 use crate::tds::{Reply, Value};
 
@@ -137,9 +137,10 @@ fn ids(plan: &serde_json::Value, key: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs `e.book` once per step of `e.faults`, each from `saved`, and checks what each
-/// failure leaves.
-fn fails_at_every_step(estate: &Estate, saved: &Saved, e: EveryStep) {
+/// Runs `e.book` once per step of `e.faults`, each from the estate as it is now, and checks
+/// what each failure leaves.
+fn fails_at_every_step(estate: &Estate, e: EveryStep) {
+    let saved = &estate.save();
     let plan = estate
         .runbook(&["plan", "--format", "json"], e.book, None)
         .json();
@@ -353,10 +354,8 @@ fn failover_faults() -> Faults {
 #[test]
 fn failover_fails_at_every_step_before_the_point_of_no_return_leaving_the_estate_as_it_was() {
     let estate = Estate::healthy();
-    let saved = estate.save();
     fails_at_every_step(
         &estate,
-        &saved,
         EveryStep {
             book: "failover.yaml",
             approvals: all(FAILOVER_APPROVALS, &["confirm-clients"]),
@@ -463,10 +462,8 @@ fn failback_faults() -> Faults {
 fn failback_fails_at_every_step_before_the_point_of_no_return_leaving_the_estate_as_it_was() {
     let estate = Estate::healthy();
     fail_over(&estate);
-    let saved = estate.save();
     fails_at_every_step(
         &estate,
-        &saved,
         EveryStep {
             book: "failback.yaml",
             approvals: all(

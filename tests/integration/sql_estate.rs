@@ -589,13 +589,17 @@ impl SqlServer {
         Ok(())
     }
 
-    fn run_copy_job(&mut self, secondary_id: &str) -> Result<(), String> {
-        let secondary = self
-            .ls_secondary
+    /// The log-shipping secondary a copy or restore job serves.
+    fn ls_secondary_of(&self, secondary_id: &str) -> Result<LsSecondary, String> {
+        self.ls_secondary
             .iter()
             .find(|s| s.secondary_id == secondary_id)
-            .ok_or("no such secondary")?
-            .clone();
+            .cloned()
+            .ok_or_else(|| "no such secondary".to_owned())
+    }
+
+    fn run_copy_job(&mut self, secondary_id: &str) -> Result<(), String> {
+        let secondary = self.ls_secondary_of(secondary_id)?;
         let last = secondary
             .last_copied_file
             .as_deref()
@@ -627,12 +631,7 @@ impl SqlServer {
     }
 
     fn run_restore_job(&mut self, secondary_id: &str) -> Result<(), String> {
-        let secondary = self
-            .ls_secondary
-            .iter()
-            .find(|s| s.secondary_id == secondary_id)
-            .ok_or("no such secondary")?
-            .clone();
+        let secondary = self.ls_secondary_of(secondary_id)?;
         let databases: Vec<String> = self
             .ls_secondary_databases
             .iter()

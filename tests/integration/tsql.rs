@@ -113,15 +113,27 @@ fn normalize(sql: &str) -> String {
 /// Statements at the top level of a batch, split at `;` outside quotes, brackets and
 /// parentheses.
 fn statements(sql: &str) -> Vec<String> {
+    split_top_level(sql, ';', true)
+        .into_iter()
+        .map(|s| normalize(&s))
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// `text` split at `separator` outside quotes and parentheses (and brackets, with
+/// `brackets`); every part as it is, the last one too.
+fn split_top_level(text: &str, separator: char, brackets: bool) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
     let (mut quote, mut depth) = (false, 0i32);
-    for ch in sql.chars() {
+    for ch in text.chars() {
         match ch {
             '\'' => quote = !quote,
-            '(' | '[' if !quote => depth += 1,
-            ')' | ']' if !quote => depth -= 1,
-            ';' if !quote && depth == 0 => {
+            '(' if !quote => depth += 1,
+            ')' if !quote => depth -= 1,
+            '[' if !quote && brackets => depth += 1,
+            ']' if !quote && brackets => depth -= 1,
+            _ if ch == separator && !quote && depth == 0 => {
                 out.push(std::mem::take(&mut current));
                 continue;
             }
@@ -130,10 +142,7 @@ fn statements(sql: &str) -> Vec<String> {
         current.push(ch);
     }
     out.push(current);
-    out.into_iter()
-        .map(|s| normalize(&s))
-        .filter(|s| !s.is_empty())
-        .collect()
+    out
 }
 
 /// The index of the `)` closing the `(` at `open`.
@@ -157,25 +166,13 @@ fn closing(text: &str, open: usize) -> Option<usize> {
 
 /// Splits at top-level commas.
 fn split_commas(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    let (mut quote, mut depth) = (false, 0);
-    for ch in text.chars() {
-        match ch {
-            '\'' => quote = !quote,
-            '(' if !quote => depth += 1,
-            ')' if !quote => depth -= 1,
-            ',' if !quote && depth == 0 => {
-                out.push(current.trim().to_owned());
-                current.clear();
-                continue;
-            }
-            _ => {}
-        }
-        current.push(ch);
-    }
-    if !current.trim().is_empty() {
-        out.push(current.trim().to_owned());
+    let mut out: Vec<String> = split_top_level(text, ',', false)
+        .iter()
+        .map(|part| part.trim().to_owned())
+        .collect();
+    // A trailing comma, or nothing at all, leaves no empty last argument.
+    if out.last().is_some_and(String::is_empty) {
+        out.pop();
     }
     out
 }
@@ -307,24 +304,7 @@ impl Batch<'_> {
 
     /// An expression: terms joined by `+` (strings concatenate, numbers add).
     fn expr(&self, text: &str) -> Result<Val, SqlError> {
-        let mut terms = Vec::new();
-        let mut current = String::new();
-        let (mut quote, mut depth) = (false, 0);
-        for ch in text.chars() {
-            match ch {
-                '\'' => quote = !quote,
-                '(' if !quote => depth += 1,
-                ')' if !quote => depth -= 1,
-                '+' if !quote && depth == 0 => {
-                    terms.push(std::mem::take(&mut current));
-                    continue;
-                }
-                _ => {}
-            }
-            current.push(ch);
-        }
-        terms.push(current);
-        let values = terms
+        let values = split_top_level(text, '+', false)
             .iter()
             .map(|t| self.term(t.trim()))
             .collect::<Result<Vec<_>, _>>()?;
@@ -888,7 +868,7 @@ impl Batch<'_> {
                     &named.required("@backup_share")?,
                     &named.required("@backup_job_name")?,
                     named.number_or("@backup_retention_period", 4320)?,
-                    named.number_or("@overwrite", 0)? != 0,
+                    named.flag("@overwrite")?,
                 )?;
                 named.output(self, "@backup_job_id", job)?;
                 named.output(self, "@primary_id", primary)?;
@@ -904,7 +884,7 @@ impl Batch<'_> {
                     &named.required("@primary_database")?,
                     &named.required("@secondary_server")?,
                     &named.required("@secondary_database")?,
-                    named.number_or("@overwrite", 0)? != 0,
+                    named.flag("@overwrite")?,
                 )?;
             }
             "sp_add_log_shipping_secondary_primary" => {
@@ -929,7 +909,7 @@ impl Batch<'_> {
                     &named.required("@copy_job_name")?,
                     &named.required("@restore_job_name")?,
                     named.number_or("@file_retention_period", 4320)?,
-                    named.number_or("@overwrite", 0)? != 0,
+                    named.flag("@overwrite")?,
                 )?;
                 named.output(self, "@copy_job_id", copy)?;
                 named.output(self, "@restore_job_id", restore)?;
@@ -952,7 +932,7 @@ impl Batch<'_> {
                     named.number_or("@restore_delay", 0)?,
                     named.number_or("@restore_mode", 0)?,
                     named.number_or("@disconnect_users", 0)?,
-                    named.number_or("@overwrite", 0)? != 0,
+                    named.flag("@overwrite")?,
                 )?;
             }
             "sp_delete_log_shipping_secondary_database" => {
@@ -1370,12 +1350,7 @@ impl Named {
             if !names.contains(&name.as_str()) {
                 return Err(SqlError::NotAParameter {
                     parameter: name.clone(),
-                    procedure: self
-                        .procedure
-                        .rsplit('.')
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned(),
+                    procedure: self.short(),
                 });
             }
         }
@@ -1395,14 +1370,23 @@ impl Named {
 
     fn required(&self, name: &str) -> Result<String, SqlError> {
         self.text(name).ok_or_else(|| SqlError::MissingParameter {
-            procedure: self
-                .procedure
-                .rsplit('.')
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
+            procedure: self.short(),
             parameter: name.to_owned(),
         })
+    }
+
+    /// A `bit` argument such as `@overwrite`: 0 when not given.
+    fn flag(&self, name: &str) -> Result<bool, SqlError> {
+        Ok(self.number_or(name, 0)? != 0)
+    }
+
+    /// The procedure's name without its database and schema.
+    fn short(&self) -> String {
+        self.procedure
+            .rsplit('.')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     fn number(&self, name: &str) -> Result<i64, SqlError> {
