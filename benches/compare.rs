@@ -13,6 +13,12 @@
 //!   and go-task one recipe or task that runs 10,000 others in turn (a 10,000-deep chain of
 //!   recipes overflows just's stack), then each tool's cost per step against its first row.
 //!
+//! The floor, next to them, for the rows that start processes: what any tool must at least do
+//! for that work, done by this benchmark's own binary (re-executed): per step one journal line
+//! synced to disk with `fdatasync` (steps that start together share it), `posix_spawn` of the
+//! command in a process group of its own with its output and error on pipes, read to their end,
+//! and `waitpid`.
+//!
 //! Whole processes: wall time, and CPU time (user and system of the process and every
 //! descendant, from `wait4`), since other work on the machine stretches wall time. The tools
 //! are paired and alternated: each round runs every tool once, in an order that rotates from
@@ -21,6 +27,7 @@
 //! in its cells and not measured. Run with `cargo bench --bench compare`.
 
 use std::fmt::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -35,16 +42,20 @@ enum Tool {
     Runbook,
     Just,
     Task,
+    Floor,
 }
 
 impl Tool {
-    const ALL: [Tool; 3] = [Tool::Runbook, Tool::Just, Tool::Task];
+    const ALL: [Tool; 4] = [Tool::Runbook, Tool::Just, Tool::Task, Tool::Floor];
 
-    fn program(self) -> &'static str {
+    fn program(self) -> std::ffi::OsString {
         match self {
-            Tool::Runbook => env!("CARGO_BIN_EXE_runbook"),
-            Tool::Just => "just",
-            Tool::Task => "task",
+            Tool::Runbook => env!("CARGO_BIN_EXE_runbook").into(),
+            Tool::Just => "just".into(),
+            Tool::Task => "task".into(),
+            Tool::Floor => std::env::current_exe()
+                .expect("the benchmark's own path")
+                .into(),
         }
     }
 
@@ -53,11 +64,15 @@ impl Tool {
             Tool::Runbook => "runbook",
             Tool::Just => "just",
             Tool::Task => "go-task",
+            Tool::Floor => "floor",
         }
     }
 
     /// The first line of `--version`, or `None` when the tool does not start.
     fn version(self) -> Option<String> {
+        if self == Tool::Floor {
+            return Some("this benchmark's own loop (see above)".to_owned());
+        }
         let out = Command::new(self.program())
             .arg("--version")
             .stderr(Stdio::null())
@@ -78,6 +93,8 @@ struct Row {
     runbook: Vec<String>,
     just: Vec<String>,
     task: Vec<String>,
+    /// Empty: no floor for this row.
+    floor: Vec<String>,
 }
 
 impl Row {
@@ -86,6 +103,7 @@ impl Row {
             Tool::Runbook => &self.runbook,
             Tool::Just => &self.just,
             Tool::Task => &self.task,
+            Tool::Floor => &self.floor,
         }
     }
 }
@@ -111,7 +129,17 @@ impl Row {
             runbook: [owned(runbook), vec![file("yaml")]].concat(),
             just: with("--justfile", "justfile"),
             task: with("--taskfile", "Taskfile.yml"),
+            floor: Vec::new(),
         }
+    }
+
+    /// The floor for this row: `steps` commands `argv`, one after the other or all at once.
+    fn floor(mut self, steps: usize, together: bool, argv: &[&str]) -> Row {
+        self.floor = [FLOOR.to_owned(), steps.to_string(), together.to_string()]
+            .into_iter()
+            .chain(argv.iter().map(|a| (*a).to_owned()))
+            .collect();
+        self
     }
 
     /// No warming round.
@@ -209,7 +237,91 @@ fn write_set(dir: &Path, name: &str, (rb, just, task): (String, String, String))
     }
 }
 
+/// The argument that makes this binary run the floor instead of the benchmark.
+const FLOOR: &str = "__floor";
+
+/// The floor: `steps` runs of `argv`, one after the other or all at once, each preceded by a
+/// journal line synced to disk (one sync for those that start together), started by
+/// `posix_spawn` (the standard library uses it when nothing runs between fork and exec) in a
+/// process group of its own, output and error on pipes read to their end.
+fn floor(args: &[String]) {
+    use std::io::{Read, Write};
+    let steps: usize = args[0].parse().expect("steps");
+    let together = args[1] == "true";
+    let argv = &args[2..];
+    let mut journal = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("floor-journal")
+        .expect("journal");
+    let start = |journal: &mut std::fs::File| {
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("spawn");
+        journal
+            .write_all(b"{\"event\":\"process_started\"}\n")
+            .expect("write");
+        let (out, err) = (child.stdout.take(), child.stderr.take());
+        (child, out, err)
+    };
+    let finish = |journal: &mut std::fs::File, (mut child, out, err): Started| {
+        let mut sink = Vec::new();
+        // Both pipes read to their end: output first, then error (each command here prints
+        // nothing, so neither can fill while the other is read).
+        for mut pipe in [
+            out.map(|o| Box::new(o) as Box<dyn Read>),
+            err.map(|e| Box::new(e) as _),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            pipe.read_to_end(&mut sink).expect("read");
+        }
+        assert!(child.wait().expect("wait").success());
+        journal
+            .write_all(b"{\"event\":\"step_finished\"}\n")
+            .expect("write");
+    };
+    type Started = (
+        std::process::Child,
+        Option<std::process::ChildStdout>,
+        Option<std::process::ChildStderr>,
+    );
+    if together {
+        for _ in 0..steps {
+            journal
+                .write_all(b"{\"event\":\"step_started\"}\n")
+                .expect("write");
+        }
+        journal.sync_data().expect("fdatasync");
+        let started: Vec<Started> = (0..steps).map(|_| start(&mut journal)).collect();
+        for s in started {
+            finish(&mut journal, s);
+        }
+    } else {
+        for _ in 0..steps {
+            journal
+                .write_all(b"{\"event\":\"step_started\"}\n")
+                .expect("write");
+            journal.sync_data().expect("fdatasync");
+            let s = start(&mut journal);
+            finish(&mut journal, s);
+        }
+    }
+    journal.sync_data().expect("fdatasync");
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|a| a == FLOOR) {
+        floor(&args[2..]);
+        return;
+    }
     // Under the system temp dir, on this machine's disk: the journal's syncs are real.
     let dir: PathBuf =
         std::env::temp_dir().join(format!("runbook-compare-bench-{}", std::process::id()));
@@ -242,7 +354,8 @@ fn main() {
             "exec",
             &run,
             &["s99"],
-        ),
+        )
+        .floor(100, false, &["/usr/bin/true"]),
         Row::new(
             &dir,
             "the same through `sh -c true`",
@@ -250,7 +363,8 @@ fn main() {
             "shell",
             &run,
             &["s99"],
-        ),
+        )
+        .floor(100, false, &["sh", "-c", "true"]),
         Row::new(
             &dir,
             "64 parallel `sleep 0.5`",
@@ -258,7 +372,8 @@ fn main() {
             "wide",
             &["run", "--concurrency", "64"],
             &["wide"],
-        ),
+        )
+        .floor(64, true, &["sleep", "0.5"]),
         Row::new(
             &dir,
             "validate a 1,000-step chain (`just --summary`, `task --list-all`)",
@@ -285,9 +400,22 @@ fn main() {
             &run,
             &["all"],
         )
+        .floor(10_000, false, &["/usr/bin/true"])
         .cold(),
     ];
 
+    // `cargo bench --bench compare -- 1,3`: only those rows (numbered from 1).
+    let only: Option<Vec<usize>> = args
+        .iter()
+        .skip(1)
+        .find(|a| a.chars().all(|c| c.is_ascii_digit() || c == ','))
+        .map(|a| a.split(',').filter_map(|n| n.parse().ok()).collect());
+    let rows: Vec<Row> = rows
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| only.as_ref().is_none_or(|o| o.contains(&(i + 1))))
+        .map(|(_, r)| r)
+        .collect();
     let versions: Vec<Option<String>> = Tool::ALL.iter().map(|t| t.version()).collect();
     println!("Measured:");
     for (tool, version) in Tool::ALL.iter().zip(&versions) {
@@ -307,11 +435,16 @@ fn main() {
         .iter()
         .map(|row| {
             eprintln!("measuring: {}", row.work);
-            let medians = paired(row, &dir, &present);
+            let tools: Vec<Tool> = present
+                .iter()
+                .copied()
+                .filter(|t| !row.args(*t).is_empty())
+                .collect();
+            let medians = paired(row, &dir, &tools);
             Tool::ALL
                 .iter()
                 .map(|tool| {
-                    let i = present.iter().position(|t| t == tool)?;
+                    let i = tools.iter().position(|t| t == tool)?;
                     Some(medians[i])
                 })
                 .collect()
@@ -327,29 +460,38 @@ fn main() {
         println!();
         println!("{title}:");
         println!();
-        println!("| work | runbook | just | go-task | runbook / just | runbook / go-task |");
-        println!("|---|---:|---:|---:|---:|---:|");
+        println!(
+            "| work | runbook | just | go-task | floor | runbook / just | runbook / go-task | runbook / floor |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
         for (row, medians) in rows.iter().zip(&results) {
             let of = |tool: Tool| medians[tool as usize].map(|m| pick(m).as_secs_f64());
             let ours = of(Tool::Runbook).unwrap_or(f64::NAN);
             let cell = |tool: Tool| match of(tool) {
                 Some(s) => format!("{s:.3} s"),
+                None if tool == Tool::Floor => "—".to_owned(),
                 None => format!("({} not on PATH)", tool.name()),
             };
             let ratio =
                 |tool: Tool| of(tool).map_or(String::new(), |s| format!("{:.2}×", ours / s));
             println!(
-                "| {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 row.work,
                 cell(Tool::Runbook),
                 cell(Tool::Just),
                 cell(Tool::Task),
+                cell(Tool::Floor),
                 ratio(Tool::Just),
                 ratio(Tool::Task),
+                ratio(Tool::Floor),
             );
         }
     }
     // The first row has 100 steps, the last 10,000.
+    if rows.len() != 6 {
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     let (first, last) = (&results[0], &results[results.len() - 1]);
     println!();
     println!("Cost per step, 100 against 10,000 sequential steps (wall time; CPU time):");

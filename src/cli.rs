@@ -442,7 +442,10 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    ExitCode::from(run(cli))
+    let code = run(cli);
+    // The run's supervisor, if a command was started, ends with runbook's work.
+    crate::steps::supervisor_client::shutdown();
+    ExitCode::from(code)
 }
 
 /// The last `--color WHEN` or `--color=WHEN` before a `--`, if it is a valid one.

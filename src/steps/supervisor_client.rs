@@ -38,6 +38,8 @@ pub struct Client {
     waiters: Waiters,
     next: AtomicU64,
     alive: Arc<AtomicBool>,
+    /// Says when the supervisor has exited and been waited for.
+    ended: Mutex<std::sync::mpsc::Receiver<()>>,
 }
 
 /// The process's supervisor, started when first needed (again, should it have died).
@@ -62,6 +64,7 @@ fn start() -> std::io::Result<Client> {
     let waiters: Waiters = Arc::default();
     let alive = Arc::new(AtomicBool::new(true));
     let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (ended_tx, ended) = std::sync::mpsc::channel();
     let thread_waiters = waiters.clone();
     let thread_alive = alive.clone();
     std::thread::Builder::new()
@@ -99,6 +102,7 @@ fn start() -> std::io::Result<Client> {
                 w.clear();
             }
             let _ = child.wait();
+            let _ = ended_tx.send(());
         })?;
     started_rx
         .recv()
@@ -108,7 +112,23 @@ fn start() -> std::io::Result<Client> {
         waiters,
         next: AtomicU64::new(1),
         alive,
+        ended: Mutex::new(ended),
     })
+}
+
+/// Ends the supervisor at the end of runbook's work: the end of its socket tells it so (it
+/// then ends whatever is left, normally nothing), and it is waited for, at most `GRACE` and a
+/// moment, so that no process of the run is left behind unwaited.
+pub fn shutdown() {
+    let Some(client) = CLIENT.lock().ok().and_then(|mut c| c.take()) else {
+        return;
+    };
+    if let Ok(socket) = client.requests.lock() {
+        let _ = socket.shutdown(std::net::Shutdown::Write);
+    }
+    if let Ok(ended) = client.ended.lock() {
+        let _ = ended.recv_timeout(super::supervisor::GRACE * 5);
+    }
 }
 
 /// Reads reply lines until the supervisor's end, handing each to its command's waiter.
