@@ -47,9 +47,15 @@ pub fn stat(pid: i32) -> Option<Stat> {
 
 /// This boot's id ("" where Linux does not say).
 pub fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
+    // Read once per process: a boot does not change under a running process.
+    static BOOT_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BOOT_ID
+        .get_or_init(|| {
+            std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default()
+        })
+        .clone()
 }
 
 /// The live children of `parent`, found by scanning `/proc`.
