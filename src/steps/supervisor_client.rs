@@ -133,6 +133,25 @@ pub fn shutdown() {
 
 /// Reads reply lines until the supervisor's end, handing each to its command's waiter.
 fn read_replies(replies: std::io::PipeReader, waiters: &Waiters) {
+    // The process groups of commands started and not yet over.
+    let mut running: HashMap<u64, libc::pid_t> = HashMap::new();
+    read_replies_into(replies, waiters, &mut running);
+    // A supervisor killed from outside: its commands died with it (their parent-death
+    // signal), but what they started may live on in their groups. A group's id cannot be taken
+    // by a new process while the group has members, and it was in use a moment ago: kill them.
+    for pgid in running.into_values() {
+        // SAFETY: killpg has no memory-safety preconditions.
+        unsafe {
+            libc::killpg(pgid, libc::SIGKILL);
+        }
+    }
+}
+
+fn read_replies_into(
+    replies: std::io::PipeReader,
+    waiters: &Waiters,
+    running: &mut HashMap<u64, libc::pid_t>,
+) {
     for line in std::io::BufReader::new(replies).lines() {
         let Ok(line) = line else { return };
         let mut words = line.splitn(3, ' ');
@@ -155,6 +174,14 @@ fn read_replies(replies: std::io::PipeReader, waiters: &Waiters) {
             Some("exited") => Reply::Exited(rest.parse().unwrap_or(libc::SIGKILL)),
             _ => continue,
         };
+        match &reply {
+            Reply::Started { pid, .. } => {
+                running.insert(id, *pid as libc::pid_t);
+            }
+            _ => {
+                running.remove(&id);
+            }
+        }
         let Ok(mut w) = waiters.lock() else { return };
         let last = !matches!(reply, Reply::Started { .. });
         if let Some(tx) = w.get(&id) {

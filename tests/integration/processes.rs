@@ -357,8 +357,9 @@ fn a_timeout_ends_the_descendants_that_left_the_group() {
 fn a_command_that_kills_the_supervisor_dies_with_it_and_the_retry_runs_under_a_new_one() {
     // The command's parent is the supervisor: killing it kills the command (its parent-death
     // signal), the attempt fails, and the next attempt gets a new supervisor.
+    // What the command started in its group goes too.
     let (t, out, took) = timed_run(
-        "  - id: k\n    retry: { attempts: 2, delay: 0s }\n    run: { shell: sh, script: 'if [ ! -e once ]; then echo $PPID > first; touch once; kill -9 $PPID; sleep 30; fi; echo $PPID > second' }\n  - id: after\n    needs: [k]\n    run: { shell: sh, script: 'echo $PPID > third' }\n",
+        "  - id: k\n    retry: { attempts: 2, delay: 0s }\n    run: { shell: sh, script: 'if [ ! -e once ]; then echo $PPID > first; touch once; sleep 31 & echo $! > child; kill -9 $PPID; sleep 30; fi; echo $PPID > second' }\n  - id: after\n    needs: [k]\n    run: { shell: sh, script: 'echo $PPID > third' }\n",
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(took < Duration::from_secs(10), "took {took:?}");
