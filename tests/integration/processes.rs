@@ -405,3 +405,19 @@ fn a_command_too_long_for_execve_fails_to_start_and_the_run_goes_on() {
     assert_eq!(finished[1]["status"], "succeeded", "{finished:?}");
     assert_eq!(t.read("size").trim(), (100 * 1024).to_string());
 }
+
+#[test]
+fn a_supervisor_killed_while_a_step_ends_leaves_nothing_of_the_group_behind() {
+    // The command's main process exits at once (reaped by the supervisor: the group has no
+    // leader to check any more); within the grace the supervisor is killed, while a sleep of
+    // the group still runs. runbook kills the group it was told of.
+    let (t, out, took) = timed_run(
+        "  - id: k\n    run: { shell: sh, script: 'echo $PPID > supervisor; sleep 31 & echo $! > child; (sleep 0.05; kill -9 $(cat supervisor)) & exit 0' }\n",
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let child: i32 = t.read("child").trim().parse().unwrap();
+    gone_within(&[child], Duration::from_secs(1));
+    let events = out.events();
+    let finished = events_of(&events, "step_finished");
+    assert_eq!(finished[0]["status"], "failed", "{finished:?}");
+}
