@@ -20,7 +20,8 @@ use crate::dag::Dag;
 use crate::diagnostic::{Problem, list, suggestion};
 use crate::line_index::LineIndex;
 use crate::model::{
-    Connection, Duration, ForEach, Param, Passed, RollbackKind, Runbook, Spanned, Step, StepKind,
+    Connection, Duration, ForEach, Named, Param, Passed, RollbackKind, Runbook, Spanned, Step,
+    StepKind,
 };
 use crate::report::FileReport;
 use crate::scope::{Level, Scope};
@@ -212,7 +213,7 @@ impl Groups {
             }
             let level = Arc::new(Level {
                 prefix: step.id.value.clone(),
-                with: step.with.clone(),
+                with: (*step.with).clone(),
                 params: group.params.clone(),
             });
             let id = &step.id.value;
@@ -227,7 +228,7 @@ impl Groups {
                 relocate(&mut stand_in, step, root);
                 if root && first_root {
                     first_root = false;
-                    stand_in.env = with_templates(step);
+                    stand_in.env = with_templates(step).into();
                 }
                 members.push(Spanned::new(running.id.value.clone(), step.id.span));
                 run.push(running);
@@ -254,10 +255,10 @@ impl Groups {
             let mut shown = own.clone();
             // The `use` step's id is written in this file: checked like any step id.
             shown.scope = Scope::default();
-            own.outputs = group.outputs.clone();
-            shown.outputs = names_only(&group.outputs, step.id.span);
+            own.outputs = group.outputs.clone().into();
+            shown.outputs = names_only(&group.outputs, step.id.span).into();
             if group.steps.is_empty() {
-                shown.env = with_templates(step);
+                shown.env = with_templates(step).into();
             }
             run.push(own);
             view.push(shown);
@@ -417,7 +418,7 @@ pub fn check(view: &Runbook, source: &str, problems: &mut Vec<Problem>) -> Dag {
         params: IndexMap::new(),
     })]);
     let mut step = bare_at("(outputs)", span, needs, marker);
-    step.outputs = outputs.clone();
+    step.outputs = outputs.clone().into();
     with_outputs.steps.push(step);
     crate::validate::validate(&with_outputs, source, problems);
     crate::dag::Dag::new(view)
@@ -557,7 +558,7 @@ fn bare_at(id: &str, span: Span, needs: Vec<Spanned<String>>, scope: Scope) -> S
         expect: None,
         retry: None,
         until: None,
-        outputs: IndexMap::new(),
+        outputs: Named::default(),
         rollback: None,
         irreversible: None,
         probe: None,
@@ -565,13 +566,13 @@ fn bare_at(id: &str, span: Span, needs: Vec<Spanned<String>>, scope: Scope) -> S
         target: None,
         idempotent: None,
         continue_on_failure: None,
-        env: IndexMap::new(),
+        env: Named::default(),
         for_each: None,
         item_as: None,
         concurrency: None,
         max_failures: None,
         uses: None,
-        with: IndexMap::new(),
+        with: Named::default(),
         scope,
         kind: StepKind::Wait(Spanned::new(Duration(std::time::Duration::ZERO), span)),
         span,
@@ -628,7 +629,7 @@ pub(crate) fn stand_in(step: &Step) -> Step {
     shown.probe = step.probe.clone();
     shown.idempotent = step.idempotent.clone();
     shown.continue_on_failure = step.continue_on_failure.clone();
-    shown.outputs = names_only(&step.outputs, step.id.span);
+    shown.outputs = names_only(&step.outputs, step.id.span).into();
     shown.for_each = step
         .for_each
         .as_ref()

@@ -404,10 +404,10 @@ impl Builder<'_> {
             return Vec::new();
         };
         let items = self.seq(key, node);
-        items
-            .iter()
-            .filter_map(|item| self.string_node(key, item))
-            .collect()
+        // Exactly as many as given: `collect` would start at four.
+        let mut out = Vec::with_capacity(items.len());
+        out.extend(items.iter().filter_map(|item| self.string_node(key, item)));
+        out
     }
 
     fn int_list(&mut self, fields: &Fields, key: &str) -> Vec<Spanned<i64>> {
@@ -415,10 +415,9 @@ impl Builder<'_> {
             return Vec::new();
         };
         let items = self.seq(key, node);
-        items
-            .iter()
-            .filter_map(|item| self.int(key, item))
-            .collect()
+        let mut out = Vec::with_capacity(items.len());
+        out.extend(items.iter().filter_map(|item| self.int(key, item)));
+        out
     }
 
     fn string_map(&mut self, fields: &Fields, key: &str) -> IndexMap<String, Spanned<String>> {
@@ -871,7 +870,7 @@ impl Builder<'_> {
                 .and_then(|n| self.retry(n))
                 .map(Box::new),
             until: self.string(&fields, "until").map(Box::new),
-            outputs: self.string_map(&fields, "outputs"),
+            outputs: self.string_map(&fields, "outputs").into(),
             rollback: fields
                 .get("rollback")
                 .and_then(|n| self.action(n))
@@ -884,7 +883,7 @@ impl Builder<'_> {
                 .map(Box::new),
             idempotent: self.bool(&fields, "idempotent").map(Box::new),
             continue_on_failure: self.bool(&fields, "continue_on_failure").map(Box::new),
-            env: self.string_map(&fields, "env"),
+            env: self.string_map(&fields, "env").into(),
             for_each: fields
                 .get("for_each")
                 .and_then(|n| self.for_each(n))
@@ -893,7 +892,7 @@ impl Builder<'_> {
             concurrency: self.count(&fields, "concurrency", 1).map(Box::new),
             max_failures: self.count(&fields, "max_failures", 0).map(Box::new),
             uses,
-            with,
+            with: with.into(),
             scope: crate::scope::Scope::default(),
             target: self.string(&fields, "target"),
             kind,

@@ -4,7 +4,7 @@
 use indexmap::IndexMap;
 use schemars::JsonSchema;
 
-use super::{Duration, Retry, Spanned};
+use super::{Duration, Named, Retry, Spanned};
 use crate::yaml::Span;
 
 /// One step of the DAG. Exactly one of the kind fields (`run`, `sql`, `wait`, `assert`,
@@ -29,7 +29,7 @@ pub struct Step {
     pub until: Option<Box<Spanned<String>>>,
     /// Named values computed from `result` after the step succeeds.
     #[serde(default)]
-    pub outputs: IndexMap<String, Spanned<String>>,
+    pub outputs: Named<Spanned<String>>,
     /// What undoes this step when a later step fails.
     pub rollback: Option<Box<Rollback>>,
     /// A point of no return: once it completes, neither it nor its ancestors are rolled back.
@@ -44,7 +44,7 @@ pub struct Step {
     pub continue_on_failure: Option<Box<Spanned<bool>>>,
     /// Environment variables for commands (templates).
     #[serde(default)]
-    pub env: IndexMap<String, Spanned<String>>,
+    pub env: Named<Spanned<String>>,
     /// Repeats the step once per item: a template that renders to a list, or a literal list.
     pub for_each: Option<Box<Spanned<ForEach>>>,
     /// The name of the item variable in a `for_each` step (default `item`).
@@ -59,7 +59,7 @@ pub struct Step {
     pub uses: Option<Box<Spanned<String>>>,
     /// The params of the group `use` includes: templates over this runbook, or values.
     #[serde(rename = "with", default)]
-    pub with: IndexMap<String, Spanned<Passed>>,
+    pub with: Named<Spanned<Passed>>,
     /// Where a step that came from a group file reads its params and sibling steps.
     #[schemars(skip)]
     pub scope: crate::scope::Scope,
