@@ -282,7 +282,7 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn at(&self, span: Span) -> Location {
-        let (line, column) = self.index.position(span.offset);
+        let (line, column) = self.index.position(span.offset());
         Location { line, column }
     }
 

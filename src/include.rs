@@ -440,7 +440,7 @@ fn chained(report: &FileReport, at: &str) -> FileReport {
 
 /// `file:line:column` of a span in `file`.
 fn at(file: &File, span: Span) -> String {
-    let (line, column) = LineIndex::new(file.source).position(span.offset);
+    let (line, column) = LineIndex::new(file.source).position(span.offset());
     format!("{}:{line}:{column}", file.display)
 }
 

@@ -279,7 +279,7 @@ impl Builder<'_> {
         self.push(Problem::MissingField {
             field,
             context: fields.context.clone(),
-            span: Span::new(fields.span.offset, 0).into(),
+            span: Span::new(fields.span.offset(), 0).into(),
             help,
         });
     }
