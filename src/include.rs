@@ -529,7 +529,7 @@ fn prefix(step: &mut Step, id: &str, outer_needs: &[Spanned<String>], level: &Ar
     }
     // A target named in the group is the group's own; a template is rendered as written.
     let targets = [
-        step.target.as_mut(),
+        step.target.as_deref_mut(),
         step.rollback.as_mut().and_then(|r| r.target.as_mut()),
         step.rehearse.as_mut().and_then(|r| r.target.as_mut()),
     ];

@@ -862,8 +862,8 @@ impl Builder<'_> {
             id,
             title: self.string(&fields, "title").map(Box::new),
             needs: self.string_list(&fields, "needs"),
-            when: self.string(&fields, "when"),
-            timeout: self.duration(&fields, "timeout"),
+            when: self.string(&fields, "when").map(Box::new),
+            timeout: self.duration(&fields, "timeout").map(Box::new),
             expect: self.duration(&fields, "expect").map(Box::new),
             retry: fields
                 .get("retry")
@@ -894,7 +894,7 @@ impl Builder<'_> {
             uses,
             with: with.into(),
             scope: crate::scope::Scope::default(),
-            target: self.string(&fields, "target"),
+            target: self.string(&fields, "target").map(Box::new),
             kind,
             span: node.span,
         })

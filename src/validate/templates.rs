@@ -253,7 +253,7 @@ impl<'a> Checker<'a> {
                 self.template(target, place);
             }
             match &step.kind {
-                StepKind::Run(run) => self.run(run, step.target.as_ref(), place),
+                StepKind::Run(run) => self.run(run, step.target.as_deref(), place),
                 StepKind::Sql(sql) => self.sql(sql, place),
                 StepKind::Wait(_) => {}
                 StepKind::Assert(assert) => {
