@@ -17,7 +17,7 @@ use minijinja::Value;
 use serde::Serialize;
 
 use crate::context::{Context, Placeholder, RunInfo};
-use crate::dag::{Dag, Scratch};
+use crate::dag::Dag;
 use crate::exec::Shared;
 use crate::exec::attempt::{self, Outcome, Spec};
 use crate::exec::event::{Event, Sink, Status};
@@ -202,13 +202,16 @@ pub fn check(
         unknown: HashSet::new(),
         unknown_outputs: HashSet::new(),
         changes: Vec::new(),
+        latest: vec![None; dag.len()],
         stale: BTreeMap::new(),
         steps: Vec::new(),
     };
     runtime.block_on(async {
         for i in order(&dag) {
-            let before = checker.change_before(&dag, i);
-            checker.step(&runbook.steps[i], before, false).await;
+            let at = checker.latest_before(&dag, i);
+            let before = at.map(|at| checker.changes[at].1.clone());
+            checker.step(&runbook.steps[i], before, Some(i)).await;
+            checker.note_latest(i, at);
         }
         // Finally steps run after everything, so every change check did not make is before them.
         let outcome = if checker
@@ -225,7 +228,7 @@ pub fn check(
         let finally_dag = Dag::new(&finally);
         for i in order(&finally_dag) {
             let before = checker.changes.last().map(|(_, id)| id.clone());
-            checker.step(&finally.steps[i], before, true).await;
+            checker.step(&finally.steps[i], before, None).await;
         }
     });
     runtime.shutdown_background();
@@ -268,6 +271,10 @@ struct Checker<'a> {
     /// Steps whose change check did not make: (index in the graph, id); finally steps have
     /// no index in the main graph.
     changes: Vec<(Option<usize>, String)>,
+    /// Per step of the main graph, once checked: the latest change among the step and its
+    /// ancestors, as a position in `changes`. Steps are checked in graph order, so a step's
+    /// parents are known before it and the question costs one look per parent.
+    latest: Vec<Option<usize>>,
     /// Steps whose results were read from the estate before a change (the change's id).
     stale: BTreeMap<String, String>,
     steps: Vec<StepCheck>,
@@ -275,7 +282,7 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn at(&self, span: Span) -> Location {
-        let (line, column) = self.index.position(span.offset);
+        let (line, column) = self.index.position(span.offset());
         Location { line, column }
     }
 
@@ -302,13 +309,21 @@ impl Checker<'_> {
     }
 
     /// The latest change check did not make among the step's ancestors (the nearest one).
-    fn change_before(&self, dag: &Dag, step: usize) -> Option<String> {
-        let mut scratch = Scratch::default();
-        self.changes
-            .iter()
-            .rev()
-            .find(|(i, _)| i.is_some_and(|i| dag.is_ancestor(i, step, &mut scratch)))
-            .map(|(_, id)| id.clone())
+    /// Its position in `changes`, later changes further on: the latest over the step's
+    /// parents of what each holds, every parent having been checked before it.
+    fn latest_before(&self, dag: &Dag, step: usize) -> Option<usize> {
+        dag.parents(step).filter_map(|p| self.latest[p]).max()
+    }
+
+    /// Records the latest change among `step` and its ancestors, once `step` is checked:
+    /// its own when it changes something, else the latest before it.
+    fn note_latest(&mut self, step: usize, before: Option<usize>) {
+        let own = self
+            .changes
+            .len()
+            .checked_sub(1)
+            .filter(|&at| self.changes[at].0 == Some(step));
+        self.latest[step] = own.or(before);
     }
 
     /// The first step `text` reads whose results only a real run has.
@@ -334,17 +349,10 @@ impl Checker<'_> {
         self.context.set_step(id, placeholder);
     }
 
-    async fn step(&mut self, step: &Step, before: Option<String>, finally: bool) {
+    /// Checks one step; `index` is its place in the main graph, `None` for a finally step.
+    async fn step(&mut self, step: &Step, before: Option<String>, index: Option<usize>) {
         let id = step.id.value.as_str();
-        let index = if finally {
-            None
-        } else {
-            self.shared
-                .runbook
-                .steps
-                .iter()
-                .position(|s| s.id.value == id)
-        };
+        let finally = index.is_none();
         if let Some(when) = &step.when {
             if let Some(read) = self.reads_unknown([(when.as_str(), true)]) {
                 let reason = format!("`when` reads steps.{read}, which only a real run produces");

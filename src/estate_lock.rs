@@ -88,14 +88,14 @@ pub fn keys(
             .render(template, &value)
             .map_err(|e| EstateLockError::Render {
                 template: template.value.clone(),
-                at: at(template.span.offset),
+                at: at(template.span.offset()),
                 reason: crate::template::error_text(&e),
             })?;
         let key = key.trim().to_owned();
         if key.is_empty() {
             return Err(EstateLockError::Empty {
                 template: template.value.clone(),
-                at: at(template.span.offset),
+                at: at(template.span.offset()),
             });
         }
         keys.push(key);

@@ -20,7 +20,8 @@ use crate::dag::Dag;
 use crate::diagnostic::{Problem, list, suggestion};
 use crate::line_index::LineIndex;
 use crate::model::{
-    Connection, Duration, ForEach, Param, Passed, RollbackKind, Runbook, Spanned, Step, StepKind,
+    Connection, Duration, ForEach, Named, Param, Passed, RollbackKind, Runbook, Spanned, Step,
+    StepKind,
 };
 use crate::report::FileReport;
 use crate::scope::{Level, Scope};
@@ -212,7 +213,7 @@ impl Groups {
             }
             let level = Arc::new(Level {
                 prefix: step.id.value.clone(),
-                with: step.with.clone(),
+                with: (*step.with).clone(),
                 params: group.params.clone(),
             });
             let id = &step.id.value;
@@ -227,7 +228,7 @@ impl Groups {
                 relocate(&mut stand_in, step, root);
                 if root && first_root {
                     first_root = false;
-                    stand_in.env = with_templates(step);
+                    stand_in.env = with_templates(step).into();
                 }
                 members.push(Spanned::new(running.id.value.clone(), step.id.span));
                 run.push(running);
@@ -254,10 +255,10 @@ impl Groups {
             let mut shown = own.clone();
             // The `use` step's id is written in this file: checked like any step id.
             shown.scope = Scope::default();
-            own.outputs = group.outputs.clone();
-            shown.outputs = names_only(&group.outputs, step.id.span);
+            own.outputs = group.outputs.clone().into();
+            shown.outputs = names_only(&group.outputs, step.id.span).into();
             if group.steps.is_empty() {
-                shown.env = with_templates(step);
+                shown.env = with_templates(step).into();
             }
             run.push(own);
             view.push(shown);
@@ -417,7 +418,7 @@ pub fn check(view: &Runbook, source: &str, problems: &mut Vec<Problem>) -> Dag {
         params: IndexMap::new(),
     })]);
     let mut step = bare_at("(outputs)", span, needs, marker);
-    step.outputs = outputs.clone();
+    step.outputs = outputs.clone().into();
     with_outputs.steps.push(step);
     crate::validate::validate(&with_outputs, source, problems);
     crate::dag::Dag::new(view)
@@ -439,7 +440,7 @@ fn chained(report: &FileReport, at: &str) -> FileReport {
 
 /// `file:line:column` of a span in `file`.
 fn at(file: &File, span: Span) -> String {
-    let (line, column) = LineIndex::new(file.source).position(span.offset);
+    let (line, column) = LineIndex::new(file.source).position(span.offset());
     format!("{}:{line}:{column}", file.display)
 }
 
@@ -528,7 +529,7 @@ fn prefix(step: &mut Step, id: &str, outer_needs: &[Spanned<String>], level: &Ar
     }
     // A target named in the group is the group's own; a template is rendered as written.
     let targets = [
-        step.target.as_mut(),
+        step.target.as_deref_mut(),
         step.rollback.as_mut().and_then(|r| r.target.as_mut()),
         step.rehearse.as_mut().and_then(|r| r.target.as_mut()),
     ];
@@ -557,7 +558,7 @@ fn bare_at(id: &str, span: Span, needs: Vec<Spanned<String>>, scope: Scope) -> S
         expect: None,
         retry: None,
         until: None,
-        outputs: IndexMap::new(),
+        outputs: Named::default(),
         rollback: None,
         irreversible: None,
         probe: None,
@@ -565,13 +566,13 @@ fn bare_at(id: &str, span: Span, needs: Vec<Spanned<String>>, scope: Scope) -> S
         target: None,
         idempotent: None,
         continue_on_failure: None,
-        env: IndexMap::new(),
+        env: Named::default(),
         for_each: None,
         item_as: None,
         concurrency: None,
         max_failures: None,
         uses: None,
-        with: IndexMap::new(),
+        with: Named::default(),
         scope,
         kind: StepKind::Wait(Spanned::new(Duration(std::time::Duration::ZERO), span)),
         span,
@@ -628,7 +629,7 @@ pub(crate) fn stand_in(step: &Step) -> Step {
     shown.probe = step.probe.clone();
     shown.idempotent = step.idempotent.clone();
     shown.continue_on_failure = step.continue_on_failure.clone();
-    shown.outputs = names_only(&step.outputs, step.id.span);
+    shown.outputs = names_only(&step.outputs, step.id.span).into();
     shown.for_each = step
         .for_each
         .as_ref()

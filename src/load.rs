@@ -40,7 +40,7 @@ pub fn load(path: &Path) -> Loaded {
                 runbook.dir = dir_of(path);
                 if let Some(env_file) = &mut runbook.env_file {
                     let (line, column) = crate::line_index::LineIndex::new(&source)
-                        .position(env_file.path.span.offset);
+                        .position(env_file.path.span.offset());
                     env_file.at = format!("{display}:{line}:{column}");
                 }
             }

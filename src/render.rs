@@ -142,7 +142,7 @@ impl Renderer<'_> {
         let env = self.env(&step.env, context)?;
         match &step.kind {
             StepKind::Run(run) => {
-                let target = self.target(step.target.as_ref(), run, context)?;
+                let target = self.target(step.target.as_deref(), run, context)?;
                 self.run(run, env, target, context)
             }
             StepKind::Sql(sql) => self.sql(sql, context),

@@ -279,7 +279,7 @@ impl Builder<'_> {
         self.push(Problem::MissingField {
             field,
             context: fields.context.clone(),
-            span: Span::new(fields.span.offset, 0).into(),
+            span: Span::new(fields.span.offset(), 0).into(),
             help,
         });
     }
@@ -404,10 +404,10 @@ impl Builder<'_> {
             return Vec::new();
         };
         let items = self.seq(key, node);
-        items
-            .iter()
-            .filter_map(|item| self.string_node(key, item))
-            .collect()
+        // Exactly as many as given: `collect` would start at four.
+        let mut out = Vec::with_capacity(items.len());
+        out.extend(items.iter().filter_map(|item| self.string_node(key, item)));
+        out
     }
 
     fn int_list(&mut self, fields: &Fields, key: &str) -> Vec<Spanned<i64>> {
@@ -415,10 +415,9 @@ impl Builder<'_> {
             return Vec::new();
         };
         let items = self.seq(key, node);
-        items
-            .iter()
-            .filter_map(|item| self.int(key, item))
-            .collect()
+        let mut out = Vec::with_capacity(items.len());
+        out.extend(items.iter().filter_map(|item| self.int(key, item)));
+        out
     }
 
     fn string_map(&mut self, fields: &Fields, key: &str) -> IndexMap<String, Spanned<String>> {
@@ -863,15 +862,15 @@ impl Builder<'_> {
             id,
             title: self.string(&fields, "title").map(Box::new),
             needs: self.string_list(&fields, "needs"),
-            when: self.string(&fields, "when"),
-            timeout: self.duration(&fields, "timeout"),
+            when: self.string(&fields, "when").map(Box::new),
+            timeout: self.duration(&fields, "timeout").map(Box::new),
             expect: self.duration(&fields, "expect").map(Box::new),
             retry: fields
                 .get("retry")
                 .and_then(|n| self.retry(n))
                 .map(Box::new),
             until: self.string(&fields, "until").map(Box::new),
-            outputs: self.string_map(&fields, "outputs"),
+            outputs: self.string_map(&fields, "outputs").into(),
             rollback: fields
                 .get("rollback")
                 .and_then(|n| self.action(n))
@@ -884,7 +883,7 @@ impl Builder<'_> {
                 .map(Box::new),
             idempotent: self.bool(&fields, "idempotent").map(Box::new),
             continue_on_failure: self.bool(&fields, "continue_on_failure").map(Box::new),
-            env: self.string_map(&fields, "env"),
+            env: self.string_map(&fields, "env").into(),
             for_each: fields
                 .get("for_each")
                 .and_then(|n| self.for_each(n))
@@ -893,9 +892,9 @@ impl Builder<'_> {
             concurrency: self.count(&fields, "concurrency", 1).map(Box::new),
             max_failures: self.count(&fields, "max_failures", 0).map(Box::new),
             uses,
-            with,
+            with: with.into(),
             scope: crate::scope::Scope::default(),
-            target: self.string(&fields, "target"),
+            target: self.string(&fields, "target").map(Box::new),
             kind,
             span: node.span,
         })

@@ -6,6 +6,7 @@
 pub mod build;
 mod duration;
 mod group;
+mod named;
 mod notify;
 mod param;
 mod rehearse;
@@ -16,6 +17,7 @@ mod step;
 
 pub use duration::Duration;
 pub use group::GroupFile;
+pub use named::Named;
 pub use notify::{DEFAULT_NOTIFY_TIMEOUT, Notify, NotifyEvent};
 pub use param::{Param, ParamType, Secret, SecretSource};
 pub use rehearse::{Rehearse, RehearseKind};

@@ -170,7 +170,7 @@ impl Runbook {
     /// An approval waits for a person, who may take longer than a command: only the step's
     /// own timeout applies to it.
     pub fn attempt_timeout(&self, step: &Step) -> Option<std::time::Duration> {
-        let own = step.timeout.as_ref();
+        let own = step.timeout.as_deref();
         let limit = if step.is_approval() {
             own
         } else {

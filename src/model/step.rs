@@ -4,7 +4,7 @@
 use indexmap::IndexMap;
 use schemars::JsonSchema;
 
-use super::{Duration, Retry, Spanned};
+use super::{Duration, Named, Retry, Spanned};
 use crate::yaml::Span;
 
 /// One step of the DAG. Exactly one of the kind fields (`run`, `sql`, `wait`, `assert`,
@@ -19,8 +19,8 @@ pub struct Step {
     #[serde(default)]
     pub needs: Vec<Spanned<String>>,
     /// Expression; the step is skipped when it is false.
-    pub when: Option<Spanned<String>>,
-    pub timeout: Option<Spanned<Duration>>,
+    pub when: Option<Box<Spanned<String>>>,
+    pub timeout: Option<Box<Spanned<Duration>>>,
     /// How long the step normally takes (per item in a `for_each`): the plan's estimate of
     /// the time to service restored adds these up along the critical path.
     pub expect: Option<Box<Spanned<Duration>>>,
@@ -29,7 +29,7 @@ pub struct Step {
     pub until: Option<Box<Spanned<String>>>,
     /// Named values computed from `result` after the step succeeds.
     #[serde(default)]
-    pub outputs: IndexMap<String, Spanned<String>>,
+    pub outputs: Named<Spanned<String>>,
     /// What undoes this step when a later step fails.
     pub rollback: Option<Box<Rollback>>,
     /// A point of no return: once it completes, neither it nor its ancestors are rolled back.
@@ -44,7 +44,7 @@ pub struct Step {
     pub continue_on_failure: Option<Box<Spanned<bool>>>,
     /// Environment variables for commands (templates).
     #[serde(default)]
-    pub env: IndexMap<String, Spanned<String>>,
+    pub env: Named<Spanned<String>>,
     /// Repeats the step once per item: a template that renders to a list, or a literal list.
     pub for_each: Option<Box<Spanned<ForEach>>>,
     /// The name of the item variable in a `for_each` step (default `item`).
@@ -59,13 +59,13 @@ pub struct Step {
     pub uses: Option<Box<Spanned<String>>>,
     /// The params of the group `use` includes: templates over this runbook, or values.
     #[serde(rename = "with", default)]
-    pub with: IndexMap<String, Spanned<Passed>>,
+    pub with: Named<Spanned<Passed>>,
     /// Where a step that came from a group file reads its params and sibling steps.
     #[schemars(skip)]
     pub scope: crate::scope::Scope,
     /// The machine a `run` step runs on: a name under `targets:` (a template, e.g.
     /// `"{{ item }}"` in a `for_each` over target names). Without it, the step runs here.
-    pub target: Option<Spanned<String>>,
+    pub target: Option<Box<Spanned<String>>>,
     /// What the step does: one of the keys `run`, `sql`, `wait`, `assert`, `approval`.
     #[serde(flatten)]
     #[schemars(with = "StepKindKeys")]
@@ -355,10 +355,11 @@ struct RollbackKindKeys {
 #[cfg(test)]
 mod size {
     /// Every step of a runbook is held at once, 100,000 of them in a large one: the rarely
-    /// used parts (rollback, rehearsal) are boxed so that a step without them stays small.
+    /// used parts (rollback, rehearsal, `when`, `target`, the maps) are boxed so that a step
+    /// without them stays small.
     #[test]
     fn a_step_stays_small() {
         let size = std::mem::size_of::<super::Step>();
-        assert!(size <= 1_400, "a Step is {size} bytes");
+        assert!(size <= 384, "a Step is {size} bytes");
     }
 }

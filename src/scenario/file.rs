@@ -255,7 +255,7 @@ fn scenario(node: &Node, source: &str, problems: &mut Vec<Problem>) -> Option<Sc
 /// Whether the node at `span` carries an anchor (`&name`) for other nodes to take.
 fn is_anchored(source: &str, span: Span) -> bool {
     source
-        .get(..span.offset)
+        .get(..span.offset())
         .and_then(|before| before.split_whitespace().next_back())
         .is_some_and(|word| word.len() > 1 && word.starts_with('&'))
 }
@@ -264,7 +264,7 @@ fn is_anchored(source: &str, span: Span) -> bool {
 /// taken from elsewhere.
 fn is_alias(source: &str, span: Span) -> bool {
     source
-        .get(span.offset..)
+        .get(span.offset()..)
         .is_some_and(|at| at.starts_with('*'))
 }
 
@@ -559,7 +559,7 @@ fn missing(span: Span, field: &'static str, what: &str) -> Problem {
     Problem::MissingField {
         field,
         context: what.to_owned(),
-        span: Span::new(span.offset, 0).into(),
+        span: Span::new(span.offset(), 0).into(),
         help: "see the test file format in the README (`runbook test`)".to_owned(),
     }
 }

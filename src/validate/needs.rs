@@ -17,7 +17,7 @@ pub fn check(runbook: &Runbook, problems: &mut Vec<Problem>) -> Dag {
 
 fn check_name(runbook: &Runbook, problems: &mut Vec<Problem>) {
     // A missing name (reported when the model was built) has no span; `name: ""` has one.
-    let written = runbook.name.span.len > 0;
+    let written = !runbook.name.span.is_empty();
     if written && !is_valid_id(&runbook.name, true) {
         problems.push(Problem::InvalidId {
             what: "runbook name",

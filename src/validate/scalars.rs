@@ -31,7 +31,7 @@ fn scalar(span: Span, text: &str, source: &str, problems: &mut Vec<Problem>) {
     if text.contains('\0') {
         problems.push(Problem::NulByte { span: span.into() });
     }
-    let Some(raw) = source.get(span.offset..span.end()) else {
+    let Some(raw) = source.get(span.offset()..span.end()) else {
         return;
     };
     if !raw.starts_with('"') {
@@ -41,7 +41,7 @@ fn scalar(span: Span, text: &str, source: &str, problems: &mut Vec<Problem>) {
         problems.push(Problem::EscapedPath {
             escape: escape.to_owned(),
             meaning,
-            span: Span::new(span.offset + at, escape.len()).into(),
+            span: Span::new(span.offset() + at, escape.len()).into(),
             help: QUOTE_PATHS_HELP,
         });
     }

@@ -5,7 +5,9 @@
 //! would meet; its place, and the place of everything the walk finds, is mapped back into the
 //! YAML scalar.
 
+use std::collections::HashMap;
 use std::ops::Range;
+use std::rc::Rc;
 
 use minijinja::machinery::{self, Span as JSpan, WhitespaceConfig};
 use minijinja::syntax::SyntaxConfig;
@@ -146,6 +148,7 @@ pub fn check(
         problems,
         references: References::new(runbook, dag),
         lints: lints::registry(),
+        parsed: HashMap::new(),
     };
     checker.runbook_templates();
     if let Some((part, finally_dag)) = finally {
@@ -167,7 +170,13 @@ struct Checker<'a> {
     problems: &'a mut Vec<Problem>,
     references: References<'a>,
     lints: Vec<Box<dyn Lint>>,
+    /// What recently parsed templates hold, by text: the same text (`{{ params.target }}`
+    /// in every step) is parsed once. Bounded, so a file of distinct texts holds few.
+    parsed: HashMap<&'a str, Rc<[Finding<'a>]>>,
 }
+
+/// Templates whose findings are kept at once (then the cache starts again).
+const PARSED_KEPT: usize = 256;
 
 impl<'a> Checker<'a> {
     fn runbook_templates(&mut self) {
@@ -221,9 +230,9 @@ impl<'a> Checker<'a> {
                 && let crate::model::ForEach::Template(text) = &for_each.value
             {
                 // The list is rendered before any item exists.
-                let list = crate::model::Spanned::new(text.clone(), for_each.span);
-                self.template(
-                    &list,
+                self.template_text(
+                    text,
+                    for_each.span,
                     Place {
                         item: false,
                         ..place
@@ -253,7 +262,7 @@ impl<'a> Checker<'a> {
                 self.template(target, place);
             }
             match &step.kind {
-                StepKind::Run(run) => self.run(run, step.target.as_ref(), place),
+                StepKind::Run(run) => self.run(run, step.target.as_deref(), place),
                 StepKind::Sql(sql) => self.sql(sql, place),
                 StepKind::Wait(_) => {}
                 StepKind::Assert(assert) => {
@@ -283,7 +292,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn action(&mut self, action: &Rollback, place: Place) {
+    fn action(&mut self, action: &'a Rollback, place: Place) {
         for value in action.env.values() {
             self.template(value, place);
         }
@@ -297,7 +306,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn approval(&mut self, approval: &Approval, place: Place) {
+    fn approval(&mut self, approval: &'a Approval, place: Place) {
         self.template(&approval.prompt, place);
         if let Some(text) = &approval.instructions {
             self.template(text, place);
@@ -306,7 +315,7 @@ impl<'a> Checker<'a> {
 
     /// `target`: where the action runs. On a target, `program` and `args` travel on ssh's
     /// stdin (in no process list), and a script without `shell` runs in the target's shell.
-    fn run(&mut self, run: &Run, target: Option<&Spanned<String>>, place: Place) {
+    fn run(&mut self, run: &'a Run, target: Option<&'a Spanned<String>>, place: Place) {
         let remote_shell = target.map(|t| {
             self.runbook
                 .targets
@@ -338,7 +347,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn sql(&mut self, sql: &Sql, place: Place) {
+    fn sql(&mut self, sql: &'a Sql, place: Place) {
         self.template(&sql.query, place.with(Kind::SqlQuery));
         for arg in &sql.args {
             if let Scalar::String(text) = &arg.value {
@@ -365,12 +374,32 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn template(&mut self, text: &Spanned<String>, place: Place) {
-        self.template_text(&text.value, text.span, place);
+    /// A template of the runbook: as [`Self::template_text`], its findings read once per text.
+    fn template(&mut self, text: &'a Spanned<String>, place: Place) {
+        let findings = match self.parsed.get(text.as_str()) {
+            Some(findings) => Rc::clone(findings),
+            None => {
+                let tree = (has_template(text) && template_limit::check_template(text).is_ok())
+                    .then(|| parse(text).ok())
+                    .flatten();
+                let Some(tree) = tree else {
+                    // Nothing to check, or something to report: the whole path.
+                    return self.template_text(&text.value, text.span, place);
+                };
+                let findings: Rc<[Finding<'a>]> = template_walk::template_findings(&tree).into();
+                if self.parsed.len() >= PARSED_KEPT {
+                    self.parsed.clear();
+                }
+                self.parsed.insert(text.as_str(), Rc::clone(&findings));
+                findings
+            }
+        };
+        let site = self.site(text, text.span, place);
+        self.findings(&findings, &site);
     }
 
     fn template_text(&mut self, text: &str, span: Span, place: Place) {
-        if !(text.contains("{{") || text.contains("{%") || text.contains("{#")) {
+        if !has_template(text) {
             return;
         }
         let site = self.site(text, span, place);
@@ -458,4 +487,9 @@ impl<'a> Checker<'a> {
             }
         }
     }
+}
+
+/// Whether `text` has any template syntax: without it, it is plain text.
+fn has_template(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%") || text.contains("{#")
 }

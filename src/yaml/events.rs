@@ -702,10 +702,15 @@ impl<'a, 's> Builder<'a, 's> {
             span: frame.span,
         };
         // A finished collection gives back what it grew beyond its size: the tree of a large
-        // file is mostly small lists and mappings.
+        // file is mostly small lists and mappings. Not inside an item of a streamed list,
+        // which is dropped as soon as it is read.
+        let shrink =
+            !(self.sink.is_some() && self.stack.get(1).is_some_and(|f| f.streamed.is_some()));
         Ok(match frame.collection {
             Collection::Seq(mut items) => {
-                items.shrink_to_fit();
+                if shrink {
+                    items.shrink_to_fit();
+                }
                 Done {
                     errors: frame.deferred.into_iter().map(|e| (0, e)).collect(),
                     ..Done::leaf(node(Value::Seq(items)), frame.defined)
@@ -729,7 +734,9 @@ impl<'a, 's> Builder<'a, 's> {
                     map.keys.insert(merged.fingerprint);
                     map.entries.push((merged.key, merged.value));
                 }
-                map.entries.shrink_to_fit();
+                if shrink {
+                    map.entries.shrink_to_fit();
+                }
                 Done {
                     keys: Some(map.keys.list),
                     errors: map.errors,

@@ -11,26 +11,53 @@ mod scalar;
 pub use error::{YamlError, YamlErrorClass, YamlErrorKind};
 pub use events::{parse, parse_streaming};
 
-/// A byte range in the source file.
+/// A byte range in the source file. Eight bytes, as every value of the model carries one:
+/// a runbook file is at most `MAX_FILE_BYTES` (32 MiB), far below 4 GiB.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Span {
-    pub offset: usize,
-    pub len: usize,
+    offset: u32,
+    len: u32,
 }
 
+const _: () = assert!(crate::load::MAX_FILE_BYTES <= u32::MAX as u64);
+
 impl Span {
+    /// Offsets past 4 GiB (never those of a runbook file) are held as 4 GiB.
     pub const fn new(offset: usize, len: usize) -> Self {
-        Self { offset, len }
+        Self {
+            offset: narrow(offset),
+            len: narrow(len),
+        }
+    }
+
+    pub const fn offset(self) -> usize {
+        self.offset as usize
+    }
+
+    pub const fn len(self) -> usize {
+        self.len as usize
+    }
+
+    pub const fn is_empty(self) -> bool {
+        self.len == 0
     }
 
     pub const fn end(self) -> usize {
-        self.offset + self.len
+        self.offset() + self.len()
+    }
+}
+
+const fn narrow(n: usize) -> u32 {
+    if n > u32::MAX as usize {
+        u32::MAX
+    } else {
+        n as u32
     }
 }
 
 impl From<Span> for miette::SourceSpan {
     fn from(span: Span) -> Self {
-        (span.offset, span.len).into()
+        (span.offset(), span.len()).into()
     }
 }
 
@@ -125,12 +152,12 @@ impl schemars::JsonSchema for Node {
 /// Exact for plain and quoted scalars on one line and for literal block scalars; for folded,
 /// escaped or multi-line flow scalars it walks the source and stays within the right line.
 pub fn scalar_offset(source: &str, span: Span, value: &str, at: usize) -> usize {
-    let Some(raw) = source.get(span.offset..span.end().min(source.len())) else {
-        return span.offset.min(source.len());
+    let Some(raw) = source.get(span.offset()..span.end().min(source.len())) else {
+        return span.offset().min(source.len());
     };
     let at = at.min(value.len());
     if raw == value {
-        return span.offset + at;
+        return span.offset() + at;
     }
     let (quote, body_start) = match raw.as_bytes().first() {
         Some(b'"') => (Some('"'), 1),
@@ -138,14 +165,14 @@ pub fn scalar_offset(source: &str, span: Span, value: &str, at: usize) -> usize 
         _ => (None, 0),
     };
     if quote.is_some() && raw.len() >= 2 && raw.get(1..raw.len() - 1) == Some(value) {
-        return span.offset + 1 + at;
+        return span.offset() + 1 + at;
     }
     // A block scalar's span starts at its first content character: its indentation is the
     // run of spaces before that on the same line.
-    let line_start = source[..span.offset].rfind('\n').map_or(0, |i| i + 1);
-    let indent = span.offset - line_start;
+    let line_start = source[..span.offset()].rfind('\n').map_or(0, |i| i + 1);
+    let indent = span.offset() - line_start;
     // Walk value and source together, one value character at a time.
-    let src = &source[span.offset + body_start..];
+    let src = &source[span.offset() + body_start..];
     let mut s = src.char_indices().peekable();
     for (v_index, v_char) in value.char_indices() {
         if v_index >= at {
@@ -194,7 +221,7 @@ pub fn scalar_offset(source: &str, span: Span, value: &str, at: usize) -> usize 
         }
     }
     let inner = s.peek().map_or(src.len(), |&(i, _)| i);
-    (span.offset + body_start + inner).min(source.len())
+    (span.offset() + body_start + inner).min(source.len())
 }
 
 #[cfg(test)]

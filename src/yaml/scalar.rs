@@ -223,6 +223,16 @@ pub fn resolve(
         }
         return Ok(Value::String(value.into_owned()));
     }
+    // Most plain scalars are words. One starting with a letter is a string unless it is a
+    // boolean: no integer or float starts with a letter (`nan` and `inf` stay strings). A
+    // letter first is a letter first once trimmed too.
+    if value
+        .as_bytes()
+        .first()
+        .is_some_and(|b| b.is_ascii_alphabetic() && !matches!(b, b't' | b'T' | b'f' | b'F'))
+    {
+        return Ok(Value::String(value.into_owned()));
+    }
     if let Some(b) = bool_of(&value) {
         return Ok(Value::Bool(b));
     }

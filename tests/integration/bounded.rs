@@ -324,10 +324,11 @@ fn validating_a_large_runbook_holds_little_more_than_ten_times_its_size() {
     let size = large.len() as u64;
     // What the program holds for any file (its code, a small runbook) is not counted.
     let held = peak(large).saturating_sub(peak(steps(10)));
-    // 12–13× the file here; holding the whole tree with the whole model took 26×, and
+    // About 9× the file here. 12–13× with 16-byte spans, a map per step even when empty and
+    // lists grown by doubling; holding the whole tree with the whole model took 26×, and
     // with copies of the steps besides, 80×.
     assert!(
-        held < 16 * size,
+        held < 10 * size,
         "held {held} bytes for a file of {size}: {:.1}×",
         held as f64 / size as f64
     );

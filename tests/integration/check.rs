@@ -390,6 +390,55 @@ fn check_reports_why_a_step_was_not_checked() {
     assert_eq!(reason("approve-failover"), "not asked: check asks no one");
 }
 
+/// A false assertion after changes check did not make names the latest change among its
+/// own ancestors: not a later change on another branch, nor an earlier one on its path.
+#[test]
+fn check_names_the_latest_change_among_a_steps_ancestors_on_a_branching_graph() {
+    let book = r#"runbook: 1
+name: branches
+steps:
+  - id: a
+    run: { program: "true" }
+  - id: b
+    run: { program: "true" }
+  - id: c
+    needs: [a]
+    run: { program: "true" }
+  - id: after-c
+    needs: [c]
+    assert: { that: "1 == 2" }
+  - id: after-a
+    needs: [a]
+    assert: { that: "1 == 2" }
+  - id: after-b-and-a
+    needs: [after-a, b]
+    assert: { that: "1 == 2" }
+  - id: after-nothing
+    assert: { that: "1 == 2" }
+"#;
+    let out = Test::new()
+        .file("book.yaml", book)
+        .args(["check", "book.yaml", "--format", "json"])
+        .run();
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let read_before = |id: &str, change: &str| {
+        let step = status_of(&out, id);
+        assert_eq!(step["status"], "not_checkable", "{step}");
+        assert_eq!(
+            step["reason"],
+            format!(
+                "assertion `1 == 2` is false (read before `{change}`, which check does not run)"
+            )
+        );
+    };
+    read_before("after-c", "c");
+    read_before("after-a", "a");
+    read_before("after-b-and-a", "b");
+    let first = status_of(&out, "after-nothing");
+    assert_eq!(first["status"], "failed", "{first}");
+    assert_eq!(first["reason"], "assertion `1 == 2` is false");
+}
+
 /// A step's `outputs` describe its own action's result: a rehearse action's result has
 /// other columns (here the tail-log backup's file name, which only the real BACKUP returns).
 /// Check neither fails the rehearsed step on them nor lets a later step read them; what the
