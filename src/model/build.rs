@@ -199,7 +199,39 @@ struct Builder<'p> {
 struct Fields<'a> {
     entries: &'a [(Key, Node)],
     span: Span,
-    context: String,
+    context: Context<'a>,
+}
+
+/// What a mapping is called in messages, spelled out only when a problem needs it: most
+/// mappings (a step's, its `run`'s) have none.
+pub(crate) enum Context<'a> {
+    Text(&'static str),
+    Owned(String),
+    Step(&'a str),
+    StepNumber(usize),
+}
+
+impl Context<'_> {
+    fn text(&self) -> String {
+        match self {
+            Context::Text(text) => (*text).to_owned(),
+            Context::Owned(text) => text.clone(),
+            Context::Step(id) => format!("step `{id}`"),
+            Context::StepNumber(index) => format!("step #{}", index + 1),
+        }
+    }
+}
+
+impl From<&'static str> for Context<'_> {
+    fn from(text: &'static str) -> Self {
+        Context::Text(text)
+    }
+}
+
+impl From<String> for Context<'_> {
+    fn from(text: String) -> Self {
+        Context::Owned(text)
+    }
 }
 
 impl<'a> Fields<'a> {
@@ -248,9 +280,10 @@ impl Builder<'_> {
         &mut self,
         node: &'a Node,
         field: &str,
-        context: String,
+        context: impl Into<Context<'a>>,
         known: &[&str],
     ) -> Option<Fields<'a>> {
+        let context = context.into();
         let Some(entries) = node.as_map() else {
             self.wrong_type(field, "a mapping", node);
             return None;
@@ -262,7 +295,7 @@ impl Builder<'_> {
                 });
                 self.push(Problem::UnknownKey {
                     key: key.name.clone(),
-                    context: context.clone(),
+                    context: context.text(),
                     span: key.span.into(),
                     help,
                 });
@@ -278,7 +311,7 @@ impl Builder<'_> {
     fn missing(&mut self, fields: &Fields, field: &'static str, help: String) {
         self.push(Problem::MissingField {
             field,
-            context: fields.context.clone(),
+            context: fields.context.text(),
             span: Span::new(fields.span.offset(), 0).into(),
             help,
         });
@@ -592,7 +625,7 @@ impl Builder<'_> {
     }
 
     fn hook(&mut self, node: &Node) -> Option<Notify> {
-        let fields = self.fields(node, "notify[]", "a `notify` hook".to_owned(), NOTIFY_KEYS)?;
+        let fields = self.fields(node, "notify[]", "a `notify` hook", NOTIFY_KEYS)?;
         let mut on = Vec::new();
         match fields.get("on") {
             Some(events) => {
@@ -688,7 +721,7 @@ impl Builder<'_> {
     }
 
     fn env_file(&mut self, node: &Node) -> Option<EnvFile> {
-        let fields = self.fields(node, "env_file", "`env_file`".to_owned(), ENV_FILE_KEYS)?;
+        let fields = self.fields(node, "env_file", "`env_file`", ENV_FILE_KEYS)?;
         let path = self.string(&fields, "path");
         if path.is_none() && fields.get("path").is_none() {
             self.missing(
@@ -768,7 +801,7 @@ impl Builder<'_> {
     }
 
     fn defaults(&mut self, node: &Node) -> Option<Defaults> {
-        let fields = self.fields(node, "defaults", "`defaults`".to_owned(), DEFAULTS_KEYS)?;
+        let fields = self.fields(node, "defaults", "`defaults`", DEFAULTS_KEYS)?;
         Some(Defaults {
             timeout: self.duration(&fields, "timeout"),
             retry: fields.get("retry").and_then(|n| self.retry(n)),
@@ -779,7 +812,7 @@ impl Builder<'_> {
     }
 
     fn retry(&mut self, node: &Node) -> Option<Retry> {
-        let fields = self.fields(node, "retry", "`retry`".to_owned(), RETRY_KEYS)?;
+        let fields = self.fields(node, "retry", "`retry`", RETRY_KEYS)?;
         let attempts = fields.get("attempts").and_then(|n| match n.value {
             Value::Int(i) if i >= 0 => {
                 Some(Spanned::new(u32::try_from(i).unwrap_or(u32::MAX), n.span))
@@ -791,7 +824,7 @@ impl Builder<'_> {
         });
         let on = match fields.get("on") {
             Some(node) => self
-                .fields(node, "on", "`retry.on`".to_owned(), RETRY_ON_KEYS)
+                .fields(node, "on", "`retry.on`", RETRY_ON_KEYS)
                 .map(|on| RetryOn {
                     exit_codes: self.int_list(&on, "exit_codes"),
                     sql_errors: self.int_list(&on, "sql_errors"),
@@ -834,8 +867,8 @@ impl Builder<'_> {
             .and_then(|m| m.iter().find(|(k, _)| k.name == "id"))
             .and_then(|(_, v)| v.as_str())
         {
-            Some(id) => format!("step `{id}`"),
-            None => format!("step #{}", index + 1),
+            Some(id) => Context::Step(id),
+            None => Context::StepNumber(index),
         };
         let fields = self.fields(node, "steps[]", context, STEP_KEYS)?;
         let id = self.string(&fields, "id");
@@ -991,20 +1024,23 @@ impl Builder<'_> {
         ];
         // A step without an id is left out of the model: its kind is not worth a second problem.
         if let Some(id) = id {
-            let present: Vec<(&str, Span)> = STEP_KINDS
-                .iter()
-                .filter_map(|k| fields.key_span(k).map(|span| (*k, span)))
-                .collect();
-            match present.as_slice() {
-                [] => self.push(Problem::NoStepKind {
+            // Listed only when there are several: most steps have one kind, and no list.
+            let present = || {
+                STEP_KINDS
+                    .iter()
+                    .filter_map(|k| fields.key_span(k).map(|span| (*k, span)))
+            };
+            let mut found = present();
+            match (found.next(), found.next()) {
+                (None, _) => self.push(Problem::NoStepKind {
                     id: id.value.clone(),
                     span: id.span.into(),
                 }),
-                [_] => {}
-                [_, (_, second), ..] => self.push(Problem::MultipleStepKinds {
+                (Some(_), None) => {}
+                (Some(_), Some((_, second))) => self.push(Problem::MultipleStepKinds {
                     id: id.value.clone(),
-                    kinds: list(present.iter().map(|(k, _)| *k)),
-                    span: (*second).into(),
+                    kinds: list(present().map(|(k, _)| k)),
+                    span: second.into(),
                 }),
             }
         }
@@ -1022,7 +1058,7 @@ impl Builder<'_> {
     }
 
     fn run(&mut self, node: &Node) -> Option<Run> {
-        let fields = self.fields(node, "run", "`run`".to_owned(), RUN_KEYS)?;
+        let fields = self.fields(node, "run", "`run`", RUN_KEYS)?;
         Some(Run {
             program: self.string(&fields, "program"),
             args: self.string_list(&fields, "args"),
@@ -1034,7 +1070,7 @@ impl Builder<'_> {
     }
 
     fn sql(&mut self, node: &Node) -> Option<Sql> {
-        let fields = self.fields(node, "sql", "`sql`".to_owned(), SQL_KEYS)?;
+        let fields = self.fields(node, "sql", "`sql`", SQL_KEYS)?;
         let connection = self.string(&fields, "connection");
         if fields.get("connection").is_none() {
             self.missing(
@@ -1088,7 +1124,7 @@ impl Builder<'_> {
 
     fn assert(&mut self, node: &Node) -> Option<Assert> {
         if matches!(node.value, Value::Map(_)) {
-            let fields = self.fields(node, "assert", "`assert`".to_owned(), ASSERT_KEYS)?;
+            let fields = self.fields(node, "assert", "`assert`", ASSERT_KEYS)?;
             let that = self.string(&fields, "that");
             if fields.get("that").is_none() {
                 self.missing(
@@ -1109,7 +1145,7 @@ impl Builder<'_> {
     }
 
     fn approval(&mut self, node: &Node) -> Option<Approval> {
-        let fields = self.fields(node, "approval", "`approval`".to_owned(), APPROVAL_KEYS)?;
+        let fields = self.fields(node, "approval", "`approval`", APPROVAL_KEYS)?;
         let prompt = self.string(&fields, "prompt");
         if fields.get("prompt").is_none() {
             self.missing(
@@ -1152,12 +1188,7 @@ impl Builder<'_> {
     /// `approvers:` a non-empty list of user names, or `{ group: NAME }`.
     fn approvers(&mut self, node: &Node) -> Option<Approvers> {
         if matches!(node.value, Value::Map(_)) {
-            let fields = self.fields(
-                node,
-                "approvers",
-                "`approvers`".to_owned(),
-                APPROVER_GROUP_KEYS,
-            )?;
+            let fields = self.fields(node, "approvers", "`approvers`", APPROVER_GROUP_KEYS)?;
             if fields.get("group").is_none() {
                 self.missing(
                     &fields,
@@ -1193,7 +1224,7 @@ impl Builder<'_> {
     }
 
     fn action(&mut self, node: &Node) -> Option<Rollback> {
-        let fields = self.fields(node, "rollback", "`rollback`".to_owned(), ROLLBACK_KEYS)?;
+        let fields = self.fields(node, "rollback", "`rollback`", ROLLBACK_KEYS)?;
         let built: Vec<RollbackKind> = [
             self.kind_key(&fields, "run", Self::run)
                 .map(RollbackKind::Run),
@@ -1241,7 +1272,7 @@ impl Builder<'_> {
 
     /// `rehearse:` exactly one of `run`, `sql`.
     fn rehearse(&mut self, node: &Node) -> Option<Rehearse> {
-        let fields = self.fields(node, "rehearse", "`rehearse`".to_owned(), REHEARSE_KEYS)?;
+        let fields = self.fields(node, "rehearse", "`rehearse`", REHEARSE_KEYS)?;
         let built: Vec<RehearseKind> = [
             self.kind_key(&fields, "run", Self::run)
                 .map(RehearseKind::Run),
