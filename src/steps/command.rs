@@ -3,6 +3,8 @@
 //! its main process or the death of runbook itself ends it with every descendant.
 
 use std::os::fd::OwnedFd;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -237,9 +239,11 @@ pub async fn run_argv(
         () = sleep => Err(Failure::Timeout),
         () = cancel.cancelled() => Err(Failure::Error),
     };
-    // The group goes in every case (a no-op once the supervisor has ended it: the check on its
-    // leader's start time keeps a reused pid safe).
-    group.kill();
+    // The group goes, unless the supervisor said it is over (the check on its leader's start
+    // time keeps a reused pid safe).
+    if !matches!(result, Ok(Some(_))) {
+        group.kill();
+    }
     if result.is_err() {
         // The supervisor ends what left the group, then says so.
         child.end();
@@ -258,6 +262,8 @@ pub async fn run_argv(
     stop.cancel();
     match result {
         Ok(status) => {
+            // The supervisor gone: its command was killed with it.
+            let status = status.unwrap_or_else(|| ExitStatus::from_raw(libc::SIGKILL));
             let code = status.code();
             let failure = if status.success() {
                 None

@@ -345,6 +345,11 @@ impl Supervisor {
 
     /// Notes the orphans not seen before, with the steps they may belong to.
     fn find_orphans(&mut self) {
+        if !has_children() {
+            // Nothing to look for (the common end of a step: its one process reaped).
+            self.orphans.clear();
+            return;
+        }
         let mains: BTreeSet<libc::pid_t> = self.steps.values().map(|s| s.main).collect();
         for pid in children(self.me) {
             if mains.contains(&pid) || self.orphans.contains_key(&pid) {
@@ -478,6 +483,22 @@ fn group_empty(step: &mut Step) -> bool {
         }
     }
     !step.group_alive
+}
+
+/// Whether the supervisor has any child at all, running or not yet reaped (one system call,
+/// where listing them reads `/proc`).
+fn has_children() -> bool {
+    // SAFETY: siginfo_t is plain data; waitid with WNOWAIT only looks.
+    let r = unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    !(r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD))
 }
 
 /// The supervisor's children: its commands and the orphans it adopted.

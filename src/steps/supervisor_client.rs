@@ -271,17 +271,18 @@ impl Spawned {
     }
 
     /// Waits until the command and everything it started are over: the main process's exit
-    /// status (killed by SIGKILL, when the supervisor itself is gone).
-    pub async fn exited(&mut self) -> ExitStatus {
+    /// status as the supervisor reports it, or `None` when the supervisor itself is gone (its
+    /// command was killed with it).
+    pub async fn exited(&mut self) -> Option<ExitStatus> {
         let status = loop {
             match self.replies.recv().await {
-                Some(Reply::Exited(status)) => break status,
+                Some(Reply::Exited(status)) => break Some(status),
                 Some(_) => {}
-                None => break libc::SIGKILL,
+                None => break None,
             }
         };
         self.over = true;
-        ExitStatus::from_raw(status)
+        status.map(ExitStatus::from_raw)
     }
 
     /// Asks the supervisor to end the command now, with everything it started.
