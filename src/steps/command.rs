@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::lines::{OnLine, Splitter, Stream};
 use super::process_group::ProcessGroup;
 use super::{Attempt, Failed};
-use super::{supervisor, supervisor_client};
+use super::{supervisor, supervisor_client, supervisor_request};
 use crate::program_path::ProgramPath;
 use crate::render::Action;
 use crate::retry::Failure;
@@ -298,7 +298,7 @@ pub async fn run_argv(
 /// the command's, which go to the supervisor.
 struct Pipes {
     ours: (pipe::Receiver, pipe::Receiver, Option<pipe::Sender>),
-    theirs: supervisor_client::Streams,
+    theirs: supervisor_request::Streams,
 }
 
 impl Pipes {
@@ -321,7 +321,7 @@ impl Pipes {
                 pipe::Receiver::from_owned_fd(OwnedFd::from(stderr))?,
                 stdin,
             ),
-            theirs: supervisor_client::Streams {
+            theirs: supervisor_request::Streams {
                 stdout: OwnedFd::from(stdout_end),
                 stderr: OwnedFd::from(stderr_end),
                 stdin: stdin_end.map(OwnedFd::from),

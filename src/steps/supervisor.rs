@@ -36,7 +36,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::process_group;
-use super::supervisor_request::{self, Request, Spawn};
+use super::supervisor_request::{self, Request, Spawn, Streams};
 
 /// The hidden subcommand.
 pub const SUBCOMMAND: &str = "__supervise";
@@ -215,30 +215,13 @@ impl Supervisor {
 
     fn spawn(&mut self, spawn: Spawn, reads_input: bool, fds: Vec<OwnedFd>) {
         let id = spawn.id;
-        let mut fds = fds.into_iter();
-        let (Some(stdout), Some(stderr)) = (fds.next(), fds.next()) else {
-            self.reply(&format!("failed {id} no output streams were passed\n"));
+        let Some(streams) = Streams::received(fds, reads_input) else {
+            self.reply(&format!("failed {id} its streams were not all passed\n"));
             return;
-        };
-        let stdin = if reads_input {
-            match fds.next() {
-                Some(fd) => Some(fd),
-                None => {
-                    self.reply(&format!("failed {id} no input stream was passed\n"));
-                    return;
-                }
-            }
-        } else {
-            None
         };
         let Some(program) = spawn.argv.first() else {
             self.reply(&format!("failed {id} no program\n"));
             return;
-        };
-        let streams = Streams {
-            stdin,
-            stdout,
-            stderr,
         };
         // The program where the run found it; if that file is gone, wherever `PATH` says now,
         // as if the run had not looked.
@@ -351,7 +334,7 @@ impl Supervisor {
             return;
         }
         let mains: BTreeSet<libc::pid_t> = self.steps.values().map(|s| s.main).collect();
-        for pid in children(self.me) {
+        for pid in children_of(self.me) {
             if mains.contains(&pid) || self.orphans.contains_key(&pid) {
                 continue;
             }
@@ -443,34 +426,17 @@ impl Supervisor {
                     }
                 }
             }
-            for pid in children(self.me) {
+            for pid in children_of(self.me) {
                 kill_tree(pid);
             }
             self.reap_all();
-            let left =
-                !children(self.me).is_empty() || self.steps.values_mut().any(|s| !group_empty(s));
+            let left = !children_of(self.me).is_empty()
+                || self.steps.values_mut().any(|s| !group_empty(s));
             if !left || Instant::now() >= deadline {
                 return;
             }
             std::thread::sleep(TICK);
         }
-    }
-}
-
-/// A command's standard streams, as received.
-struct Streams {
-    stdin: Option<OwnedFd>,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
-}
-
-impl Streams {
-    fn try_clone(&self) -> std::io::Result<Self> {
-        Ok(Self {
-            stdin: self.stdin.as_ref().map(OwnedFd::try_clone).transpose()?,
-            stdout: self.stdout.try_clone()?,
-            stderr: self.stderr.try_clone()?,
-        })
     }
 }
 
@@ -501,18 +467,6 @@ fn has_children() -> bool {
     !(r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD))
 }
 
-/// The supervisor's children: its commands and the orphans it adopted.
-fn children(me: libc::pid_t) -> Vec<libc::pid_t> {
-    // One thread: the task's id is the pid.
-    match std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")) {
-        Ok(text) => text
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect(),
-        Err(_) => process_group::children(me),
-    }
-}
-
 /// Kills `pid`, a child of the supervisor not yet reaped (so its pid is its own), after its
 /// descendants, so that none is orphaned again in between.
 fn kill_tree(pid: libc::pid_t) {
@@ -525,17 +479,22 @@ fn kill_tree(pid: libc::pid_t) {
     }
 }
 
-/// The children of any process (each of its threads' lists).
+/// The children of a process (the lists of each of its threads; for the supervisor, one
+/// thread: its commands and the orphans it adopted), or a scan of `/proc` where the kernel keeps
+/// no such lists.
 fn children_of(pid: libc::pid_t) -> Vec<libc::pid_t> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };
-    tasks
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
-        .flat_map(|text| {
-            text.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    let mut children = Vec::new();
+    for task in tasks.filter_map(Result::ok) {
+        match std::fs::read_to_string(task.path().join("children")) {
+            Ok(text) => children.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<libc::pid_t>().ok()),
+            ),
+            Err(_) => return process_group::children(pid),
+        }
+    }
+    children
 }

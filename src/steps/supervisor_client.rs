@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::BufRead;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{ExitStatus, Stdio};
@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 use super::supervisor::SUBCOMMAND;
-use super::supervisor_request::{self, Request, Spawn};
+use super::supervisor_request::{self, Request, Spawn, Streams};
 
 /// What the supervisor says of one command.
 #[derive(Debug)]
@@ -193,14 +193,6 @@ fn read_replies_into(
     }
 }
 
-/// The streams a command gets: runbook keeps the other ends.
-pub struct Streams {
-    pub stdout: OwnedFd,
-    pub stderr: OwnedFd,
-    /// `None`: `/dev/null`.
-    pub stdin: Option<OwnedFd>,
-}
-
 /// A command the supervisor was asked to start.
 pub struct Spawned {
     id: u64,
@@ -209,7 +201,8 @@ pub struct Spawned {
     over: bool,
 }
 
-/// Asks the supervisor to start a command. The streams' ends are closed here once sent.
+/// Asks the supervisor to start a command with `streams` (the command's ends; runbook keeps
+/// the others). They are closed here once sent.
 pub fn spawn(spawn: Spawn, streams: Streams) -> std::io::Result<Spawned> {
     let mut last = None;
     // A supervisor that died (killed from outside) is replaced once.
@@ -220,8 +213,7 @@ pub fn spawn(spawn: Spawn, streams: Streams) -> std::io::Result<Spawned> {
         if let Ok(mut w) = client.waiters.lock() {
             w.insert(id, tx);
         }
-        let mut fds = vec![streams.stdout.as_raw_fd(), streams.stderr.as_raw_fd()];
-        fds.extend(streams.stdin.as_ref().map(AsRawFd::as_raw_fd));
+        let fds = streams.raw();
         let request = Request::Spawn {
             reads_input: streams.stdin.is_some(),
             spawn: Spawn {

@@ -42,6 +42,43 @@ pub enum Request {
     End { id: u64 },
 }
 
+/// A command's standard streams, as they travel with a spawn: output and error, then input
+/// when it reads one (else it reads `/dev/null`).
+pub struct Streams {
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    pub stdin: Option<OwnedFd>,
+}
+
+impl Streams {
+    /// The descriptors in the order they are sent.
+    pub fn raw(&self) -> Vec<RawFd> {
+        let mut fds = vec![self.stdout.as_raw_fd(), self.stderr.as_raw_fd()];
+        fds.extend(self.stdin.as_ref().map(AsRawFd::as_raw_fd));
+        fds
+    }
+
+    /// The streams from the descriptors received with a spawn (`None`: some are missing).
+    pub fn received(fds: Vec<OwnedFd>, reads_input: bool) -> Option<Self> {
+        let mut fds = fds.into_iter();
+        let (stdout, stderr) = (fds.next()?, fds.next()?);
+        let stdin = if reads_input { Some(fds.next()?) } else { None };
+        Some(Self {
+            stdout,
+            stderr,
+            stdin,
+        })
+    }
+
+    pub fn try_clone(&self) -> std::io::Result<Self> {
+        Ok(Self {
+            stdout: self.stdout.try_clone()?,
+            stderr: self.stderr.try_clone()?,
+            stdin: self.stdin.as_ref().map(OwnedFd::try_clone).transpose()?,
+        })
+    }
+}
+
 /// A request as received, with the descriptors that came with it.
 pub struct Received {
     pub request: Request,
