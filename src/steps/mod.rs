@@ -13,6 +13,7 @@ pub mod ssh;
 pub mod supervisor;
 pub mod supervisor_client;
 pub mod supervisor_request;
+pub mod vfork;
 
 use crate::retry::Failure;
 

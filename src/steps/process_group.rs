@@ -33,7 +33,22 @@ pub struct Stat {
 
 /// Reads `/proc/PID/stat` (`None` once the process is gone).
 pub fn stat(pid: i32) -> Option<Stat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // One read: the file is a few hundred bytes, and std's growing reads take six.
+    let mut buf = [0u8; 1024];
+    let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut len = 0;
+    loop {
+        match std::io::Read::read(&mut file, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+        if len == buf.len() {
+            return None;
+        }
+    }
+    let text = std::str::from_utf8(&buf[..len]).ok()?;
     // The command name may hold spaces and parentheses: fields are counted after the last `)`.
     let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
     // Field N of proc(5) is at index N - 3 here (field 3, the state, is first).

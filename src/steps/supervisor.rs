@@ -31,12 +31,11 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::process_group;
 use super::supervisor_request::{self, Request, Spawn, Streams};
+use super::vfork;
 
 /// The hidden subcommand.
 pub const SUBCOMMAND: &str = "__supervise";
@@ -104,11 +103,17 @@ pub fn main(args: &[OsString]) -> ! {
     if sfd < 0 {
         std::process::exit(1);
     }
+    let Ok(null) = std::fs::File::open("/dev/null") else {
+        std::process::exit(1);
+    };
+    let null = OwnedFd::from(null);
     let mut supervisor = Supervisor {
         replies,
         steps: BTreeMap::new(),
         orphans: HashMap::new(),
         me: std::process::id() as libc::pid_t,
+        null,
+        stack: vfork::Stack::default(),
     };
     loop {
         let busy = supervisor.steps.values().any(|s| s.ending.is_some());
@@ -188,6 +193,9 @@ struct Supervisor {
     /// steps they may belong to (those running when each was first seen).
     orphans: HashMap<libc::pid_t, BTreeSet<u64>>,
     me: libc::pid_t,
+    /// The input of commands that read none.
+    null: OwnedFd,
+    stack: vfork::Stack,
 }
 
 impl Supervisor {
@@ -219,25 +227,12 @@ impl Supervisor {
             self.reply(&format!("failed {id} its streams were not all passed\n"));
             return;
         };
-        let Some(program) = spawn.argv.first() else {
+        if spawn.argv.is_empty() {
             self.reply(&format!("failed {id} no program\n"));
             return;
-        };
-        // The program where the run found it; if that file is gone, wherever `PATH` says now,
-        // as if the run had not looked.
-        let started = if spawn.found.is_empty() {
-            self.start(&spawn, program, streams)
-        } else {
-            match streams.try_clone() {
-                Ok(copy) => match self.start(&spawn, &spawn.found, streams) {
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        self.start(&spawn, program, copy)
-                    }
-                    started => started,
-                },
-                Err(e) => Err(e),
-            }
-        };
+        }
+        let started = self.start(&spawn, &streams);
+        drop(streams);
         match started {
             Ok(pid) => {
                 // Read before anything reaps it: a zombie still has its stat.
@@ -260,47 +255,28 @@ impl Supervisor {
         }
     }
 
-    /// Starts `path` with the request's argv, in a process group of its own.
-    fn start(
-        &self,
-        spawn: &Spawn,
-        path: &OsString,
-        streams: Streams,
-    ) -> std::io::Result<libc::pid_t> {
-        let mut command = std::process::Command::new(path);
-        command
-            .arg0(&spawn.argv[0])
-            .args(&spawn.argv[1..])
-            .stdin(streams.stdin.map_or_else(Stdio::null, Stdio::from))
-            .stdout(Stdio::from(streams.stdout))
-            .stderr(Stdio::from(streams.stderr))
-            .process_group(0);
-        if !spawn.cwd.is_empty() {
-            command.current_dir(&spawn.cwd);
-        }
+    /// Starts the command: where the run found it, else (or if that file is gone) wherever
+    /// its `PATH` says now, as if the run had not looked.
+    fn start(&mut self, spawn: &Spawn, streams: &Streams) -> std::io::Result<libc::pid_t> {
+        let mut env: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
         for name in &spawn.remove {
-            command.env_remove(name);
+            env.remove(name);
         }
-        for (k, v) in &spawn.set {
-            command.env(k, v);
-        }
-        let me = self.me;
-        // SAFETY: only async-signal-safe calls between fork and exec (prctl, sigprocmask,
-        // getppid, _exit); `signals` only fills a local sigset_t.
-        unsafe {
-            command.pre_exec(move || {
-                // Should the supervisor itself be killed, the command goes with it.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                let set = signals();
-                libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-                if libc::getppid() != me {
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
-        }
-        let child = command.spawn()?;
-        Ok(child.id() as libc::pid_t)
+        env.extend(spawn.set.iter().cloned());
+        let stdin = streams.stdin.as_ref().unwrap_or(&self.null);
+        let command = vfork::Command {
+            found: &spawn.found,
+            argv: &spawn.argv,
+            env: env.into_iter().collect(),
+            cwd: &spawn.cwd,
+            streams: [
+                stdin.as_raw_fd(),
+                streams.stdout.as_raw_fd(),
+                streams.stderr.as_raw_fd(),
+            ],
+            unblock: signals(),
+        };
+        vfork::spawn(&command, &mut self.stack)
     }
 
     /// Reaps every child that has exited; a step's main process starts the step's end.

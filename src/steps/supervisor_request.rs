@@ -69,14 +69,6 @@ impl Streams {
             stdin,
         })
     }
-
-    pub fn try_clone(&self) -> std::io::Result<Self> {
-        Ok(Self {
-            stdout: self.stdout.try_clone()?,
-            stderr: self.stderr.try_clone()?,
-            stdin: self.stdin.as_ref().map(OwnedFd::try_clone).transpose()?,
-        })
-    }
 }
 
 /// A request as received, with the descriptors that came with it.

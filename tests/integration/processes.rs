@@ -421,3 +421,18 @@ fn a_supervisor_killed_while_a_step_ends_leaves_nothing_of_the_group_behind() {
     let finished = events_of(&events, "step_finished");
     assert_eq!(finished[0]["status"], "failed", "{finished:?}");
 }
+
+#[test]
+fn a_command_gets_the_default_sigpipe_not_runbooks() {
+    // runbook ignores SIGPIPE; a command must not inherit that, or `yes | head` makes `yes`
+    // fail on a write error instead of ending quietly as in a shell.
+    let yaml = "runbook: 1\nname: pipe\nsteps:\n  - id: a\n    timeout: 10s\n    run: { program: /bin/sh, args: [-c, 'yes | head -n 1 >/dev/null'] }\n";
+    let out = Test::new()
+        .file("p.yaml", yaml)
+        .args(["run", "p.yaml", "--output", "json"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let events = out.events();
+    let finished = events_of(&events, "step_finished");
+    assert_eq!(finished[0]["stderr"].as_str().unwrap_or(""), "", "{}", out.stdout);
+}
