@@ -93,6 +93,12 @@ pub fn main(args: &[OsString]) -> ! {
     let (requests, replies) = unsafe {
         libc::fcntl(0, libc::F_SETFD, libc::FD_CLOEXEC);
         libc::fcntl(1, libc::F_SETFD, libc::FD_CLOEXEC);
+        // Replies never block the supervisor (see `Supervisor::reply`).
+        libc::fcntl(
+            1,
+            libc::F_SETFL,
+            libc::fcntl(1, libc::F_GETFL) | libc::O_NONBLOCK,
+        );
         (
             UnixStream::from(OwnedFd::from_raw_fd(0)),
             std::fs::File::from_raw_fd(1),
@@ -109,6 +115,7 @@ pub fn main(args: &[OsString]) -> ! {
     let null = OwnedFd::from(null);
     let mut supervisor = Supervisor {
         replies,
+        unsent: Vec::new(),
         steps: BTreeMap::new(),
         orphans: HashMap::new(),
         me: std::process::id() as libc::pid_t,
@@ -128,11 +135,24 @@ pub fn main(args: &[OsString]) -> ! {
                 events: libc::POLLIN,
                 revents: 0,
             },
+            // Watched only while replies wait for room (a negative descriptor is skipped).
+            libc::pollfd {
+                fd: if supervisor.unsent.is_empty() {
+                    -1
+                } else {
+                    supervisor.replies.as_raw_fd()
+                },
+                events: libc::POLLOUT,
+                revents: 0,
+            },
         ];
         let timeout = if busy { TICK.as_millis() as i32 } else { -1 };
-        // SAFETY: poll on two valid pollfds.
+        // SAFETY: poll on three valid pollfds.
         unsafe {
-            libc::poll(fds.as_mut_ptr(), 2, timeout);
+            libc::poll(fds.as_mut_ptr(), 3, timeout);
+        }
+        if fds[2].revents != 0 {
+            supervisor.flush();
         }
         if fds[1].revents != 0 && drain(sfd) {
             break;
@@ -188,6 +208,8 @@ struct Ending {
 
 struct Supervisor {
     replies: std::fs::File,
+    /// Replies the pipe had no room for yet, in order.
+    unsent: Vec<u8>,
     steps: BTreeMap<u64, Step>,
     /// Descendants that left their step's group and were orphaned to the supervisor, with the
     /// steps they may belong to (those running when each was first seen).
@@ -199,10 +221,29 @@ struct Supervisor {
 }
 
 impl Supervisor {
+    /// Sends a reply line, or keeps it until the pipe has room: the supervisor must never
+    /// wait on runbook, which may itself be waiting to send the next request.
     fn reply(&mut self, line: &str) {
-        // One write per line, short enough to be atomic on the pipe. runbook gone: the end of
-        // the socket says so next.
-        let _ = self.replies.write_all(line.as_bytes());
+        self.unsent.extend_from_slice(line.as_bytes());
+        self.flush();
+    }
+
+    /// Writes what the pipe takes of the unsent replies. runbook gone: the end of the socket
+    /// says so next.
+    fn flush(&mut self) {
+        while !self.unsent.is_empty() {
+            match self.replies.write(&self.unsent) {
+                Ok(n) if n > 0 => {
+                    self.unsent.drain(..n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                _ => {
+                    self.unsent.clear();
+                    return;
+                }
+            }
+        }
     }
 
     fn handle(&mut self, request: Request, fds: Vec<OwnedFd>) {

@@ -1,15 +1,18 @@
 //! runbook's side of the run's [`supervisor`](super::supervisor): started once, on the first
-//! command, and asked to start each command; its replies are read by a thread of their own and
-//! handed to the attempt waiting for them.
+//! command, and asked to start each command; its replies are read by a task of the runtime
+//! that runs the commands (no thread in between to wake) and handed to the attempt waiting for
+//! them.
 //!
-//! The thread that reads the replies is also the one that starts the supervisor, and it lives
-//! as long as the supervisor does: the kernel's parent-death signal follows the *thread* that
-//! started a process, so the supervisor must not be started from a thread that may end first
-//! (a runtime's worker, a blocking pool's thread).
+//! The supervisor is started by a thread of its own that lives as long as it does: the
+//! kernel's parent-death signal follows the *thread* that started a process, so the supervisor
+//! must not be started from a thread that may end first (a runtime's worker, a blocking pool's
+//! thread). Each thread that runs a runtime has its own supervisor, whose replies that
+//! runtime reads: a runtime that ends takes its reader with it, and the next command on that
+//! thread starts a new supervisor.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::io::BufRead;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -17,6 +20,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
 use super::supervisor::SUBCOMMAND;
@@ -42,30 +46,33 @@ pub struct Client {
     ended: Mutex<std::sync::mpsc::Receiver<()>>,
 }
 
-/// The process's supervisor, started when first needed (again, should it have died).
-static CLIENT: Mutex<Option<Arc<Client>>> = Mutex::new(None);
+thread_local! {
+    /// This thread's supervisor, started when first needed (again, should it have died or its
+    /// reader have ended with its runtime).
+    static CLIENT: RefCell<Option<Arc<Client>>> = const { RefCell::new(None) };
+}
 
 /// The supervisor, started if there is none.
 fn client() -> std::io::Result<Arc<Client>> {
-    let mut current = CLIENT
-        .lock()
-        .map_err(|_| std::io::Error::other("the supervisor's registry is poisoned"))?;
-    if let Some(client) = current.as_ref().filter(|c| c.alive.load(Ordering::Acquire)) {
-        return Ok(client.clone());
-    }
-    let client = Arc::new(start()?);
-    *current = Some(client.clone());
-    Ok(client)
+    CLIENT.with_borrow_mut(|current| {
+        if let Some(client) = current.as_ref().filter(|c| c.alive.load(Ordering::Acquire)) {
+            return Ok(client.clone());
+        }
+        let client = Arc::new(start()?);
+        *current = Some(client.clone());
+        Ok(client)
+    })
 }
 
 fn start() -> std::io::Result<Client> {
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|_| std::io::Error::other("commands are started from a runtime"))?;
     let (requests, theirs) = UnixStream::pair()?;
     let (replies, reply_end) = std::io::pipe()?;
     let waiters: Waiters = Arc::default();
     let alive = Arc::new(AtomicBool::new(true));
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     let (ended_tx, ended) = std::sync::mpsc::channel();
-    let thread_waiters = waiters.clone();
     let thread_alive = alive.clone();
     std::thread::Builder::new()
         .name("supervisor".into())
@@ -95,18 +102,14 @@ fn start() -> std::io::Result<Client> {
                     return;
                 }
             };
-            read_replies(replies, &thread_waiters);
-            thread_alive.store(false, Ordering::Release);
-            // Whoever waits on a command of this supervisor hears that it is gone.
-            if let Ok(mut w) = thread_waiters.lock() {
-                w.clear();
-            }
             let _ = child.wait();
+            thread_alive.store(false, Ordering::Release);
             let _ = ended_tx.send(());
         })?;
     started_rx
         .recv()
         .map_err(|_| std::io::Error::other("the supervisor's thread ended"))??;
+    runtime.spawn(read_replies(replies, waiters.clone(), alive.clone()));
     Ok(Client {
         requests: Mutex::new(requests),
         waiters,
@@ -120,7 +123,7 @@ fn start() -> std::io::Result<Client> {
 /// then ends whatever is left, normally nothing), and it is waited for, at most `GRACE` and a
 /// moment, so that no process of the run is left behind unwaited.
 pub fn shutdown() {
-    let Some(client) = CLIENT.lock().ok().and_then(|mut c| c.take()) else {
+    let Some(client) = CLIENT.with_borrow_mut(Option::take) else {
         return;
     };
     if let Ok(socket) = client.requests.lock() {
@@ -132,13 +135,35 @@ pub fn shutdown() {
 }
 
 /// Reads reply lines until the supervisor's end, handing each to its command's waiter.
-fn read_replies(replies: std::io::PipeReader, waiters: &Waiters) {
+async fn read_replies(replies: std::io::PipeReader, waiters: Waiters, alive: Arc<AtomicBool>) {
+    /// Whoever waits on a command of this supervisor hears that it is gone, be it the end of
+    /// the replies or of the runtime that reads them.
+    struct Gone(Waiters, Arc<AtomicBool>);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            self.1.store(false, Ordering::Release);
+            if let Ok(mut w) = self.0.lock() {
+                w.clear();
+            }
+        }
+    }
+    let _gone = Gone(waiters.clone(), alive);
+    let Ok(replies) = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(replies))
+    else {
+        return;
+    };
     // The process groups of commands started and not yet over.
     let mut running: HashMap<u64, libc::pid_t> = HashMap::new();
-    read_replies_into(replies, waiters, &mut running);
+    let mut lines = tokio::io::BufReader::new(replies).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if !deliver(&line, &waiters, &mut running) {
+            return;
+        }
+    }
     // A supervisor killed from outside: its commands died with it (their parent-death
     // signal), but what they started may live on in their groups. A group's id cannot be taken
-    // by a new process while the group has members, and it was in use a moment ago: kill them.
+    // by a new process while the group has members, and it was in use a moment ago (every reply
+    // the supervisor wrote has been read): kill them.
     for pgid in running.into_values() {
         // SAFETY: killpg has no memory-safety preconditions.
         unsafe {
@@ -147,50 +172,47 @@ fn read_replies(replies: std::io::PipeReader, waiters: &Waiters) {
     }
 }
 
-fn read_replies_into(
-    replies: std::io::PipeReader,
-    waiters: &Waiters,
-    running: &mut HashMap<u64, libc::pid_t>,
-) {
-    for line in std::io::BufReader::new(replies).lines() {
-        let Ok(line) = line else { return };
-        let mut words = line.splitn(3, ' ');
-        let (kind, id, rest) = (words.next(), words.next(), words.next().unwrap_or(""));
-        let Some(id) = id.and_then(|i| i.parse::<u64>().ok()) else {
-            continue;
-        };
-        let reply = match kind {
-            Some("started") => {
-                let mut w = rest.split(' ');
-                match (
-                    w.next().and_then(|p| p.parse().ok()),
-                    w.next().and_then(|t| t.parse().ok()),
-                ) {
-                    (Some(pid), Some(start_time)) => Reply::Started { pid, start_time },
-                    _ => Reply::Failed(format!("the supervisor said {line:?}")),
-                }
-            }
-            Some("failed") => Reply::Failed(rest.to_owned()),
-            Some("exited") => Reply::Exited(rest.parse().unwrap_or(libc::SIGKILL)),
-            _ => continue,
-        };
-        match &reply {
-            Reply::Started { pid, .. } => {
-                running.insert(id, *pid as libc::pid_t);
-            }
-            _ => {
-                running.remove(&id);
+/// Hands one reply line to its command's waiter; false when the waiters cannot be reached.
+fn deliver(line: &str, waiters: &Waiters, running: &mut HashMap<u64, libc::pid_t>) -> bool {
+    let mut words = line.splitn(3, ' ');
+    let (kind, id, rest) = (words.next(), words.next(), words.next().unwrap_or(""));
+    let Some(id) = id.and_then(|i| i.parse::<u64>().ok()) else {
+        return true;
+    };
+    let reply = match kind {
+        Some("started") => {
+            let mut w = rest.split(' ');
+            match (
+                w.next().and_then(|p| p.parse().ok()),
+                w.next().and_then(|t| t.parse().ok()),
+            ) {
+                (Some(pid), Some(start_time)) => Reply::Started { pid, start_time },
+                _ => Reply::Failed(format!("the supervisor said {line:?}")),
             }
         }
-        let Ok(mut w) = waiters.lock() else { return };
-        let last = !matches!(reply, Reply::Started { .. });
-        if let Some(tx) = w.get(&id) {
-            let _ = tx.send(reply);
+        Some("failed") => Reply::Failed(rest.to_owned()),
+        Some("exited") => Reply::Exited(rest.parse().unwrap_or(libc::SIGKILL)),
+        _ => return true,
+    };
+    match &reply {
+        Reply::Started { pid, .. } => {
+            running.insert(id, *pid as libc::pid_t);
         }
-        if last {
-            w.remove(&id);
+        _ => {
+            running.remove(&id);
         }
     }
+    let Ok(mut w) = waiters.lock() else {
+        return false;
+    };
+    let last = !matches!(reply, Reply::Started { .. });
+    if let Some(tx) = w.get(&id) {
+        let _ = tx.send(reply);
+    }
+    if last {
+        w.remove(&id);
+    }
+    true
 }
 
 /// A command the supervisor was asked to start.

@@ -434,5 +434,45 @@ fn a_command_gets_the_default_sigpipe_not_runbooks() {
     assert_eq!(out.code, 0, "{}", out.stdout);
     let events = out.events();
     let finished = events_of(&events, "step_finished");
-    assert_eq!(finished[0]["stderr"].as_str().unwrap_or(""), "", "{}", out.stdout);
+    assert_eq!(
+        finished[0]["stderr"].as_str().unwrap_or(""),
+        "",
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn two_thousand_commands_started_at_once_all_finish() {
+    // Regression: the supervisor's replies (two per command) fill their pipe while runbook
+    // is still sending requests; a supervisor that waited for room there stopped reading
+    // requests, and runbook waited for it to read: the run hung.
+    let mut yaml = String::from("runbook: 1\nname: wide\nsteps:\n");
+    for i in 0..2000 {
+        yaml.push_str(&format!(
+            "  - {{ id: s{i}, run: {{ program: /usr/bin/true }} }}\n"
+        ));
+    }
+    let t = Test::new()
+        .file("w.yaml", yaml)
+        .args(["run", "w.yaml", "--concurrency", "2000"]);
+    let mut child = t
+        .command()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run runbook");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("2,000 parallel commands did not finish in 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
 }
