@@ -113,6 +113,11 @@ pub fn main(args: &[OsString]) -> ! {
         std::process::exit(1);
     };
     let null = OwnedFd::from(null);
+    // The environment commands inherit (runbook's), read once.
+    let inherited: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+    let Ok(environment) = vfork::Environment::new(inherited.clone()) else {
+        std::process::exit(1);
+    };
     let mut supervisor = Supervisor {
         replies,
         unsent: Vec::new(),
@@ -121,6 +126,8 @@ pub fn main(args: &[OsString]) -> ! {
         me: std::process::id() as libc::pid_t,
         null,
         stack: vfork::Stack::default(),
+        environment,
+        inherited,
     };
     loop {
         let busy = supervisor.steps.values().any(|s| s.ending.is_some());
@@ -218,6 +225,9 @@ struct Supervisor {
     /// The input of commands that read none.
     null: OwnedFd,
     stack: vfork::Stack,
+    /// What a command inherits, and the same ready for `execve`.
+    inherited: BTreeMap<OsString, OsString>,
+    environment: vfork::Environment,
 }
 
 impl Supervisor {
@@ -299,16 +309,23 @@ impl Supervisor {
     /// Starts the command: where the run found it, else (or if that file is gone) wherever
     /// its `PATH` says now, as if the run had not looked.
     fn start(&mut self, spawn: &Spawn, streams: &Streams) -> std::io::Result<libc::pid_t> {
-        let mut env: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
-        for name in &spawn.remove {
-            env.remove(name);
-        }
-        env.extend(spawn.set.iter().cloned());
+        let own;
+        let env = if spawn.remove.is_empty() && spawn.set.is_empty() {
+            &self.environment
+        } else {
+            let mut vars = self.inherited.clone();
+            for name in &spawn.remove {
+                vars.remove(name);
+            }
+            vars.extend(spawn.set.iter().cloned());
+            own = vfork::Environment::new(vars)?;
+            &own
+        };
         let stdin = streams.stdin.as_ref().unwrap_or(&self.null);
         let command = vfork::Command {
             found: &spawn.found,
             argv: &spawn.argv,
-            env: env.into_iter().collect(),
+            env,
             cwd: &spawn.cwd,
             streams: [
                 stdin.as_raw_fd(),

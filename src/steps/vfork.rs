@@ -28,13 +28,41 @@ pub struct Command<'a> {
     /// The program, then its arguments.
     pub argv: &'a [OsString],
     /// Its whole environment.
-    pub env: Vec<(OsString, OsString)>,
+    pub env: &'a Environment,
     /// Its working directory (empty: the supervisor's).
     pub cwd: &'a OsStr,
     /// Its standard input, output and error.
     pub streams: [RawFd; 3],
     /// The signals to unblock in it.
     pub unblock: libc::sigset_t,
+}
+
+/// A command's whole environment, ready for `execve` (`NAME=value` each).
+pub struct Environment(Vec<CString>);
+
+impl Environment {
+    pub fn new(vars: impl IntoIterator<Item = (OsString, OsString)>) -> std::io::Result<Self> {
+        vars.into_iter()
+            .map(|(k, v)| c_string(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    /// Its `PATH`, if it has one.
+    fn path(&self) -> Option<&[u8]> {
+        self.0
+            .iter()
+            .find_map(|entry| entry.as_bytes().strip_prefix(b"PATH="))
+    }
+}
+
+fn c_string(bytes: &[u8]) -> std::io::Result<CString> {
+    CString::new(bytes).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a NUL character in its program, arguments, environment or working directory",
+        )
+    })
 }
 
 /// A stack for children, reused: the supervisor is one thread, and waits for each child to
@@ -63,14 +91,7 @@ struct Child {
 
 /// Starts `command`; its pid, once it has called `execve`.
 pub fn spawn(command: &Command, stack: &mut Stack) -> std::io::Result<libc::pid_t> {
-    let c = |bytes: &[u8]| {
-        CString::new(bytes).map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "a NUL character in its program, arguments, environment or working directory",
-            )
-        })
-    };
+    let c = c_string;
     let program = command
         .argv
         .first()
@@ -80,26 +101,17 @@ pub fn spawn(command: &Command, stack: &mut Stack) -> std::io::Result<libc::pid_
         .iter()
         .map(|a| c(a.as_bytes()))
         .collect::<Result<_, _>>()?;
-    let env: Vec<CString> = command
-        .env
-        .iter()
-        .map(|(k, v)| c(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
-        .collect::<Result<_, _>>()?;
-    let path = command
-        .env
-        .iter()
-        .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.as_bytes());
-    let candidates: Vec<CString> = candidates(command.found, program.as_bytes(), path)
-        .into_iter()
-        .map(|p| c(&p))
-        .collect::<Result<_, _>>()?;
+    let candidates: Vec<CString> =
+        candidates(command.found, program.as_bytes(), command.env.path())
+            .into_iter()
+            .map(|p| c(&p))
+            .collect::<Result<_, _>>()?;
     let cwd = (!command.cwd.is_empty())
         .then(|| c(command.cwd.as_bytes()))
         .transpose()?;
     let sh = c(b"/bin/sh")?;
     let argv_ptrs = null_terminated(&argv);
-    let env_ptrs = null_terminated(&env);
+    let env_ptrs = null_terminated(&command.env.0);
     // `/bin/sh SCRIPT ARGS…`, as execvp runs a file the kernel will not (ENOEXEC).
     let mut sh_argv: Vec<*const libc::c_char> = [sh.as_ptr(), std::ptr::null()]
         .into_iter()
