@@ -15,8 +15,9 @@
 //! descendant that left the group and was orphaned belongs to one of the steps running when it
 //! was first seen: it is ended with the last of them (the only one, in a sequential run).
 //!
-//! One supervisor serves the whole run (started by posix_spawn, once): a step costs one fork of
-//! this small process and the command's `execve`, not a second `execve` of runbook.
+//! One supervisor serves the whole run (started by posix_spawn, once): a step costs the
+//! command's start (see [`vfork`]: no copy of the supervisor) and its `execve`, not a second
+//! `execve` of runbook.
 //!
 //! Protocol: runbook starts it with its own pid as the only argument; its standard input is a
 //! Unix socket carrying [`Request`]s (with the commands' standard streams as descriptors), its
