@@ -90,18 +90,22 @@ pub fn send(socket: &UnixStream, request: &Request, fds: &[RawFd]) -> std::io::R
     let header = len.to_le_bytes();
     let rights = [ControlMessage::ScmRights(fds)];
     let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
-    // The descriptors travel with the header's bytes; the body follows on the stream.
-    let mut sent = 0;
-    while sent < header.len() {
-        let iov = [IoSlice::new(&header[sent..])];
-        let cmsgs = if sent == 0 { cmsgs } else { &[] };
+    // One message, header and body together, the descriptors with its first bytes: the
+    // supervisor wakes once per request, and never finds the header without its body.
+    let iov = [IoSlice::new(&header), IoSlice::new(&body)];
+    let sent = loop {
         match sendmsg::<()>(socket.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), None) {
-            Ok(n) => sent += n,
+            Ok(n) => break n,
             Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
         }
+    };
+    // What did not fit in the socket's buffer follows on the stream.
+    let mut stream = socket;
+    if let Some(header_rest) = header.get(sent..) {
+        std::io::Write::write_all(&mut stream, header_rest)?;
     }
-    std::io::Write::write_all(&mut &*socket, &body)
+    std::io::Write::write_all(&mut stream, &body[sent.saturating_sub(header.len())..])
 }
 
 /// Receives one request; `None` at the end of the stream (runbook is gone).
@@ -288,6 +292,29 @@ mod tests {
         assert!(end.fds.is_empty());
         drop(a);
         assert!(receive(&b).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_request_larger_than_the_sockets_buffer_arrives_whole_with_its_descriptors() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let spawn = Spawn {
+            id: 3,
+            found: "".into(),
+            cwd: "".into(),
+            remove: vec![],
+            set: vec![],
+            argv: vec!["echo".into(), "x".repeat(3 << 20).into()],
+        };
+        let request = Request::Spawn {
+            spawn,
+            reads_input: false,
+        };
+        let receiver = std::thread::spawn(move || receive(&b).unwrap().unwrap());
+        let (r, w) = std::io::pipe().unwrap();
+        send(&a, &request, &[r.as_raw_fd(), w.as_raw_fd()]).unwrap();
+        let got = receiver.join().unwrap();
+        assert_eq!(got.request, request);
+        assert_eq!(got.fds.len(), 2);
     }
 
     #[test]
