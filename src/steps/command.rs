@@ -252,13 +252,24 @@ pub async fn run_argv(
     groups.remove(&group);
     // The supervisor has ended every process of the group, so the pipes are at their end; a
     // writer that escaped it still cannot hold the step.
-    let stopper = stop.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(supervisor::GRACE).await;
-        stopper.cancel();
-    });
-    let stdout = (&mut stdout).await.unwrap_or_default();
-    let stderr = (&mut stderr).await.unwrap_or_default();
+    // No timer outlives the step: pipes at their end (the common case) cancel it at once.
+    let (mut out, mut err) = (None, None);
+    let read = async {
+        out = Some((&mut stdout).await);
+        err = Some((&mut stderr).await);
+    };
+    if tokio::time::timeout(supervisor::GRACE, read).await.is_err() {
+        stop.cancel();
+    }
+    let stdout = match out {
+        Some(read) => read,
+        None => (&mut stdout).await,
+    };
+    let stderr = match err {
+        Some(read) => read,
+        None => (&mut stderr).await,
+    };
+    let (stdout, stderr) = (stdout.unwrap_or_default(), stderr.unwrap_or_default());
     stop.cancel();
     match result {
         Ok(status) => {
