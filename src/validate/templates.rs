@@ -376,6 +376,10 @@ impl<'a> Checker<'a> {
 
     /// A template of the runbook: as [`Self::template_text`], its findings read once per text.
     fn template(&mut self, text: &'a Spanned<String>, place: Place) {
+        if let Some(findings) = template_walk::lone_reference(text) {
+            let site = self.site(text, text.span, place);
+            return self.findings(&findings, &site);
+        }
         let findings = match self.parsed.get(text.as_str()) {
             Some(findings) => Rc::clone(findings),
             None => {
