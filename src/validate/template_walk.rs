@@ -5,6 +5,8 @@
 //! Names bound inside the template (`{% for x in … %}`, `{% set %}`, `loop`) are not
 //! references, and neither are the global functions.
 
+use std::borrow::Cow;
+
 use minijinja::machinery::Span as JSpan;
 use minijinja::machinery::ast::{self, Expr, Stmt};
 
@@ -15,8 +17,9 @@ const FUNCTIONS: &[&str] = &["range", "dict", "namespace", "debug"];
 pub(super) struct Reference<'t> {
     pub root: &'t str,
     pub root_span: JSpan,
-    /// Each segment's span runs from the root: `steps.a.stdot` as a whole.
-    pub segments: Vec<(String, JSpan)>,
+    /// Each segment's span runs from the root: `steps.a.stdot` as a whole. A name is
+    /// borrowed from the template; a quoted key (`a['b']`) is owned.
+    pub segments: Vec<(Cow<'t, str>, JSpan)>,
 }
 
 /// What the walk over one template finds, in the order it is met.
@@ -84,7 +87,7 @@ pub(super) fn template_findings<'t>(tree: &Stmt<'t>) -> Vec<Finding<'t>> {
 /// What [`template_findings`] finds in a template that is one name lookup and nothing else,
 /// `{{ steps.build.stdout }}` (most templates of a runbook are), found without the parser;
 /// `None` for any other template.
-pub(super) fn lone_reference(text: &str) -> Option<Vec<Finding<'_>>> {
+pub(super) fn lone_reference(text: &str) -> Option<[Finding<'_>; 2]> {
     const KEYWORDS: &[&str] = &[
         "true", "True", "false", "False", "none", "None", "and", "or", "not", "in", "is", "if",
         "else",
@@ -97,7 +100,7 @@ pub(super) fn lone_reference(text: &str) -> Option<Vec<Finding<'_>>> {
             .next()
             .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
             && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            && !KEYWORDS.contains(&name)
+            && (name.len() > 5 || !KEYWORDS.contains(&name))
     };
     let mut names = path.split('.');
     let root = names.next().filter(|root| is_name(root))?;
@@ -114,15 +117,15 @@ pub(super) fn lone_reference(text: &str) -> Option<Vec<Finding<'_>>> {
     };
     let root_span = span(start, start + root.len())?;
     let mut end = start + root.len();
-    let mut segments = Vec::new();
+    let mut segments = Vec::with_capacity(path.bytes().filter(|&b| b == b'.').count());
     for name in names {
         if !is_name(name) {
             return None;
         }
         end += 1 + name.len();
-        segments.push((name.to_owned(), span(start, end)?));
+        segments.push((Cow::Borrowed(name), span(start, end)?));
     }
-    Some(vec![
+    Some([
         // From the `{{` to the end of the expression.
         Finding::Emit {
             filter: None,
@@ -374,13 +377,16 @@ fn chain<'e, 't>(mut expr: &'e Expr<'t>) -> Result<Reference<'t>, &'e Expr<'t>> 
     loop {
         match expr {
             Expr::GetAttr(a) => {
-                segments.push((a.name.to_owned(), a.span()));
+                segments.push((Cow::Borrowed(a.name), a.span()));
                 expr = &a.expr;
             }
             Expr::GetItem(i) => match &i.subscript_expr {
                 Expr::Const(c) if c.value.as_str().is_some() => {
                     let end = i.subscript_expr.span();
-                    segments.push((c.value.as_str().unwrap_or_default().to_owned(), end));
+                    segments.push((
+                        Cow::Owned(c.value.as_str().unwrap_or_default().to_owned()),
+                        end,
+                    ));
                     expr = &i.expr;
                 }
                 _ => return Err(expr),
@@ -419,7 +425,7 @@ fn hyphenated(b: &ast::BinOp<'_>) -> Option<(String, String, String)> {
         other => {
             let r = chain(other).ok()?;
             match (r.root, r.segments.as_slice()) {
-                ("steps", [(id, _)]) => (id.clone(), id.clone()),
+                ("steps", [(id, _)]) => (id.to_string(), id.to_string()),
                 _ => return None,
             }
         }
