@@ -100,7 +100,13 @@ enum KeyTag {
 
 fn fingerprint<'a>(value: &Cow<'a, str>, tag: Option<&Tag>, style: ScalarStyle) -> Fingerprint<'a> {
     let kind = scalar::kind_of_opt(tag);
-    if kind == TagKind::Int || (kind == TagKind::None && style == ScalarStyle::Plain) {
+    // A plain key starting with a letter (most keys) is no integer: no number starts so.
+    let word = kind == TagKind::None
+        && value
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_alphabetic);
+    if kind == TagKind::Int || (kind == TagKind::None && style == ScalarStyle::Plain && !word) {
         let t = value.trim_matches([' ', '\t', '\r', '\n']);
         let int = if t.starts_with('-') {
             scalar::signed(t).map(|v| (v < 0, v.unsigned_abs()))
