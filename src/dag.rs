@@ -11,7 +11,8 @@ use crate::model::Runbook;
 #[derive(Debug, Clone)]
 pub struct Dag {
     graph: DiGraph<(), ()>,
-    index: HashMap<String, usize>,
+    /// Looked up for every `needs` entry and step reference: a fast hash, not SipHash.
+    index: foldhash::HashMap<String, usize>,
 }
 
 impl Dag {
@@ -19,7 +20,10 @@ impl Dag {
     /// those) and the first of duplicate ids winning.
     pub fn new(runbook: &Runbook) -> Self {
         let mut graph = DiGraph::with_capacity(runbook.steps.len(), runbook.steps.len());
-        let mut index = HashMap::with_capacity(runbook.steps.len());
+        let mut index = foldhash::HashMap::with_capacity_and_hasher(
+            runbook.steps.len(),
+            foldhash::fast::RandomState::default(),
+        );
         for (i, step) in runbook.steps.iter().enumerate() {
             graph.add_node(());
             index.entry(step.id.value.clone()).or_insert(i);

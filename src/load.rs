@@ -141,7 +141,7 @@ fn parse_with(source: &str, lists: &[&'static str]) -> (Option<Runbook>, Vec<Pro
     let mut problems = Vec::new();
     let mut streamed = build::Streamed::default();
     let parsed = crate::yaml::parse_streaming(source, lists, &mut |list, index, node| {
-        streamed.item(list, index, &node, source);
+        streamed.item(list, index, node, source);
     });
     let root = match parsed {
         Ok(root) => root,

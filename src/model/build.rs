@@ -8,6 +8,8 @@
 //! `wait` or an empty `approval`. Keeping the step keeps the checks of its other fields and of
 //! the steps that need it; a runbook with errors is never planned or run.
 
+use std::borrow::Cow;
+
 use indexmap::IndexMap;
 
 use super::*;
@@ -151,13 +153,13 @@ impl Streamed {
 
     /// Item `index` of the top-level list `list`, checked as the whole tree would have
     /// been (its scalars, then its shape), then dropped.
-    pub fn item(&mut self, list: &str, index: usize, node: &Node, source: &str) {
+    pub fn item(&mut self, list: &str, index: usize, node: Node, source: &str) {
         let built = if list == "finally" {
             &mut self.finally
         } else {
             &mut self.steps
         };
-        crate::validate::scalars::check(node, source, &mut built.problems);
+        crate::validate::scalars::check(&node, source, &mut built.problems);
         let mut b = Builder {
             problems: &mut built.problems,
             steps: Vec::new(),
@@ -195,9 +197,10 @@ struct Builder<'p> {
     streamed: Streamed,
 }
 
-/// The entries of one mapping, checked against its known keys.
+/// The entries of one mapping, checked against its known keys. Owned when the mapping is
+/// (a step's), so that its strings move into the model instead of being copied.
 struct Fields<'a> {
-    entries: &'a [(Key, Node)],
+    entries: Cow<'a, [(Key, Node)]>,
     span: Span,
     context: Context<'a>,
 }
@@ -234,8 +237,8 @@ impl From<String> for Context<'_> {
     }
 }
 
-impl<'a> Fields<'a> {
-    fn get(&self, key: &str) -> Option<&'a Node> {
+impl Fields<'_> {
+    fn get(&self, key: &str) -> Option<&Node> {
         self.entries
             .iter()
             .find(|(k, _)| k.name == key)
@@ -247,6 +250,30 @@ impl<'a> Fields<'a> {
             .iter()
             .find(|(k, _)| k.name == key)
             .map(|(k, _)| k.span)
+    }
+
+    /// The value of `key`, taken out of owned entries (null is left in its place, the key
+    /// stays) or copied from borrowed ones.
+    fn take(&mut self, key: &str) -> Option<Node> {
+        match &mut self.entries {
+            Cow::Borrowed(entries) => entries
+                .iter()
+                .find(|(k, _)| k.name == key)
+                .map(|(_, v)| v.clone()),
+            Cow::Owned(entries) => entries
+                .iter_mut()
+                .find(|(k, _)| k.name == key)
+                .map(|(_, v)| {
+                    let span = v.span;
+                    std::mem::replace(
+                        v,
+                        Node {
+                            value: Value::Null,
+                            span,
+                        },
+                    )
+                }),
+        }
     }
 }
 
@@ -283,12 +310,34 @@ impl Builder<'_> {
         context: impl Into<Context<'a>>,
         known: &[&str],
     ) -> Option<Fields<'a>> {
+        self.fields_of(Cow::Borrowed(node), field, context, known)
+    }
+
+    /// [`Self::fields`] of a mapping borrowed or owned.
+    fn fields_of<'a>(
+        &mut self,
+        node: Cow<'a, Node>,
+        field: &str,
+        context: impl Into<Context<'a>>,
+        known: &[&str],
+    ) -> Option<Fields<'a>> {
         let context = context.into();
-        let Some(entries) = node.as_map() else {
-            self.wrong_type(field, "a mapping", node);
-            return None;
+        let span = node.span;
+        let entries = match node {
+            Cow::Borrowed(Node {
+                value: Value::Map(entries),
+                ..
+            }) => Cow::Borrowed(entries.as_slice()),
+            Cow::Owned(Node {
+                value: Value::Map(entries),
+                ..
+            }) => Cow::Owned(entries),
+            other => {
+                self.wrong_type(field, "a mapping", &other);
+                return None;
+            }
         };
-        for (key, _) in entries {
+        for (key, _) in entries.iter() {
             if !known.contains(&key.name.as_str()) {
                 let help = suggestion(&key.name, known.iter().copied(), || {
                     format!("allowed keys: {}", list(known.iter().copied()))
@@ -303,7 +352,7 @@ impl Builder<'_> {
         }
         Some(Fields {
             entries,
-            span: node.span,
+            span,
             context,
         })
     }
@@ -443,6 +492,38 @@ impl Builder<'_> {
         out
     }
 
+    /// [`Self::string`], the text moved out of owned fields.
+    fn take_string(&mut self, fields: &mut Fields, key: &str) -> Option<Spanned<String>> {
+        let node = fields.take(key)?;
+        self.string_value(key, node)
+    }
+
+    /// [`Self::string_node`] of a node given away: a string moves as it is.
+    fn string_value(&mut self, field: &str, node: Node) -> Option<Spanned<String>> {
+        match node.value {
+            Value::String(s) => Some(Spanned::new(s, node.span)),
+            _ => self.string_node(field, &node),
+        }
+    }
+
+    /// [`Self::string_list`], the texts moved out of owned fields.
+    fn take_string_list(&mut self, fields: &mut Fields, key: &str) -> Vec<Spanned<String>> {
+        let Some(node) = fields.take(key) else {
+            return Vec::new();
+        };
+        let Value::Seq(items) = node.value else {
+            self.seq(key, &node);
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(items.len());
+        out.extend(
+            items
+                .into_iter()
+                .filter_map(|item| self.string_value(key, item)),
+        );
+        out
+    }
+
     fn int_list(&mut self, fields: &Fields, key: &str) -> Vec<Spanned<i64>> {
         let Some(node) = fields.get(key) else {
             return Vec::new();
@@ -474,7 +555,7 @@ impl Builder<'_> {
     }
 
     /// A mapping of named entries (`params`, `secrets`, `connections`).
-    fn named<'a>(&mut self, fields: &Fields<'a>, key: &str) -> &'a [(Key, Node)] {
+    fn named<'a>(&mut self, fields: &'a Fields<'_>, key: &str) -> &'a [(Key, Node)] {
         let Some(node) = fields.get(key) else {
             return &[];
         };
@@ -856,22 +937,25 @@ impl Builder<'_> {
         // what it needs.
         let mut steps = Vec::with_capacity(items.len());
         for (i, item) in items.into_iter().enumerate() {
-            steps.extend(self.step(i, &item));
+            steps.extend(self.step(i, item));
         }
         steps
     }
 
-    fn step(&mut self, index: usize, node: &Node) -> Option<Step> {
-        let context = match node
+    fn step(&mut self, index: usize, node: Node) -> Option<Step> {
+        // The step's own node: its strings move into the model.
+        let id_text = node
             .as_map()
             .and_then(|m| m.iter().find(|(k, _)| k.name == "id"))
             .and_then(|(_, v)| v.as_str())
-        {
+            .map(str::to_owned);
+        let context = match &id_text {
             Some(id) => Context::Step(id),
             None => Context::StepNumber(index),
         };
-        let fields = self.fields(node, "steps[]", context, STEP_KEYS)?;
-        let id = self.string(&fields, "id");
+        let span = node.span;
+        let mut fields = self.fields_of(Cow::Owned(node), "steps[]", context, STEP_KEYS)?;
+        let id = self.take_string(&mut fields, "id");
         if id.is_none() && fields.get("id").is_none() {
             self.missing(
                 &fields,
@@ -883,7 +967,7 @@ impl Builder<'_> {
         let kind = match &uses {
             // A `use` step has no kind of its own: the group's steps act.
             Some(_) => None,
-            None => self.step_kind(&fields, id.as_ref()),
+            None => self.step_kind(&mut fields, id.as_ref()),
         };
         let with = self.passed(&fields);
         let id = id?;
@@ -894,7 +978,7 @@ impl Builder<'_> {
         Some(Step {
             id,
             title: self.string(&fields, "title").map(Box::new),
-            needs: self.string_list(&fields, "needs"),
+            needs: self.take_string_list(&mut fields, "needs"),
             when: self.string(&fields, "when").map(Box::new),
             timeout: self.duration(&fields, "timeout").map(Box::new),
             expect: self.duration(&fields, "expect").map(Box::new),
@@ -929,7 +1013,7 @@ impl Builder<'_> {
             scope: crate::scope::Scope::default(),
             target: self.string(&fields, "target").map(Box::new),
             kind,
-            span: node.span,
+            span,
         })
     }
 
@@ -938,7 +1022,7 @@ impl Builder<'_> {
     fn check_use(&mut self, fields: &Fields, id: &Spanned<String>, uses: bool) {
         const WITH_USE: &[&str] = &["id", "title", "needs", "use", "with"];
         if uses {
-            for (key, _) in fields.entries {
+            for (key, _) in fields.entries.iter() {
                 if STEP_KEYS.contains(&key.name.as_str()) && !WITH_USE.contains(&key.name.as_str())
                 {
                     self.push(Problem::UseWithKey {
@@ -1011,9 +1095,12 @@ impl Builder<'_> {
 
     /// The step's kind: the first of the kind keys that could be read. A step must have
     /// exactly one kind key; when it has none or several, the problem is reported here.
-    fn step_kind(&mut self, fields: &Fields, id: Option<&Spanned<String>>) -> Option<StepKind> {
+    fn step_kind(&mut self, fields: &mut Fields, id: Option<&Spanned<String>>) -> Option<StepKind> {
         let built = [
-            self.kind_key(fields, "run", Self::run).map(StepKind::Run),
+            fields
+                .take("run")
+                .and_then(|node| self.run_of(Cow::Owned(node)))
+                .map(StepKind::Run),
             self.kind_key(fields, "sql", Self::sql)
                 .map(|sql| StepKind::Sql(Box::new(sql))),
             self.duration(fields, "wait").map(StepKind::Wait),
@@ -1058,14 +1145,19 @@ impl Builder<'_> {
     }
 
     fn run(&mut self, node: &Node) -> Option<Run> {
-        let fields = self.fields(node, "run", "`run`", RUN_KEYS)?;
+        self.run_of(Cow::Borrowed(node))
+    }
+
+    fn run_of(&mut self, node: Cow<'_, Node>) -> Option<Run> {
+        let span = node.span;
+        let mut fields = self.fields_of(node, "run", "`run`", RUN_KEYS)?;
         Some(Run {
-            program: self.string(&fields, "program"),
-            args: self.string_list(&fields, "args"),
+            program: self.take_string(&mut fields, "program"),
+            args: self.take_string_list(&mut fields, "args"),
             shell: self.choice(&fields, "shell", Shell::NAMES, Shell::from_name),
             script: self.string(&fields, "script"),
             cwd: self.string(&fields, "cwd").map(Box::new),
-            span: node.span,
+            span,
         })
     }
 

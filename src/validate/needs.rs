@@ -30,7 +30,8 @@ fn check_name(runbook: &Runbook, problems: &mut Vec<Problem>) {
 
 /// Ids and `needs` of `runbook.steps`; the graph they make.
 pub fn check_steps(runbook: &Runbook, problems: &mut Vec<Problem>) -> Dag {
-    let mut first: HashMap<&str, usize> = HashMap::with_capacity(runbook.steps.len());
+    // The graph's index holds the first step of each id.
+    let dag = Dag::new(runbook);
     for (i, step) in runbook.steps.iter().enumerate() {
         // Steps from a group have ids `use.step`, made here, not written.
         if step.scope.is_empty() && !is_valid_id(&step.id, true) {
@@ -42,14 +43,12 @@ pub fn check_steps(runbook: &Runbook, problems: &mut Vec<Problem>) -> Dag {
                     .to_owned(),
             });
         }
-        if let Some(&j) = first.get(step.id.as_str()) {
+        if let Some(j) = dag.index_of(step.id.as_str()).filter(|&j| j != i) {
             problems.push(Problem::DuplicateStep {
                 id: step.id.value.clone(),
                 span: step.id.span.into(),
                 first: runbook.steps[j].id.span.into(),
             });
-        } else {
-            first.insert(&step.id, i);
         }
     }
 
@@ -63,7 +62,7 @@ pub fn check_steps(runbook: &Runbook, problems: &mut Vec<Problem>) -> Dag {
                     id: step.id.value.clone(),
                     span: need.span.into(),
                 });
-            } else if !first.contains_key(need.as_str()) {
+            } else if dag.index_of(need.as_str()).is_none() {
                 let ids = runbook.steps.iter().map(|s| s.id.as_str());
                 let ids = ids.take(if suggestions_left > 0 { usize::MAX } else { 0 });
                 suggestions_left = suggestions_left.saturating_sub(1);
@@ -87,7 +86,6 @@ pub fn check_steps(runbook: &Runbook, problems: &mut Vec<Problem>) -> Dag {
         }
     }
 
-    let dag = Dag::new(runbook);
     report_cycles(runbook, &dag, problems);
     dag
 }

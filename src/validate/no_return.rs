@@ -9,6 +9,12 @@ use crate::diagnostic::Problem;
 use crate::model::Runbook;
 
 pub fn check(runbook: &Runbook, dag: &Dag, problems: &mut Vec<Problem>) {
+    // Most runbooks have no irreversible step, or no rollback: nothing to walk.
+    if !runbook.steps.iter().any(|s| s.is_irreversible())
+        || !runbook.steps.iter().any(|s| s.rollback.is_some())
+    {
+        return;
+    }
     // For each step, the first irreversible step that must complete before it starts, found in
     // one pass over the steps in scheduling order.
     let mut behind: Vec<Option<usize>> = vec![None; runbook.steps.len()];

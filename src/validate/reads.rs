@@ -39,10 +39,12 @@ fn fields(findings: &[Finding<'_>]) -> Vec<(String, Option<String>)> {
     let mut read: Vec<(String, Option<String>)> = findings
         .iter()
         .filter_map(|f| match f {
-            Finding::Reference(r) if r.root == "steps" => r
-                .segments
-                .first()
-                .map(|(id, _)| (id.clone(), r.segments.get(1).map(|(f, _)| f.clone()))),
+            Finding::Reference(r) if r.root == "steps" => r.segments.first().map(|(id, _)| {
+                (
+                    id.to_string(),
+                    r.segments.get(1).map(|(f, _)| f.to_string()),
+                )
+            }),
             Finding::Hyphenated { id, .. } => Some((id.clone(), None)),
             _ => None,
         })

@@ -205,7 +205,7 @@ fn step_attributes(
     }
     if attr == "outputs"
         && let Some((output, output_span)) = r.segments.get(2)
-        && !outputs.contains_key(output.as_str())
+        && !outputs.contains_key(output.as_ref())
     {
         let names = outputs.keys().map(String::as_str);
         let help = suggestion(output, names.clone(), || {
@@ -213,7 +213,7 @@ fn step_attributes(
         });
         problems.push(Problem::UnknownAttribute {
             name: format!("{name}.outputs"),
-            attribute: output.clone(),
+            attribute: output.to_string(),
             span: site.at(*output_span).into(),
             help,
         });
@@ -230,7 +230,7 @@ fn declared<V>(
     let Some((name, name_span)) = r.segments.first() else {
         return;
     };
-    if declared.contains_key(name.as_str()) {
+    if declared.contains_key(name.as_ref()) {
         return;
     }
     let names = declared.keys().map(String::as_str);

@@ -5,6 +5,8 @@
 //! Names bound inside the template (`{% for x in … %}`, `{% set %}`, `loop`) are not
 //! references, and neither are the global functions.
 
+use std::borrow::Cow;
+
 use minijinja::machinery::Span as JSpan;
 use minijinja::machinery::ast::{self, Expr, Stmt};
 
@@ -15,8 +17,9 @@ const FUNCTIONS: &[&str] = &["range", "dict", "namespace", "debug"];
 pub(super) struct Reference<'t> {
     pub root: &'t str,
     pub root_span: JSpan,
-    /// Each segment's span runs from the root: `steps.a.stdot` as a whole.
-    pub segments: Vec<(String, JSpan)>,
+    /// Each segment's span runs from the root: `steps.a.stdot` as a whole. A name is
+    /// borrowed from the template; a quoted key (`a['b']`) is owned.
+    pub segments: Vec<(Cow<'t, str>, JSpan)>,
 }
 
 /// What the walk over one template finds, in the order it is met.
@@ -79,6 +82,61 @@ pub(super) fn template_findings<'t>(tree: &Stmt<'t>) -> Vec<Finding<'t>> {
     let mut walk = Walk::default();
     walk.stmt(tree);
     walk.findings
+}
+
+/// What [`template_findings`] finds in a template that is one name lookup and nothing else,
+/// `{{ steps.build.stdout }}` (most templates of a runbook are), found without the parser;
+/// `None` for any other template.
+pub(super) fn lone_reference(text: &str) -> Option<[Finding<'_>; 2]> {
+    const KEYWORDS: &[&str] = &[
+        "true", "True", "false", "False", "none", "None", "and", "or", "not", "in", "is", "if",
+        "else",
+    ];
+    let inner = text.strip_prefix("{{")?.strip_suffix("}}")?;
+    let start = 2 + (inner.len() - inner.trim_start_matches(' ').len());
+    let path = inner.trim_matches(' ');
+    let is_name = |name: &str| {
+        name.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && (name.len() > 5 || !KEYWORDS.contains(&name))
+    };
+    let mut names = path.split('.');
+    let root = names.next().filter(|root| is_name(root))?;
+    // Spans as minijinja gives them: one line, columns counted from 0.
+    let span = |from: usize, to: usize| {
+        Some(JSpan {
+            start_line: 1,
+            start_col: u16::try_from(from).ok()?,
+            start_offset: u32::try_from(from).ok()?,
+            end_line: 1,
+            end_col: u16::try_from(to).ok()?,
+            end_offset: u32::try_from(to).ok()?,
+        })
+    };
+    let root_span = span(start, start + root.len())?;
+    let mut end = start + root.len();
+    let mut segments = Vec::with_capacity(path.bytes().filter(|&b| b == b'.').count());
+    for name in names {
+        if !is_name(name) {
+            return None;
+        }
+        end += 1 + name.len();
+        segments.push((Cow::Borrowed(name), span(start, end)?));
+    }
+    Some([
+        // From the `{{` to the end of the expression.
+        Finding::Emit {
+            filter: None,
+            span: span(0, end)?,
+        },
+        Finding::Reference(Reference {
+            root,
+            root_span,
+            segments,
+        }),
+    ])
 }
 
 /// Everything a parsed expression (`when`, `until`, `assert`) reads and uses.
@@ -319,13 +377,16 @@ fn chain<'e, 't>(mut expr: &'e Expr<'t>) -> Result<Reference<'t>, &'e Expr<'t>> 
     loop {
         match expr {
             Expr::GetAttr(a) => {
-                segments.push((a.name.to_owned(), a.span()));
+                segments.push((Cow::Borrowed(a.name), a.span()));
                 expr = &a.expr;
             }
             Expr::GetItem(i) => match &i.subscript_expr {
                 Expr::Const(c) if c.value.as_str().is_some() => {
                     let end = i.subscript_expr.span();
-                    segments.push((c.value.as_str().unwrap_or_default().to_owned(), end));
+                    segments.push((
+                        Cow::Owned(c.value.as_str().unwrap_or_default().to_owned()),
+                        end,
+                    ));
                     expr = &i.expr;
                 }
                 _ => return Err(expr),
@@ -364,7 +425,7 @@ fn hyphenated(b: &ast::BinOp<'_>) -> Option<(String, String, String)> {
         other => {
             let r = chain(other).ok()?;
             match (r.root, r.segments.as_slice()) {
-                ("steps", [(id, _)]) => (id.clone(), id.clone()),
+                ("steps", [(id, _)]) => (id.to_string(), id.to_string()),
                 _ => return None,
             }
         }
@@ -376,4 +437,74 @@ fn hyphenated(b: &ast::BinOp<'_>) -> Option<(String, String, String)> {
         .map(|(s, _)| format!(".{s}"))
         .collect();
     Some((first, format!("{left}-{}", right.root), rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Finding, lone_reference, template_findings};
+
+    /// The findings as text, to compare two lists of them.
+    fn shown(findings: &[Finding<'_>]) -> Vec<String> {
+        findings
+            .iter()
+            .map(|f| match f {
+                Finding::Reference(r) => {
+                    format!("ref {} {:#?} {:#?}", r.root, r.root_span, r.segments)
+                }
+                Finding::Emit { filter, span } => format!("emit {filter:?} {span:#?}"),
+                Finding::Hyphenated { .. } => "hyphenated".to_owned(),
+                Finding::HugeLoop { .. } => "loop".to_owned(),
+                Finding::Filter { name, .. } => format!("filter {name}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_lone_reference_is_found_as_the_parser_finds_it() {
+        let texts = [
+            "{{ params.target }}",
+            "{{ steps.s0.stdout }}",
+            "{{steps.build_2.result.exit_code}}",
+            "{{   x   }}",
+            "{{ _a._b }}",
+            "{{ item }}",
+            "{{ loop.index }}",
+            "{{ self.x }}",
+        ];
+        for text in texts {
+            let tree = crate::validate::templates::parse(text).expect("a template");
+            let parsed = shown(&template_findings(&tree));
+            let lone = lone_reference(text).map(|f| shown(&f));
+            assert_eq!(lone.as_ref(), Some(&parsed), "{text}");
+        }
+    }
+
+    #[test]
+    fn anything_else_goes_to_the_parser() {
+        let texts = [
+            "{{ true }}",
+            "{{ none.x }}",
+            "{{ a.true }}",
+            "{{ not x }}",
+            "{{ a.0 }}",
+            "{{ a..b }}",
+            "{{ a. }}",
+            "{{ a | upper }}",
+            "{{ a['b'] }}",
+            "{{- a }}",
+            "{{ a -}}",
+            "{{\ta }}",
+            "{{ a }} ",
+            " {{ a }}",
+            "{{ a }}{{ b }}",
+            "{{ a\n}}",
+            "{{ é }}",
+            "{{ steps.copy-logs.stdout }}",
+            "{{ }}",
+            "{{}}",
+        ];
+        for text in texts {
+            assert!(lone_reference(text).is_none(), "{text}");
+        }
+    }
 }

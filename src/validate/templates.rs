@@ -376,14 +376,22 @@ impl<'a> Checker<'a> {
 
     /// A template of the runbook: as [`Self::template_text`], its findings read once per text.
     fn template(&mut self, text: &'a Spanned<String>, place: Place) {
+        if let Some(findings) = template_walk::lone_reference(text) {
+            let site = self.site(text, text.span, place);
+            return self.findings(&findings, &site);
+        }
+        if !has_template(text) {
+            return;
+        }
         let findings = match self.parsed.get(text.as_str()) {
             Some(findings) => Rc::clone(findings),
             None => {
-                let tree = (has_template(text) && template_limit::check_template(text).is_ok())
+                let tree = template_limit::check_template(text)
+                    .is_ok()
                     .then(|| parse(text).ok())
                     .flatten();
                 let Some(tree) = tree else {
-                    // Nothing to check, or something to report: the whole path.
+                    // Something to report: the whole path.
                     return self.template_text(&text.value, text.span, place);
                 };
                 let findings: Rc<[Finding<'a>]> = template_walk::template_findings(&tree).into();

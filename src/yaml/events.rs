@@ -100,7 +100,13 @@ enum KeyTag {
 
 fn fingerprint<'a>(value: &Cow<'a, str>, tag: Option<&Tag>, style: ScalarStyle) -> Fingerprint<'a> {
     let kind = scalar::kind_of_opt(tag);
-    if kind == TagKind::Int || (kind == TagKind::None && style == ScalarStyle::Plain) {
+    // A plain key starting with a letter (most keys) is no integer: no number starts so.
+    let word = kind == TagKind::None
+        && value
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_alphabetic);
+    if kind == TagKind::Int || (kind == TagKind::None && style == ScalarStyle::Plain && !word) {
         let t = value.trim_matches([' ', '\t', '\r', '\n']);
         let int = if t.starts_with('-') {
             scalar::signed(t).map(|v| (v < 0, v.unsigned_abs()))
@@ -262,6 +268,9 @@ struct Builder<'a, 's> {
     budget: Budget,
     anchors: Vec<Option<Rc<[Rec<'a>]>>>,
     recordings: Vec<Recording<'a>>,
+    /// Key lists of finished mappings, emptied, for the next mappings to start with: most
+    /// mappings are small and many, and their keys are not needed once they end.
+    spare_keys: Vec<Vec<Fingerprint<'a>>>,
     expansions: Vec<usize>,
     replayed: usize,
     stack: Vec<Frame<'a>>,
@@ -288,6 +297,7 @@ impl<'a, 's> Builder<'a, 's> {
             budget: Budget::default(),
             anchors: Vec::new(),
             recordings: Vec::new(),
+            spare_keys: Vec::new(),
             expansions: Vec::new(),
             replayed: 0,
             stack: Vec::new(),
@@ -533,7 +543,10 @@ impl<'a, 's> Builder<'a, 's> {
                 let collection = if map {
                     Collection::Map(MapFrame {
                         entries: Vec::new(),
-                        keys: Keys::default(),
+                        keys: Keys {
+                            list: self.spare_keys.pop().unwrap_or_default(),
+                            index: None,
+                        },
                         slot: Slot::Key,
                         merges: Vec::new(),
                         errors: Vec::new(),
@@ -748,6 +761,21 @@ impl<'a, 's> Builder<'a, 's> {
 
     /// A finished node into its parent.
     fn done(&mut self, mut done: Done<'a>) -> Result<(), YamlError> {
+        // A mapping's keys are needed only to merge it into another.
+        let merging = self.stack.last().is_some_and(|frame| {
+            matches!(
+                frame.collection,
+                Collection::MergeList(_)
+                    | Collection::Map(MapFrame {
+                        slot: Slot::MergeValue,
+                        ..
+                    })
+            )
+        });
+        if !merging && let Some(mut list) = done.keys.take() {
+            list.clear();
+            self.spare_keys.push(list);
+        }
         let Some(frame) = self.stack.last_mut() else {
             self.root = Some(done.node);
             return Ok(());

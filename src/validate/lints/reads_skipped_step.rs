@@ -35,7 +35,7 @@ impl Lint for ReadsSkippedStep {
         else {
             return;
         };
-        if !PRODUCED.contains(&what.as_str()) {
+        if !PRODUCED.contains(&what.as_ref()) {
             return;
         }
         let Some(read) = site.step(id) else {
@@ -62,14 +62,14 @@ impl Lint for ReadsSkippedStep {
             if reader
                 .when
                 .as_ref()
-                .is_some_and(|w| w.value.contains(id.as_str()))
+                .is_some_and(|w| w.value.contains(id.as_ref()))
             {
                 return;
             }
         }
         problems.push(Problem::ReadsSkippedStep {
             read: format!("steps.{id}.{what}"),
-            step: id.clone(),
+            step: id.to_string(),
             when: when.value.clone(),
             span: site.at(last).into(),
         });

@@ -15,10 +15,10 @@ impl Lint for SecretInArgs {
             && site.place.kind == Kind::Args
             && let Some((name, span)) = r.segments.first()
             // An undeclared secret is an unknown variable, reported as such.
-            && site.runbook.secrets.contains_key(name.as_str())
+            && site.runbook.secrets.contains_key(name.as_ref())
         {
             problems.push(Problem::SecretInArgs {
-                name: name.clone(),
+                name: name.to_string(),
                 span: site.at(*span).into(),
             });
         }

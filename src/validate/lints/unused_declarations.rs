@@ -41,7 +41,7 @@ impl Lint for UnusedDeclarations {
         };
         match r.segments.first() {
             Some((name, _)) => {
-                used.names.insert(name.clone());
+                used.names.insert(name.to_string());
             }
             None => used.all = true,
         }
