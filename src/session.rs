@@ -500,6 +500,8 @@ fn execute(
     }
     let secrets = crate::bind::read_secrets(&runbook).map_err(SessionError::Secrets)?;
     let env = crate::env_file::read(&runbook)?;
+    // The commands' supervisor starts while the run takes its locks and opens its journal.
+    crate::steps::supervisor_client::prepare();
     let (_lock, stale) =
         crate::lock::acquire(&settings.state, &runbook.name, &run.id, &run.started_at)?;
     if let Some(stale) = stale {

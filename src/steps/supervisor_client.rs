@@ -44,6 +44,8 @@ pub struct Client {
     alive: Arc<AtomicBool>,
     /// Says when the supervisor has exited and been waited for.
     ended: Mutex<std::sync::mpsc::Receiver<()>>,
+    /// Its replies, until a runtime reads them (see [`prepare`]).
+    unread: Mutex<Option<std::io::PipeReader>>,
 }
 
 thread_local! {
@@ -52,8 +54,8 @@ thread_local! {
     static CLIENT: RefCell<Option<Arc<Client>>> = const { RefCell::new(None) };
 }
 
-/// The supervisor, started if there is none.
-fn client() -> std::io::Result<Arc<Client>> {
+/// This thread's supervisor, started if there is none.
+fn started() -> std::io::Result<Arc<Client>> {
     CLIENT.with_borrow_mut(|current| {
         if let Some(client) = current.as_ref().filter(|c| c.alive.load(Ordering::Acquire)) {
             return Ok(client.clone());
@@ -64,9 +66,34 @@ fn client() -> std::io::Result<Arc<Client>> {
     })
 }
 
+/// Starts this thread's supervisor ahead of the first command, so that its start overlaps the
+/// run's own (the lock, the journal's first syncs) instead of delaying the first step. Its
+/// replies wait in their pipe until a runtime asks it for a command.
+pub fn prepare() {
+    let _ = started();
+}
+
+/// The supervisor, started if there is none, its replies read by the current runtime.
+fn client() -> std::io::Result<Arc<Client>> {
+    let client = started()?;
+    let unread = client
+        .unread
+        .lock()
+        .map_err(|_| std::io::Error::other("the supervisor's replies are poisoned"))?
+        .take();
+    if let Some(replies) = unread {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| std::io::Error::other("commands are started from a runtime"))?;
+        runtime.spawn(read_replies(
+            replies,
+            client.waiters.clone(),
+            client.alive.clone(),
+        ));
+    }
+    Ok(client)
+}
+
 fn start() -> std::io::Result<Client> {
-    let runtime = tokio::runtime::Handle::try_current()
-        .map_err(|_| std::io::Error::other("commands are started from a runtime"))?;
     let (requests, theirs) = UnixStream::pair()?;
     let (replies, reply_end) = std::io::pipe()?;
     let waiters: Waiters = Arc::default();
@@ -109,13 +136,13 @@ fn start() -> std::io::Result<Client> {
     started_rx
         .recv()
         .map_err(|_| std::io::Error::other("the supervisor's thread ended"))??;
-    runtime.spawn(read_replies(replies, waiters.clone(), alive.clone()));
     Ok(Client {
         requests: Mutex::new(requests),
         waiters,
         next: AtomicU64::new(1),
         alive,
         ended: Mutex::new(ended),
+        unread: Mutex::new(Some(replies)),
     })
 }
 
