@@ -216,13 +216,13 @@ pub async fn run_argv(
     spawned(group.clone());
     let stop = CancellationToken::new();
     let mut stdout = tokio::spawn(read_capped(
-        Some(stdout_pipe),
+        stdout_pipe,
         stop.clone(),
         Stream::Stdout,
         on_line.clone(),
     ));
     let mut stderr = tokio::spawn(read_capped(
-        Some(stderr_pipe),
+        stderr_pipe,
         stop.clone(),
         Stream::Stderr,
         on_line,
@@ -344,14 +344,11 @@ impl Pipes {
 /// Reads a stream to its end, or until `stop`, keeping at most [`OUTPUT_CAP`] bytes; every
 /// line goes to `on_line` as it completes (the live view), cap or no cap.
 async fn read_capped(
-    stream: Option<impl AsyncRead + Unpin>,
+    mut stream: impl AsyncRead + Unpin,
     stop: CancellationToken,
     which: Stream,
     on_line: Arc<OnLine>,
 ) -> String {
-    let Some(mut stream) = stream else {
-        return String::new();
-    };
     let mut kept = Vec::new();
     let mut dropped = 0usize;
     let mut buf = [0u8; 16 * 1024];

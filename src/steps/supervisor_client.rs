@@ -254,6 +254,11 @@ pub struct Spawned {
 /// the others). They are closed here once sent.
 pub fn spawn(spawn: Spawn, streams: Streams) -> std::io::Result<Spawned> {
     let mut last = None;
+    let fds = streams.raw();
+    let mut request = Request::Spawn {
+        reads_input: streams.stdin.is_some(),
+        spawn,
+    };
     // A supervisor that died (killed from outside) is replaced once.
     for _ in 0..2 {
         let client = client()?;
@@ -262,14 +267,9 @@ pub fn spawn(spawn: Spawn, streams: Streams) -> std::io::Result<Spawned> {
         if let Ok(mut w) = client.waiters.lock() {
             w.insert(id, tx);
         }
-        let fds = streams.raw();
-        let request = Request::Spawn {
-            reads_input: streams.stdin.is_some(),
-            spawn: Spawn {
-                id,
-                ..spawn.clone()
-            },
-        };
+        if let Request::Spawn { spawn, .. } = &mut request {
+            spawn.id = id;
+        }
         let sent = match client.requests.lock() {
             Ok(socket) => supervisor_request::send(&socket, &request, &fds),
             Err(_) => Err(std::io::Error::other("the supervisor's socket is poisoned")),

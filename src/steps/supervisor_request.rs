@@ -269,16 +269,15 @@ mod tests {
     #[test]
     fn a_spawn_and_its_descriptors_arrive_as_sent() {
         let (a, b) = UnixStream::pair().unwrap();
-        let spawn = Spawn {
-            id: 7,
-            found: "/usr/bin/env".into(),
-            cwd: "/tmp".into(),
-            remove: vec!["SECRET".into()],
-            set: vec![("A".into(), "b c".into()), ("EMPTY".into(), "".into())],
-            argv: vec!["env".into(), "x\0y".into(), "".into()],
-        };
         let request = Request::Spawn {
-            spawn,
+            spawn: Spawn {
+                id: 7,
+                found: "/usr/bin/env".into(),
+                cwd: "/tmp".into(),
+                remove: vec!["SECRET".into()],
+                set: vec![("A".into(), "b c".into()), ("EMPTY".into(), "".into())],
+                argv: vec!["env".into(), "x\0y".into(), "".into()],
+            },
             reads_input: true,
         };
         let (r, w) = std::io::pipe().unwrap();
@@ -297,16 +296,12 @@ mod tests {
     #[test]
     fn a_request_larger_than_the_sockets_buffer_arrives_whole_with_its_descriptors() {
         let (a, b) = UnixStream::pair().unwrap();
-        let spawn = Spawn {
-            id: 3,
-            found: "".into(),
-            cwd: "".into(),
-            remove: vec![],
-            set: vec![],
-            argv: vec!["echo".into(), "x".repeat(3 << 20).into()],
-        };
         let request = Request::Spawn {
-            spawn,
+            spawn: Spawn {
+                id: 3,
+                argv: vec!["echo".into(), "x".repeat(3 << 20).into()],
+                ..Spawn::default()
+            },
             reads_input: false,
         };
         let receiver = std::thread::spawn(move || receive(&b).unwrap().unwrap());

@@ -91,7 +91,6 @@ struct Child {
 
 /// Starts `command`; its pid, once it has called `execve`.
 pub fn spawn(command: &Command, stack: &mut Stack) -> std::io::Result<libc::pid_t> {
-    let c = c_string;
     let program = command
         .argv
         .first()
@@ -99,17 +98,17 @@ pub fn spawn(command: &Command, stack: &mut Stack) -> std::io::Result<libc::pid_
     let argv: Vec<CString> = command
         .argv
         .iter()
-        .map(|a| c(a.as_bytes()))
+        .map(|a| c_string(a.as_bytes()))
         .collect::<Result<_, _>>()?;
     let candidates: Vec<CString> =
         candidates(command.found, program.as_bytes(), command.env.path())
             .into_iter()
-            .map(|p| c(&p))
+            .map(|p| c_string(&p))
             .collect::<Result<_, _>>()?;
     let cwd = (!command.cwd.is_empty())
-        .then(|| c(command.cwd.as_bytes()))
+        .then(|| c_string(command.cwd.as_bytes()))
         .transpose()?;
-    let sh = c(b"/bin/sh")?;
+    let sh = c_string(b"/bin/sh")?;
     let argv_ptrs = null_terminated(&argv);
     let env_ptrs = null_terminated(&command.env.0);
     // `/bin/sh SCRIPT ARGS…`, as execvp runs a file the kernel will not (ENOEXEC).
